@@ -1,0 +1,8 @@
+// Placeholder registration; replaced by the owning work item.
+#include <CLI/CLI.hpp>
+
+#include "commands.h"
+
+namespace heinfer::apps {
+void register_inspect(CLI::App& /*app*/) {}
+}  // namespace heinfer::apps

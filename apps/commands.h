@@ -1,0 +1,20 @@
+// Subcommands of the `heinfer` command-line tool. Each register_* adds one
+// subcommand (with its options and callback) to the top-level CLI11 app.
+#pragma once
+
+namespace CLI {
+class App;
+}
+
+namespace heinfer::apps {
+
+/// `heinfer inspect MODEL.onnx`: the graph after passes, per-node class, MACs, depth.
+void register_inspect(CLI::App& app);
+
+/// `heinfer run MODEL.onnx --input X.npy --output Y.npy [...]`: inference.
+void register_run(CLI::App& app);
+
+/// `heinfer ckks-demo`: encrypt, compute, decrypt a vector, printing the error.
+void register_ckks_demo(CLI::App& app);
+
+}  // namespace heinfer::apps

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Installs, builds and runs the whole test suite (CTest over the GoogleTest binaries).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+BUILD_DIR=${BUILD_DIR:-build}
+cd "$BUILD_DIR"
+OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} ctest --output-on-failure -j "${JOBS:-$(nproc)}" "$@"
