@@ -1,0 +1,75 @@
+// Negacyclic number-theoretic transform over Z_q[X]/(X^n + 1).
+//
+// Forward: Cooley-Tukey butterflies with powers of a primitive 2n-th root ψ in
+// bit-reversed order; inverse: Gentleman-Sande. Harvey's lazy butterflies keep
+// intermediate values in [0, 4q) and reduce only at the end (D. Harvey, "Faster
+// arithmetic for number-theoretic transforms", J. Symb. Comp. 60, 2014, alg. 4);
+// negacyclic merging of the ψ twist as in T. Pöppelmann, T. Oder, T. Güneysu,
+// "High-performance ideal lattice-based cryptography on 8-bit ATxmega
+// microcontrollers", LATINCRYPT 2015, alg. 1-2.
+//
+// Ordering (both paths, scalar and AVX-512 IFMA): after forward(), slot j holds
+// the evaluation a(ψ^(2·bitrev(j, log2 n) + 1)) — "bit-reversed evaluation order".
+// Inputs must be in [0, q); outputs are in [0, q).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "ckks/modulus.h"
+
+namespace heinfer::ckks {
+
+/// Precomputed twiddle factors for one prime. Immutable after construction; share freely.
+class NTTTables {
+ public:
+  /// n: power of two in [8, 2^17]; q: prime ≡ 1 (mod 2n), q < 2^61.
+  /// Throws std::invalid_argument otherwise.
+  NTTTables(size_t n, const Modulus& q);
+
+  size_t n() const { return n_; }
+  int log_n() const { return log_n_; }
+  const Modulus& modulus() const { return q_; }
+  /// The primitive 2n-th root ψ used (the smallest one, so tables are deterministic).
+  uint64_t root() const { return root_; }
+
+  /// In-place forward transform of n coefficients in [0, q).
+  void forward(uint64_t* a) const;
+  /// In-place inverse transform (includes the 1/n factor); inputs and outputs in [0, q).
+  void inverse(uint64_t* a) const;
+
+  /// Portable scalar implementations (always available; used for testing both paths).
+  void forward_scalar(uint64_t* a) const;
+  void inverse_scalar(uint64_t* a) const;
+
+  // Twiddles, index k holds ψ^(bitrev(k)) (forward) / ψ^(-bitrev(k)) (inverse), with
+  // their Shoup constants floor(w·2^64/q). Exposed for the SIMD kernels.
+  const std::vector<uint64_t>& root_powers() const { return root_powers_; }
+  const std::vector<uint64_t>& root_powers_shoup() const { return root_powers_shoup_; }
+  const std::vector<uint64_t>& inv_root_powers() const { return inv_root_powers_; }
+  const std::vector<uint64_t>& inv_root_powers_shoup() const { return inv_root_powers_shoup_; }
+  uint64_t inv_n() const { return inv_n_; }
+  uint64_t inv_n_shoup() const { return inv_n_shoup_; }
+
+ private:
+  size_t n_;
+  int log_n_;
+  Modulus q_;
+  uint64_t root_;
+  std::vector<uint64_t> root_powers_, root_powers_shoup_;
+  std::vector<uint64_t> inv_root_powers_, inv_root_powers_shoup_;
+  uint64_t inv_n_, inv_n_shoup_;
+};
+
+/// Reverses the low `bits` bits of x.
+inline uint32_t bit_reverse(uint32_t x, int bits) {
+  uint32_t r = 0;
+  for (int i = 0; i < bits; ++i) {
+    r = (r << 1) | (x & 1);
+    x >>= 1;
+  }
+  return r;
+}
+
+}  // namespace heinfer::ckks

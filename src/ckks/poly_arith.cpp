@@ -1,0 +1,72 @@
+#include "ckks/poly_arith.h"
+
+#include <algorithm>
+#include <vector>
+
+namespace heinfer::ckks {
+
+void add_poly(const uint64_t* a, const uint64_t* b, uint64_t* out, size_t n, const Modulus& q) {
+  const uint64_t qv = q.value;
+  for (size_t i = 0; i < n; ++i) out[i] = add_mod(a[i], b[i], qv);
+}
+
+void sub_poly(const uint64_t* a, const uint64_t* b, uint64_t* out, size_t n, const Modulus& q) {
+  const uint64_t qv = q.value;
+  for (size_t i = 0; i < n; ++i) out[i] = sub_mod(a[i], b[i], qv);
+}
+
+void negate_poly(const uint64_t* a, uint64_t* out, size_t n, const Modulus& q) {
+  const uint64_t qv = q.value;
+  for (size_t i = 0; i < n; ++i) out[i] = negate_mod(a[i], qv);
+}
+
+void multiply_poly(const uint64_t* a, const uint64_t* b, uint64_t* out, size_t n,
+                   const Modulus& q) {
+  for (size_t i = 0; i < n; ++i) out[i] = mul_mod(a[i], b[i], q);
+}
+
+void multiply_add_poly(const uint64_t* a, const uint64_t* b, uint64_t* acc, size_t n,
+                       const Modulus& q) {
+  const uint64_t qv = q.value;
+  for (size_t i = 0; i < n; ++i) acc[i] = add_mod(acc[i], mul_mod(a[i], b[i], q), qv);
+}
+
+void multiply_scalar_poly(const uint64_t* a, uint64_t scalar, uint64_t* out, size_t n,
+                          const Modulus& q) {
+  const uint64_t qv = q.value;
+  const uint64_t ws = shoup_precompute(scalar, qv);
+  for (size_t i = 0; i < n; ++i) out[i] = mul_mod_shoup(a[i], scalar, ws, qv);
+}
+
+void add_scalar_poly(const uint64_t* a, uint64_t scalar, uint64_t* out, size_t n,
+                     const Modulus& q) {
+  const uint64_t qv = q.value;
+  for (size_t i = 0; i < n; ++i) out[i] = add_mod(a[i], scalar, qv);
+}
+
+void dot_scalar_poly(const uint64_t* const* inputs, const uint64_t* scalars, size_t count,
+                     uint64_t* out, size_t n, const Modulus& q) {
+  // Each product is < q^2 < 2^(2·bits); this many fit in 128 bits before a reduction.
+  const int product_bits = 2 * q.bit_count;
+  const size_t terms_per_reduction =
+      product_bits >= 127 ? 1 : static_cast<size_t>(std::min<u128>(u128{1} << (127 - product_bits), 1u << 30));
+  constexpr size_t kBlock = 256;  // coefficients per block: accumulators stay in L1
+  u128 acc[kBlock];
+  for (size_t base = 0; base < n; base += kBlock) {
+    const size_t len = std::min(kBlock, n - base);
+    std::fill(acc, acc + len, u128{0});
+    size_t pending = 0;
+    for (size_t k = 0; k < count; ++k) {
+      const uint64_t* in = inputs[k] + base;
+      const uint64_t s = scalars[k];
+      for (size_t i = 0; i < len; ++i) acc[i] += static_cast<u128>(in[i]) * s;
+      if (++pending == terms_per_reduction) {
+        for (size_t i = 0; i < len; ++i) acc[i] = reduce_128(acc[i], q);
+        pending = 1;  // the reduced value counts as one term (< q < q^2)
+      }
+    }
+    for (size_t i = 0; i < len; ++i) out[base + i] = reduce_128(acc[i], q);
+  }
+}
+
+}  // namespace heinfer::ckks

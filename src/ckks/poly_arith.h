@@ -1,0 +1,43 @@
+// Coefficient-wise kernels on one RNS limb: n words modulo a prime q.
+//
+// Unless stated otherwise, inputs are in [0, q) and outputs in [0, q); `out` may
+// alias any input (in-place use). In the NTT domain `multiply_poly` is the
+// negacyclic polynomial product. Dispatch: AVX-512 IFMA when use_ifma(q)
+// (cpu_features.h), else portable; results are identical.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "ckks/modulus.h"
+
+namespace heinfer::ckks {
+
+void add_poly(const uint64_t* a, const uint64_t* b, uint64_t* out, size_t n, const Modulus& q);
+void sub_poly(const uint64_t* a, const uint64_t* b, uint64_t* out, size_t n, const Modulus& q);
+void negate_poly(const uint64_t* a, uint64_t* out, size_t n, const Modulus& q);
+
+/// out = a · b (pointwise, Barrett).
+void multiply_poly(const uint64_t* a, const uint64_t* b, uint64_t* out, size_t n,
+                   const Modulus& q);
+/// acc = acc + a · b (pointwise).
+void multiply_add_poly(const uint64_t* a, const uint64_t* b, uint64_t* acc, size_t n,
+                       const Modulus& q);
+
+/// out = a · scalar (scalar < q; Shoup multiplication).
+void multiply_scalar_poly(const uint64_t* a, uint64_t scalar, uint64_t* out, size_t n,
+                          const Modulus& q);
+/// out = a + scalar (scalar < q) on every coefficient (use on NTT-form data, where a
+/// constant polynomial is the same value in every slot).
+void add_scalar_poly(const uint64_t* a, uint64_t scalar, uint64_t* out, size_t n,
+                     const Modulus& q);
+
+/// Lazy-reduction dot product, the core of every linear layer:
+///   out[i] = Σ_k inputs[k][i] · scalars[k]  mod q,   k = 0..count-1,
+/// with one modular reduction per output coefficient (products are accumulated in
+/// 128-bit, or as 52-bit halves in IFMA lanes). scalars[k] < q. `out` must not alias
+/// an input. count may be 0 (out = 0).
+void dot_scalar_poly(const uint64_t* const* inputs, const uint64_t* scalars, size_t count,
+                     uint64_t* out, size_t n, const Modulus& q);
+
+}  // namespace heinfer::ckks
