@@ -5,6 +5,7 @@
 
 #include "ckks/cpu_features.h"
 #include "ckks/primes.h"
+#include "ckks/simd_kernels.h"
 
 namespace heinfer::ckks {
 
@@ -36,7 +37,47 @@ NTTTables::NTTTables(size_t n, const Modulus& q) : n_(n), q_(q) {
   }
   inv_n_ = inv_mod(n, q_);
   inv_n_shoup_ = shoup_precompute(inv_n_, qv);
+
+  if (qv < kIfmaModulusBound && n >= 16 && cpu_has_avx512_ifma()) {
+    // Layout of ifma_ (offsets in units of n/2): ws [0,2), iws [2,4), w4 4, w4s 5, w2 6,
+    // w2s 7, iw4 8, iw4s 9, iw2 10, iw2s 11; then shoup52(1/n), n^-1·ψ^-bitrev(1) and its
+    // shoup52 (the last inverse stage with the 1/n factor merged).
+    const size_t h = n / 2;
+    ifma_.resize(12 * h + 3);
+    uint64_t* ws = ifma_.data();
+    uint64_t* iws = ws + n;
+    for (size_t i = 0; i < n; ++i) {
+      // floor(w·2^52/q) = floor(floor(w·2^64/q) / 2^12): no second division needed.
+      ws[i] = root_powers_shoup_[i] >> 12;
+      iws[i] = inv_root_powers_shoup_[i] >> 12;
+    }
+    uint64_t* w4 = ifma_.data() + 4 * h;
+    uint64_t* w2 = ifma_.data() + 6 * h;
+    uint64_t* iw4 = ifma_.data() + 8 * h;
+    uint64_t* iw2 = ifma_.data() + 10 * h;
+    for (size_t b = 0; b < n / 16; ++b) {
+      for (size_t l = 0; l < 8; ++l) {
+        const size_t k = 8 * b + l;
+        const size_t i4 = n / 8 + 2 * b + l / 4;  // stage t = 4: group of lane l
+        const size_t i2 = n / 4 + 4 * b + l / 2;  // stage t = 2
+        w4[k] = root_powers_[i4];
+        w4[h + k] = ws[i4];
+        w2[k] = root_powers_[i2];
+        w2[h + k] = ws[i2];
+        iw4[k] = inv_root_powers_[i4];
+        iw4[h + k] = iws[i4];
+        iw2[k] = inv_root_powers_[i2];
+        iw2[h + k] = iws[i2];
+      }
+    }
+    const uint64_t inv_n_w1 = mul_mod(inv_n_, inv_root_powers_[1], q_);
+    ifma_[12 * h + 0] = simd::shoup52(inv_n_, qv);
+    ifma_[12 * h + 1] = inv_n_w1;
+    ifma_[12 * h + 2] = simd::shoup52(inv_n_w1, qv);
+  }
 }
+
+bool NTTTables::uses_ifma() const { return !ifma_.empty() && use_ifma(q_.value); }
 
 void NTTTables::forward_scalar(uint64_t* a) const {
   const uint64_t q = q_.value;
@@ -90,8 +131,54 @@ void NTTTables::inverse_scalar(uint64_t* a) const {
   }
 }
 
-void NTTTables::forward(uint64_t* a) const { forward_scalar(a); }
+namespace {
 
-void NTTTables::inverse(uint64_t* a) const { inverse_scalar(a); }
+// View of the IFMA tables (layout: see the constructor). Built per call, since the
+// pointers must refer to this object's vectors (NTTTables is copyable).
+simd::NttIfmaTables ifma_view(size_t n, uint64_t q, const std::vector<uint64_t>& w,
+                              const std::vector<uint64_t>& iw, const std::vector<uint64_t>& t,
+                              uint64_t inv_n) {
+  const size_t h = n / 2;
+  simd::NttIfmaTables v;
+  v.n = n;
+  v.q = q;
+  v.w = w.data();
+  v.ws = t.data();
+  v.iw = iw.data();
+  v.iws = t.data() + n;
+  v.w4 = t.data() + 4 * h;
+  v.w4s = t.data() + 5 * h;
+  v.w2 = t.data() + 6 * h;
+  v.w2s = t.data() + 7 * h;
+  v.iw4 = t.data() + 8 * h;
+  v.iw4s = t.data() + 9 * h;
+  v.iw2 = t.data() + 10 * h;
+  v.iw2s = t.data() + 11 * h;
+  v.inv_n = inv_n;
+  v.inv_n_s = t[12 * h + 0];
+  v.inv_n_w1 = t[12 * h + 1];
+  v.inv_n_w1_s = t[12 * h + 2];
+  return v;
+}
+
+}  // namespace
+
+void NTTTables::forward(uint64_t* a) const {
+  if (uses_ifma()) {
+    simd::ntt_forward_ifma(
+        ifma_view(n_, q_.value, root_powers_, inv_root_powers_, ifma_, inv_n_), a);
+    return;
+  }
+  forward_scalar(a);
+}
+
+void NTTTables::inverse(uint64_t* a) const {
+  if (uses_ifma()) {
+    simd::ntt_inverse_ifma(
+        ifma_view(n_, q_.value, root_powers_, inv_root_powers_, ifma_, inv_n_), a);
+    return;
+  }
+  inverse_scalar(a);
+}
 
 }  // namespace heinfer::ckks

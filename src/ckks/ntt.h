@@ -8,6 +8,13 @@
 // "High-performance ideal lattice-based cryptography on 8-bit ATxmega
 // microcontrollers", LATINCRYPT 2015, alg. 1-2.
 //
+// AVX-512 IFMA path (ntt_avx512.cpp; q < 2^50, n >= 16): the same butterflies with 52-bit
+// Shoup constants floor(w·2^52/q) (vpmadd52luq/huq), values in [0, 4q) ⊂ [0, 2^52);
+// radix-2/4/8 register passes, the last five forward (first five inverse) stages fused on
+// 64 coefficients with in-register shuffles for distances 4, 2, 1, the 1/n factor merged
+// into the last inverse stage. Vectorization strategy after Intel HEXL (F. Boemer et al.,
+// "Intel HEXL: Accelerating Homomorphic Encryption with Intel AVX512-IFMA52", WAHC 2021).
+//
 // Ordering (both paths, scalar and AVX-512 IFMA): after forward(), slot j holds
 // the evaluation a(ψ^(2·bitrev(j, log2 n) + 1)) — "bit-reversed evaluation order".
 // Inputs must be in [0, q); outputs are in [0, q).
@@ -34,9 +41,11 @@ class NTTTables {
   /// The primitive 2n-th root ψ used (the smallest one, so tables are deterministic).
   uint64_t root() const { return root_; }
 
-  /// In-place forward transform of n coefficients in [0, q).
+  /// In-place forward transform of n coefficients in [0, q). Uses the AVX-512 IFMA kernel
+  /// when uses_ifma(), else forward_scalar(); the results are identical.
   void forward(uint64_t* a) const;
   /// In-place inverse transform (includes the 1/n factor); inputs and outputs in [0, q).
+  /// Dispatches like forward().
   void inverse(uint64_t* a) const;
 
   /// Portable scalar implementations (always available; used for testing both paths).
@@ -52,6 +61,10 @@ class NTTTables {
   uint64_t inv_n() const { return inv_n_; }
   uint64_t inv_n_shoup() const { return inv_n_shoup_; }
 
+  /// True if forward()/inverse() run the AVX-512 IFMA kernels for these tables right now:
+  /// q < 2^50, n >= 16, and use_ifma(q) (CPU support, not disabled; cpu_features.h).
+  bool uses_ifma() const;
+
  private:
   size_t n_;
   int log_n_;
@@ -60,6 +73,11 @@ class NTTTables {
   std::vector<uint64_t> root_powers_, root_powers_shoup_;
   std::vector<uint64_t> inv_root_powers_, inv_root_powers_shoup_;
   uint64_t inv_n_, inv_n_shoup_;
+
+  // IFMA path tables (built only when q < 2^50, n >= 16 and the CPU has AVX-512 IFMA):
+  // 52-bit Shoup constants floor(w·2^52/q) of the twiddles, and the twiddles of the stages
+  // t = 4 and t = 2 expanded to the vector-lane layout of ntt_avx512.cpp.
+  std::vector<uint64_t> ifma_;  // one allocation, see ntt.cpp for the offsets
 };
 
 /// Reverses the low `bits` bits of x.

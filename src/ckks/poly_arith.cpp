@@ -3,37 +3,64 @@
 #include <algorithm>
 #include <vector>
 
+#include "ckks/cpu_features.h"
+#include "ckks/simd_kernels.h"
+
 namespace heinfer::ckks {
+
+namespace {
+
+// Branch-free forms of add_mod / sub_mod (same results) that compilers vectorize with the
+// baseline instruction set: for x < 2^63 + q, "x - q wrapped" is detected by its top bit.
+inline uint64_t reduce_once_bf(uint64_t s, uint64_t q) {  // s < 2q  ->  s mod q
+  const uint64_t t = s - q;
+  return t + (q & (0 - (t >> 63)));
+}
+inline uint64_t sub_mod_bf(uint64_t a, uint64_t b, uint64_t q) {  // a, b < q < 2^63
+  const uint64_t d = a - b;
+  return d + (q & (0 - (d >> 63)));
+}
+
+}  // namespace
+
+// The add/sub/negate/add_scalar kernels need only AVX512F (no products), so they take the
+// vector path for every q whenever SIMD is enabled; the others need IFMA and q < 2^50.
 
 void add_poly(const uint64_t* a, const uint64_t* b, uint64_t* out, size_t n, const Modulus& q) {
   const uint64_t qv = q.value;
-  for (size_t i = 0; i < n; ++i) out[i] = add_mod(a[i], b[i], qv);
+  if (simd_enabled()) return simd::add_poly_avx512(a, b, out, n, qv);
+  for (size_t i = 0; i < n; ++i) out[i] = reduce_once_bf(a[i] + b[i], qv);
 }
 
 void sub_poly(const uint64_t* a, const uint64_t* b, uint64_t* out, size_t n, const Modulus& q) {
   const uint64_t qv = q.value;
-  for (size_t i = 0; i < n; ++i) out[i] = sub_mod(a[i], b[i], qv);
+  if (simd_enabled()) return simd::sub_poly_avx512(a, b, out, n, qv);
+  for (size_t i = 0; i < n; ++i) out[i] = sub_mod_bf(a[i], b[i], qv);
 }
 
 void negate_poly(const uint64_t* a, uint64_t* out, size_t n, const Modulus& q) {
   const uint64_t qv = q.value;
-  for (size_t i = 0; i < n; ++i) out[i] = negate_mod(a[i], qv);
+  if (simd_enabled()) return simd::negate_poly_avx512(a, out, n, qv);
+  for (size_t i = 0; i < n; ++i) out[i] = sub_mod_bf(0, a[i], qv);
 }
 
 void multiply_poly(const uint64_t* a, const uint64_t* b, uint64_t* out, size_t n,
                    const Modulus& q) {
+  if (use_ifma(q.value)) return simd::multiply_poly_ifma(a, b, out, n, q.value, q.bit_count);
   for (size_t i = 0; i < n; ++i) out[i] = mul_mod(a[i], b[i], q);
 }
 
 void multiply_add_poly(const uint64_t* a, const uint64_t* b, uint64_t* acc, size_t n,
                        const Modulus& q) {
   const uint64_t qv = q.value;
-  for (size_t i = 0; i < n; ++i) acc[i] = add_mod(acc[i], mul_mod(a[i], b[i], q), qv);
+  if (use_ifma(qv)) return simd::multiply_add_poly_ifma(a, b, acc, n, qv, q.bit_count);
+  for (size_t i = 0; i < n; ++i) acc[i] = reduce_once_bf(acc[i] + mul_mod(a[i], b[i], q), qv);
 }
 
 void multiply_scalar_poly(const uint64_t* a, uint64_t scalar, uint64_t* out, size_t n,
                           const Modulus& q) {
   const uint64_t qv = q.value;
+  if (use_ifma(qv)) return simd::multiply_scalar_poly_ifma(a, scalar, out, n, qv);
   const uint64_t ws = shoup_precompute(scalar, qv);
   for (size_t i = 0; i < n; ++i) out[i] = mul_mod_shoup(a[i], scalar, ws, qv);
 }
@@ -41,11 +68,15 @@ void multiply_scalar_poly(const uint64_t* a, uint64_t scalar, uint64_t* out, siz
 void add_scalar_poly(const uint64_t* a, uint64_t scalar, uint64_t* out, size_t n,
                      const Modulus& q) {
   const uint64_t qv = q.value;
-  for (size_t i = 0; i < n; ++i) out[i] = add_mod(a[i], scalar, qv);
+  if (simd_enabled()) return simd::add_scalar_poly_avx512(a, scalar, out, n, qv);
+  for (size_t i = 0; i < n; ++i) out[i] = reduce_once_bf(a[i] + scalar, qv);
 }
 
 void dot_scalar_poly(const uint64_t* const* inputs, const uint64_t* scalars, size_t count,
                      uint64_t* out, size_t n, const Modulus& q) {
+  if (use_ifma(q.value)) {
+    return simd::dot_scalar_poly_ifma(inputs, scalars, count, out, n, q.value);
+  }
   // Each product is < q^2 < 2^(2·bits); this many fit in 128 bits before a reduction.
   const int product_bits = 2 * q.bit_count;
   const size_t terms_per_reduction =

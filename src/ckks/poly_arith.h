@@ -3,7 +3,16 @@
 // Unless stated otherwise, inputs are in [0, q) and outputs in [0, q); `out` may
 // alias any input (in-place use). In the NTT domain `multiply_poly` is the
 // negacyclic polynomial product. Dispatch: AVX-512 IFMA when use_ifma(q)
-// (cpu_features.h), else portable; results are identical.
+// (cpu_features.h), else portable; results are identical. add/sub/negate/add_scalar need
+// no products and take their AVX-512 path for every q whenever simd_enabled().
+//
+// IFMA kernels (poly_arith_avx512.cpp, q < 2^50; 52-bit arithmetic as in simd_kernels.h):
+//  - multiply_poly / multiply_add_poly: the 104-bit product as lo52/hi52 halves, Barrett
+//    reduction with a 52-bit constant floor(2^(b-2+52)/q) (b = bit count of q; quotient
+//    error < 2.5, two conditional subtractions). P. Barrett, CRYPTO 1986.
+//  - multiply_scalar_poly: Shoup with w' = floor(w·2^52/q) (Harvey 2014, β = 2^52).
+//  - dot_scalar_poly: lo52 and hi52 halves of the products summed in separate 64-bit
+//    lanes (4096 products fit), then one reduction of hi·2^52 + lo per coefficient.
 #pragma once
 
 #include <cstddef>

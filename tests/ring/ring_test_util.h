@@ -1,0 +1,63 @@
+// Shared helpers for the ring-layer tests (modulus, primes, NTT, per-limb kernels).
+// Test data only: std::mt19937_64 with fixed seeds.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "ckks/cpu_features.h"
+#include "ckks/modulus.h"
+#include "ckks/primes.h"
+
+namespace heinfer::ckks::test {
+
+/// Restores the SIMD setting of the process when it goes out of scope.
+class SimdGuard {
+ public:
+  SimdGuard() : saved_(simd_enabled()) {}
+  ~SimdGuard() { set_simd_enabled(saved_); }
+  SimdGuard(const SimdGuard&) = delete;
+  SimdGuard& operator=(const SimdGuard&) = delete;
+
+ private:
+  bool saved_;
+};
+
+/// The two code paths: false = portable, true = AVX-512 IFMA.
+inline std::string path_name(bool simd) { return simd ? "ifma" : "portable"; }
+
+/// Selects a path; returns false (the caller skips) if the IFMA path is asked for on a CPU
+/// without it.
+inline bool select_path(bool simd) {
+  set_simd_enabled(simd);
+  return simd_enabled() == simd;
+}
+
+inline std::vector<uint64_t> random_vector(size_t n, uint64_t q, std::mt19937_64& rng) {
+  std::vector<uint64_t> v(n);
+  for (auto& x : v) x = rng() % q;
+  return v;
+}
+
+/// Random values with edge values (0, 1, q-1) sprinkled in at fixed positions.
+inline std::vector<uint64_t> random_with_edges(size_t n, uint64_t q, std::mt19937_64& rng) {
+  std::vector<uint64_t> v = random_vector(n, q, rng);
+  for (size_t i = 0; i < n; i += 5) v[i] = q - 1;
+  for (size_t i = 1; i < n; i += 7) v[i] = 0;
+  for (size_t i = 3; i < n; i += 11) v[i] = 1;
+  return v;
+}
+
+/// One NTT-friendly prime of `bits` bits for ring degree n (the largest one).
+inline uint64_t ntt_prime(int bits, size_t n) { return generate_ntt_primes({bits}, n)[0]; }
+
+/// Reference (a * b) mod q with plain 128-bit arithmetic.
+inline uint64_t ref_mul(uint64_t a, uint64_t b, uint64_t q) {
+  return static_cast<uint64_t>((static_cast<u128>(a) * b) % q);
+}
+
+}  // namespace heinfer::ckks::test
