@@ -1,0 +1,40 @@
+#include "model/constant_folding.h"
+
+#include "model/constant_eval.h"
+#include "model/error.h"
+
+namespace heinfer::model {
+
+int fold_constants(Graph& g) {
+  const auto readers = consumers(g);
+  std::vector<Node> kept;
+  int folded = 0;
+  for (Node& n : g.nodes) {
+    bool all_constant = !n.inputs.empty();
+    for (TensorId t : n.inputs) {
+      if (t != kNoTensor && !g.tensors[static_cast<std::size_t>(t)].is_constant) all_constant = false;
+    }
+    if (!all_constant) {
+      kept.push_back(std::move(n));
+      continue;
+    }
+    for (std::size_t i = 1; i < n.outputs.size(); ++i) {
+      const TensorId t = n.outputs[i];
+      if (t != kNoTensor && (!readers[static_cast<std::size_t>(t)].empty() || is_graph_output(g, t))) {
+        throw ModelError(node_label(n) + ": cannot fold a node whose output " + std::to_string(i) +
+                         " is used");
+      }
+    }
+    TensorValue v = evaluate_constant_node(g, n);
+    Tensor& out = g.tensors[static_cast<std::size_t>(n.outputs[0])];
+    out.is_constant = true;
+    out.shape = std::move(v.dims);
+    out.dtype = v.dtype;
+    out.data = std::move(v.data);
+    ++folded;
+  }
+  g.nodes = std::move(kept);
+  return folded;
+}
+
+}  // namespace heinfer::model

@@ -1,0 +1,51 @@
+// Internal helpers shared by the per-operator shape-inference files.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "model/error.h"
+#include "model/graph.h"
+
+namespace heinfer::model::detail {
+
+/// State of one infer_shapes run.
+struct InferContext {
+  Graph& g;
+  std::vector<int> use_count;  ///< per tensor: readers (nodes and graph outputs)
+};
+
+bool has_input(const Node& n, std::size_t i);
+const Tensor& input(const Graph& g, const Node& n, std::size_t i);
+/// Input i, which must be a constant (`what` names it in the message).
+const Tensor& constant_input(const Graph& g, const Node& n, std::size_t i, const char* what);
+/// Input i, which must be an activation.
+const Tensor& activation_input(const Graph& g, const Node& n, std::size_t i, const char* what);
+/// Keeps only the first output; a used extra output (mask, indices, statistics) is an error.
+void keep_first_output(InferContext& c, Node& n);
+Tensor& output(Graph& g, const Node& n);
+/// Normalizes an axis of a tensor of full rank `rank` into [0, rank) (or [0, rank] with
+/// allow_rank); throws when out of range.
+std::int64_t normalize_axis(std::int64_t axis, std::int64_t rank, const std::string& context,
+                            bool allow_rank = false);
+/// Throws the standard "touches the batch axis" error.
+[[noreturn]] void throw_batch_axis(const Node& n, const std::string& what);
+
+// One function per operator family (infer_*.cpp).
+void infer_conv(InferContext& c, Node& n);
+void infer_pool(InferContext& c, Node& n);
+void infer_gemm(InferContext& c, Node& n);
+void infer_matmul(InferContext& c, Node& n);
+void infer_binary(InferContext& c, Node& n);
+void infer_pow(InferContext& c, Node& n);
+void infer_batchnorm(InferContext& c, Node& n);
+void infer_activation(InferContext& c, Node& n);
+void infer_softmax(InferContext& c, Node& n);
+void infer_flatten(InferContext& c, Node& n);
+void infer_reshape(InferContext& c, Node& n);
+void infer_transpose(InferContext& c, Node& n);
+void infer_concat(InferContext& c, Node& n);
+void infer_pad(InferContext& c, Node& n);
+void infer_identity(InferContext& c, Node& n);
+
+}  // namespace heinfer::model::detail

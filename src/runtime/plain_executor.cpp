@@ -1,0 +1,157 @@
+#include "runtime/plain_executor.h"
+
+#include <omp.h>
+
+#include <optional>
+
+#include "model/error.h"
+#include "model/liveness.h"
+#include "runtime/kernels/client_aided.h"
+#include "runtime/kernels/conv.h"
+#include "runtime/kernels/data_movement.h"
+#include "runtime/kernels/elementwise.h"
+#include "runtime/kernels/gemm.h"
+#include "runtime/kernels/pool.h"
+
+namespace heinfer::runtime {
+namespace {
+
+using model::ModelError;
+using model::OpType;
+using Operand = kernels::Operand<PlainBackend>;
+
+std::span<const double> constant(const model::Graph& g, const model::Node& n, std::size_t i) {
+  if (i >= n.inputs.size() || n.inputs[i] == model::kNoTensor) return {};
+  return g.tensors[static_cast<std::size_t>(n.inputs[i])].data;
+}
+
+Operand operand(const model::Graph& g, const model::Node& n,
+                const std::vector<const PlainTensor*>& in, std::size_t i) {
+  if (in[i]) return {in[i], {}};
+  return {nullptr, constant(g, n, i)};
+}
+
+}  // namespace
+
+void run_node_plain(const model::Graph& g, const model::Node& n,
+                    const std::vector<const PlainTensor*>& in, PlainTensor& y) {
+  const PlainBackend be{y.batch};
+  if (std::holds_alternative<std::monostate>(n.params) || in.empty() ||
+      in.size() != n.inputs.size()) {
+    throw ModelError(model::node_label(n) + ": not prepared for execution (run prepare_graph)");
+  }
+  if (!in[0] && n.op != OpType::Add && n.op != OpType::Sub && n.op != OpType::Mul &&
+      n.op != OpType::Concat) {  // only these may have a constant first input
+    throw ModelError(model::node_label(n) + ": first input is not data-dependent");
+  }
+  const PlainTensor* x = in[0];
+  const auto& p = n.params;
+  if (std::holds_alternative<model::SquareParams>(p)) {
+    kernels::square(be, y.elements(), *x, y);
+    return;
+  }
+  switch (n.op) {
+    case OpType::Conv:
+      kernels::conv(be, std::get<model::ConvParams>(p), x->shape, y.shape, constant(g, n, 1),
+                    constant(g, n, 2), *x, y);
+      return;
+    case OpType::Gemm:
+    case OpType::MatMul:
+      kernels::gemm(be, std::get<model::GemmParams>(p), constant(g, n, 1), constant(g, n, 2), *x, y);
+      return;
+    case OpType::Add:
+    case OpType::Sub:
+    case OpType::Mul:
+    case OpType::Div:
+      kernels::binary(be, n.op, std::get<model::BinaryParams>(p), y.shape, operand(g, n, in, 0),
+                      operand(g, n, in, 1), y);
+      return;
+    case OpType::BatchNormalization:
+      kernels::batchnorm(be, std::get<model::BatchNormParams>(p), constant(g, n, 1),
+                         constant(g, n, 2), *x, y);
+      return;
+    case OpType::AveragePool:
+    case OpType::GlobalAveragePool:
+      kernels::average_pool(be, std::get<model::PoolParams>(p), x->shape, y.shape, *x, y);
+      return;
+    case OpType::MaxPool: kernels::max_pool(std::get<model::PoolParams>(p), *x, y); return;
+    case OpType::Relu: kernels::relu(*x, y); return;
+    case OpType::Clip: kernels::clip(std::get<model::ClipParams>(p), *x, y); return;
+    case OpType::LeakyRelu: kernels::leaky_relu(std::get<model::LeakyReluParams>(p), *x, y); return;
+    case OpType::Softmax: kernels::softmax(std::get<model::SoftmaxParams>(p), *x, y); return;
+    case OpType::LogSoftmax: kernels::log_softmax(std::get<model::SoftmaxParams>(p), *x, y); return;
+    case OpType::Flatten:
+    case OpType::Reshape:
+    case OpType::Identity:
+    case OpType::Dropout: kernels::copy_elements(be, y.elements(), *x, y); return;
+    case OpType::Transpose:
+      kernels::transpose(be, std::get<model::TransposeParams>(p), x->shape, y.shape, *x, y);
+      return;
+    case OpType::Concat: {
+      std::vector<model::Shape> shapes;
+      std::vector<Operand> ops;
+      for (std::size_t i = 0; i < n.inputs.size(); ++i) {
+        ops.push_back(operand(g, n, in, i));
+        model::Shape s = g.tensors[static_cast<std::size_t>(n.inputs[i])].shape;
+        if (!in[i]) s.erase(s.begin());  // constant: drop its size-1 dim 0
+        shapes.push_back(std::move(s));
+      }
+      kernels::concat(be, std::get<model::ConcatParams>(p), shapes, ops, y.shape, y);
+      return;
+    }
+    case OpType::Pad: kernels::pad(be, std::get<model::PadParams>(p), x->shape, y.shape, *x, y); return;
+    case OpType::Pow:
+    case OpType::Constant: break;
+  }
+  throw ModelError(model::node_label(n) + ": not prepared for execution (run prepare_graph)");
+}
+
+std::vector<PlainTensor> run_plain(const model::Graph& g, std::vector<PlainTensor> inputs,
+                                   const PlainRunOptions& options) {
+  if (options.threads > 0) omp_set_num_threads(options.threads);
+  if (inputs.size() != g.inputs.size()) {
+    throw ModelError("the model has " + std::to_string(g.inputs.size()) + " inputs, got " +
+                     std::to_string(inputs.size()));
+  }
+  std::vector<std::optional<PlainTensor>> values(g.tensors.size());
+  const std::int64_t batch = inputs.empty() ? 0 : inputs[0].batch;
+  if (batch <= 0) throw ModelError("the batch must be non-empty");
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const model::Tensor& t = g.tensors[static_cast<std::size_t>(g.inputs[i])];
+    if (inputs[i].shape != t.shape || inputs[i].batch != batch ||
+        static_cast<std::int64_t>(inputs[i].data.size()) != batch * model::numel(t.shape)) {
+      throw ModelError("input '" + t.name + "': expected per-sample shape " + model::to_string(t.shape) +
+                       " with batch " + std::to_string(batch) + ", got " +
+                       model::to_string(inputs[i].shape) + " with batch " + std::to_string(inputs[i].batch));
+    }
+    values[static_cast<std::size_t>(g.inputs[i])] = std::move(inputs[i]);
+  }
+  const auto free_after = model::activations_to_free(g);
+  for (std::size_t k = 0; k < g.nodes.size(); ++k) {
+    const model::Node& n = g.nodes[k];
+    std::vector<const PlainTensor*> in;
+    for (model::TensorId t : n.inputs) {
+      if (t == model::kNoTensor || g.tensors[static_cast<std::size_t>(t)].is_constant) {
+        in.push_back(nullptr);
+        continue;
+      }
+      const auto& v = values[static_cast<std::size_t>(t)];
+      if (!v) throw ModelError(model::node_label(n) + ": input '" + g.tensors[static_cast<std::size_t>(t)].name + "' has not been computed");
+      in.push_back(&*v);
+    }
+    const model::TensorId out = n.outputs[0];
+    PlainTensor y = make_plain_tensor(g.tensors[static_cast<std::size_t>(out)].shape, batch);
+    run_node_plain(g, n, in, y);
+    values[static_cast<std::size_t>(out)] = std::move(y);
+    for (model::TensorId t : free_after[k]) values[static_cast<std::size_t>(t)].reset();
+  }
+  std::vector<PlainTensor> outputs;
+  for (model::TensorId t : g.outputs) {
+    const auto& v = values[static_cast<std::size_t>(t)];
+    if (!v) throw ModelError("graph output '" + g.tensors[static_cast<std::size_t>(t)].name + "' was not computed");
+    outputs.push_back(*v);
+  }
+  return outputs;
+}
+
+}  // namespace heinfer::runtime
