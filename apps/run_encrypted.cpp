@@ -1,0 +1,172 @@
+// The encrypted `heinfer run` path: calibrate ranges on the client's batch (plaintext
+// executor), select CKKS parameters, then encrypt -> evaluate -> decrypt batch by batch.
+#include "run_encrypted.h"
+
+#include <CLI/CLI.hpp>
+#include <malloc.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+
+#include "model/load.h"
+#include "runtime/batch_runner.h"
+#include "runtime/encrypted_executor.h"
+#include "runtime/metrics.h"
+#include "runtime/npy.h"
+#include "runtime/parameter_selection.h"
+
+namespace heinfer::apps {
+namespace {
+
+double peak_rss_mib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;  // Linux: KiB
+}
+
+std::string human_bytes(double b) {
+  char buf[64];
+  if (b >= 1e9) std::snprintf(buf, sizeof buf, "%.2f GB", b / 1e9);
+  else if (b >= 1e6) std::snprintf(buf, sizeof buf, "%.2f MB", b / 1e6);
+  else std::snprintf(buf, sizeof buf, "%.1f kB", b / 1e3);
+  return buf;
+}
+
+}  // namespace
+
+void add_encrypted_options(CLI::App* sub, EncryptedOptions& o) {
+  o.batch_option = sub->get_option_no_throw("--batch");
+  sub->add_option("--params", o.params,
+                  "encrypted: 'auto' (depth-aware selection) or a JSON file {\"n\":..., \"coeff_bits\":[...], "
+                  "\"special_bits\":[...], \"scale_bits\":...}")
+      ->capture_default_str();
+  sub->add_option("--packing", o.packing, "encrypted: batch packing in the slots (complex: N per ciphertext, real: N/2)")
+      ->check(CLI::IsMember({"auto", "complex", "real"}))
+      ->capture_default_str();
+  sub->add_option("--scale-bits", o.scale_bits, "encrypted: log2 of the CKKS scale Δ")->capture_default_str();
+  sub->add_flag("--check", o.check, "encrypted: also run the plaintext executor and compare");
+  sub->add_flag("--quiet{false}", o.progress, "encrypted: no per-layer progress lines");
+}
+
+void run_encrypted(const std::string& model_path, const std::string& input, const std::string& output,
+                   const std::string& labels_path, std::int64_t batch, int threads, const EncryptedOptions& o) {
+  // Ciphertexts are allocated and freed by the thousand (1-2 MB each): keep freed memory
+  // in the heap instead of returning it to the kernel, which would page-fault and
+  // zero it again on the next allocation.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // the largest value glibc accepts
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  const model::Graph g = model::load_model(model_path);
+  if (g.inputs.size() != 1 || g.outputs.size() != 1) {
+    throw std::runtime_error("`run` supports models with one input and one output");
+  }
+  const model::Shape& in_shape = g.tensors[static_cast<std::size_t>(g.inputs[0])].shape;
+  const model::Shape& out_shape = g.tensors[static_cast<std::size_t>(g.outputs[0])].shape;
+  const runtime::NpyArray x = runtime::read_npy(input);
+  if (x.dtype != runtime::NpyDType::Float32 && x.dtype != runtime::NpyDType::Float64) {
+    throw std::runtime_error("input '" + input + "' has dtype " + runtime::npy_descr(x.dtype) +
+                             "; expected float32 ('<f4') or float64");
+  }
+  const model::Shape per_sample(x.shape.begin() + (x.shape.empty() ? 0 : 1), x.shape.end());
+  if (x.shape.empty() || per_sample != in_shape || x.shape[0] == 0) {
+    throw std::runtime_error("input '" + input + "' has shape " + model::to_string(x.shape) +
+                             " but the model expects [N, " + model::to_string(in_shape).substr(1) + " with N >= 1");
+  }
+  const std::int64_t count = x.shape[0];
+  std::vector<std::int64_t> labels;
+  if (!labels_path.empty()) {
+    const runtime::NpyArray l = runtime::read_npy(labels_path);
+    if (l.shape != std::vector<std::int64_t>{count}) {
+      throw std::runtime_error("labels '" + labels_path + "' have shape " + model::to_string(l.shape) +
+                               "; expected [" + std::to_string(count) + "]");
+    }
+    labels = l.to_int64();
+  }
+  const std::vector<double> values = x.to_double();
+  for (double v : values) {
+    if (!std::isfinite(v)) throw std::runtime_error("input '" + input + "' contains NaN/Inf; refusing to encrypt");
+  }
+
+  // Client side: calibrate the ranges on this batch (plaintext run), then plan.
+  const auto t_plan = std::chrono::steady_clock::now();
+  const runtime::PlainTensor all = runtime::from_batch_major(std::span<const double>(values), count, in_shape);
+  const std::vector<double> ranges = runtime::calibrate_ranges(g, {all});
+  runtime::PlanOptions po;
+  po.packing = o.packing == "real" ? runtime::Packing::Real : runtime::Packing::Complex;
+  po.scale_bits = o.scale_bits;
+  runtime::EncryptionPlan plan = runtime::plan_parameters(g, ranges, po);
+  if (o.params != "auto") runtime::apply_parameter_override(plan, o.params);
+  std::printf("parameters: %s\n", plan.describe().c_str());
+  std::fflush(stdout);
+
+  runtime::EncryptedRunOptions ro;
+  ro.threads = threads;
+  ro.progress = o.progress;
+  runtime::EncryptedSession session(g, plan, ro);
+  std::printf("context: %s\n", session.context->describe().c_str());
+  const double setup_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_plan).count();
+  const std::int64_t capacity = plan.capacity();
+  const bool explicit_batch = o.batch_option && o.batch_option->count() > 0;
+  const std::int64_t chunk = explicit_batch ? std::min(batch, capacity) : capacity;
+  if (explicit_batch && batch > capacity) {
+    std::fprintf(stderr, "note: --batch %lld exceeds the %lld samples per ciphertext; using %lld\n",
+                 static_cast<long long>(batch), static_cast<long long>(capacity), static_cast<long long>(capacity));
+  }
+
+  runtime::EncryptedRunStats stats;
+  std::vector<double> batch_seconds;
+  const std::vector<double> y = session.run_batched(values, count, chunk, stats, &batch_seconds);
+
+  std::vector<std::int64_t> y_shape{count};
+  y_shape.insert(y_shape.end(), out_shape.begin(), out_shape.end());
+  runtime::write_npy(output, runtime::make_npy(runtime::NpyDType::Float32, y_shape, y));
+  const std::vector<float> yf(y.begin(), y.end());
+  const std::int64_t classes = model::numel(out_shape);
+
+  double lat = 0;
+  for (double s : batch_seconds) lat += s;
+  lat /= static_cast<double>(std::max<std::size_t>(1, batch_seconds.size()));
+  std::printf("\n== encrypted inference summary ==\n");
+  std::printf("model            %s -> %s\n", model_path.c_str(), output.c_str());
+  std::printf("parameters       %s\n", plan.describe().c_str());
+  std::printf("samples          %lld in %zu batch(es) of <= %lld (threads %d)\n", static_cast<long long>(count),
+              batch_seconds.size(), static_cast<long long>(chunk), threads);
+  std::printf("setup            %.2f s (calibration, parameters, keys)\n", setup_s);
+  std::printf("total            %.2f s, %.1f images/s, latency per batch %.2f s\n", stats.seconds,
+              static_cast<double>(count) / stats.seconds, lat);
+  std::printf("client           %.2f s (%.1f%%) in %lld rounds (+ encrypt/decrypt)\n", stats.client_seconds,
+              100.0 * stats.client_seconds / stats.seconds, static_cast<long long>(stats.rounds));
+  std::printf("traffic          client->server %s, server->client %s\n",
+              human_bytes(static_cast<double>(stats.bytes_to_server)).c_str(),
+              human_bytes(static_cast<double>(stats.bytes_to_client)).c_str());
+  std::printf("peak memory      %.0f MiB (maxrss)\n", peak_rss_mib());
+  std::printf("per layer:\n");
+  for (const auto& l : stats.layers) {
+    std::printf("  %-24s %-18s %7.3f s  %6lld ct  level %d\n", l.name.c_str(), l.op.c_str(), l.seconds,
+                static_cast<long long>(l.ciphertexts), l.level);
+  }
+  const auto pred = runtime::argmax_rows(yf, count, classes);
+  if (!labels.empty()) {
+    const std::int64_t correct = runtime::count_correct(pred, labels);
+    std::printf("top-1 accuracy   %.2f%% (%lld/%lld)\n", 100.0 * static_cast<double>(correct) / static_cast<double>(count),
+                static_cast<long long>(correct), static_cast<long long>(count));
+  }
+  if (o.check) {
+    const std::vector<float> ref =
+        runtime::run_plain_batched(g, values, count, 1024, runtime::PlainRunOptions{threads});
+    const auto pref = runtime::argmax_rows(ref, count, classes);
+    std::int64_t agree = 0;
+    double max_err = 0;
+    for (std::int64_t i = 0; i < count; ++i) agree += pred[static_cast<std::size_t>(i)] == pref[static_cast<std::size_t>(i)];
+    for (std::size_t i = 0; i < ref.size(); ++i) max_err = std::max(max_err, std::fabs(y[i] - static_cast<double>(ref[i])));
+    std::printf("check            top-1 agreement with plaintext %.3f%% (%lld/%lld), max |logit error| %.3g\n",
+                100.0 * static_cast<double>(agree) / static_cast<double>(count), static_cast<long long>(agree),
+                static_cast<long long>(count), max_err);
+  }
+}
+
+}  // namespace heinfer::apps

@@ -1,0 +1,31 @@
+// `heinfer run` without --plain: the encrypted path (client and server in one process).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace CLI {
+class App;
+class Option;
+}  // namespace CLI
+
+namespace heinfer::apps {
+
+struct EncryptedOptions {
+  std::string params = "auto";     ///< "auto" or a JSON file (runtime/parameter_selection.h)
+  std::string packing = "auto";    ///< complex | real | auto (model-dependent default)
+  bool check = false;              ///< compare with the plaintext executor
+  bool progress = true;            ///< per-layer progress on stderr
+  int scale_bits = 30;
+  CLI::Option* batch_option = nullptr;  ///< to tell an explicit --batch from the default
+};
+
+/// Adds --params, --packing, --check, --scale-bits, --quiet to `run` (call after --batch).
+void add_encrypted_options(CLI::App* sub, EncryptedOptions& o);
+
+/// Encrypted inference over an .npy batch; prints the plan, progress and a summary.
+/// Throws std::exception with a clear message on bad inputs or parameters.
+void run_encrypted(const std::string& model, const std::string& input, const std::string& output,
+                   const std::string& labels, std::int64_t batch, int threads, const EncryptedOptions& o);
+
+}  // namespace heinfer::apps

@@ -1,0 +1,76 @@
+// A CKKS ciphertext: 2 (or 3, after a tensor product) polynomials over q_0..q_l.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "ckks/random.h"
+
+namespace heinfer::ckks {
+
+class CKKSContext;
+
+/// Layout: data()[(p * (level + 1) + i) * n + k] = coefficient k of limb i of
+/// polynomial p ([poly][limb][coeff], contiguous). Decrypts to Σ_p c_p · s^p.
+///
+/// Seeded form: a fresh symmetric encryption has c1 = a uniform polynomial expanded
+/// from a 32-byte seed (random.h, StreamPurpose::CiphertextMask, one stream per limb).
+/// is_seeded() says c1 can be regenerated; compact() then drops c1 (half the memory /
+/// bytes on the wire) and expand() regenerates it. Evaluator operations need expanded
+/// ciphertexts and produce unseeded results. Writing c1 through data() of a seeded
+/// ciphertext invalidates the seed: call clear_seed().
+class Ciphertext {
+ public:
+  Ciphertext() = default;
+
+  /// Sets the shape: `size` polynomials (2 or 3) of level + 1 limbs of n coefficients;
+  /// existing capacity is reused. Contents are unspecified; clears the seed.
+  void resize(size_t n, size_t size, size_t level);
+
+  size_t n() const { return n_; }
+  size_t size() const { return size_; }
+  size_t level() const { return level_; }
+  size_t limb_count() const { return level_ + 1; }
+  double scale() const { return scale_; }
+  void set_scale(double scale) { scale_ = scale; }
+  bool is_ntt_form() const { return ntt_form_; }
+  void set_ntt_form(bool ntt) { ntt_form_ = ntt; }
+
+  bool is_seeded() const { return seeded_; }
+  bool is_compact() const { return compact_; }
+  const Seed& seed() const { return seed_; }
+  /// Marks c1 as expanded from `seed` (used by the encryptor and loaders).
+  void set_seed(const Seed& seed);
+  void clear_seed();
+
+  /// Drops c1 of a seeded ciphertext. Throws std::logic_error if !is_seeded().
+  void compact();
+  /// Regenerates c1 from the seed. No-op unless compact.
+  void expand(const CKKSContext& context);
+
+  uint64_t* poly(size_t p) { return data_.data() + p * limb_count() * n_; }
+  const uint64_t* poly(size_t p) const { return data_.data() + p * limb_count() * n_; }
+  uint64_t* limb(size_t p, size_t i) { return poly(p) + i * n_; }
+  const uint64_t* limb(size_t p, size_t i) const { return poly(p) + i * n_; }
+  std::vector<uint64_t>& data() { return data_; }
+  const std::vector<uint64_t>& data() const { return data_; }
+
+  /// Drops the last `count` limbs of every polynomial in place (level -= count).
+  void drop_limbs(size_t count);
+
+ private:
+  size_t n_ = 0, size_ = 0, level_ = 0;
+  double scale_ = 1.0;
+  bool ntt_form_ = true;
+  bool seeded_ = false, compact_ = false;
+  Seed seed_{};
+  std::vector<uint64_t> data_;
+};
+
+/// The uniform c1 of a seeded ciphertext: limb i (0..level) sampled in the NTT domain
+/// from ChaCha20(seed, (CiphertextMask, 0, i)). out: [limb][coeff].
+void expand_ciphertext_mask(const CKKSContext& context, const Seed& seed, size_t level,
+                            uint64_t* out);
+
+}  // namespace heinfer::ckks

@@ -1,0 +1,91 @@
+// The client side of client-aided encrypted inference.
+//
+// Model (nGraph-HE2, Boemer et al., WAHC 2019, section 4 "client-aided model"; masking
+// in the spirit of Gazelle, Juvekar et al., USENIX Security 2018, and Delphi, Mishra et
+// al., USENIX Security 2020): the client owns the secret key, encrypts the inputs,
+// evaluates the non-polynomial layers on decrypted values and decrypts the outputs. The
+// server holds only public evaluation keys (relinearization, conjugation) and the model.
+//
+// One round (Client::round): the server sends a batch of ciphertexts grouped into
+// "windows" plus the function to apply. Before sending, the server multiplies every
+// window by its own secret random positive integer R (CSPRNG, one R per window; scalar
+// encoding at scale 1, no level) and shuffles the windows (CSPRNG permutation). The
+// client decrypts, applies the function and returns one fresh symmetric (seeded,
+// compact: half size on the wire) ciphertext per window, encrypted at the top level.
+//
+// What the client learns per round, per sample: for an element-wise Relu round the
+// multiset of values R_e·x_e with an unknown independent R_e in [2^7, 2^12) per element,
+// in a random order: the sign of every pre-activation value and its magnitude up to the
+// unknown factor (so ratios are hidden, but zero / sign pattern and coarse magnitude
+// statistics leak), not which neuron a value belongs to; for a MaxPool round the
+// values of each window scaled by one common R, so the ratios between elements of a
+// window (and its argmax) are revealed, but not the absolute values or the window's
+// position; for Clip/LeakyRelu the same as Relu for x - bound. The slot of a sample
+// is fixed, so values of one sample across a round are linkable. The client also
+// learns the model's architecture (layer sizes, which layers are client-aided) and,
+// after decryption, the outputs (logits), which are its own.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "ckks/ciphertext.h"
+#include "runtime/plain_tensor.h"
+
+namespace heinfer::runtime {
+
+/// A non-polynomial function the client evaluates on decrypted (masked) values.
+enum class RoundFunction {
+  Relu,     ///< per window of 1: max(v, 0)
+  Max,      ///< per window: max over its elements
+  ReluMax,  ///< per window: max(0, max over its elements) (fused Relu -> MaxPool)
+};
+
+/// Thrown when a decrypted value exceeds the planned range (a CKKS overflow would make
+/// the result meaningless). what() names the layer.
+class OverflowError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Thrown on bad client inputs (NaN/Inf, beyond the planned range).
+class InputError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct RoundRequest {
+  std::string layer;                                     ///< node name (for errors)
+  RoundFunction function = RoundFunction::Relu;
+  std::vector<std::vector<const ckks::Ciphertext*>> windows;  ///< already masked, shuffled
+  double bound = 0;  ///< largest |decoded value| the plan allows in this round
+};
+
+/// The client. Implementations hold the secret key; the server never sees it.
+class Client {
+ public:
+  virtual ~Client() = default;
+
+  /// Samples per ciphertext (the batch capacity).
+  virtual std::int64_t capacity() const = 0;
+
+  /// Encrypts a plaintext batch (x.batch <= capacity()) at the top level and scale Δ;
+  /// one seeded ciphertext per element (compact: half size). Throws InputError if a
+  /// value is NaN/Inf or |value| > bound (message names `name`).
+  virtual std::vector<ckks::Ciphertext> encrypt(const PlainTensor& x, const std::string& name,
+                                                double bound) = 0;
+
+  /// One round; returns one compact fresh ciphertext per window (same order).
+  /// Throws OverflowError if a decoded value is not finite or exceeds request.bound.
+  virtual std::vector<ckks::Ciphertext> round(const RoundRequest& request) = 0;
+
+  /// Decrypts output ciphertexts (nullptr: zeros) times factors into a PlainTensor of
+  /// `batch` samples. Throws OverflowError naming `layer` if |value| > bound.
+  virtual PlainTensor decrypt(const std::vector<const ckks::Ciphertext*>& cts,
+                              const std::vector<double>& factors, const model::Shape& shape,
+                              std::int64_t batch, const std::string& layer, double bound) = 0;
+};
+
+}  // namespace heinfer::runtime

@@ -1,0 +1,208 @@
+#include "runtime/encrypted_backend.h"
+
+#include <algorithm>
+#include <map>
+#include <stdexcept>
+#include <string>
+
+#include "ckks/poly_arith.h"
+#include "ckks/scalar_encoding.h"
+#include "runtime/multi_dot.h"
+
+namespace heinfer::runtime {
+
+std::string_view packing_name(Packing p) { return p == Packing::Complex ? "complex" : "real"; }
+
+std::int64_t samples_per_ciphertext(Packing p, std::size_t n) {
+  return static_cast<std::int64_t>(p == Packing::Complex ? n : n / 2);
+}
+
+bool EncryptedTensor::has_factors() const {
+  return std::any_of(factor.begin(), factor.end(), [](double f) { return f != 1.0; });
+}
+
+
+EncryptedBackend::Acc EncryptedBackend::start(Tensor& /*y*/, std::int64_t /*e*/) const { return {}; }
+
+void EncryptedBackend::mac(Acc& a, const Tensor& x, std::int64_t e, double w) const {
+  const auto& ct = x.cts[static_cast<std::size_t>(e)];
+  if (!ct) return;  // exact zero
+  a.cts.push_back(ct.get());
+  a.weights.push_back(w * x.factor_at(e));
+}
+
+ckks::Ciphertext EncryptedBackend::constant(double c, std::size_t level, double scale) const {
+  ckks::Ciphertext ct;
+  ct.resize(eval->context().n(), 2, level);
+  std::fill(ct.data().begin(), ct.data().end(), 0);
+  ct.set_scale(scale);
+  ct.set_ntt_form(true);
+  add_constant(ct, c);
+  return ct;
+}
+
+void EncryptedBackend::add_constant(ckks::Ciphertext& ct, double c) const {
+  if (c == 0.0) return;
+  if (packing == Packing::Complex) eval->add_scalar_packed_inplace(ct, c);
+  else eval->add_scalar_inplace(ct, c);
+}
+
+void EncryptedBackend::finish(Tensor& y, std::int64_t e, Acc& a) const {
+  auto& out = y.cts[static_cast<std::size_t>(e)];
+  if (a.cts.empty()) {
+    out = a.bias == 0.0 ? nullptr : std::make_shared<const ckks::Ciphertext>(constant(a.bias, y.level, y.scale));
+    return;
+  }
+  if (rescale && deferred) {
+    (*deferred)[static_cast<std::size_t>(e)] = std::move(a);
+    return;
+  }
+  auto ct = std::make_shared<ckks::Ciphertext>();
+  if (!rescale) {
+    for (std::size_t k = 0; k < a.cts.size(); ++k) {
+      const double w = a.weights[k];
+      if (w != 1.0 && w != -1.0) throw std::logic_error("encrypted backend: weight outside {-1, 1} without rescale");
+      if (k == 0) {
+        if (w == 1.0) *ct = *a.cts[0];
+        else eval->negate(*a.cts[0], *ct);
+      } else if (w == 1.0) {
+        eval->add_inplace(*ct, *a.cts[k]);
+      } else {
+        eval->sub_inplace(*ct, *a.cts[k]);
+      }
+    }
+    add_constant(*ct, a.bias);
+  } else {
+    if (in_level == 0) throw std::invalid_argument("out of levels: a rescale is needed at level 0");
+    const double q_l = static_cast<double>(eval->context().modulus(in_level).value);
+    const double weight_scale = target_scale * q_l / in_scale;
+    eval->multiply_scalar_accumulate(std::span<const ckks::Ciphertext* const>(a.cts), a.weights,
+                                     weight_scale, *ct);
+    add_constant(*ct, a.bias);
+    eval->rescale_inplace(*ct);
+  }
+  out = std::move(ct);
+}
+
+void EncryptedBackend::flush(Tensor& y, std::vector<Acc>& accs) const {
+  const ckks::CKKSContext& ctx = eval->context();
+  if (in_level == 0) throw std::invalid_argument("out of levels: a rescale is needed at level 0");
+  const std::size_t n = ctx.n(), lq = in_level + 1;
+  const double q_l = static_cast<double>(ctx.modulus(in_level).value);
+  const double weight_scale = target_scale * q_l / in_scale;
+  const auto outputs = static_cast<std::int64_t>(accs.size());
+  // Encoded weights per output: residues[j][i * count + k]; skip outputs without terms.
+  std::vector<std::vector<std::uint64_t>> residues(accs.size());
+  std::vector<std::shared_ptr<ckks::Ciphertext>> out(accs.size());
+  std::size_t size = 2;
+#pragma omp parallel for schedule(dynamic, 8)
+  for (std::int64_t j = 0; j < outputs; ++j) {
+    const Acc& a = accs[static_cast<std::size_t>(j)];
+    if (a.cts.empty()) continue;
+    const std::size_t count = a.cts.size();
+    auto& r = residues[static_cast<std::size_t>(j)];
+    r.resize(lq * count);
+    std::vector<std::uint64_t> tmp(lq);
+    for (std::size_t k = 0; k < count; ++k) {
+      if (a.cts[k]->level() != in_level || a.cts[k]->scale() != a.cts[0]->scale()) {
+        throw std::logic_error("encrypted backend: inputs of one output differ in level or scale");
+      }
+      ckks::encode_scalar(ctx, a.weights[k], weight_scale, in_level, tmp.data());
+      for (std::size_t i = 0; i < lq; ++i) r[i * count + k] = tmp[i];
+    }
+    auto ct = std::make_shared<ckks::Ciphertext>();
+    ct->resize(n, a.cts[0]->size(), in_level);
+    ct->set_scale(a.cts[0]->scale() * weight_scale);
+    ct->set_ntt_form(true);
+    out[static_cast<std::size_t>(j)] = std::move(ct);
+  }
+  for (const auto& a : accs) {
+    if (!a.cts.empty()) size = std::max(size, a.cts[0]->size());
+  }
+  // Outputs reading the same input list (all outputs of a dense Gemm, the channels of a
+  // convolution at one position) are evaluated together (detail::multi_dot).
+  std::vector<std::vector<std::size_t>> groups;
+  {
+    std::map<std::vector<const ckks::Ciphertext*>, std::size_t> index;
+    for (std::size_t j = 0; j < accs.size(); ++j) {
+      if (accs[j].cts.empty()) continue;
+      auto [it, fresh] = index.try_emplace(accs[j].cts, groups.size());
+      if (fresh) groups.emplace_back();
+      groups[it->second].push_back(j);
+    }
+  }
+  constexpr std::size_t kTile = 64;
+  const std::size_t tiles = (n + kTile - 1) / kTile;
+  const auto tasks = static_cast<std::int64_t>(size * lq * tiles);
+#pragma omp parallel
+  {
+    std::vector<const std::uint64_t*> ptrs, scal;
+    std::vector<std::uint64_t*> outp;
+#pragma omp for schedule(dynamic, 1)
+    for (std::int64_t t = 0; t < tasks; ++t) {
+      const std::size_t tile = static_cast<std::size_t>(t) % tiles;
+      const std::size_t pl = static_cast<std::size_t>(t) / tiles;  // p * lq + i
+      const std::size_t i = pl % lq;
+      const std::size_t offset = pl * n + tile * kTile;
+      const std::size_t len = std::min(kTile, n - tile * kTile);
+      for (const auto& members : groups) {
+        const Acc& a = accs[members[0]];
+        if (pl / lq >= a.cts[0]->size()) continue;
+        const std::size_t count = a.cts.size();
+        ptrs.resize(count);
+        for (std::size_t k = 0; k < count; ++k) ptrs[k] = a.cts[k]->data().data() + offset;
+        scal.resize(members.size());
+        outp.resize(members.size());
+        for (std::size_t m = 0; m < members.size(); ++m) {
+          scal[m] = residues[members[m]].data() + i * count;
+          outp[m] = out[members[m]]->data().data() + offset;
+        }
+        detail::multi_dot(ptrs.data(), count, scal.data(), members.size(), outp.data(), len, ctx.modulus(i));
+      }
+    }
+  }
+#pragma omp parallel for schedule(dynamic, 4)
+  for (std::int64_t j = 0; j < outputs; ++j) {
+    const Acc& a = accs[static_cast<std::size_t>(j)];
+    auto& dst = y.cts[static_cast<std::size_t>(j)];
+    if (a.cts.empty()) {
+      dst = a.bias == 0.0 ? nullptr : std::make_shared<const ckks::Ciphertext>(constant(a.bias, y.level, y.scale));
+      continue;
+    }
+    auto& ct = out[static_cast<std::size_t>(j)];
+    add_constant(*ct, a.bias);
+    eval->rescale_inplace(*ct);
+    dst = std::move(ct);
+  }
+}
+
+void EncryptedBackend::copy(Tensor& y, std::int64_t eo, const Tensor& x, std::int64_t ei) const {
+  y.cts[static_cast<std::size_t>(eo)] = x.cts[static_cast<std::size_t>(ei)];
+  if (!y.factor.empty()) y.factor[static_cast<std::size_t>(eo)] = x.factor_at(ei);
+}
+
+void EncryptedBackend::fill(Tensor& y, std::int64_t e, double c) const {
+  y.cts[static_cast<std::size_t>(e)] =
+      c == 0.0 ? nullptr : std::make_shared<const ckks::Ciphertext>(constant(c, y.level, y.scale));
+  if (!y.factor.empty()) y.factor[static_cast<std::size_t>(e)] = 1.0;
+}
+
+void EncryptedBackend::square(Tensor& y, std::int64_t eo, const Tensor& x, std::int64_t ei) const {
+  const auto& in = x.cts[static_cast<std::size_t>(ei)];
+  if (!y.factor.empty()) {
+    const double f = x.factor_at(ei);
+    y.factor[static_cast<std::size_t>(eo)] = f * f;
+  }
+  if (!in) {
+    y.cts[static_cast<std::size_t>(eo)] = nullptr;
+    return;
+  }
+  if (in->level() == 0) throw std::invalid_argument("out of levels: a square is needed at level 0");
+  auto ct = std::make_shared<ckks::Ciphertext>();
+  if (packing == Packing::Complex) eval->multiply_packed(*in, *in, *relin, *galois, *ct);
+  else eval->multiply_relinearize(*in, *in, *relin, *ct);
+  eval->rescale_inplace(*ct);
+  y.cts[static_cast<std::size_t>(eo)] = std::move(ct);
+}
+
+}  // namespace heinfer::runtime

@@ -1,0 +1,83 @@
+// The encrypted kernel backend (runtime/backend.h concept) over EncryptedTensor, so the
+// conv/gemm/pool/element-wise/data-movement kernels run on ciphertexts unchanged.
+//
+// Lazy rescaling (nGraph-HE2, Boemer et al., WAHC 2019): an accumulator collects
+// (ciphertext, weight · pending factor) pairs and a bias; finish() does ONE
+// Evaluator::multiply_scalar_accumulate (one modular reduction per coefficient), adds the
+// bias at the product scale and does ONE rescale. Scale trick: weights are encoded at
+//   weight_scale = Δ · q_l / s_in   (q_l: the prime the rescale drops, s_in: input scale)
+// so every rescaled linear output has scale exactly Δ, whatever the input scale: tensors
+// meeting in an Add always match. Nodes whose weights are all in {-1, 1} and whose inputs
+// carry no pending factors (additions, Sub, Add of a constant) use ciphertext additions
+// and consume no level.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "ckks/evaluator.h"
+#include "ckks/keys.h"
+#include "runtime/backend.h"
+#include "runtime/encrypted_tensor.h"
+
+namespace heinfer::runtime {
+
+struct EncryptedBackend {
+  using Tensor = EncryptedTensor;
+  struct Acc {
+    std::vector<const ckks::Ciphertext*> cts;
+    std::vector<double> weights;
+    double bias = 0.0;
+  };
+
+  const ckks::Evaluator* eval = nullptr;
+  const ckks::RelinKeys* relin = nullptr;
+  const ckks::GaloisKeys* galois = nullptr;  ///< conjugation key (complex packing)
+  Packing packing = Packing::Complex;
+  /// Per node (set by the executor): whether finish() rescales, the input level and
+  /// scale (all inputs of a node are brought to one level), and Δ.
+  bool rescale = false;
+  std::size_t in_level = 0;
+  double in_scale = 1.0;
+  double target_scale = 1.0;
+  /// When set (rescaling nodes), finish() only records the accumulator here (index e)
+  /// and flush() evaluates all outputs of the node at once (see flush).
+  std::vector<Acc>* deferred = nullptr;
+
+  Acc start(Tensor& y, std::int64_t e) const;
+  void mac(Acc& a, const Tensor& x, std::int64_t e, double w) const;
+  void add(Acc& a, const Tensor& x, std::int64_t e) const { mac(a, x, e, 1.0); }
+  void sub(Acc& a, const Tensor& x, std::int64_t e) const { mac(a, x, e, -1.0); }
+  void add_const(Acc& a, double c) const { a.bias += c; }
+  /// Stores y.cts[e] (at y.level, scale y.scale). Throws std::invalid_argument when a
+  /// rescale is needed at level 0 or (no-rescale mode) a weight is not ±1.
+  void finish(Tensor& y, std::int64_t e, Acc& a) const;
+  void copy(Tensor& y, std::int64_t eo, const Tensor& x, std::int64_t ei) const;
+  /// 0 -> nullptr; otherwise a trivial ciphertext (c1 = 0) of the public constant.
+  void fill(Tensor& y, std::int64_t e, double c) const;
+  /// Real packing: multiply_relinearize + rescale; complex: multiply_packed + rescale.
+  /// Pending factors are squared and stay pending.
+  void square(Tensor& y, std::int64_t eo, const Tensor& x, std::int64_t ei) const;
+  /// Every element operation is a polynomial operation: parallelize from 2 on.
+  bool parallel(std::int64_t element_ops) const { return element_ops >= 2; }
+
+  /// Evaluates the deferred accumulators of a rescaling node into y. For every
+  /// (polynomial, limb, tile of 64 coefficients) task, all outputs are accumulated from
+  /// the inputs' tiles while those stay in L2, and outputs reading the same input list
+  /// (all outputs of a dense Gemm, the channels of a convolution at one position) share
+  /// each loaded input vector (detail::multi_dot, register-blocked over 4 outputs). The
+  /// arithmetic is that of Evaluator::multiply_scalar_accumulate (one reduction per
+  /// coefficient), with inputs read from memory once per node instead of once per
+  /// output. Then the bias at the product scale and one rescale per output. Parallel
+  /// over tasks, then over outputs. Throws std::invalid_argument at level 0.
+  void flush(Tensor& y, std::vector<Acc>& accs) const;
+
+  /// A trivial ciphertext of constant c in every sample at `level` and `scale`.
+  ckks::Ciphertext constant(double c, std::size_t level, double scale) const;
+  /// Adds c to every sample of ct (at ct's scale).
+  void add_constant(ckks::Ciphertext& ct, double c) const;
+};
+
+static_assert(KernelBackend<EncryptedBackend>);
+
+}  // namespace heinfer::runtime

@@ -1,0 +1,112 @@
+// The encrypted executor: runs a prepared graph on batch-packed CKKS ciphertexts
+// (runtime/encrypted_tensor.h) with linear layers on the server (EncryptedBackend) and
+// non-polynomial layers in masked client rounds (runtime/client.h).
+//
+// Walks the graph like run_plain: nodes in order, every tensor freed after its last use,
+// OpenMP over output ciphertexts inside the kernels. Decisions per node
+// (EncryptedNodeKind): data movement copies ciphertext pointers (and pending factors);
+// linear nodes do one multiply-accumulate + one rescale per output (or plain additions);
+// squares use multiply_relinearize (real packing) or multiply_packed (complex packing);
+// Relu / MaxPool / Clip / LeakyRelu are client rounds (a Relu whose only reader is a
+// MaxPool is fused into the MaxPool round); a final Softmax/LogSoftmax runs on the
+// client after decryption. Inputs of one node are brought to a common level first.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "ckks/context.h"
+#include "ckks/evaluator.h"
+#include "model/graph.h"
+#include "runtime/client.h"
+#include "runtime/encrypted_tensor.h"
+#include "runtime/local_client.h"
+#include "runtime/parameter_selection.h"
+#include "runtime/plain_tensor.h"
+
+namespace heinfer::runtime {
+
+enum class EncryptedNodeKind {
+  DataMovement,  ///< Flatten/Reshape/Identity/Dropout/Transpose/Concat/Pad
+  Linear,        ///< Conv, Gemm, MatMul, BN, Add/Sub/Mul/Div, pools with averaging
+  Square,        ///< Pow(x, 2), Mul(x, x)
+  FusedRelu,     ///< Relu whose only reader is a MaxPool: evaluated in the MaxPool round
+  Relu,
+  MaxPool,
+  Clip,
+  LeakyRelu,
+  FinalSoftmax,  ///< Softmax/LogSoftmax producing a graph output: applied by the client
+};
+
+/// The kind of a prepared node. Throws model::ModelError for a Softmax/LogSoftmax that
+/// is not final (its output must be a graph output read by no other node).
+EncryptedNodeKind encrypted_node_kind(const model::Graph& g, const model::Node& n);
+
+struct LayerStats {
+  std::string name, op;
+  double seconds = 0;             ///< wall time (server + client for rounds)
+  std::int64_t ciphertexts = 0;   ///< output ciphertexts
+  int level = -1;                 ///< output level (-1: plaintext on the client)
+};
+
+struct EncryptedRunStats {
+  std::int64_t rounds = 0;        ///< client rounds (input encryption and output not counted)
+  std::int64_t bytes_to_client = 0, bytes_to_server = 0;  ///< serialized sizes, all traffic
+  double client_seconds = 0;      ///< time inside client calls (encrypt, rounds, decrypt)
+  double seconds = 0;             ///< total wall time
+  std::vector<LayerStats> layers; ///< per node (summed over the batches run with these stats)
+};
+
+/// Bytes of ct as ckks::save writes it (header + body; compact seeded: one polynomial).
+std::int64_t wire_bytes(const ckks::Ciphertext& ct, const ckks::CKKSContext& context);
+
+struct EncryptedRunOptions {
+  int threads = 0;        ///< OpenMP threads; 0 keeps the default
+  bool progress = false;  ///< one line per layer on stderr
+};
+
+/// The server side: model, plan, public evaluation keys. Never sees the secret key.
+class EncryptedExecutor {
+ public:
+  /// `g` must outlive the executor. Throws model::ModelError for unsupported nodes.
+  EncryptedExecutor(const model::Graph& g, EncryptionPlan plan, ckks::ContextPtr context,
+                    const EvaluationKeys& keys, EncryptedRunOptions options = {});
+
+  /// One batch (inputs[i].batch <= capacity): the client encrypts, the server evaluates,
+  /// the client decrypts. Returns the graph outputs. Throws InputError (bad input values),
+  /// OverflowError (naming the layer), model::ModelError (shape mismatch).
+  std::vector<PlainTensor> run(Client& client, const std::vector<PlainTensor>& inputs,
+                               EncryptedRunStats& stats) const;
+
+  const EncryptionPlan& plan() const { return plan_; }
+  const model::Graph& graph() const { return g_; }
+
+ private:
+  const model::Graph& g_;
+  EncryptionPlan plan_;
+  ckks::ContextPtr context_;
+  const EvaluationKeys& keys_;
+  ckks::Evaluator eval_;
+  EncryptedRunOptions options_;
+  std::vector<EncryptedNodeKind> kinds_;
+};
+
+/// Everything for an in-process encrypted run: context, client (secret key), keys,
+/// executor. Convenience for the CLI, tests and benchmarks.
+struct EncryptedSession {
+  EncryptedSession(const model::Graph& g, const EncryptionPlan& plan, EncryptedRunOptions options = {});
+  ckks::ContextPtr context;
+  std::unique_ptr<LocalClient> client;
+  std::unique_ptr<EncryptedExecutor> executor;
+
+  /// Runs `count` samples stored batch-major (single-input, single-output graph) in
+  /// chunks of min(chunk, capacity) samples; returns the outputs batch-major.
+  std::vector<double> run_batched(std::span<const double> inputs, std::int64_t count,
+                                  std::int64_t chunk, EncryptedRunStats& stats,
+                                  std::vector<double>* batch_seconds = nullptr);
+};
+
+}  // namespace heinfer::runtime

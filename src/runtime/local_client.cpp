@@ -1,0 +1,157 @@
+#include "runtime/local_client.h"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+namespace heinfer::runtime {
+namespace {
+
+std::string fmt(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
+}  // namespace
+
+LocalClient::LocalClient(ckks::ContextPtr context, Packing packing, double scale)
+    : context_(context),
+      packing_(packing),
+      scale_(scale),
+      keygen_(context),
+      encoder_(context),
+      encryptor_(context, keygen_.secret_key()),
+      decryptor_(context, keygen_.secret_key()) {}
+
+const EvaluationKeys& LocalClient::evaluation_keys() {
+  if (!keys_) {
+    keys_ = std::make_unique<EvaluationKeys>();
+    keys_->relin = keygen_.create_relin_keys();
+    if (packing_ == Packing::Complex) keys_->galois = keygen_.create_galois_keys({}, true);
+  }
+  return *keys_;
+}
+
+std::int64_t LocalClient::capacity() const { return samples_per_ciphertext(packing_, context_->n()); }
+
+void LocalClient::decode(const ckks::Ciphertext& ct, std::vector<double>& out) const {
+  ckks::Plaintext p;
+  if (ct.is_compact()) {
+    ckks::Ciphertext c = ct;
+    c.expand(*context_);
+    decryptor_.decrypt(c, p);
+  } else {
+    decryptor_.decrypt(ct, p);
+  }
+  if (packing_ == Packing::Complex) encoder_.decode_packed(p, out);
+  else encoder_.decode(p, out);
+}
+
+void LocalClient::encrypt_values(std::span<const double> values, ckks::Ciphertext& out) const {
+  ckks::Plaintext p;
+  if (packing_ == Packing::Complex) encoder_.encode_packed(values, scale_, context_->max_level(), p);
+  else encoder_.encode(values, scale_, context_->max_level(), p);
+  encryptor_.encrypt_symmetric(p, out);
+  out.compact();
+}
+
+std::vector<ckks::Ciphertext> LocalClient::encrypt(const PlainTensor& x, const std::string& name,
+                                                   double bound) {
+  if (x.batch <= 0 || x.batch > capacity()) {
+    throw InputError("input '" + name + "': batch " + std::to_string(x.batch) +
+                     " does not fit in one ciphertext (capacity " + std::to_string(capacity()) + ")");
+  }
+  for (std::size_t i = 0; i < x.data.size(); ++i) {
+    const double v = x.data[i];
+    if (!std::isfinite(v)) {
+      throw InputError("input '" + name + "': value " + fmt(v) + " (sample " +
+                       std::to_string(static_cast<std::int64_t>(i) % x.batch) +
+                       ") is not finite; refusing to encrypt");
+    }
+    if (std::fabs(v) > bound) {
+      throw InputError("input '" + name + "': |value| " + fmt(std::fabs(v)) + " (sample " +
+                       std::to_string(static_cast<std::int64_t>(i) % x.batch) +
+                       ") exceeds the planned input range " + fmt(bound) +
+                       "; refusing to encrypt (re-plan with this input)");
+    }
+  }
+  const std::int64_t elements = x.elements();
+  std::vector<ckks::Ciphertext> out(static_cast<std::size_t>(elements));
+#pragma omp parallel for schedule(dynamic, 4)
+  for (std::int64_t e = 0; e < elements; ++e) encrypt_values(x.element(e), out[static_cast<std::size_t>(e)]);
+  return out;
+}
+
+std::vector<ckks::Ciphertext> LocalClient::round(const RoundRequest& r) {
+  const std::size_t count = r.windows.size();
+  std::vector<ckks::Ciphertext> out(count);
+  std::vector<double> first(recording_ ? count * 8 : 0, 0.0);
+  std::vector<std::string> errors(count);
+  const auto batch = static_cast<std::size_t>(capacity());
+#pragma omp parallel for schedule(dynamic, 4)
+  for (std::size_t w = 0; w < count; ++w) {
+    const auto& win = r.windows[w];
+    std::vector<double> acc, v;
+    for (std::size_t k = 0; k < win.size(); ++k) {
+      decode(*win[k], v);
+      if (recording_ && k < 8) first[w * 8 + k] = v[0];
+      for (std::size_t b = 0; b < batch; ++b) {
+        if (!std::isfinite(v[b]) || std::fabs(v[b]) > r.bound) {
+          errors[w] = "layer '" + r.layer + "': overflow: decrypted |value| " + fmt(std::fabs(v[b])) +
+                      " exceeds the planned bound " + fmt(r.bound) +
+                      " (CKKS modulus too small for this input; re-plan)";
+          break;
+        }
+      }
+      if (k == 0) acc = v;
+      else for (std::size_t b = 0; b < batch; ++b) acc[b] = std::max(acc[b], v[b]);
+    }
+    if (r.function != RoundFunction::Max) {
+      for (double& a : acc) a = std::max(a, 0.0);
+    }
+    encrypt_values(acc, out[w]);
+  }
+  for (const auto& e : errors) {
+    if (!e.empty()) throw OverflowError(e);
+  }
+  if (recording_) {
+    for (std::size_t w = 0; w < count; ++w) {
+      for (std::size_t k = 0; k < r.windows[w].size() && k < 8; ++k) observed_.push_back(first[w * 8 + k]);
+    }
+  }
+  return out;
+}
+
+PlainTensor LocalClient::decrypt(const std::vector<const ckks::Ciphertext*>& cts,
+                                 const std::vector<double>& factors, const model::Shape& shape,
+                                 std::int64_t batch, const std::string& layer, double bound) {
+  PlainTensor y = make_plain_tensor(shape, batch);
+  const auto elements = static_cast<std::int64_t>(cts.size());
+  std::vector<std::string> errors(cts.size());
+#pragma omp parallel for schedule(dynamic, 4)
+  for (std::int64_t e = 0; e < elements; ++e) {
+    const auto* ct = cts[static_cast<std::size_t>(e)];
+    if (!ct) continue;
+    std::vector<double> v;
+    decode(*ct, v);
+    const double f = factors.empty() ? 1.0 : factors[static_cast<std::size_t>(e)];
+    auto dst = y.element(e);
+    for (std::int64_t b = 0; b < batch; ++b) {
+      const double val = v[static_cast<std::size_t>(b)] * f;
+      if (!std::isfinite(val) || std::fabs(val) > bound) {
+        errors[static_cast<std::size_t>(e)] =
+            "layer '" + layer + "': overflow: decrypted output |value| " + fmt(std::fabs(val)) +
+            " exceeds the planned bound " + fmt(bound) + " (sample " + std::to_string(b) + ")";
+        break;
+      }
+      dst[static_cast<std::size_t>(b)] = val;
+    }
+  }
+  for (const auto& e : errors) {
+    if (!e.empty()) throw OverflowError(e);
+  }
+  return y;
+}
+
+}  // namespace heinfer::runtime

@@ -1,0 +1,63 @@
+// In-process Client implementation: holds the secret key, encoder, encryptor and
+// decryptor (runtime/client.h describes the protocol and what the client learns).
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "ckks/context.h"
+#include "ckks/decryptor.h"
+#include "ckks/encoder.h"
+#include "ckks/encryptor.h"
+#include "ckks/keygen.h"
+#include "runtime/client.h"
+#include "runtime/encrypted_tensor.h"
+
+namespace heinfer::runtime {
+
+/// The public evaluation keys the client hands to the server.
+struct EvaluationKeys {
+  ckks::RelinKeys relin;
+  ckks::GaloisKeys galois;  ///< conjugation (complex packing squares)
+};
+
+class LocalClient : public Client {
+ public:
+  /// Generates a fresh secret key (libsodium CSPRNG). `scale` = Δ of fresh ciphertexts.
+  LocalClient(ckks::ContextPtr context, Packing packing, double scale);
+
+  /// Relinearization key and (complex packing) the conjugation key; generated on first
+  /// call. Never contains the secret key.
+  const EvaluationKeys& evaluation_keys();
+
+  std::int64_t capacity() const override;
+  std::vector<ckks::Ciphertext> encrypt(const PlainTensor& x, const std::string& name,
+                                        double bound) override;
+  std::vector<ckks::Ciphertext> round(const RoundRequest& request) override;
+  PlainTensor decrypt(const std::vector<const ckks::Ciphertext*>& cts,
+                      const std::vector<double>& factors, const model::Shape& shape,
+                      std::int64_t batch, const std::string& layer, double bound) override;
+
+  /// Testing aid: when enabled, every round appends the decoded slot-0 value of each
+  /// received ciphertext, in the order received, to observed().
+  void set_recording(bool on) { recording_ = on; }
+  const std::vector<double>& observed() const { return observed_; }
+
+ private:
+  void decode(const ckks::Ciphertext& ct, std::vector<double>& out) const;
+  void encrypt_values(std::span<const double> values, ckks::Ciphertext& out) const;
+
+  ckks::ContextPtr context_;
+  Packing packing_;
+  double scale_;
+  ckks::KeyGenerator keygen_;
+  ckks::CKKSEncoder encoder_;
+  ckks::Encryptor encryptor_;
+  ckks::Decryptor decryptor_;
+  std::unique_ptr<EvaluationKeys> keys_;
+  bool recording_ = false;
+  std::vector<double> observed_;
+};
+
+}  // namespace heinfer::runtime

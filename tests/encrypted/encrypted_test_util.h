@@ -1,0 +1,69 @@
+// Helpers for the encrypted-executor tests: run a graph encrypted and in plaintext.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "../common/onnx_builder.h"
+#include "model/error.h"
+#include "runtime/encrypted_executor.h"
+#include "runtime/parameter_selection.h"
+#include "runtime/plain_executor.h"
+
+namespace heinfer::test {
+
+inline std::vector<float> random_floats(std::size_t n, std::uint32_t seed, float lo = -1, float hi = 1) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+/// A plan from calibration on x; with small_n the ring degree is replaced by `small_n`
+/// (insecure, tests only) keeping the selected chain.
+inline runtime::EncryptionPlan test_plan(const model::Graph& g, const runtime::PlainTensor& x,
+                                         runtime::Packing packing, std::size_t small_n = 0) {
+  runtime::PlanOptions o;
+  o.packing = packing;
+  runtime::EncryptionPlan plan = runtime::plan_parameters(g, runtime::calibrate_ranges(g, {x}), o);
+  if (small_n) {
+    plan.params = ckks::EncryptionParameters(small_n, plan.params.coeff_bits(), plan.params.special_bits(),
+                                             ckks::SecurityLevel::None);
+  }
+  return plan;
+}
+
+struct Comparison {
+  std::vector<double> encrypted, plain;
+  double max_abs_error = 0, max_abs_plain = 0;
+  runtime::EncryptedRunStats stats;
+};
+
+/// Runs g on x encrypted (one batch) and in plaintext; outputs batch-major.
+inline Comparison compare(const model::Graph& g, const runtime::PlainTensor& x, runtime::Packing packing,
+                          std::size_t small_n = 2048) {
+  Comparison c;
+  const auto plan = test_plan(g, x, packing, small_n);
+  runtime::EncryptedSession s(g, plan);
+  const auto y = s.executor->run(*s.client, {x}, c.stats);
+  c.encrypted = runtime::to_batch_major(y[0]);
+  c.plain = runtime::to_batch_major(runtime::run_plain(g, {x})[0]);
+  for (std::size_t i = 0; i < c.plain.size(); ++i) {
+    c.max_abs_error = std::max(c.max_abs_error, std::fabs(c.encrypted[i] - c.plain[i]));
+    c.max_abs_plain = std::max(c.max_abs_plain, std::fabs(c.plain[i]));
+  }
+  return c;
+}
+
+inline runtime::PlainTensor random_input(const model::Shape& shape, std::int64_t batch, std::uint32_t seed,
+                                         float lo = -1, float hi = 1) {
+  const auto v = random_floats(static_cast<std::size_t>(batch * model::numel(shape)), seed, lo, hi);
+  return runtime::from_batch_major(std::span<const float>(v), batch, shape);
+}
+
+}  // namespace heinfer::test

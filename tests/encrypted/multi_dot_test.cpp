@@ -1,0 +1,55 @@
+// The multi-output dot product used by the encrypted backend equals dot_scalar_poly per
+// output (IFMA and portable paths, any output count, long sums falling back).
+#include <gtest/gtest.h>
+
+#include <random>
+#include <vector>
+
+#include "ckks/cpu_features.h"
+#include "ckks/poly_arith.h"
+#include "ckks/primes.h"
+#include "runtime/multi_dot.h"
+
+namespace heinfer {
+namespace {
+
+void check(std::size_t bits, std::size_t count, std::size_t outputs, std::size_t len, std::uint32_t seed) {
+  const ckks::Modulus q(ckks::generate_ntt_primes({static_cast<int>(bits)}, 2048)[0]);
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<std::uint64_t> d(0, q.value - 1);
+  std::vector<std::vector<std::uint64_t>> in(count, std::vector<std::uint64_t>(len));
+  std::vector<std::vector<std::uint64_t>> sc(outputs, std::vector<std::uint64_t>(count));
+  for (auto& v : in) for (auto& x : v) x = d(rng);
+  for (auto& v : sc) for (auto& x : v) x = d(rng);
+  // Extreme values: all q - 1 in the first input and scalar.
+  for (auto& x : in[0]) x = q.value - 1;
+  for (auto& v : sc) v[0] = q.value - 1;
+  std::vector<const std::uint64_t*> ptrs, sptr;
+  for (auto& v : in) ptrs.push_back(v.data());
+  for (auto& v : sc) sptr.push_back(v.data());
+  std::vector<std::vector<std::uint64_t>> got(outputs, std::vector<std::uint64_t>(len, 7)), want = got;
+  std::vector<std::uint64_t*> optr;
+  for (auto& v : got) optr.push_back(v.data());
+  runtime::detail::multi_dot(ptrs.data(), count, sptr.data(), outputs, optr.data(), len, q);
+  for (std::size_t m = 0; m < outputs; ++m) {
+    ckks::dot_scalar_poly(ptrs.data(), sptr[m], count, want[m].data(), len, q);
+    EXPECT_EQ(got[m], want[m]) << "bits " << bits << " count " << count << " output " << m;
+  }
+}
+
+TEST(MultiDot, MatchesDotScalarPolyPerOutput) {
+  for (std::size_t outputs : {1u, 2u, 3u, 4u, 5u, 9u}) check(49, 37, outputs, 64, 1 + static_cast<std::uint32_t>(outputs));
+  check(49, 4096, 5, 32, 11);  // the longest IFMA sum
+  check(49, 4100, 3, 16, 12);  // falls back
+  check(30, 845, 6, 64, 13);
+  check(55, 20, 4, 64, 14);    // q >= 2^50: portable path
+  check(49, 10, 4, 24, 15);    // len not a multiple of 16: portable path
+  if (ckks::cpu_has_avx512_ifma()) {
+    ckks::set_simd_enabled(false);
+    check(49, 37, 4, 64, 16);
+    ckks::set_simd_enabled(true);
+  }
+}
+
+}  // namespace
+}  // namespace heinfer

@@ -1,0 +1,195 @@
+// Encrypted executor vs plaintext executor on small hand-built graphs, one per op class.
+#include <gtest/gtest.h>
+
+#include "encrypted_test_util.h"
+
+namespace heinfer {
+namespace {
+
+using runtime::Packing;
+using test::attr;
+using test::compare;
+using test::ModelBuilder;
+using test::random_floats;
+using test::random_input;
+
+constexpr std::int64_t kBatch = 37;  // not a power of two: partially filled slots
+
+void expect_close(const test::Comparison& c, double tol = 1e-3) {
+  ASSERT_EQ(c.encrypted.size(), c.plain.size());
+  EXPECT_LE(c.max_abs_error, tol * (1.0 + c.max_abs_plain)) << "max |plain| " << c.max_abs_plain;
+  EXPECT_GT(c.max_abs_plain, 0.0);
+}
+
+TEST(EncryptedOps, ConvWithStridesPadsDilationAndGemm) {
+  ModelBuilder b;
+  b.input("x", {2, 7, 7}).output("y");
+  b.initializer("w", {3, 2, 3, 3}, random_floats(54, 1));
+  b.initializer("b", {3}, random_floats(3, 2));
+  auto& c = b.node("Conv", {"x", "w", "b"}, {"c"});
+  attr(c, "pads", std::vector<std::int64_t>{1, 0, 2, 1});
+  attr(c, "strides", std::vector<std::int64_t>{2, 1});
+  attr(c, "dilations", std::vector<std::int64_t>{1, 2});
+  b.node("Flatten", {"c"}, {"f"});
+  b.initializer("w2", {4, 3 * 4 * 4}, random_floats(4 * 48, 3));
+  b.initializer("b2", {4}, random_floats(4, 4));
+  attr(b.node("Gemm", {"f", "w2", "b2"}, {"y"}), "transB", std::int64_t{1});
+  const auto g = b.load();
+  expect_close(compare(g, random_input({2, 7, 7}, kBatch, 5), Packing::Complex));
+}
+
+TEST(EncryptedOps, DepthwiseConvBatchNormResidualAddAveragePool) {
+  ModelBuilder b;
+  b.input("x", {3, 6, 6}).output("y");
+  b.initializer("w", {3, 1, 3, 3}, random_floats(27, 11));
+  auto& c = b.node("Conv", {"x", "w"}, {"c"});
+  attr(c, "group", std::int64_t{3});
+  attr(c, "pads", std::vector<std::int64_t>{1, 1, 1, 1});
+  b.initializer("s", {3}, {0.5f, 1.5f, -2.0f});
+  b.initializer("bb", {3}, {0.1f, -0.2f, 0.3f});
+  b.initializer("m", {3}, {0.0f, 0.1f, -0.1f});
+  b.initializer("v", {3}, {1.0f, 2.0f, 0.5f});
+  b.node("BatchNormalization", {"c", "s", "bb", "m", "v"}, {"n"});
+  b.initializer("w1", {3, 3, 1, 1}, random_floats(9, 12));
+  b.node("Conv", {"x", "w1"}, {"c1"});
+  b.node("Add", {"n", "c1"}, {"a"});  // two encrypted tensors
+  b.node("Sub", {"a", "c1"}, {"s2"});
+  auto& p = b.node("AveragePool", {"s2"}, {"p"});
+  attr(p, "kernel_shape", std::vector<std::int64_t>{3, 3});
+  attr(p, "strides", std::vector<std::int64_t>{2, 2});
+  attr(p, "pads", std::vector<std::int64_t>{1, 1, 1, 1});
+  b.node("GlobalAveragePool", {"p"}, {"y"});
+  model::LoadOptions keep;
+  keep.fold_batchnorm = false;
+  const auto g = b.load(keep);
+  bool has_bn = false;
+  for (const auto& n : g.nodes) has_bn = has_bn || n.op == model::OpType::BatchNormalization;
+  EXPECT_TRUE(has_bn);
+  expect_close(compare(g, random_input({3, 6, 6}, kBatch, 13), Packing::Complex));
+}
+
+ModelBuilder square_net() {
+  ModelBuilder b;
+  b.input("x", {6}).output("y");
+  b.initializer("w", {5, 6}, random_floats(30, 21));
+  attr(b.node("Gemm", {"x", "w"}, {"h"}), "transB", std::int64_t{1});
+  b.node("Mul", {"h", "h"}, {"sq"});
+  b.initializer("two", {1}, {2.0f});
+  b.node("Pow", {"sq", "two"}, {"y"});
+  return b;
+}
+
+TEST(EncryptedOps, SquareWithComplexPacking) {
+  const auto g = square_net().load();
+  const auto c = compare(g, random_input({6}, kBatch, 22), Packing::Complex);
+  expect_close(c);
+}
+
+TEST(EncryptedOps, SquareWithRealPacking) {
+  const auto g = square_net().load();
+  expect_close(compare(g, random_input({6}, kBatch, 23), Packing::Real));
+}
+
+TEST(EncryptedOps, ReluClipLeakyReluRounds) {
+  ModelBuilder b;
+  b.input("x", {8}).output("y");
+  b.initializer("w", {8, 8}, random_floats(64, 31, -2, 2));
+  attr(b.node("Gemm", {"x", "w"}, {"h"}), "transB", std::int64_t{1});
+  b.node("Relu", {"h"}, {"r"});
+  b.initializer("w2", {8, 8}, random_floats(64, 32, -2, 2));
+  attr(b.node("Gemm", {"r", "w2"}, {"h2"}), "transB", std::int64_t{1});
+  b.initializer("lo", {}, {0.0f});
+  b.initializer("hi", {}, {1.5f});
+  b.node("Clip", {"h2", "lo", "hi"}, {"c"});  // ReLU6-style, two masked values per element
+  b.initializer("w3", {8, 8}, random_floats(64, 33, -2, 2));
+  attr(b.node("Gemm", {"c", "w3"}, {"h3"}), "transB", std::int64_t{1});
+  attr(b.node("LeakyRelu", {"h3"}, {"y"}), "alpha", 0.1f);
+  const auto g = b.load();
+  const auto c = compare(g, random_input({8}, kBatch, 34), Packing::Complex);
+  expect_close(c);
+  EXPECT_EQ(c.stats.rounds, 3);
+}
+
+TEST(EncryptedOps, FusedReluMaxPoolAndPaddedMaxPool) {
+  ModelBuilder b;
+  b.input("x", {2, 6, 6}).output("y");
+  b.initializer("w", {2, 2, 3, 3}, random_floats(36, 41));
+  attr(b.node("Conv", {"x", "w"}, {"c"}), "pads", std::vector<std::int64_t>{1, 1, 1, 1});
+  b.node("Relu", {"c"}, {"r"});
+  auto& p = b.node("MaxPool", {"r"}, {"p"});
+  attr(p, "kernel_shape", std::vector<std::int64_t>{2, 2});
+  attr(p, "strides", std::vector<std::int64_t>{2, 2});
+  b.initializer("w2", {2, 2, 1, 1}, random_floats(4, 42));
+  b.node("Conv", {"p", "w2"}, {"c2"});
+  auto& p2 = b.node("MaxPool", {"c2"}, {"y"});
+  attr(p2, "kernel_shape", std::vector<std::int64_t>{2, 2});
+  attr(p2, "pads", std::vector<std::int64_t>{1, 1, 1, 1});
+  attr(p2, "strides", std::vector<std::int64_t>{2, 2});
+  const auto g = b.load();
+  const auto c = compare(g, random_input({2, 6, 6}, kBatch, 43), Packing::Complex);
+  expect_close(c);
+  EXPECT_EQ(c.stats.rounds, 2);  // Relu fused into the first MaxPool round
+}
+
+TEST(EncryptedOps, PadConcatTransposeFlattenSoftmax) {
+  ModelBuilder b;
+  b.input("x", {2, 3}).output("y");
+  b.initializer_i64("pads", {6}, {0, 0, 1, 0, 0, 2});
+  b.node("Pad", {"x", "pads"}, {"p"});  // [2, 6] with zeros
+  b.initializer_i64("pads2", {6}, {0, 1, 0, 0, 0, 0});
+  b.initializer("val", {}, {0.75f});
+  b.node("Pad", {"x", "pads2", "val"}, {"p2"});  // [3, 3], a non-zero constant row
+  b.node("Flatten", {"p2"}, {"f2"});
+  b.node("Flatten", {"p"}, {"f1"});
+  attr(b.node("Concat", {"f1", "f2"}, {"cat"}), "axis", std::int64_t{1});
+  b.initializer("w", {4, 21}, random_floats(84, 51));
+  attr(b.node("Gemm", {"cat", "w"}, {"g"}), "transB", std::int64_t{1});
+  b.initializer_i64("shape", {3}, {0, 2, 2});
+  b.node("Reshape", {"g", "shape"}, {"rs"});
+  attr(b.node("Transpose", {"rs"}, {"t"}), "perm", std::vector<std::int64_t>{0, 2, 1});
+  b.node("Flatten", {"t"}, {"tf"});
+  attr(b.node("Softmax", {"tf"}, {"y"}), "axis", std::int64_t{-1});
+  const auto g = b.load();
+  const auto c = compare(g, random_input({2, 3}, kBatch, 52), Packing::Complex);
+  expect_close(c);
+}
+
+TEST(EncryptedOps, InputsAtDifferentLevelsAreAligned) {
+  // Concat and Sub of a fresh tensor (top level) and a Gemm output (one level lower).
+  ModelBuilder b;
+  b.input("x", {4}).output("y");
+  b.initializer("w", {4, 4}, random_floats(16, 81));
+  attr(b.node("Gemm", {"x", "w"}, {"h"}), "transB", std::int64_t{1});
+  b.node("Sub", {"h", "x"}, {"d"});
+  attr(b.node("Concat", {"d", "x"}, {"c"}), "axis", std::int64_t{1});
+  b.initializer("w2", {3, 8}, random_floats(24, 82));
+  attr(b.node("Gemm", {"c", "w2"}, {"y"}), "transB", std::int64_t{1});
+  const auto g = b.load();
+  expect_close(compare(g, random_input({4}, kBatch, 83), Packing::Complex));
+}
+
+TEST(EncryptedOps, AddOfSquareAndLinearTensorsWithDifferentScales) {
+  // x^2 (scale ≈ 4Δ²/q) + Gemm(x) (scale Δ): the square's output is brought to Δ first.
+  ModelBuilder b;
+  b.input("x", {4}).output("y");
+  b.initializer("w", {4, 4}, random_floats(16, 91));
+  attr(b.node("Gemm", {"x", "w"}, {"h"}), "transB", std::int64_t{1});
+  b.node("Mul", {"x", "x"}, {"sq"});
+  b.node("Add", {"sq", "h"}, {"a"});
+  b.initializer("w2", {3, 4}, random_floats(12, 92));
+  attr(b.node("Gemm", {"a", "w2"}, {"y"}), "transB", std::int64_t{1});
+  const auto g = b.load();
+  for (Packing p : {Packing::Complex, Packing::Real}) expect_close(compare(g, random_input({4}, kBatch, 93), p));
+}
+
+TEST(EncryptedOps, NonFinalSoftmaxIsRejected) {
+  ModelBuilder b;
+  b.input("x", {4}).output("y");
+  attr(b.node("Softmax", {"x"}, {"s"}), "axis", std::int64_t{-1});
+  b.node("Relu", {"s"}, {"y"});
+  const auto g = b.load();
+  EXPECT_THROW(runtime::encrypted_node_kind(g, g.nodes[0]), model::ModelError);
+}
+
+}  // namespace
+}  // namespace heinfer
