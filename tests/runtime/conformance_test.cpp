@@ -1,6 +1,7 @@
 // ONNX backend conformance: runs the node / pytorch-converted / pytorch-operator test
 // cases of libonnx-testdata whose graphs use only supported operators and float tensors.
 //
+// Discovery and input binding: tests/common/onnx_conformance.h.
 // Harness rules (batch-axis packing): graph input 0 is the data, its dim 0 the batch.
 // Another graph input is data too when it has the same rank and dim 0 and every reader is
 // Add, Sub or Concat; otherwise it is bound as a constant (initializer) from the test data
@@ -8,35 +9,24 @@
 // Cases that need something heinfer does not support are listed in kUnsupported with a
 // substring of the expected ModelError message.
 #include <gtest/gtest.h>
-#include <onnx/onnx_pb.h>
 
-#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <map>
-#include <set>
-#include <sstream>
+#include <string>
 
+#include "../common/onnx_conformance.h"
 #include "model/error.h"
-#include "model/load.h"
-#include "model/onnx_import.h"
-#include "model/onnx_tensor.h"
-#include "model/op_type.h"
 #include "runtime/plain_executor.h"
 
 namespace heinfer {
 namespace {
 
+using test::conformance::all_cases;
+using test::conformance::Case;
+using test::conformance::kRoot;
 namespace fs = std::filesystem;
-const fs::path kRoot = "/usr/share/libonnx-testdata/data";
-
-struct Case {
-  std::string name;  // "<suite>__<test>", gtest-safe
-  fs::path dir;
-};
-
-void PrintTo(const Case& c, std::ostream* os) { *os << c.dir.string(); }
 
 /// Expected failures: case name -> substring of the ModelError message.
 const std::map<std::string, std::string>& unsupported() {
@@ -46,130 +36,18 @@ const std::map<std::string, std::string>& unsupported() {
   return m;
 }
 
-std::string read_file(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
-bool is_float(int t) { return t == onnx::TensorProto::FLOAT || t == onnx::TensorProto::DOUBLE; }
-
-bool selected(const onnx::ModelProto& m) {
-  for (const auto& n : m.graph().node()) {
-    if (!n.domain().empty() && n.domain() != "ai.onnx") return false;
-    if (!model::parse_op_type(n.op_type())) return false;
-  }
-  std::set<std::string> inits;
-  for (const auto& i : m.graph().initializer()) inits.insert(i.name());
-  for (const auto& vi : m.graph().input()) {
-    if (inits.count(vi.name())) continue;
-    const int t = vi.type().tensor_type().elem_type();
-    if (!vi.type().has_tensor_type() || !(is_float(t) || t == onnx::TensorProto::INT64)) return false;
-  }
-  if (m.graph().input_size() == 0 || m.graph().output_size() == 0) return !m.graph().node().empty();
-  if (!is_float(m.graph().input(0).type().tensor_type().elem_type())) return false;
-  for (const auto& vi : m.graph().output()) {
-    if (!vi.type().has_tensor_type() || !is_float(vi.type().tensor_type().elem_type())) return false;
-  }
-  return true;
-}
-
-std::vector<Case> discover() {
-  std::vector<Case> cases;
-  for (const char* suite : {"node", "pytorch-converted", "pytorch-operator"}) {
-    const fs::path dir = kRoot / suite;
-    if (!fs::is_directory(dir)) continue;
-    std::vector<fs::path> tests;
-    for (const auto& e : fs::directory_iterator(dir)) tests.push_back(e.path());
-    std::sort(tests.begin(), tests.end());
-    for (const fs::path& t : tests) {
-      onnx::ModelProto m;
-      try {
-        m = model::parse_onnx(read_file(t / "model.onnx"), t.string());
-      } catch (const model::ModelError&) {
-        continue;
-      }
-      if (!selected(m)) continue;
-      std::string name = std::string(suite) + "__" + t.filename().string();
-      std::replace(name.begin(), name.end(), '-', '_');
-      cases.push_back({name, t});
-    }
-  }
-  return cases;
-}
-
-const std::vector<Case>& all_cases() {
-  static const std::vector<Case> cases = discover();
-  return cases;
-}
-
-onnx::TensorProto read_tensor(const fs::path& p) {
-  onnx::TensorProto t;
-  if (!t.ParseFromString(read_file(p))) throw std::runtime_error("cannot parse " + p.string());
-  return t;
-}
-
 /// Runs one case; returns "" on success or a description of the mismatch. Throws
 /// model::ModelError for unsupported models.
 std::string run_case(const Case& c) {
-  onnx::ModelProto m = model::parse_onnx(read_file(c.dir / "model.onnx"), c.dir.string());
-  std::set<std::string> inits;
-  for (const auto& i : m.graph().initializer()) inits.insert(i.name());
-  std::vector<int> real_inputs;
-  for (int i = 0; i < m.graph().input_size(); ++i) {
-    if (!inits.count(m.graph().input(i).name())) real_inputs.push_back(i);
-  }
-  std::vector<fs::path> sets;
-  for (const auto& e : fs::directory_iterator(c.dir)) {
-    if (e.is_directory() && e.path().filename().string().rfind("test_data_set_", 0) == 0) {
-      sets.push_back(e.path());
-    }
-  }
-  std::sort(sets.begin(), sets.end());
+  const onnx::ModelProto m = test::conformance::load_model_proto(c);
+  const std::vector<fs::path> sets = test::conformance::test_sets(c);
   if (sets.empty()) return "no test_data_set";
   std::string failures;
   for (const fs::path& set : sets) {
-    std::vector<onnx::TensorProto> in;
-    for (std::size_t k = 0; k < real_inputs.size(); ++k) {
-      in.push_back(read_tensor(set / ("input_" + std::to_string(k) + ".pb")));
-    }
-    // Decide which inputs are data and bind the others as initializers.
-    onnx::ModelProto mm = m;
-    auto* graph = mm.mutable_graph();
-    std::vector<std::size_t> data_inputs;
-    for (std::size_t k = 0; k < real_inputs.size(); ++k) {
-      const std::string& name = m.graph().input(real_inputs[k]).name();
-      bool data = k == 0;
-      if (k > 0 && in[k].dims_size() == in[0].dims_size() && in[k].dims_size() > 0 &&
-          in[k].dims(0) == in[0].dims(0)) {
-        data = true;
-        for (const auto& n : m.graph().node()) {
-          const bool reads = std::find(n.input().begin(), n.input().end(), name) != n.input().end();
-          if (reads && n.op_type() != "Add" && n.op_type() != "Sub" && n.op_type() != "Concat") data = false;
-        }
-      }
-      if (data) {
-        data_inputs.push_back(k);
-      } else {
-        onnx::TensorProto init = in[k];
-        init.set_name(name);
-        *graph->add_initializer() = init;
-      }
-    }
-    model::Graph g = model::import_onnx(mm);
-    model::prepare_graph(g);
-    std::vector<runtime::PlainTensor> inputs;
-    for (std::size_t k : data_inputs) {
-      const model::TensorValue v = model::tensor_from_proto(in[k], "input");
-      if (v.dims.empty() || v.dims[0] <= 0) throw model::ModelError("test input has no batch");
-      inputs.push_back(runtime::from_batch_major(
-          std::span<const double>(v.data), v.dims[0], model::Shape(v.dims.begin() + 1, v.dims.end())));
-    }
-    const auto outputs = runtime::run_plain(g, std::move(inputs));
+    test::conformance::BoundSet b = test::conformance::bind_set(m, set);
+    const auto outputs = runtime::run_plain(b.graph, std::move(b.inputs));
     for (std::size_t k = 0; k < outputs.size(); ++k) {
-      const model::TensorValue ref =
-          model::tensor_from_proto(read_tensor(set / ("output_" + std::to_string(k) + ".pb")), "output");
+      const model::TensorValue ref = test::conformance::reference_output(set, k);
       model::Shape got{outputs[k].batch};
       got.insert(got.end(), outputs[k].shape.begin(), outputs[k].shape.end());
       if (got != ref.dims) {
