@@ -15,11 +15,7 @@
 #include "model/liveness.h"
 #include "runtime/encrypted_backend.h"
 #include "runtime/kernels/client_aided.h"
-#include "runtime/kernels/conv.h"
-#include "runtime/kernels/data_movement.h"
-#include "runtime/kernels/elementwise.h"
-#include "runtime/kernels/gemm.h"
-#include "runtime/kernels/pool.h"
+#include "runtime/kernels/dispatch.h"
 #include "runtime/kernels/window.h"
 
 namespace heinfer::runtime {
@@ -28,77 +24,16 @@ namespace {
 using model::ModelError;
 using model::OpType;
 using Clock = std::chrono::steady_clock;
-using Operand = kernels::Operand<EncryptedBackend>;
 
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-std::span<const double> constant(const model::Graph& g, const model::Node& n, std::size_t i) {
-  if (i >= n.inputs.size() || n.inputs[i] == model::kNoTensor) return {};
-  return g.tensors[static_cast<std::size_t>(n.inputs[i])].data;
-}
-
-Operand operand(const model::Graph& g, const model::Node& n,
-                const std::vector<const EncryptedTensor*>& in, std::size_t i) {
-  if (in[i]) return {in[i], {}};
-  return {nullptr, constant(g, n, i)};
-}
-
-/// The linear / polynomial / data-movement dispatch of run_node_plain, on ciphertexts.
+/// The linear / polynomial / data-movement ops on ciphertexts: the dispatch shared with
+/// the plaintext executor (kernels/dispatch.h).
 void run_linear(const EncryptedBackend& be, const model::Graph& g, const model::Node& n,
                 const std::vector<const EncryptedTensor*>& in, EncryptedTensor& y) {
-  const EncryptedTensor* x = in.empty() ? nullptr : in[0];
-  const auto& p = n.params;
-  const std::int64_t elements = y.elements();
-  if (std::holds_alternative<model::SquareParams>(p)) {
-    kernels::square(be, elements, *x, y);
-    return;
+  if (!kernels::run_backend_node(be, g, n, in, y)) {
+    throw ModelError(model::node_label(n) + ": not supported by the encrypted executor");
   }
-  switch (n.op) {
-    case OpType::Conv:
-      kernels::conv(be, std::get<model::ConvParams>(p), x->shape, y.shape, constant(g, n, 1),
-                    constant(g, n, 2), *x, y);
-      return;
-    case OpType::Gemm:
-    case OpType::MatMul:
-      kernels::gemm(be, std::get<model::GemmParams>(p), constant(g, n, 1), constant(g, n, 2), *x, y);
-      return;
-    case OpType::Add:
-    case OpType::Sub:
-    case OpType::Mul:
-    case OpType::Div:
-      kernels::binary(be, n.op, std::get<model::BinaryParams>(p), y.shape, operand(g, n, in, 0),
-                      operand(g, n, in, 1), y);
-      return;
-    case OpType::BatchNormalization:
-      kernels::batchnorm(be, std::get<model::BatchNormParams>(p), constant(g, n, 1), constant(g, n, 2), *x, y);
-      return;
-    case OpType::AveragePool:
-    case OpType::GlobalAveragePool:
-      kernels::average_pool(be, std::get<model::PoolParams>(p), x->shape, y.shape, *x, y);
-      return;
-    case OpType::Flatten:
-    case OpType::Reshape:
-    case OpType::Identity:
-    case OpType::Dropout: kernels::copy_elements(be, elements, *x, y); return;
-    case OpType::Transpose:
-      kernels::transpose(be, std::get<model::TransposeParams>(p), x->shape, y.shape, *x, y);
-      return;
-    case OpType::Concat: {
-      std::vector<model::Shape> shapes;
-      std::vector<Operand> ops;
-      for (std::size_t i = 0; i < n.inputs.size(); ++i) {
-        ops.push_back(operand(g, n, in, i));
-        model::Shape s = g.tensors[static_cast<std::size_t>(n.inputs[i])].shape;
-        if (!in[i]) s.erase(s.begin());
-        shapes.push_back(std::move(s));
-      }
-      kernels::concat(be, std::get<model::ConcatParams>(p), shapes, ops, y.shape, y);
-      return;
-    }
-    case OpType::Pad: kernels::pad(be, std::get<model::PadParams>(p), x->shape, y.shape, *x, y); return;
-    default: break;
-  }
-  throw ModelError(model::node_label(n) + ": not supported by the encrypted executor");
 }
 
 /// A uniform integer mask in [kMaskMin, kMaskMax) from the libsodium CSPRNG.

@@ -7,29 +7,13 @@
 #include "model/error.h"
 #include "model/liveness.h"
 #include "runtime/kernels/client_aided.h"
-#include "runtime/kernels/conv.h"
-#include "runtime/kernels/data_movement.h"
-#include "runtime/kernels/elementwise.h"
-#include "runtime/kernels/gemm.h"
-#include "runtime/kernels/pool.h"
+#include "runtime/kernels/dispatch.h"
 
 namespace heinfer::runtime {
 namespace {
 
 using model::ModelError;
 using model::OpType;
-using Operand = kernels::Operand<PlainBackend>;
-
-std::span<const double> constant(const model::Graph& g, const model::Node& n, std::size_t i) {
-  if (i >= n.inputs.size() || n.inputs[i] == model::kNoTensor) return {};
-  return g.tensors[static_cast<std::size_t>(n.inputs[i])].data;
-}
-
-Operand operand(const model::Graph& g, const model::Node& n,
-                const std::vector<const PlainTensor*>& in, std::size_t i) {
-  if (in[i]) return {in[i], {}};
-  return {nullptr, constant(g, n, i)};
-}
 
 }  // namespace
 
@@ -44,64 +28,17 @@ void run_node_plain(const model::Graph& g, const model::Node& n,
       n.op != OpType::Concat) {  // only these may have a constant first input
     throw ModelError(model::node_label(n) + ": first input is not data-dependent");
   }
+  if (kernels::run_backend_node(be, g, n, in, y)) return;
   const PlainTensor* x = in[0];
   const auto& p = n.params;
-  if (std::holds_alternative<model::SquareParams>(p)) {
-    kernels::square(be, y.elements(), *x, y);
-    return;
-  }
-  switch (n.op) {
-    case OpType::Conv:
-      kernels::conv(be, std::get<model::ConvParams>(p), x->shape, y.shape, constant(g, n, 1),
-                    constant(g, n, 2), *x, y);
-      return;
-    case OpType::Gemm:
-    case OpType::MatMul:
-      kernels::gemm(be, std::get<model::GemmParams>(p), constant(g, n, 1), constant(g, n, 2), *x, y);
-      return;
-    case OpType::Add:
-    case OpType::Sub:
-    case OpType::Mul:
-    case OpType::Div:
-      kernels::binary(be, n.op, std::get<model::BinaryParams>(p), y.shape, operand(g, n, in, 0),
-                      operand(g, n, in, 1), y);
-      return;
-    case OpType::BatchNormalization:
-      kernels::batchnorm(be, std::get<model::BatchNormParams>(p), constant(g, n, 1),
-                         constant(g, n, 2), *x, y);
-      return;
-    case OpType::AveragePool:
-    case OpType::GlobalAveragePool:
-      kernels::average_pool(be, std::get<model::PoolParams>(p), x->shape, y.shape, *x, y);
-      return;
+  switch (n.op) {  // the client-aided ops (the encrypted executor runs them as client rounds)
     case OpType::MaxPool: kernels::max_pool(std::get<model::PoolParams>(p), *x, y); return;
     case OpType::Relu: kernels::relu(*x, y); return;
     case OpType::Clip: kernels::clip(std::get<model::ClipParams>(p), *x, y); return;
     case OpType::LeakyRelu: kernels::leaky_relu(std::get<model::LeakyReluParams>(p), *x, y); return;
     case OpType::Softmax: kernels::softmax(std::get<model::SoftmaxParams>(p), *x, y); return;
     case OpType::LogSoftmax: kernels::log_softmax(std::get<model::SoftmaxParams>(p), *x, y); return;
-    case OpType::Flatten:
-    case OpType::Reshape:
-    case OpType::Identity:
-    case OpType::Dropout: kernels::copy_elements(be, y.elements(), *x, y); return;
-    case OpType::Transpose:
-      kernels::transpose(be, std::get<model::TransposeParams>(p), x->shape, y.shape, *x, y);
-      return;
-    case OpType::Concat: {
-      std::vector<model::Shape> shapes;
-      std::vector<Operand> ops;
-      for (std::size_t i = 0; i < n.inputs.size(); ++i) {
-        ops.push_back(operand(g, n, in, i));
-        model::Shape s = g.tensors[static_cast<std::size_t>(n.inputs[i])].shape;
-        if (!in[i]) s.erase(s.begin());  // constant: drop its size-1 dim 0
-        shapes.push_back(std::move(s));
-      }
-      kernels::concat(be, std::get<model::ConcatParams>(p), shapes, ops, y.shape, y);
-      return;
-    }
-    case OpType::Pad: kernels::pad(be, std::get<model::PadParams>(p), x->shape, y.shape, *x, y); return;
-    case OpType::Pow:
-    case OpType::Constant: break;
+    default: break;
   }
   throw ModelError(model::node_label(n) + ": not prepared for execution (run prepare_graph)");
 }
