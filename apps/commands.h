@@ -17,4 +17,11 @@ void register_run(CLI::App& app);
 /// `heinfer ckks-demo`: encrypt, compute, decrypt a vector, printing the error.
 void register_ckks_demo(CLI::App& app);
 
+/// `heinfer serve --model NAME=PATH.onnx --calibration NAME=X.npy --listen HOST:PORT [...]`:
+/// the gRPC server of encrypted inference (protocol/remote.h).
+void register_serve(CLI::App& app);
+
+/// `heinfer client --server HOST:PORT --model NAME --input X.npy --output Y.npy [...]`.
+void register_client(CLI::App& app);
+
 }  // namespace heinfer::apps

@@ -12,6 +12,8 @@ int main(int argc, char** argv) {
   heinfer::apps::register_inspect(app);
   heinfer::apps::register_run(app);
   heinfer::apps::register_ckks_demo(app);
+  heinfer::apps::register_serve(app);
+  heinfer::apps::register_client(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

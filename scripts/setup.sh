@@ -10,6 +10,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libsodium-dev libssl-dev
   libprotobuf-dev protobuf-compiler libonnx-dev
+  libgrpc++-dev protobuf-compiler-grpc openssl
   libcli11-dev nlohmann-json3-dev libomp-dev
   libonnx-testdata dataset-fashion-mnist
   python3-numpy python3-torch python3-torchvision python3-onnx

@@ -39,6 +39,9 @@ class LocalClient : public Client {
                       const std::vector<double>& factors, const model::Shape& shape,
                       std::int64_t batch, const std::string& layer, double bound) override;
 
+  /// The secret key (for saving it on the client, e.g. `heinfer client --key-dir`).
+  const ckks::SecretKey& secret_key() const { return keygen_.secret_key(); }
+
   /// Testing aid: when enabled, every round appends the decoded slot-0 value of each
   /// received ciphertext, in the order received, to observed().
   void set_recording(bool on) { recording_ = on; }

@@ -1,0 +1,144 @@
+// `heinfer serve` and `heinfer client`: encrypted inference over gRPC (protocol/remote.h).
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <memory>
+#include <stdexcept>
+
+#include "commands.h"
+#include "protocol/remote.h"
+#include "model/shape.h"
+#include "runtime/metrics.h"
+#include "runtime/npy.h"
+
+namespace heinfer::apps {
+namespace {
+
+struct ServeCli {
+  std::vector<std::string> models, calibrations;
+  protocol::ServerOptions o;
+};
+
+std::pair<std::string, std::string> split_eq(const std::string& s, const char* what) {
+  const auto p = s.find('=');
+  if (p == std::string::npos || p == 0 || p + 1 == s.size()) {
+    throw std::runtime_error(std::string(what) + " '" + s + "': expected NAME=PATH");
+  }
+  return {s.substr(0, p), s.substr(p + 1)};
+}
+
+void serve(ServeCli& c) {
+  for (const auto& m : c.models) {
+    auto [name, path] = split_eq(m, "--model");
+    c.o.models.push_back({name, path, ""});
+  }
+  for (const auto& s : c.calibrations) {
+    auto [name, path] = split_eq(s, "--calibration");
+    bool found = false;
+    for (auto& m : c.o.models) {
+      if (m.name == name) {
+        m.calibration = path;
+        found = true;
+      }
+    }
+    if (!found) throw std::runtime_error("--calibration " + s + ": no --model named '" + name + "'");
+  }
+  protocol::serve(c.o);
+}
+
+std::string human_bytes(double b) {
+  char buf[64];
+  if (b >= 1e9) std::snprintf(buf, sizeof buf, "%.2f GB", b / 1e9);
+  else if (b >= 1e6) std::snprintf(buf, sizeof buf, "%.2f MB", b / 1e6);
+  else std::snprintf(buf, sizeof buf, "%.1f kB", b / 1e3);
+  return buf;
+}
+
+struct ClientCli {
+  protocol::ClientOptions o;
+  std::string input, output, labels;
+};
+
+void client(const ClientCli& c) {
+  const runtime::NpyArray x = runtime::read_npy(c.input);
+  if (x.dtype != runtime::NpyDType::Float32 && x.dtype != runtime::NpyDType::Float64) {
+    throw std::runtime_error("input '" + c.input + "' must be float32 or float64");
+  }
+  if (x.shape.empty() || x.shape[0] == 0) throw std::runtime_error("input '" + c.input + "' is empty");
+  const std::int64_t count = x.shape[0];
+  const std::vector<std::int64_t> per_sample(x.shape.begin() + 1, x.shape.end());
+  std::vector<std::int64_t> labels;
+  if (!c.labels.empty()) {
+    const runtime::NpyArray l = runtime::read_npy(c.labels);
+    if (l.shape != std::vector<std::int64_t>{count}) throw std::runtime_error("labels '" + c.labels + "' must be [N]");
+    labels = l.to_int64();
+  }
+  if (c.o.insecure) std::fprintf(stderr, "WARNING: --insecure: connecting without TLS\n");
+  const protocol::ClientResult r = protocol::run_client(c.o, x.to_double(), per_sample, count);
+  std::vector<std::int64_t> y_shape{count};
+  y_shape.insert(y_shape.end(), r.output_shape.begin(), r.output_shape.end());
+  runtime::write_npy(c.output, runtime::make_npy(runtime::NpyDType::Float32, y_shape, r.outputs));
+  std::printf("== remote encrypted inference summary ==\n");
+  std::printf("server           %s model %s -> %s\n", c.o.server.c_str(), c.o.model.c_str(), c.output.c_str());
+  std::printf("parameters       %s\n", r.description.c_str());
+  std::printf("samples          %lld in %lld batch(es)\n", static_cast<long long>(count), static_cast<long long>(r.batches));
+  std::printf("total            %.2f s\n", r.seconds);
+  std::printf("round trips      %lld (%lld client-aided rounds)\n", static_cast<long long>(r.round_trips),
+              static_cast<long long>(r.rounds));
+  std::printf("traffic          sent %s, received %s\n", human_bytes(static_cast<double>(r.bytes_sent)).c_str(),
+              human_bytes(static_cast<double>(r.bytes_received)).c_str());
+  if (!labels.empty()) {
+    const std::vector<float> yf(r.outputs.begin(), r.outputs.end());
+    const auto pred = runtime::argmax_rows(yf, count, model::numel(r.output_shape));
+    const std::int64_t correct = runtime::count_correct(pred, labels);
+    std::printf("top-1 accuracy   %.2f%% (%lld/%lld)\n", 100.0 * static_cast<double>(correct) / static_cast<double>(count),
+                static_cast<long long>(correct), static_cast<long long>(count));
+  }
+}
+
+}  // namespace
+
+void register_serve(CLI::App& app) {
+  auto c = std::make_shared<ServeCli>();
+  CLI::App* sub = app.add_subcommand("serve", "Serve models for encrypted inference over gRPC (TLS)");
+  sub->add_option("--model", c->models, "NAME=PATH.onnx (repeatable)")->required();
+  sub->add_option("--calibration", c->calibrations,
+                  "NAME=X.npy: server-side calibration inputs used to choose the parameters (required per model)");
+  sub->add_option("--listen", c->o.listen, "HOST:PORT (port 0: any free port)")->capture_default_str();
+  sub->add_option("--tls-cert", c->o.tls_cert, "PEM server certificate chain")->check(CLI::ExistingFile);
+  sub->add_option("--tls-key", c->o.tls_key, "PEM server private key")->check(CLI::ExistingFile);
+  sub->add_option("--client-ca", c->o.client_ca, "PEM CA: require client certificates (mutual TLS)")
+      ->check(CLI::ExistingFile);
+  sub->add_option("--max-sessions", c->o.max_sessions, "open sessions at most")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--max-message-mib", c->o.max_message_mib, "gRPC message size limit (MiB)")
+      ->check(CLI::Range(4, 1024))
+      ->capture_default_str();
+  sub->add_option("--session-timeout", c->o.session_timeout_s, "seconds of inactivity before a session is freed")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  sub->add_option("--threads", c->o.threads, "OpenMP threads (0: default)")->check(CLI::NonNegativeNumber);
+  sub->add_flag("--insecure", c->o.insecure, "serve without TLS (prints a warning)");
+  sub->callback([c] { serve(*c); });
+}
+
+void register_client(CLI::App& app) {
+  auto c = std::make_shared<ClientCli>();
+  CLI::App* sub = app.add_subcommand("client", "Encrypted inference on a remote `heinfer serve`");
+  sub->add_option("--server", c->o.server, "HOST:PORT")->required();
+  sub->add_option("--model", c->o.model, "model name on the server")->required();
+  sub->add_option("--input", c->input, "float32 .npy input [N, ...]")->required()->check(CLI::ExistingFile);
+  sub->add_option("--output", c->output, "float32 .npy output (written atomically)")->required();
+  sub->add_option("--labels", c->labels, ".npy labels [N]: print top-1 accuracy")->check(CLI::ExistingFile);
+  sub->add_option("--tls-ca", c->o.tls_ca, "PEM CA to verify the server (default: system roots)")->check(CLI::ExistingFile);
+  sub->add_option("--tls-cert", c->o.tls_cert, "PEM client certificate (mutual TLS)")->check(CLI::ExistingFile);
+  sub->add_option("--tls-key", c->o.tls_key, "PEM client key (mutual TLS)")->check(CLI::ExistingFile);
+  sub->add_option("--key-dir", c->o.key_dir, "save the secret key (mode 0600) and parameters here");
+  sub->add_option("--max-message-mib", c->o.max_message_mib, "gRPC message size limit (MiB)")
+      ->check(CLI::Range(4, 1024))
+      ->capture_default_str();
+  sub->add_option("--connect-timeout", c->o.connect_timeout_s, "seconds")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_flag("--insecure", c->o.insecure, "connect without TLS");
+  sub->callback([c] { client(*c); });
+}
+
+}  // namespace heinfer::apps

@@ -1,0 +1,289 @@
+// The gRPC client of `heinfer client` (remote.h): keys, encryption, rounds, decryption.
+#include <grpcpp/grpcpp.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include "ckks/secret_key_io.h"
+#include "ckks/serialization.h"
+#include "protocol/heinfer.grpc.pb.h"
+#include "protocol/remote.h"
+#include "protocol/wire.h"
+#include "runtime/local_client.h"
+
+namespace heinfer::protocol {
+namespace {
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read '" + path + "'");
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::span<const uint8_t> span_of(const std::string& b) {
+  return {reinterpret_cast<const uint8_t*>(b.data()), b.size()};
+}
+
+const char* code_name(grpc::StatusCode c) {
+  switch (c) {
+    case grpc::StatusCode::CANCELLED: return "CANCELLED";
+    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
+    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
+    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
+    case grpc::StatusCode::INTERNAL: return "INTERNAL";
+    default: return "ERROR";
+  }
+}
+
+[[noreturn]] void rpc_error(const std::string& what, const std::string& server, const grpc::Status& s) {
+  std::string hint;
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    hint = " (server unreachable, stopped, or TLS handshake failed: check --server, --tls-ca, --insecure)";
+  }
+  throw std::runtime_error(what + " on " + server + " failed: " + code_name(s.error_code()) + ": " +
+                           s.error_message() + hint);
+}
+
+/// Writes `bytes` to `p` atomically (temporary file created with `mode`, then rename).
+void write_private(const std::filesystem::path& p, const std::vector<uint8_t>& bytes, mode_t mode) {
+  const std::string tmp = p.string() + ".tmp";
+  ::unlink(tmp.c_str());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd < 0) throw std::runtime_error("cannot create '" + tmp + "'");
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (w <= 0) {
+      ::close(fd);
+      throw std::runtime_error("cannot write '" + tmp + "'");
+    }
+    done += static_cast<std::size_t>(w);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) throw std::runtime_error("cannot write '" + tmp + "'");
+  std::filesystem::rename(tmp, p);
+}
+
+}  // namespace
+
+ClientResult run_client(const ClientOptions& o, const std::vector<double>& inputs,
+                        const std::vector<std::int64_t>& per_sample_shape, std::int64_t count) {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::shared_ptr<grpc::ChannelCredentials> creds;
+  if (o.insecure) {
+    creds = grpc::InsecureChannelCredentials();
+  } else {
+    grpc::SslCredentialsOptions so;
+    if (!o.tls_ca.empty()) so.pem_root_certs = read_text(o.tls_ca);
+    if (!o.tls_cert.empty()) {
+      so.pem_cert_chain = read_text(o.tls_cert);
+      so.pem_private_key = read_text(o.tls_key);
+    }
+    creds = grpc::SslCredentials(so);
+  }
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(o.max_message_mib << 20);
+  args.SetMaxSendMessageSize(o.max_message_mib << 20);
+  auto channel = grpc::CreateCustomChannel(o.server, creds, args);
+  auto stub = Inference::NewStub(channel);
+  ClientResult res;
+
+  auto deadline = [&](int s) {
+    auto c = std::make_unique<grpc::ClientContext>();
+    c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(s));
+    return c;
+  };
+  ModelInfo info;
+  {
+    ModelInfoRequest req;
+    req.set_model(o.model);
+    auto ctx = deadline(o.connect_timeout_s);
+    grpc::Status s = stub->GetModelInfo(ctx.get(), req, &info);
+    res.bytes_sent += static_cast<std::int64_t>(req.ByteSizeLong());
+    if (!s.ok()) rpc_error("GetModelInfo", o.server, s);
+    res.bytes_received += static_cast<std::int64_t>(info.ByteSizeLong());
+  }
+  res.description = info.description();
+  const std::vector<std::int64_t> in_shape(info.input_shape().begin(), info.input_shape().end());
+  res.output_shape.assign(info.output_shape().begin(), info.output_shape().end());
+  if (in_shape != per_sample_shape) {
+    throw std::runtime_error("input has per-sample shape " + model::to_string(per_sample_shape) + " but model '" +
+                             o.model + "' expects " + model::to_string(in_shape));
+  }
+  const ckks::EncryptionParameters parms = ckks::load_parameters(span_of(info.parameters()));
+  const ckks::ContextPtr context = ckks::CKKSContext::create(parms);
+  const auto& fp = context->fingerprint();
+  if (info.fingerprint() != std::string(fp.begin(), fp.end())) {
+    throw std::runtime_error("server sent parameters whose fingerprint does not match");
+  }
+  const runtime::Packing packing = info.complex_packing() ? runtime::Packing::Complex : runtime::Packing::Real;
+  runtime::LocalClient local(context, packing, std::ldexp(1.0, info.scale_bits()));
+  if (!o.key_dir.empty()) {
+    std::filesystem::create_directories(o.key_dir);
+    write_private(std::filesystem::path(o.key_dir) / "secret.key",
+                  ckks::secret_key_to_bytes(local.secret_key(), *context), 0600);
+    write_private(std::filesystem::path(o.key_dir) / "params.bin", ckks::to_bytes(parms), 0644);
+  }
+  const runtime::EvaluationKeys& keys = local.evaluation_keys();
+  std::string session_id;
+  {
+    OpenSessionRequest req;
+    req.set_model(o.model);
+    req.set_fingerprint(info.fingerprint());
+    const auto rk = ckks::to_bytes(keys.relin, *context);
+    req.set_relin_keys(std::string(rk.begin(), rk.end()));
+    if (packing == runtime::Packing::Complex) {
+      const auto gk = ckks::to_bytes(keys.galois, *context);
+      req.set_galois_keys(std::string(gk.begin(), gk.end()));
+    }
+    OpenSessionReply reply;
+    auto ctx = deadline(120);
+    res.bytes_sent += static_cast<std::int64_t>(req.ByteSizeLong());
+    grpc::Status s = stub->OpenSession(ctx.get(), req, &reply);
+    if (!s.ok()) rpc_error("OpenSession", o.server, s);
+    res.bytes_received += static_cast<std::int64_t>(reply.ByteSizeLong());
+    session_id = reply.session_id();
+  }
+
+  const std::size_t budget = chunk_budget(o.max_message_mib);
+  const std::int64_t in_e = model::numel(in_shape), out_e = model::numel(res.output_shape);
+  const std::int64_t cap = info.capacity();
+  res.outputs.assign(static_cast<std::size_t>(count * out_e), 0.0);
+  auto load_ct = [&](const std::string& b) {
+    try {
+      return ckks::load_ciphertext(span_of(b), *context);
+    } catch (const ckks::SerializationError& e) {
+      throw std::runtime_error(std::string("server sent an invalid ciphertext: ") + e.what());
+    }
+  };
+  for (std::int64_t start = 0; start < count; start += cap) {
+    const std::int64_t b = std::min(cap, count - start);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::hours(2));
+    auto stream = stub->Infer(&ctx);
+    auto write = [&](const ClientMessage& m) {
+      res.bytes_sent += static_cast<std::int64_t>(m.ByteSizeLong());
+      if (!stream->Write(m)) {
+        grpc::Status s = stream->Finish();
+        rpc_error("Infer", o.server, s.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream closed") : s);
+      }
+    };
+    auto send_cts = [&](const std::vector<ckks::Ciphertext>& cts, bool reply) {
+      ClientMessage m;
+      CiphertextChunk* c = reply ? m.mutable_round_reply() : m.mutable_input();
+      std::size_t bytes = 0;
+      for (const auto& ct : cts) {
+        c->add_ciphertexts(ct_bytes(ct, *context));
+        bytes += c->ciphertexts().rbegin()->size();
+        if (bytes >= budget) {
+          write(m);
+          m.Clear();
+          c = reply ? m.mutable_round_reply() : m.mutable_input();
+          bytes = 0;
+        }
+      }
+      c->set_last(true);
+      write(m);
+    };
+    {
+      ClientMessage m;
+      m.mutable_start()->set_session_id(session_id);
+      m.mutable_start()->set_batch(b);
+      write(m);
+    }
+    const runtime::PlainTensor x = runtime::from_batch_major(
+        std::span<const double>(inputs).subspan(static_cast<std::size_t>(start * in_e), static_cast<std::size_t>(b * in_e)),
+        b, in_shape);
+    send_cts(local.encrypt(x, info.input_name(), info.input_bound()), false);
+    ++res.round_trips;
+    ++res.batches;
+    // Rounds until the output arrives.
+    std::vector<ckks::Ciphertext> round_cts;
+    std::vector<std::size_t> window_sizes;
+    std::vector<ckks::Ciphertext> out_cts;
+    std::vector<bool> out_zero;
+    OutputChunk out_head;
+    bool have_head = false;
+    ServerMessage msg;
+    for (;;) {
+      if (!stream->Read(&msg)) {
+        grpc::Status s = stream->Finish();
+        rpc_error("Infer", o.server,
+                  s.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream ended before the outputs") : s);
+      }
+      res.bytes_received += static_cast<std::int64_t>(msg.ByteSizeLong());
+      if (msg.has_round()) {
+        const RoundRequest& r = msg.round();
+        for (const Window& w : r.windows()) {
+          window_sizes.push_back(static_cast<std::size_t>(w.ciphertexts_size()));
+          for (const std::string& c : w.ciphertexts()) round_cts.push_back(load_ct(c));
+        }
+        if (!r.last()) continue;
+        runtime::RoundRequest req;
+        req.layer = r.layer();
+        req.function = static_cast<runtime::RoundFunction>(r.function());
+        req.bound = r.bound();
+        std::size_t k = 0;
+        for (std::size_t ws : window_sizes) {
+          std::vector<const ckks::Ciphertext*> w;
+          for (std::size_t i = 0; i < ws; ++i) w.push_back(&round_cts[k++]);
+          req.windows.push_back(std::move(w));
+        }
+        send_cts(local.round(req), true);
+        ++res.rounds;
+        ++res.round_trips;
+        round_cts.clear();
+        window_sizes.clear();
+      } else if (msg.has_output()) {
+        const OutputChunk& c = msg.output();
+        if (!have_head) {
+          out_head = c;
+          have_head = true;
+        }
+        for (const std::string& s : c.ciphertexts()) {
+          out_zero.push_back(s.empty());
+          out_cts.push_back(s.empty() ? ckks::Ciphertext() : load_ct(s));
+        }
+        if (c.last()) break;
+      } else {
+        throw std::runtime_error("protocol: unexpected message from the server");
+      }
+    }
+    stream->WritesDone();
+    grpc::Status s = stream->Finish();
+    if (!s.ok()) rpc_error("Infer", o.server, s);
+    std::vector<const ckks::Ciphertext*> ptrs;
+    for (std::size_t i = 0; i < out_cts.size(); ++i) ptrs.push_back(out_zero[i] ? nullptr : &out_cts[i]);
+    const std::vector<double> factors(out_head.factors().begin(), out_head.factors().end());
+    const model::Shape shape(out_head.shape().begin(), out_head.shape().end());
+    if (shape != res.output_shape || out_head.batch() != b) throw std::runtime_error("protocol: output shape mismatch");
+    const runtime::PlainTensor y = local.decrypt(ptrs, factors, shape, b, out_head.layer(), out_head.bound());
+    const std::vector<double> bm = runtime::to_batch_major(y);
+    std::copy(bm.begin(), bm.end(), res.outputs.begin() + start * out_e);
+  }
+  {
+    CloseSessionRequest req;
+    req.set_session_id(session_id);
+    CloseSessionReply reply;
+    auto ctx = deadline(o.connect_timeout_s);
+    res.bytes_sent += static_cast<std::int64_t>(req.ByteSizeLong());
+    grpc::Status s = stub->CloseSession(ctx.get(), req, &reply);
+    if (!s.ok()) rpc_error("CloseSession", o.server, s);
+  }
+  res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return res;
+}
+
+}  // namespace heinfer::protocol
