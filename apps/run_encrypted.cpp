@@ -10,15 +10,20 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 
+#include "ckks/encryption_params.h"
+#include "memory/ciphertext_store.h"
+#include "memory/memory_monitor.h"
 #include "model/load.h"
 #include "runtime/batch_runner.h"
 #include "runtime/encrypted_executor.h"
 #include "runtime/metrics.h"
 #include "runtime/npy.h"
 #include "runtime/parameter_selection.h"
+#include "runtime/profile.h"
 
 namespace heinfer::apps {
 namespace {
@@ -50,6 +55,19 @@ void add_encrypted_options(CLI::App* sub, EncryptedOptions& o) {
       ->capture_default_str();
   sub->add_option("--scale-bits", o.scale_bits, "encrypted: log2 of the CKKS scale Δ")->capture_default_str();
   sub->add_flag("--check", o.check, "encrypted: also run the plaintext executor and compare");
+  sub->add_option("--dram-budget", o.dram_budget,
+                  "encrypted: bytes of ciphertexts kept in DRAM (K/M/G/T suffixes); beyond it they go to "
+                  "--pmem-dir, or the run stops with a clear error");
+  sub->add_option("--pmem-dir", o.pmem_dir,
+                  "encrypted: directory of the secondary tier (memkind PMEM heap: persistent memory on DAX, "
+                  "else an unlinked SSD-backed file); needs --dram-budget");
+  sub->add_option("--pmem-max", o.pmem_max, "encrypted: size limit of the secondary tier (default: the filesystem's)");
+  sub->add_option("--insecure-ring-degree", o.insecure_n,
+                  "TESTS ONLY: replace N by this power of two keeping the chain, without the 128-bit "
+                  "security check (prints a warning)")
+      ->group("");  // hidden
+  sub->add_option("--profile", o.profile,
+                  "encrypted: write a per-layer profile (time, ciphertexts, bytes per tier, round traffic) as JSON");
   sub->add_flag("--quiet{false}", o.progress, "encrypted: no per-layer progress lines");
 }
 
@@ -100,12 +118,37 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
   po.scale_bits = o.scale_bits;
   runtime::EncryptionPlan plan = runtime::plan_parameters(g, ranges, po);
   if (o.params != "auto") runtime::apply_parameter_override(plan, o.params);
+  if (o.insecure_n) {
+    std::fprintf(stderr, "WARNING: --insecure-ring-degree %zu: parameters are NOT secure (tests only)\n", o.insecure_n);
+    plan.params = ckks::EncryptionParameters(o.insecure_n, plan.params.coeff_bits(), plan.params.special_bits(),
+                                             ckks::SecurityLevel::None);
+  }
   std::printf("parameters: %s\n", plan.describe().c_str());
   std::fflush(stdout);
 
+  memory::StoreOptions so;
+  if (!o.dram_budget.empty()) so.dram_budget = memory::parse_size(o.dram_budget, "--dram-budget");
+  if (!o.pmem_max.empty()) so.pmem_max = memory::parse_size(o.pmem_max, "--pmem-max");
+  if (!o.pmem_dir.empty()) {
+    if (so.dram_budget == 0) throw std::runtime_error("--pmem-dir needs --dram-budget (what stays in DRAM)");
+    so.policy = memory::Placement::Tiered;
+    so.pmem_dir = o.pmem_dir;
+  }
+  memory::CiphertextStore store(so);
+  memory::MemoryMonitor monitor(&store, std::chrono::milliseconds(50));
   runtime::EncryptedRunOptions ro;
   ro.threads = threads;
   ro.progress = o.progress;
+  ro.store = &store;
+  ro.monitor = &monitor;
+  // Test hook (crash safety): HEINFER_KILL_AFTER_NODE=k kills the process after node k.
+  if (const char* kill = std::getenv("HEINFER_KILL_AFTER_NODE")) ro.kill_after_node = std::atoi(kill);
+  if (so.dram_budget > 0) {
+    std::printf("memory: %s, DRAM budget %.2f GiB%s%s, tiles of <= %.0f MiB\n",
+                so.policy == memory::Placement::Tiered ? "tiered" : "dram-only",
+                static_cast<double>(so.dram_budget) / 1073741824.0, so.pmem_dir.empty() ? "" : ", tier in ",
+                so.pmem_dir.c_str(), static_cast<double>(store.tile_bytes()) / 1048576.0);
+  }
   runtime::EncryptedSession session(g, plan, ro);
   std::printf("context: %s\n", session.context->describe().c_str());
   const double setup_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_plan).count();
@@ -143,11 +186,35 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
   std::printf("traffic          client->server %s, server->client %s\n",
               human_bytes(static_cast<double>(stats.bytes_to_server)).c_str(),
               human_bytes(static_cast<double>(stats.bytes_to_client)).c_str());
-  std::printf("peak memory      %.0f MiB (maxrss)\n", peak_rss_mib());
+  const auto timeline = monitor.finish();
+  const auto dram = store.dram(), pmem = store.pmem();
+  std::printf("peak memory      %.0f MiB (maxrss), anonymous %.0f MiB (RssAnon, sampled)\n", peak_rss_mib(),
+              static_cast<double>(monitor.peak_rss_anon()) / 1048576.0);
+  std::printf("ciphertexts      DRAM peak %s (written %s); tier peak %s (written %s, read %s)\n",
+              human_bytes(static_cast<double>(dram.peak_bytes)).c_str(),
+              human_bytes(static_cast<double>(dram.bytes_written)).c_str(),
+              human_bytes(static_cast<double>(pmem.peak_bytes)).c_str(),
+              human_bytes(static_cast<double>(pmem.bytes_written)).c_str(),
+              human_bytes(static_cast<double>(pmem.bytes_read)).c_str());
+  if (!o.profile.empty()) {
+    runtime::ProfileInfo info;
+    info.model = model_path;
+    info.batch = count;
+    info.threads = threads;
+    info.plan = &plan;
+    info.memory = &so;
+    info.dram = dram;
+    info.pmem = pmem;
+    info.peak_rss_anon_bytes = monitor.peak_rss_anon();
+    info.timeline = timeline;
+    runtime::write_profile(o.profile, info, stats);
+    std::printf("profile          %s\n", o.profile.c_str());
+  }
   std::printf("per layer:\n");
   for (const auto& l : stats.layers) {
-    std::printf("  %-24s %-18s %7.3f s  %6lld ct  level %d\n", l.name.c_str(), l.op.c_str(), l.seconds,
-                static_cast<long long>(l.ciphertexts), l.level);
+    std::printf("  %-24s %-18s %7.3f s  %6lld ct  level %d  dram peak %.0f MiB  tier peak %.0f MiB\n",
+                l.name.c_str(), l.op.c_str(), l.seconds, static_cast<long long>(l.ciphertexts), l.level,
+                static_cast<double>(l.dram_peak_bytes) / 1048576.0, static_cast<double>(l.pmem_peak_bytes) / 1048576.0);
   }
   const auto pred = runtime::argmax_rows(yf, count, classes);
   if (!labels.empty()) {

@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 
 #include "ckks/context.h"
@@ -45,6 +46,13 @@ void Ciphertext::expand(const CKKSContext& context) {
   data_.resize(2 * n_ * limb_count());
   expand_ciphertext_mask(context, seed_, level_, poly(1));
   compact_ = false;
+}
+
+void Ciphertext::rehome(std::pmr::memory_resource* resource) {
+  if (resource == data_.get_allocator().resource() && data_.capacity() == data_.size()) return;
+  Storage moved(data_.begin(), data_.end(), resource);
+  std::destroy_at(&data_);
+  std::construct_at(&data_, std::move(moved));  // move construction keeps `resource`
 }
 
 void Ciphertext::drop_limbs(size_t count) {

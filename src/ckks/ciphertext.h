@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory_resource>
 #include <vector>
 
 #include "ckks/random.h"
@@ -20,9 +21,22 @@ class CKKSContext;
 /// bytes on the wire) and expand() regenerates it. Evaluator operations need expanded
 /// ciphertexts and produce unseeded results. Writing c1 through data() of a seeded
 /// ciphertext invalidates the seed: call clear_seed().
+///
+/// Storage: the coefficients live in a std::pmr vector. A default-constructed or copied
+/// ciphertext uses the default (heap) resource; memory::CiphertextStore moves stored
+/// ciphertexts between DRAM and a secondary tier with rehome(). Assigning into a
+/// ciphertext keeps the destination's resource.
 class Ciphertext {
  public:
+  using Storage = std::pmr::vector<uint64_t>;
+
   Ciphertext() = default;
+  /// An empty ciphertext whose coefficients will be allocated from `resource`.
+  explicit Ciphertext(std::pmr::memory_resource* resource) : data_(resource) {}
+  Ciphertext(const Ciphertext&) = default;
+  Ciphertext(Ciphertext&&) noexcept = default;
+  Ciphertext& operator=(const Ciphertext&) = default;
+  Ciphertext& operator=(Ciphertext&&) = default;
 
   /// Sets the shape: `size` polynomials (2 or 3) of level + 1 limbs of n coefficients;
   /// existing capacity is reused. Contents are unspecified; clears the seed.
@@ -53,8 +67,15 @@ class Ciphertext {
   const uint64_t* poly(size_t p) const { return data_.data() + p * limb_count() * n_; }
   uint64_t* limb(size_t p, size_t i) { return poly(p) + i * n_; }
   const uint64_t* limb(size_t p, size_t i) const { return poly(p) + i * n_; }
-  std::vector<uint64_t>& data() { return data_; }
-  const std::vector<uint64_t>& data() const { return data_; }
+  Storage& data() { return data_; }
+  const Storage& data() const { return data_; }
+  /// Bytes of coefficient storage held (capacity, not size).
+  size_t storage_bytes() const { return data_.capacity() * sizeof(uint64_t); }
+  /// The memory resource holding the coefficients.
+  std::pmr::memory_resource* resource() const { return data_.get_allocator().resource(); }
+  /// Moves the coefficients into memory from `resource` (copy, then the old storage is
+  /// released; capacity shrinks to the size). Not thread-safe against readers.
+  void rehome(std::pmr::memory_resource* resource);
 
   /// Drops the last `count` limbs of every polynomial in place (level -= count).
   void drop_limbs(size_t count);
@@ -65,7 +86,7 @@ class Ciphertext {
   bool ntt_form_ = true;
   bool seeded_ = false, compact_ = false;
   Seed seed_{};
-  std::vector<uint64_t> data_;
+  Storage data_;
 };
 
 /// The uniform c1 of a seeded ciphertext: limb i (0..level) sampled in the NTT domain

@@ -77,6 +77,11 @@ class Client {
   virtual std::vector<ckks::Ciphertext> encrypt(const PlainTensor& x, const std::string& name,
                                                 double bound) = 0;
 
+  /// Whether encrypt() may be called on parts of an input (consecutive elements as a
+  /// PlainTensor of shape [k]), so that the executor bounds the memory of the input.
+  /// Default false: a remote client sends the whole input at once.
+  virtual bool encrypts_parts() const { return false; }
+
   /// One round; returns one compact fresh ciphertext per window (same order).
   /// Throws OverflowError if a decoded value is not finite or exceeds request.bound.
   virtual std::vector<ckks::Ciphertext> round(const RoundRequest& request) = 0;

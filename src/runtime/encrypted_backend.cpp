@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <unordered_map>
 #include <stdexcept>
 #include <string>
 
@@ -47,16 +48,34 @@ void EncryptedBackend::add_constant(ckks::Ciphertext& ct, double c) const {
   else eval->add_scalar_inplace(ct, c);
 }
 
+const ckks::Ciphertext& EncryptedBackend::expanded(const ckks::Ciphertext& c, ckks::Ciphertext& tmp) const {
+  if (!c.is_compact()) return c;
+  tmp = c;
+  tmp.expand(eval->context());
+  return tmp;
+}
+
+const ckks::Ciphertext& EncryptedBackend::prepared(const ckks::Ciphertext& c, ckks::Ciphertext& tmp) const {
+  if (c.level() < in_level) throw std::logic_error("encrypted backend: an input is below the node's level");
+  if (!c.is_compact() && c.level() == in_level) return c;
+  tmp = c;
+  tmp.expand(eval->context());
+  if (tmp.level() > in_level) eval->mod_switch_to_inplace(tmp, in_level);
+  return tmp;
+}
+
 void EncryptedBackend::finish(Tensor& y, std::int64_t e, Acc& a) const {
   auto& out = y.cts[static_cast<std::size_t>(e)];
+  if (rescale && deferred) {
+    (*deferred)[static_cast<std::size_t>(tile ? tile->position(e) : e)] = std::move(a);
+    return;
+  }
   if (a.cts.empty()) {
     out = a.bias == 0.0 ? nullptr : std::make_shared<const ckks::Ciphertext>(constant(a.bias, y.level, y.scale));
     return;
   }
-  if (rescale && deferred) {
-    (*deferred)[static_cast<std::size_t>(e)] = std::move(a);
-    return;
-  }
+  std::vector<ckks::Ciphertext> tmp(a.cts.size());
+  for (std::size_t k = 0; k < a.cts.size(); ++k) a.cts[k] = &prepared(*a.cts[k], tmp[k]);
   auto ct = std::make_shared<ckks::Ciphertext>();
   if (!rescale) {
     for (std::size_t k = 0; k < a.cts.size(); ++k) {
@@ -91,6 +110,30 @@ void EncryptedBackend::flush(Tensor& y, std::vector<Acc>& accs) const {
   const double q_l = static_cast<double>(ctx.modulus(in_level).value);
   const double weight_scale = target_scale * q_l / in_scale;
   const auto outputs = static_cast<std::int64_t>(accs.size());
+  // Compact (seeded) inputs: expanded once per tile into temporaries.
+  std::vector<ckks::Ciphertext> full;
+  {
+    std::unordered_map<const ckks::Ciphertext*, std::size_t> index;
+    std::vector<const ckks::Ciphertext*> compact;
+    for (const auto& a : accs) {
+      for (const auto* c : a.cts) {
+        if (c->is_compact() && index.try_emplace(c, compact.size()).second) compact.push_back(c);
+      }
+    }
+    full.resize(compact.size());
+#pragma omp parallel for schedule(dynamic, 4)
+    for (std::size_t i = 0; i < compact.size(); ++i) {
+      full[i] = *compact[i];
+      full[i].expand(ctx);
+    }
+    if (!compact.empty()) {
+      for (auto& a : accs) {
+        for (auto& c : a.cts) {
+          if (c->is_compact()) c = &full[index.at(c)];
+        }
+      }
+    }
+  }
   // Encoded weights per output: residues[j][i * count + k]; skip outputs without terms.
   std::vector<std::vector<std::uint64_t>> residues(accs.size());
   std::vector<std::shared_ptr<ckks::Ciphertext>> out(accs.size());
@@ -104,7 +147,7 @@ void EncryptedBackend::flush(Tensor& y, std::vector<Acc>& accs) const {
     r.resize(lq * count);
     std::vector<std::uint64_t> tmp(lq);
     for (std::size_t k = 0; k < count; ++k) {
-      if (a.cts[k]->level() != in_level || a.cts[k]->scale() != a.cts[0]->scale()) {
+      if (a.cts[k]->level() < in_level || a.cts[k]->scale() != a.cts[0]->scale()) {
         throw std::logic_error("encrypted backend: inputs of one output differ in level or scale");
       }
       ckks::encode_scalar(ctx, a.weights[k], weight_scale, in_level, tmp.data());
@@ -150,7 +193,8 @@ void EncryptedBackend::flush(Tensor& y, std::vector<Acc>& accs) const {
         if (pl / lq >= a.cts[0]->size()) continue;
         const std::size_t count = a.cts.size();
         ptrs.resize(count);
-        for (std::size_t k = 0; k < count; ++k) ptrs[k] = a.cts[k]->data().data() + offset;
+        // Inputs above the node's level are read through their first limbs.
+        for (std::size_t k = 0; k < count; ++k) ptrs[k] = a.cts[k]->limb(pl / lq, i) + tile * kTile;
         scal.resize(members.size());
         outp.resize(members.size());
         for (std::size_t m = 0; m < members.size(); ++m) {
@@ -164,7 +208,7 @@ void EncryptedBackend::flush(Tensor& y, std::vector<Acc>& accs) const {
 #pragma omp parallel for schedule(dynamic, 4)
   for (std::int64_t j = 0; j < outputs; ++j) {
     const Acc& a = accs[static_cast<std::size_t>(j)];
-    auto& dst = y.cts[static_cast<std::size_t>(j)];
+    auto& dst = y.cts[static_cast<std::size_t>(tile ? tile->at(j) : j)];
     if (a.cts.empty()) {
       dst = a.bias == 0.0 ? nullptr : std::make_shared<const ckks::Ciphertext>(constant(a.bias, y.level, y.scale));
       continue;
@@ -198,9 +242,11 @@ void EncryptedBackend::square(Tensor& y, std::int64_t eo, const Tensor& x, std::
     return;
   }
   if (in->level() == 0) throw std::invalid_argument("out of levels: a square is needed at level 0");
+  ckks::Ciphertext tmp;
+  const ckks::Ciphertext& x_full = prepared(*in, tmp);
   auto ct = std::make_shared<ckks::Ciphertext>();
-  if (packing == Packing::Complex) eval->multiply_packed(*in, *in, *relin, *galois, *ct);
-  else eval->multiply_relinearize(*in, *in, *relin, *ct);
+  if (packing == Packing::Complex) eval->multiply_packed(x_full, x_full, *relin, *galois, *ct);
+  else eval->multiply_relinearize(x_full, x_full, *relin, *ct);
   eval->rescale_inplace(*ct);
   y.cts[static_cast<std::size_t>(eo)] = std::move(ct);
 }

@@ -10,6 +10,10 @@
 // meeting in an Add always match. Nodes whose weights are all in {-1, 1} and whose inputs
 // carry no pending factors (additions, Sub, Add of a constant) use ciphertext additions
 // and consume no level.
+//
+// Inputs may be compact seeded ciphertexts (client-refreshed values kept at half size
+// until used): every operation expands them into temporaries first (flush: once per
+// distinct input of the tile).
 #pragma once
 
 #include <cstdint>
@@ -19,6 +23,7 @@
 #include "ckks/keys.h"
 #include "runtime/backend.h"
 #include "runtime/encrypted_tensor.h"
+#include "runtime/kernels/output_tile.h"
 
 namespace heinfer::runtime {
 
@@ -43,6 +48,9 @@ struct EncryptedBackend {
   /// When set (rescaling nodes), finish() only records the accumulator here (index e)
   /// and flush() evaluates all outputs of the node at once (see flush).
   std::vector<Acc>* deferred = nullptr;
+  /// When set, the node is produced for these output elements only, and `deferred` is
+  /// indexed by tile position (kernels/output_tile.h).
+  const kernels::OutputTile* tile = nullptr;
 
   Acc start(Tensor& y, std::int64_t e) const;
   void mac(Acc& a, const Tensor& x, std::int64_t e, double w) const;
@@ -69,8 +77,15 @@ struct EncryptedBackend {
   /// arithmetic is that of Evaluator::multiply_scalar_accumulate (one reduction per
   /// coefficient), with inputs read from memory once per node instead of once per
   /// output. Then the bias at the product scale and one rescale per output. Parallel
-  /// over tasks, then over outputs. Throws std::invalid_argument at level 0.
+  /// over tasks, then over outputs. Throws std::invalid_argument at level 0. With a
+  /// tile, accs[t] belongs to element tile->at(t).
   void flush(Tensor& y, std::vector<Acc>& accs) const;
+
+  /// `c` itself, or (compact seeded) its expansion into `tmp`.
+  const ckks::Ciphertext& expanded(const ckks::Ciphertext& c, ckks::Ciphertext& tmp) const;
+  /// `c` expanded and at in_level (higher levels are mod-switched down), in `tmp` when
+  /// it must change. Throws std::logic_error if c is below in_level.
+  const ckks::Ciphertext& prepared(const ckks::Ciphertext& c, ckks::Ciphertext& tmp) const;
 
   /// A trivial ciphertext of constant c in every sample at `level` and `scale`.
   ckks::Ciphertext constant(double c, std::size_t level, double scale) const;

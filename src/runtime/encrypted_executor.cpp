@@ -3,6 +3,9 @@
 #include <omp.h>
 #include <sodium.h>
 
+#include <csignal>
+#include <limits>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -30,8 +33,9 @@ double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock:
 /// The linear / polynomial / data-movement ops on ciphertexts: the dispatch shared with
 /// the plaintext executor (kernels/dispatch.h).
 void run_linear(const EncryptedBackend& be, const model::Graph& g, const model::Node& n,
-                const std::vector<const EncryptedTensor*>& in, EncryptedTensor& y) {
-  if (!kernels::run_backend_node(be, g, n, in, y)) {
+                const std::vector<const EncryptedTensor*>& in, EncryptedTensor& y,
+                const kernels::OutputTile* tile = nullptr) {
+  if (!kernels::run_backend_node(be, g, n, in, y, tile)) {
     throw ModelError(model::node_label(n) + ": not supported by the encrypted executor");
   }
 }
@@ -65,12 +69,20 @@ bool is_data_movement(OpType op) {
   }
 }
 
+/// One element of a masked window: the value x - shift (ct null: the exact constant 0).
+struct WindowRef {
+  const ckks::Ciphertext* ct = nullptr;
+  double shift = 0.0;
+};
+
 /// Server-side state of one run.
 class Run {
  public:
   Run(const model::Graph& g, const EncryptionPlan& plan, const ckks::CKKSContext& ctx,
-      const ckks::Evaluator& eval, const EvaluationKeys& keys, Client& client, EncryptedRunStats& stats)
-      : g_(g), plan_(plan), ctx_(ctx), eval_(eval), client_(client), stats_(stats) {
+      const ckks::Evaluator& eval, const EvaluationKeys& keys, Client& client, EncryptedRunStats& stats,
+      memory::CiphertextStore& store)
+      : g_(g), plan_(plan), ctx_(ctx), eval_(eval), client_(client), stats_(stats), store_(store),
+        tile_bytes_(store.tile_bytes()) {
     be_.eval = &eval;
     be_.relin = &keys.relin;
     be_.galois = &keys.galois;
@@ -80,44 +92,88 @@ class Run {
 
   EncryptedBackend be_;
 
-  /// Encrypts a graph input on the client.
-  EncryptedTensor encrypt(const PlainTensor& x, const std::string& name, double bound) {
-    const auto t0 = Clock::now();
-    auto cts = client_.encrypt(x, name, bound);
-    stats_.client_seconds += since(t0);
+  /// Bytes of one ciphertext at `level` (compact: c0 only).
+  std::int64_t ct_bytes(std::size_t level, bool compact = false) const {
+    return (compact ? 1 : 2) * static_cast<std::int64_t>((level + 1) * ctx_.n() * sizeof(std::uint64_t));
+  }
+
+  /// Encrypts a graph input on the client (in parts when the client allows it), kept
+  /// compact in the store.
+  EncryptedTensor encrypt(const PlainTensor& x, const std::string& name, double bound,
+                          memory::CiphertextStore::GroupId group) {
     EncryptedTensor t;
     t.shape = x.shape;
     t.level = ctx_.max_level();
     t.scale = plan_.scale();
-    t.cts.resize(cts.size());
-    for (const auto& c : cts) stats_.bytes_to_server += wire_bytes(c, ctx_);
-#pragma omp parallel for schedule(dynamic, 8)
-    for (std::size_t i = 0; i < cts.size(); ++i) {
-      cts[i].expand(ctx_);
-      t.cts[i] = std::make_shared<const ckks::Ciphertext>(std::move(cts[i]));
+    const std::int64_t total = model::numel(x.shape);
+    t.cts.resize(static_cast<std::size_t>(total));
+    const std::int64_t part = client_.encrypts_parts()
+                                  ? std::max<std::int64_t>(1, tile_bytes_ / ct_bytes(t.level, true))
+                                  : total;
+    for (std::int64_t e0 = 0; e0 < total; e0 += part) {
+      const std::int64_t k = std::min(part, total - e0);
+      const auto t0 = Clock::now();
+      std::vector<ckks::Ciphertext> cts;
+      if (k == total) {
+        cts = client_.encrypt(x, name, bound);
+      } else {
+        PlainTensor slice;
+        slice.shape = {k};
+        slice.batch = x.batch;
+        slice.data.assign(x.data.begin() + e0 * x.batch, x.data.begin() + (e0 + k) * x.batch);
+        cts = client_.encrypt(slice, name, bound);
+      }
+      stats_.client_seconds += since(t0);
+      if (static_cast<std::int64_t>(cts.size()) != k) throw std::runtime_error(name + ": the client encrypted a wrong number of elements");
+      std::vector<std::int64_t> positions(static_cast<std::size_t>(k));
+      for (std::int64_t i = 0; i < k; ++i) {
+        auto& c = cts[static_cast<std::size_t>(i)];
+        stats_.bytes_to_server += wire_bytes(c, ctx_);
+        if (c.n() != ctx_.n() || c.level() != t.level) throw std::runtime_error(name + ": the client sent a ciphertext with wrong parameters");
+        positions[static_cast<std::size_t>(i)] = e0 + i;
+        t.cts[static_cast<std::size_t>(e0 + i)] = std::make_shared<const ckks::Ciphertext>(std::move(c));
+      }
+      store_.adopt(t.cts, positions, group);
     }
     return t;
   }
 
-  /// Brings every ciphertext of t to `level` (mod switch; shares nothing it changes).
-  void to_level(EncryptedTensor& t, std::size_t level) const {
-    if (t.level == level) return;
-    if (t.level < level) throw std::logic_error("to_level: cannot raise a level");
-    const auto n = static_cast<std::int64_t>(t.cts.size());
-#pragma omp parallel for schedule(dynamic, 8)
-    for (std::int64_t e = 0; e < n; ++e) {
-      auto& c = t.cts[static_cast<std::size_t>(e)];
-      if (!c) continue;
-      auto d = std::make_shared<ckks::Ciphertext>(*c);
-      eval_.mod_switch_to_inplace(*d, level);
-      c = std::move(d);
+  /// Output tiles of a node with output `y_shape` whose elements each need
+  /// `element_bytes` of working set: whole, or row bands over all channels, or ranges.
+  std::vector<kernels::OutputTile> tiles(const model::Shape& y_shape, std::int64_t element_bytes) const {
+    const std::int64_t total = model::numel(y_shape);
+    const std::int64_t per = std::max<std::int64_t>(1, tile_bytes_ / std::max<std::int64_t>(1, element_bytes));
+    std::vector<kernels::OutputTile> out;
+    if (per >= total) {
+      out.push_back(kernels::OutputTile::all(total));
+      return out;
     }
-    t.level = level;
+    if (y_shape.size() >= 2) {
+      const std::int64_t c = y_shape[0], spatial = total / c, width = y_shape.back();
+      const std::int64_t band = (per / c) / width * width;
+      if (band >= width) {
+        for (std::int64_t s0 = 0; s0 < spatial; s0 += band) out.push_back({c, spatial, s0, std::min(s0 + band, spatial)});
+        return out;
+      }
+    }
+    for (std::int64_t s0 = 0; s0 < total; s0 += per) out.push_back({1, total, s0, std::min(s0 + per, total)});
+    return out;
+  }
+
+  /// Stores the tile's new ciphertexts of y in `group`.
+  void adopt_tile(EncryptedTensor& y, const kernels::OutputTile& tile, memory::CiphertextStore::GroupId group) {
+    std::vector<std::int64_t> positions;
+    positions.reserve(static_cast<std::size_t>(tile.size()));
+    for (std::int64_t t = 0; t < tile.size(); ++t) {
+      const std::int64_t e = tile.at(t);
+      if (y.cts[static_cast<std::size_t>(e)]) positions.push_back(e);
+    }
+    store_.adopt(y.cts, positions, group);
   }
 
   /// Applies pending factors (and brings the scale to Δ): one multiply-accumulate of
-  /// weight f_e and one rescale per element.
-  void materialize(EncryptedTensor& t, const std::string& layer) {
+  /// weight f_e and one rescale per element, tile by tile into `group`.
+  void materialize(EncryptedTensor& t, const std::string& layer, memory::CiphertextStore::GroupId group) {
     if (t.level == 0) throw std::invalid_argument(layer + ": out of levels while unmasking");
     EncryptedBackend be = be_;
     be.rescale = true;
@@ -128,57 +184,101 @@ class Run {
     y.level = t.level - 1;
     y.scale = plan_.scale();
     y.cts.resize(t.cts.size());
-    const auto n = t.elements();
+    for (const auto& tile : tiles(t.shape, 2 * ct_bytes(t.level))) {
 #pragma omp parallel for schedule(dynamic, 4)
-    for (std::int64_t e = 0; e < n; ++e) {
-      auto acc = be.start(y, e);
-      be.mac(acc, t, e, 1.0);
-      be.finish(y, e, acc);
+      for (std::int64_t i = 0; i < tile.size(); ++i) {
+        const std::int64_t e = tile.at(i);
+        auto acc = be.start(y, e);
+        be.mac(acc, t, e, 1.0);
+        be.finish(y, e, acc);
+      }
+      adopt_tile(y, tile, group);
     }
     t = std::move(y);
   }
 
-  /// Masks each window with its own R, shuffles, runs the round, un-shuffles. Returns
-  /// one fresh ciphertext per window and the masks.
-  std::vector<CiphertextPtr> masked_round(const std::string& layer, RoundFunction f,
-                                          const std::vector<std::vector<const ckks::Ciphertext*>>& windows,
-                                          double bound, std::vector<double>& masks) {
-    const std::size_t count = windows.size();
-    masks.resize(count);
-    for (auto& r : masks) r = random_mask();
-    std::vector<std::vector<ckks::Ciphertext>> masked(count);
+  /// One client-aided layer: `items` elements, each with one or more masked windows
+  /// (windows_of(item, out) appends them). The items are processed in one CSPRNG order
+  /// for the whole layer, in chunks of about tile_bytes_ (item_bytes each); each window
+  /// is multiplied by its own CSPRNG integer mask R (shift s: R·x - R·s) and the windows
+  /// of a chunk are shuffled before they go to the client. consume(items, fresh, masks)
+  /// receives, per item of the chunk, the fresh compact ciphertexts and masks of its
+  /// windows (in windows_of order).
+  template <class WindowsOf, class Consume>
+  void round(const std::string& layer, RoundFunction f, std::int64_t items, double bound,
+             std::int64_t item_bytes, std::size_t zero_level, double zero_scale, WindowsOf windows_of,
+             Consume consume) {
+    const auto order = random_permutation(static_cast<std::size_t>(items));
+    const std::int64_t chunk = std::max<std::int64_t>(1, tile_bytes_ / std::max<std::int64_t>(1, item_bytes));
+    CiphertextPtr zero;
+    for (std::int64_t c0 = 0; c0 < items; c0 += chunk) {
+      const std::int64_t k = std::min(chunk, items - c0);
+      const std::span<const std::size_t> its(order.data() + c0, static_cast<std::size_t>(k));
+      std::vector<std::vector<WindowRef>> wins;
+      std::vector<std::pair<std::size_t, std::size_t>> owner;  // (item slot, window of the item)
+      for (std::size_t i = 0; i < its.size(); ++i) {
+        const std::size_t before = wins.size();
+        windows_of(its[i], wins);
+        for (std::size_t w = before; w < wins.size(); ++w) owner.emplace_back(i, w - before);
+      }
+      for (const auto& w : wins) {
+        for (const auto& r : w) {
+          if (!r.ct && !zero) zero = zero_ct(zero_level, zero_scale);
+        }
+      }
+      const std::size_t count = wins.size();
+      std::vector<double> masks(count);
+      for (auto& r : masks) r = random_mask();
+      std::vector<std::vector<ckks::Ciphertext>> masked(count);
 #pragma omp parallel for schedule(dynamic, 4)
-    for (std::size_t w = 0; w < count; ++w) {
-      masked[w].resize(windows[w].size());
-      for (std::size_t k = 0; k < windows[w].size(); ++k) {
-        eval_.multiply_scalar(*windows[w][k], masks[w], 1.0, masked[w][k]);
+      for (std::size_t w = 0; w < count; ++w) {
+        masked[w].resize(wins[w].size());
+        ckks::Ciphertext tmp;
+        for (std::size_t j = 0; j < wins[w].size(); ++j) {
+          const WindowRef& r = wins[w][j];
+          const ckks::Ciphertext& in = be_.expanded(r.ct ? *r.ct : *zero, tmp);
+          eval_.multiply_scalar(in, masks[w], 1.0, masked[w][j]);
+          if (r.shift != 0.0) be_.add_constant(masked[w][j], -masks[w] * r.shift);
+        }
       }
-    }
-    const auto perm = random_permutation(count);
-    RoundRequest req;
-    req.layer = layer;
-    req.function = f;
-    req.bound = bound;
-    req.windows.resize(count);
-    for (std::size_t i = 0; i < count; ++i) {
-      for (const auto& c : masked[perm[i]]) {
-        req.windows[i].push_back(&c);
-        stats_.bytes_to_client += wire_bytes(c, ctx_);
+      const auto perm = random_permutation(count);
+      RoundRequest req;
+      req.layer = layer;
+      req.function = f;
+      req.bound = bound;
+      req.windows.resize(count);
+      for (std::size_t i = 0; i < count; ++i) {
+        for (const auto& c : masked[perm[i]]) {
+          req.windows[i].push_back(&c);
+          stats_.bytes_to_client += wire_bytes(c, ctx_);
+        }
       }
+      const auto t0 = Clock::now();
+      auto reply = client_.round(req);
+      stats_.client_seconds += since(t0);
+      ++stats_.rounds;
+      if (reply.size() != count) throw std::runtime_error(layer + ": the client returned a wrong number of ciphertexts");
+      std::vector<std::vector<CiphertextPtr>> fresh(its.size());
+      std::vector<std::vector<double>> item_masks(its.size());
+      for (std::size_t i = 0; i < its.size(); ++i) {
+        fresh[i].resize(0);
+      }
+      for (std::size_t w = 0; w < count; ++w) {
+        fresh[owner[w].first].resize(std::max(fresh[owner[w].first].size(), owner[w].second + 1));
+        item_masks[owner[w].first].resize(fresh[owner[w].first].size());
+      }
+      for (std::size_t i = 0; i < count; ++i) {
+        auto& c = reply[i];
+        stats_.bytes_to_server += wire_bytes(c, ctx_);
+        if (c.n() != ctx_.n() || c.level() != ctx_.max_level()) {
+          throw std::runtime_error(layer + ": the client returned a ciphertext with wrong parameters");
+        }
+        const auto [slot, j] = owner[perm[i]];
+        fresh[slot][j] = std::make_shared<const ckks::Ciphertext>(std::move(c));
+        item_masks[slot][j] = masks[perm[i]];
+      }
+      consume(its, fresh, item_masks);
     }
-    const auto t0 = Clock::now();
-    auto reply = client_.round(req);
-    stats_.client_seconds += since(t0);
-    ++stats_.rounds;
-    if (reply.size() != count) throw std::runtime_error(layer + ": the client returned a wrong number of ciphertexts");
-    for (const auto& c : reply) stats_.bytes_to_server += wire_bytes(c, ctx_);
-    std::vector<CiphertextPtr> out(count);
-#pragma omp parallel for schedule(dynamic, 8)
-    for (std::size_t i = 0; i < count; ++i) {
-      reply[i].expand(ctx_);
-      out[perm[i]] = std::make_shared<const ckks::Ciphertext>(std::move(reply[i]));
-    }
-    return out;
   }
 
   /// Round bound: the largest |decoded masked value| allowed.
@@ -192,76 +292,89 @@ class Run {
     return std::make_shared<const ckks::Ciphertext>(be_.constant(0.0, level, scale));
   }
 
-  /// Relu round: y_e = fresh R_e·relu(x_e) with factor f_e / R_e.
-  EncryptedTensor relu(const EncryptedTensor& x, const std::string& layer, double bound) {
-    std::vector<std::vector<const ckks::Ciphertext*>> windows;
+  /// Relu round: y_e = fresh R_e·relu(x_e) with factor f_e / R_e (kept compact).
+  EncryptedTensor relu(const EncryptedTensor& x, const std::string& layer, double bound,
+                       memory::CiphertextStore::GroupId group) {
     std::vector<std::int64_t> idx;
     for (std::int64_t e = 0; e < x.elements(); ++e) {
-      if (!x.cts[static_cast<std::size_t>(e)]) continue;
-      windows.push_back({x.cts[static_cast<std::size_t>(e)].get()});
-      idx.push_back(e);
+      if (x.cts[static_cast<std::size_t>(e)]) idx.push_back(e);
     }
-    std::vector<double> masks;
-    auto res = masked_round(layer, RoundFunction::Relu, windows, round_bound(x, bound), masks);
     EncryptedTensor y;
     y.shape = x.shape;
     y.cts.resize(x.cts.size());
     y.factor.assign(x.cts.size(), 1.0);
     y.level = ctx_.max_level();
     y.scale = plan_.scale();
-    for (std::size_t i = 0; i < idx.size(); ++i) {
-      const auto e = static_cast<std::size_t>(idx[i]);
-      y.cts[e] = res[i];
-      y.factor[e] = x.factor_at(idx[i]) / masks[i];
-    }
+    const std::int64_t item_bytes = 2 * ct_bytes(x.level) + ct_bytes(y.level, true);
+    round(layer, RoundFunction::Relu, static_cast<std::int64_t>(idx.size()), round_bound(x, bound), item_bytes,
+          x.level, x.scale,
+          [&](std::size_t item, std::vector<std::vector<WindowRef>>& out) {
+            out.push_back({WindowRef{x.cts[static_cast<std::size_t>(idx[item])].get(), 0.0}});
+          },
+          [&](std::span<const std::size_t> items, std::vector<std::vector<CiphertextPtr>>& fresh,
+              const std::vector<std::vector<double>>& masks) {
+            std::vector<std::int64_t> positions;
+            for (std::size_t i = 0; i < items.size(); ++i) {
+              const auto e = static_cast<std::size_t>(idx[items[i]]);
+              y.cts[e] = std::move(fresh[i][0]);
+              y.factor[e] = x.factor_at(static_cast<std::int64_t>(e)) / masks[i][0];
+              positions.push_back(static_cast<std::int64_t>(e));
+            }
+            store_.adopt(y.cts, positions, group);
+          });
     return y;
   }
 
   EncryptedTensor max_pool(EncryptedTensor x, const model::Node& n, const model::Shape& y_shape,
-                           bool fused_relu, double bound, const std::string& layer) {
+                           bool fused_relu, double bound, const std::string& layer,
+                           memory::CiphertextStore::GroupId group) {
     const auto& p = std::get<model::PoolParams>(n.params);
-    if (x.has_factors()) materialize(x, n.name);
+    if (x.has_factors()) materialize(x, n.name, group);
     const kernels::WindowIndexer win(x.shape, y_shape, p.kernel, p.strides, p.dilations, p.pads_begin,
                                      p.pads_end);
     const std::int64_t total = y_shape[0] * win.out_size;
-    CiphertextPtr zero;
-    std::vector<std::vector<const ckks::Ciphertext*>> windows(static_cast<std::size_t>(total));
-    for (std::int64_t idx = 0; idx < total; ++idx) {
-      const std::int64_t c = idx / win.out_size, os = idx % win.out_size;
-      std::array<std::int64_t, kernels::kMaxSpatial> base;
-      win.origin(os, base);
-      for (std::int64_t kp = 0; kp < win.kernel_size; ++kp) {
-        const std::int64_t off = win.input_offset(base, kp);
-        if (off < 0) continue;
-        const auto& ct = x.cts[static_cast<std::size_t>(c * win.in_size + off)];
-        if (ct) {
-          windows[static_cast<std::size_t>(idx)].push_back(ct.get());
-        } else {
-          if (!zero) zero = zero_ct(x.level, x.scale);
-          windows[static_cast<std::size_t>(idx)].push_back(zero.get());
-        }
-      }
-      if (windows[static_cast<std::size_t>(idx)].empty()) {
-        throw ModelError(model::node_label(n) + ": a pooling window covers only padding");
-      }
-    }
-    std::vector<double> masks;
-    auto res = masked_round(layer, fused_relu ? RoundFunction::ReluMax : RoundFunction::Max, windows,
-                            round_bound(x, bound), masks);
     EncryptedTensor y;
     y.shape = y_shape;
     y.level = ctx_.max_level();
     y.scale = plan_.scale();
-    y.cts = std::move(res);
-    y.factor.resize(masks.size());
-    for (std::size_t i = 0; i < masks.size(); ++i) y.factor[i] = 1.0 / masks[i];
+    y.cts.resize(static_cast<std::size_t>(total));
+    y.factor.assign(static_cast<std::size_t>(total), 1.0);
+    const std::int64_t item_bytes = win.kernel_size * 2 * ct_bytes(x.level) + ct_bytes(y.level, true);
+    round(layer, fused_relu ? RoundFunction::ReluMax : RoundFunction::Max, total, round_bound(x, bound), item_bytes,
+          x.level, x.scale,
+          [&](std::size_t item, std::vector<std::vector<WindowRef>>& out) {
+            const auto idx = static_cast<std::int64_t>(item);
+            const std::int64_t c = idx / win.out_size, os = idx % win.out_size;
+            std::array<std::int64_t, kernels::kMaxSpatial> base;
+            win.origin(os, base);
+            std::vector<WindowRef> w;
+            for (std::int64_t kp = 0; kp < win.kernel_size; ++kp) {
+              const std::int64_t off = win.input_offset(base, kp);
+              if (off < 0) continue;
+              w.push_back({x.cts[static_cast<std::size_t>(c * win.in_size + off)].get(), 0.0});
+            }
+            if (w.empty()) throw ModelError(model::node_label(n) + ": a pooling window covers only padding");
+            out.push_back(std::move(w));
+          },
+          [&](std::span<const std::size_t> items, std::vector<std::vector<CiphertextPtr>>& fresh,
+              const std::vector<std::vector<double>>& masks) {
+            std::vector<std::int64_t> positions;
+            for (std::size_t i = 0; i < items.size(); ++i) {
+              y.cts[items[i]] = std::move(fresh[i][0]);
+              y.factor[items[i]] = 1.0 / masks[i][0];
+              positions.push_back(static_cast<std::int64_t>(items[i]));
+            }
+            store_.adopt(y.cts, positions, group);
+          });
     return y;
   }
 
-  /// Clip = lo + relu(x - lo) - relu(x - hi); LeakyRelu = α·x + (1 - α)·relu(x).
-  EncryptedTensor clip_or_leaky(EncryptedTensor x, const model::Node& n, double bound,
-                                const std::string& layer) {
-    if (x.has_factors() || std::fabs(x.scale / plan_.scale() - 1.0) > 1e-9) materialize(x, n.name);
+  /// Clip = lo + relu(x - lo) - relu(x - hi); LeakyRelu = α·x + (1 - α)·relu(x). One
+  /// round with one window per finite bound per element, then one multiply-accumulate
+  /// and rescale per element combining the fresh results (and x).
+  EncryptedTensor clip_or_leaky(EncryptedTensor x, const model::Node& n, double bound, const std::string& layer,
+                                memory::CiphertextStore::GroupId group) {
+    if (x.has_factors() || std::fabs(x.scale / plan_.scale() - 1.0) > 1e-9) materialize(x, n.name, group);
     const bool leaky = n.op == OpType::LeakyRelu;
     double lo = -INFINITY, hi = INFINITY, alpha = 0;
     if (leaky) {
@@ -272,32 +385,17 @@ class Run {
     }
     const std::int64_t elements = x.elements();
     if (!leaky && std::isinf(lo) && std::isinf(hi)) return x;
-    // Shifted inputs x - s for each finite bound s (leaky: s = 0).
-    std::vector<double> shifts;
+    std::vector<double> shifts;  // one window per shift s: relu(x - s)
     if (leaky) shifts.push_back(0.0);
     if (std::isfinite(lo)) shifts.push_back(lo);
     if (std::isfinite(hi)) shifts.push_back(hi);
-    std::vector<ckks::Ciphertext> shifted(shifts.size() * static_cast<std::size_t>(elements));
-#pragma omp parallel for schedule(dynamic, 8)
-    for (std::int64_t i = 0; i < static_cast<std::int64_t>(shifted.size()); ++i) {
-      const auto s = static_cast<std::size_t>(i / elements);
-      const auto& c = x.cts[static_cast<std::size_t>(i % elements)];
-      auto& out = shifted[static_cast<std::size_t>(i)];
-      out = c ? *c : be_.constant(0.0, x.level, x.scale);
-      be_.add_constant(out, -shifts[s]);
-    }
-    std::vector<std::vector<const ckks::Ciphertext*>> windows;
-    for (auto& c : shifted) windows.push_back({&c});
     double max_shift = 0;
     for (double s : shifts) max_shift = std::max(max_shift, std::fabs(s));
-    std::vector<double> masks;
-    auto res = masked_round(layer, RoundFunction::Relu, windows, round_bound(x, bound + max_shift), masks);
-    // Combine: y = bias + Σ w_k · c_k at x's level (fresh results are mod-switched down).
-    EncryptedBackend be = be_;
-    be.rescale = true;
     const bool uses_x = leaky || std::isinf(lo);
     const std::size_t level = uses_x ? x.level : ctx_.max_level();
     if (level == 0) throw std::invalid_argument(n.name + ": out of levels");
+    EncryptedBackend be = be_;
+    be.rescale = true;
     be.in_level = level;
     be.in_scale = plan_.scale();
     EncryptedTensor y;
@@ -305,41 +403,51 @@ class Run {
     y.level = level - 1;
     y.scale = plan_.scale();
     y.cts.resize(static_cast<std::size_t>(elements));
-    std::vector<std::shared_ptr<ckks::Ciphertext>> lowered(res.size());
-#pragma omp parallel for schedule(dynamic, 8)
-    for (std::size_t i = 0; i < res.size(); ++i) {
-      auto d = std::make_shared<ckks::Ciphertext>(*res[i]);
-      if (d->level() > level) eval_.mod_switch_to_inplace(*d, level);
-      lowered[i] = std::move(d);
-    }
+    const auto windows = static_cast<std::int64_t>(shifts.size());
+    const std::int64_t item_bytes =
+        windows * (2 * ct_bytes(x.level) + 3 * ct_bytes(ctx_.max_level())) + 2 * ct_bytes(level);
+    round(layer, RoundFunction::Relu, elements, round_bound(x, bound + max_shift), item_bytes, x.level, x.scale,
+          [&](std::size_t item, std::vector<std::vector<WindowRef>>& out) {
+            const ckks::Ciphertext* c = x.cts[item].get();
+            for (double s : shifts) out.push_back({WindowRef{c, s}});
+          },
+          [&](std::span<const std::size_t> items, std::vector<std::vector<CiphertextPtr>>& fresh,
+              const std::vector<std::vector<double>>& masks) {
+            // y = bias + Σ w_k · c_k at `level` (finish() expands and lowers the fresh results).
 #pragma omp parallel for schedule(dynamic, 4)
-    for (std::int64_t e = 0; e < elements; ++e) {
-      EncryptedBackend::Acc acc;
-      auto term = [&](std::size_t s, double w) {
-        const std::size_t i = s * static_cast<std::size_t>(elements) + static_cast<std::size_t>(e);
-        acc.cts.push_back(lowered[i].get());
-        acc.weights.push_back(w / masks[i]);
-      };
-      const auto& xe = x.cts[static_cast<std::size_t>(e)];
-      if (leaky) {
-        if (xe && alpha != 0.0) {
-          acc.cts.push_back(xe.get());
-          acc.weights.push_back(alpha);
-        }
-        term(0, 1.0 - alpha);
-      } else {
-        std::size_t s = 0;
-        if (std::isfinite(lo)) {
-          acc.bias = lo;
-          term(s++, 1.0);
-        } else if (xe) {
-          acc.cts.push_back(xe.get());
-          acc.weights.push_back(1.0);
-        }
-        if (std::isfinite(hi)) term(s, -1.0);
-      }
-      be.finish(y, e, acc);
-    }
+            for (std::size_t i = 0; i < items.size(); ++i) {
+              const auto e = static_cast<std::int64_t>(items[i]);
+              EncryptedBackend::Acc acc;
+              auto term = [&](std::size_t s, double w) {
+                acc.cts.push_back(fresh[i][s].get());
+                acc.weights.push_back(w / masks[i][s]);
+              };
+              const auto& xe = x.cts[static_cast<std::size_t>(e)];
+              if (leaky) {
+                if (xe && alpha != 0.0) {
+                  acc.cts.push_back(xe.get());
+                  acc.weights.push_back(alpha);
+                }
+                term(0, 1.0 - alpha);
+              } else {
+                std::size_t s = 0;
+                if (std::isfinite(lo)) {
+                  acc.bias = lo;
+                  term(s++, 1.0);
+                } else if (xe) {
+                  acc.cts.push_back(xe.get());
+                  acc.weights.push_back(1.0);
+                }
+                if (std::isfinite(hi)) term(s, -1.0);
+              }
+              be.finish(y, e, acc);
+            }
+            std::vector<std::int64_t> positions;
+            for (std::size_t item : items) {
+              if (y.cts[item]) positions.push_back(static_cast<std::int64_t>(item));
+            }
+            store_.adopt(y.cts, positions, group);
+          });
     return y;
   }
 
@@ -350,6 +458,8 @@ class Run {
   const ckks::Evaluator& eval_;
   Client& client_;
   EncryptedRunStats& stats_;
+  memory::CiphertextStore& store_;
+  std::int64_t tile_bytes_;
 };
 
 }  // namespace
@@ -403,6 +513,47 @@ EncryptedExecutor::EncryptedExecutor(const model::Graph& g, EncryptionPlan plan,
   if (plan_.bounds.size() != g.tensors.size()) throw ModelError("encryption plan does not match the graph");
 }
 
+namespace {
+
+/// Store groups and next uses: a tensor produced by a data-movement node shares the
+/// ciphertexts (and groups) of its inputs, so the readers of a group are the readers of
+/// every tensor aliasing it.
+struct Schedule {
+  std::vector<std::vector<model::TensorId>> roots;  ///< per tensor: the produced tensors it aliases
+  std::vector<std::vector<std::int64_t>> uses;      ///< per produced tensor: reader node indices
+
+  Schedule(const model::Graph& g, const std::vector<EncryptedNodeKind>& kinds) {
+    roots.resize(g.tensors.size());
+    uses.resize(g.tensors.size());
+    for (model::TensorId t : g.inputs) roots[static_cast<std::size_t>(t)] = {t};
+    for (std::size_t k = 0; k < g.nodes.size(); ++k) {
+      const model::Node& n = g.nodes[k];
+      const auto out = static_cast<std::size_t>(n.outputs[0]);
+      for (model::TensorId t : n.inputs) {
+        if (t == model::kNoTensor || g.tensors[static_cast<std::size_t>(t)].is_constant) continue;
+        for (model::TensorId r : roots[static_cast<std::size_t>(t)]) {
+          uses[static_cast<std::size_t>(r)].push_back(static_cast<std::int64_t>(k));
+          if (kinds[k] == EncryptedNodeKind::DataMovement || kinds[k] == EncryptedNodeKind::FusedRelu) {
+            if (std::find(roots[out].begin(), roots[out].end(), r) == roots[out].end()) roots[out].push_back(r);
+          }
+        }
+      }
+      if (kinds[k] != EncryptedNodeKind::DataMovement && kinds[k] != EncryptedNodeKind::FusedRelu) roots[out] = {n.outputs[0]};
+      else roots[out].push_back(n.outputs[0]);  // its own group (constants it creates)
+    }
+  }
+
+  /// The first reader of produced tensor r after position `after` (INT64_MAX: none).
+  std::int64_t next_use(model::TensorId r, std::int64_t after) const {
+    for (std::int64_t k : uses[static_cast<std::size_t>(r)]) {
+      if (k > after) return k;
+    }
+    return std::numeric_limits<std::int64_t>::max();
+  }
+};
+
+}  // namespace
+
 std::vector<PlainTensor> EncryptedExecutor::run(Client& client, const std::vector<PlainTensor>& inputs,
                                                 EncryptedRunStats& stats) const {
   if (options_.threads > 0) omp_set_num_threads(options_.threads);
@@ -417,7 +568,21 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, const std::vecto
     throw ModelError("batch " + std::to_string(batch) + " must be in [1, " + std::to_string(plan_.capacity()) +
                      "] (samples per ciphertext)");
   }
-  Run run(g, plan_, *context_, eval_, keys_, client, stats);
+  std::unique_ptr<memory::CiphertextStore> own_store;
+  memory::CiphertextStore* store = options_.store;
+  if (!store) {
+    own_store = std::make_unique<memory::CiphertextStore>(memory::StoreOptions{});
+    store = own_store.get();
+  }
+  const Schedule schedule(g, kinds_);
+  std::vector<memory::CiphertextStore::GroupId> group_of(g.tensors.size(), -1);
+  auto open_group = [&](model::TensorId t, std::int64_t now) {
+    const auto id = store->open_group(schedule.next_use(t, now));
+    group_of[static_cast<std::size_t>(t)] = id;
+    return id;
+  };
+  Run run(g, plan_, *context_, eval_, keys_, client, stats, *store);
+  // Declared after the store's users above, destroyed before the store.
   std::vector<std::optional<EncryptedTensor>> values(g.tensors.size());
   std::map<model::TensorId, PlainTensor> plain_outputs;
   std::vector<bool> fused(g.tensors.size(), false);
@@ -429,7 +594,8 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, const std::vecto
       throw ModelError("input '" + t.name + "': expected per-sample shape " + model::to_string(t.shape) +
                        " with batch " + std::to_string(batch) + ", got " + model::to_string(inputs[i].shape));
     }
-    values[static_cast<std::size_t>(id)] = run.encrypt(inputs[i], t.name, plan_.bounds[static_cast<std::size_t>(id)]);
+    values[static_cast<std::size_t>(id)] =
+        run.encrypt(inputs[i], t.name, plan_.bounds[static_cast<std::size_t>(id)], open_group(id, -1));
   }
   if (stats.layers.size() != g.nodes.size()) {
     stats.layers.assign(g.nodes.size(), {});
@@ -442,11 +608,16 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, const std::vecto
   }
   for (std::size_t k = 0; k < g.nodes.size(); ++k) {
     const auto t0 = Clock::now();
+    const auto pos = static_cast<std::int64_t>(k);
     const model::Node& n = g.nodes[k];
     const model::TensorId out = n.outputs[0];
     const model::Shape& y_shape = g.tensors[static_cast<std::size_t>(out)].shape;
+    const std::int64_t rounds0 = stats.rounds, to_client0 = stats.bytes_to_client, to_server0 = stats.bytes_to_server;
+    store->reset_window_peaks();
+    if (options_.monitor) options_.monitor->mark();
     std::vector<const EncryptedTensor*> in;
     std::vector<EncryptedTensor*> data;
+    std::vector<memory::CiphertextStore::GroupId> in_groups;
     for (model::TensorId t : n.inputs) {
       if (t == model::kNoTensor || g.tensors[static_cast<std::size_t>(t)].is_constant) {
         in.push_back(nullptr);
@@ -456,8 +627,13 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, const std::vecto
       if (!v) throw ModelError(model::node_label(n) + ": input has not been computed");
       in.push_back(&*v);
       data.push_back(&*v);
+      for (model::TensorId r : schedule.roots[static_cast<std::size_t>(t)]) {
+        if (group_of[static_cast<std::size_t>(r)] >= 0) in_groups.push_back(group_of[static_cast<std::size_t>(r)]);
+      }
     }
     if (data.empty()) throw ModelError(model::node_label(n) + ": no encrypted input");
+    const EncryptedNodeKind kind = kinds_[k];
+    if (kind != EncryptedNodeKind::DataMovement && kind != EncryptedNodeKind::FusedRelu) store->prefetch(in_groups, pos);
     const model::TensorId x_id = [&] {
       for (model::TensorId t : n.inputs) {
         if (t != model::kNoTensor && !g.tensors[static_cast<std::size_t>(t)].is_constant) return t;
@@ -467,15 +643,15 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, const std::vecto
     const double x_bound = plan_.bounds[static_cast<std::size_t>(x_id)];
     // Names the layer whose output a client round checks: "<producer> -> <this node>".
     const std::string round_layer = producer[static_cast<std::size_t>(x_id)] + " -> " + n.name;
+    const auto group = open_group(out, pos);
     EncryptedTensor y;
-    const EncryptedNodeKind kind = kinds_[k];
     switch (kind) {
       case EncryptedNodeKind::DataMovement:
       case EncryptedNodeKind::Linear:
       case EncryptedNodeKind::Square: {
         // Inputs read here may be read later by other nodes: align copies, not originals.
         std::vector<EncryptedTensor> aligned;
-        aligned.reserve(2 * data.size());
+        aligned.reserve(data.size());
         // Several encrypted inputs must share a scale: one whose scale is not Δ (a square's
         // output) is first brought to Δ (one multiply-accumulate + rescale, one level).
         if (data.size() > 1) {
@@ -485,7 +661,7 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, const std::vecto
             for (auto& p : in) {
               if (!p || std::fabs(p->scale / plan_.scale() - 1.0) <= 1e-9) continue;
               aligned.push_back(*p);
-              run.materialize(aligned.back(), n.name);
+              run.materialize(aligned.back(), n.name, group);
               p = &aligned.back();
             }
             data.clear();
@@ -494,21 +670,12 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, const std::vecto
             }
           }
         }
+        // Inputs at different levels are read at the lowest one (first limbs).
         std::size_t level = data[0]->level;
         bool factors = false;
         for (auto* d : data) {
           level = std::min(level, d->level);
           factors = factors || d->has_factors();
-        }
-        bool need_copy = false;
-        for (auto* d : data) need_copy = need_copy || d->level != level;
-        if (need_copy) {
-          for (auto& p : in) {
-            if (!p) continue;
-            aligned.push_back(*p);  // shares the ciphertexts; to_level replaces changed ones
-            run.to_level(aligned.back(), level);
-            p = &aligned.back();
-          }
         }
         const EncryptedTensor& x = *[&] {
           for (auto* p : in) if (p) return p;
@@ -530,7 +697,11 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, const std::vecto
           y.level = level;
           y.scale = x.scale;
           if (factors) y.factor.assign(y.cts.size(), 1.0);
-        } else if (kind == EncryptedNodeKind::Square) {
+          run_linear(be, g, n, in, y);
+          store->adopt_all(y.cts, group);  // constants it created (Pad values)
+          break;
+        }
+        if (kind == EncryptedNodeKind::Square) {
           if (level == 0) throw std::invalid_argument(model::node_label(n) + ": out of levels (parameters too small)");
           y.level = level - 1;
           if (factors) y.factor.assign(y.cts.size(), 1.0);
@@ -544,13 +715,31 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, const std::vecto
           y.level = be.rescale ? level - 1 : level;
           y.scale = be.rescale ? plan_.scale() : x.scale;
         }
+        // Working set per output element: the output, the expanded inputs it reads and,
+        // for deferred multiply-accumulates, its term list and encoded weights.
+        const std::int64_t out_elements = std::max<std::int64_t>(1, model::numel(y_shape));
+        std::int64_t in_elements = 0;
+        for (auto* d : data) in_elements += d->elements();
+        const std::int64_t terms = std::max<std::int64_t>(1, model::macs(g, n) / out_elements);
+        const std::int64_t element_bytes =
+            run.ct_bytes(level) * (1 + (in_elements + out_elements - 1) / out_elements) +
+            terms * static_cast<std::int64_t>(16 + 8 * (level + 1)) + 256;
         std::vector<EncryptedBackend::Acc> deferred;
-        if (kind == EncryptedNodeKind::Linear && be.rescale) {
-          deferred.resize(y.cts.size());
-          be.deferred = &deferred;
+        const auto tiles = run.tiles(y_shape, element_bytes);
+        // Many tiles would each expand the compact inputs they read: expand them once
+        // in the store instead, as far as the budget allows.
+        if (tiles.size() > 1) store->prefetch(in_groups, pos, context_.get());
+        for (const auto& tile : tiles) {
+          be.tile = &tile;
+          if (kind == EncryptedNodeKind::Linear && be.rescale) {
+            deferred.assign(static_cast<std::size_t>(tile.size()), {});
+            be.deferred = &deferred;
+          }
+          run_linear(be, g, n, in, y, &tile);
+          if (be.deferred) be.flush(y, deferred);
+          run.adopt_tile(y, tile, group);
         }
-        run_linear(be, g, n, in, y);
-        if (be.deferred) be.flush(y, deferred);
+        deferred.clear();
         if (kind == EncryptedNodeKind::Square) {
           for (const auto& c : y.cts) {
             if (c) {
@@ -565,14 +754,14 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, const std::vecto
         y = *data[0];
         fused[static_cast<std::size_t>(out)] = true;
         break;
-      case EncryptedNodeKind::Relu: y = run.relu(*data[0], round_layer, x_bound); break;
+      case EncryptedNodeKind::Relu: y = run.relu(*data[0], round_layer, x_bound, group); break;
       case EncryptedNodeKind::MaxPool: {
         const bool f = fused[static_cast<std::size_t>(x_id)];
-        y = run.max_pool(*data[0], n, y_shape, f, x_bound, round_layer);
+        y = run.max_pool(*data[0], n, y_shape, f, x_bound, round_layer, group);
         break;
       }
       case EncryptedNodeKind::Clip:
-      case EncryptedNodeKind::LeakyRelu: y = run.clip_or_leaky(*data[0], n, x_bound, round_layer); break;
+      case EncryptedNodeKind::LeakyRelu: y = run.clip_or_leaky(*data[0], n, x_bound, round_layer, group); break;
       case EncryptedNodeKind::FinalSoftmax: {
         const EncryptedTensor& x = *data[0];
         std::vector<const ckks::Ciphertext*> cts;
@@ -594,17 +783,43 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, const std::vecto
     auto& ls = stats.layers[k];
     ls.name = n.name;
     ls.op = std::string(model::op_name(n.op));
-    ls.seconds += since(t0);
     if (kind != EncryptedNodeKind::FinalSoftmax) {
       ls.ciphertexts = y.elements();
       ls.level = static_cast<int>(y.level);
       values[static_cast<std::size_t>(out)] = std::move(y);
     }
-    if (options_.progress) {
-      std::fprintf(stderr, "  [%zu/%zu] %-24s %-18s %6lld ct  level %2d  %8.3f s\n", k + 1, g.nodes.size(),
-                   n.name.c_str(), ls.op.c_str(), static_cast<long long>(ls.ciphertexts), ls.level, since(t0));
-    }
     for (model::TensorId t : free_after[k]) values[static_cast<std::size_t>(t)].reset();
+    // The inputs' groups are next read later (or never: freed with their tensors).
+    for (model::TensorId t : n.inputs) {
+      if (t == model::kNoTensor || g.tensors[static_cast<std::size_t>(t)].is_constant) continue;
+      for (model::TensorId r : schedule.roots[static_cast<std::size_t>(t)]) {
+        if (group_of[static_cast<std::size_t>(r)] >= 0) {
+          store->set_next_use(group_of[static_cast<std::size_t>(r)], schedule.next_use(r, pos));
+        }
+      }
+    }
+    ls.seconds += since(t0);
+    ls.start = (options_.monitor ? options_.monitor->seconds() : since(t_start)) - since(t0);
+    ls.rounds += stats.rounds - rounds0;
+    ls.bytes_to_client += stats.bytes_to_client - to_client0;
+    ls.bytes_to_server += stats.bytes_to_server - to_server0;
+    const auto dram = store->dram(), pmem = store->pmem();
+    ls.dram_bytes = dram.bytes;
+    ls.pmem_bytes = pmem.bytes;
+    ls.dram_peak_bytes = std::max(ls.dram_peak_bytes, dram.window_peak_bytes);
+    ls.pmem_peak_bytes = std::max(ls.pmem_peak_bytes, pmem.window_peak_bytes);
+    if (options_.monitor) ls.rss_anon_peak_bytes = std::max(ls.rss_anon_peak_bytes, options_.monitor->mark());
+    if (options_.progress) {
+      std::fprintf(stderr, "  [%zu/%zu] %-24s %-18s %7lld ct  level %2d  %8.3f s  dram %7.1f MiB  tier %7.1f MiB\n",
+                   k + 1, g.nodes.size(), n.name.c_str(), ls.op.c_str(), static_cast<long long>(ls.ciphertexts),
+                   ls.level, since(t0), static_cast<double>(dram.bytes) / 1048576.0,
+                   static_cast<double>(pmem.bytes) / 1048576.0);
+    }
+    if (options_.kill_after_node == static_cast<int>(k)) {
+      std::fprintf(stderr, "heinfer: fault injection: killing the process after node %zu (%s)\n", k, n.name.c_str());
+      std::fflush(stderr);
+      std::raise(SIGKILL);
+    }
   }
   std::vector<PlainTensor> outputs;
   for (model::TensorId t : g.outputs) {

@@ -9,7 +9,18 @@
 // squares use multiply_relinearize (real packing) or multiply_packed (complex packing);
 // Relu / MaxPool / Clip / LeakyRelu are client rounds (a Relu whose only reader is a
 // MaxPool is fused into the MaxPool round); a final Softmax/LogSoftmax runs on the
-// client after decryption. Inputs of one node are brought to a common level first.
+// client after decryption. Inputs of one node are read at their common (lowest) level:
+// higher-level ciphertexts are used through their first limbs (modulus switching in the
+// NTT domain is dropping limbs), so no lowered copies are stored.
+//
+// Memory (issue 6): every ciphertext a node produces is adopted by a
+// memory::CiphertextStore (DRAM budget, optional secondary tier; one store group per
+// tensor, with the schedule position of its next reader). Linear and square nodes run in
+// output tiles (row bands over all channels, or element ranges) of at most
+// store.tile_bytes() of working set; client rounds run in chunks of that size, over the
+// elements in one CSPRNG order for the whole layer (the client never learns positions).
+// Client-refreshed ciphertexts (inputs, round results) stay compact (seeded: half
+// size) until a node expands them for one tile.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +31,8 @@
 
 #include "ckks/context.h"
 #include "ckks/evaluator.h"
+#include "memory/ciphertext_store.h"
+#include "memory/memory_monitor.h"
 #include "model/graph.h"
 #include "runtime/client.h"
 #include "runtime/encrypted_tensor.h"
@@ -50,6 +63,13 @@ struct LayerStats {
   double seconds = 0;             ///< wall time (server + client for rounds)
   std::int64_t ciphertexts = 0;   ///< output ciphertexts
   int level = -1;                 ///< output level (-1: plaintext on the client)
+  double start = 0;  ///< start of the last batch's layer: seconds since the monitor (else the batch) started
+  std::int64_t rounds = 0;        ///< client round trips of this layer
+  std::int64_t bytes_to_client = 0, bytes_to_server = 0;  ///< round traffic of this layer
+  /// Store bytes after the layer and peaks during it (memory::CiphertextStore), and
+  /// the sampled peak of RssAnon during it (0 without a monitor).
+  std::int64_t dram_bytes = 0, pmem_bytes = 0, dram_peak_bytes = 0, pmem_peak_bytes = 0;
+  std::int64_t rss_anon_peak_bytes = 0;
 };
 
 struct EncryptedRunStats {
@@ -66,6 +86,14 @@ std::int64_t wire_bytes(const ckks::Ciphertext& ct, const ckks::CKKSContext& con
 struct EncryptedRunOptions {
   int threads = 0;        ///< OpenMP threads; 0 keeps the default
   bool progress = false;  ///< one line per layer on stderr
+  /// Where ciphertexts live (must outlive the runs); null: a private DRAM-only store
+  /// without a budget per run.
+  memory::CiphertextStore* store = nullptr;
+  /// Samples memory for per-layer RssAnon peaks (optional).
+  memory::MemoryMonitor* monitor = nullptr;
+  /// Test hook for crash safety: the process is killed (SIGKILL) right after this node
+  /// index completes; -1: never.
+  int kill_after_node = -1;
 };
 
 /// The server side: model, plan, public evaluation keys. Never sees the secret key.

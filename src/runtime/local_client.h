@@ -34,6 +34,7 @@ class LocalClient : public Client {
   std::int64_t capacity() const override;
   std::vector<ckks::Ciphertext> encrypt(const PlainTensor& x, const std::string& name,
                                         double bound) override;
+  bool encrypts_parts() const override { return true; }
   std::vector<ckks::Ciphertext> round(const RoundRequest& request) override;
   PlainTensor decrypt(const std::vector<const ckks::Ciphertext*>& cts,
                       const std::vector<double>& factors, const model::Shape& shape,

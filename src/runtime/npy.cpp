@@ -1,5 +1,7 @@
 #include "runtime/npy.h"
 
+#include "runtime/atomic_file.h"
+
 #include <unistd.h>
 
 #include <bit>
@@ -277,24 +279,10 @@ void write_npy(const std::filesystem::path& path, const NpyArray& a) {
     throw NpyError("write_npy: data length does not match the shape");
   }
   const std::vector<unsigned char> bytes = serialize_npy(a);
-  std::filesystem::path tmp = path;
-  tmp += ".tmp." + std::to_string(::getpid()) + "." + std::to_string(std::random_device{}());
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw NpyError("cannot create '" + tmp.string() + "'");
-    f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    f.flush();
-    if (!f) {
-      std::error_code ec;
-      std::filesystem::remove(tmp, ec);
-      throw NpyError("error writing '" + tmp.string() + "'");
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp, ec);
-    throw NpyError("cannot rename the temporary file to '" + path.string() + "'");
+  try {
+    write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  } catch (const std::runtime_error& e) {
+    throw NpyError(e.what());
   }
 }
 

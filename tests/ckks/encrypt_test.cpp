@@ -53,7 +53,7 @@ TEST(Encrypt, SymmetricIsSeededAndCompacts) {
   expand_ciphertext_mask(*b.ctx, c.seed(), 3, mask.data());
   EXPECT_TRUE(std::equal(mask.begin(), mask.end(), c.poly(1)));
 
-  const std::vector<uint64_t> full = c.data();
+  const ckks::Ciphertext::Storage full = c.data();
   c.compact();
   EXPECT_TRUE(c.is_compact());
   EXPECT_EQ(c.data().size(), full.size() / 2);
@@ -66,7 +66,7 @@ TEST(Encrypt, SymmetricIsSeededAndCompacts) {
 
   // Dropping limbs keeps the seed valid (one stream per limb).
   b.eval->mod_switch_inplace(c);
-  const std::vector<uint64_t> dropped = c.data();
+  const ckks::Ciphertext::Storage dropped = c.data();
   c.compact();
   c.expand(*b.ctx);
   EXPECT_EQ(c.data(), dropped);

@@ -6,6 +6,7 @@
 
 #include "model/op_params.h"
 #include "runtime/backend.h"
+#include "runtime/kernels/output_tile.h"
 #include "runtime/kernels/window.h"
 
 namespace heinfer::runtime::kernels {
@@ -14,22 +15,26 @@ namespace heinfer::runtime::kernels {
 ///   Y[m, o] = B[m] + sum_{c < C/group, kp} W[m, c, kp] * X[g*C/group + c, o*stride - pad + kp*dil]
 /// with g = m / (M/group), out-of-range input positions skipped (zero padding) and zero
 /// weights skipped. x_shape = [C, in...], y_shape = [M, out...] (per sample);
-/// w = [M, C/group, kernel...] row-major, bias empty or [M]. Parallel over output elements.
+/// w = [M, C/group, kernel...] row-major, bias empty or [M]. Parallel over output elements;
+/// only the elements of `tile` are produced (all when `tile` is null).
 template <KernelBackend B>
 void conv(const B& be, const model::ConvParams& p, const model::Shape& x_shape,
           const model::Shape& y_shape, std::span<const double> w, std::span<const double> bias,
-          const typename B::Tensor& x, typename B::Tensor& y) {
+          const typename B::Tensor& x, typename B::Tensor& y, const OutputTile* tile = nullptr) {
   const WindowIndexer win(x_shape, y_shape, p.kernel, p.strides, p.dilations, p.pads_begin,
                           p.pads_end);
   const std::int64_t m_count = y_shape[0];
   const std::int64_t cg = x_shape[0] / p.group, mg = m_count / p.group;
-  const std::int64_t total = m_count * win.out_size, ks = win.kernel_size;
+  const std::int64_t ks = win.kernel_size;
+  const OutputTile part = tile ? *tile : OutputTile::all(m_count * win.out_size);
+  const std::int64_t total = part.size();
 #pragma omp parallel if (be.parallel(total * cg * ks))
   {
     // In-bounds kernel positions of the current output position and their input offsets.
     std::vector<std::int64_t> kps(static_cast<std::size_t>(ks)), offs(static_cast<std::size_t>(ks));
 #pragma omp for schedule(static)
-    for (std::int64_t idx = 0; idx < total; ++idx) {
+    for (std::int64_t t = 0; t < total; ++t) {
+      const std::int64_t idx = part.at(t);
       const std::int64_t m = idx / win.out_size, os = idx % win.out_size;
       const std::int64_t c0 = (m / mg) * cg;
       std::array<std::int64_t, kMaxSpatial> base;

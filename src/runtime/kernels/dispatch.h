@@ -36,41 +36,43 @@ Operand<B> operand(const model::Graph& g, const model::Node& n,
 /// `in` is parallel to n.inputs (nullptr for constants and omitted inputs); `y` is
 /// preallocated with the output shape. Returns false, doing nothing, for the
 /// client-aided ops (Relu, Clip, LeakyRelu, MaxPool, Softmax, LogSoftmax) and any op
-/// without a backend kernel: the caller handles those.
+/// without a backend kernel: the caller handles those. With a `tile`, only those output
+/// elements are produced (tileable() nodes; data movement always runs whole).
 template <class B>
 bool run_backend_node(const B& be, const model::Graph& g, const model::Node& n,
-                      const std::vector<const typename B::Tensor*>& in, typename B::Tensor& y) {
+                      const std::vector<const typename B::Tensor*>& in, typename B::Tensor& y,
+                      const OutputTile* tile = nullptr) {
   using model::OpType;
   const typename B::Tensor* x = in.empty() ? nullptr : in[0];
   const auto& p = n.params;
   if (std::holds_alternative<model::SquareParams>(p)) {
-    square(be, y.elements(), *x, y);
+    square(be, y.elements(), *x, y, tile);
     return true;
   }
   switch (n.op) {
     case OpType::Conv:
       conv(be, std::get<model::ConvParams>(p), x->shape, y.shape, constant_input(g, n, 1),
-           constant_input(g, n, 2), *x, y);
+           constant_input(g, n, 2), *x, y, tile);
       return true;
     case OpType::Gemm:
     case OpType::MatMul:
       gemm(be, std::get<model::GemmParams>(p), constant_input(g, n, 1), constant_input(g, n, 2),
-           *x, y);
+           *x, y, tile);
       return true;
     case OpType::Add:
     case OpType::Sub:
     case OpType::Mul:
     case OpType::Div:
       binary(be, n.op, std::get<model::BinaryParams>(p), y.shape, operand<B>(g, n, in, 0),
-             operand<B>(g, n, in, 1), y);
+             operand<B>(g, n, in, 1), y, tile);
       return true;
     case OpType::BatchNormalization:
       batchnorm(be, std::get<model::BatchNormParams>(p), constant_input(g, n, 1),
-                constant_input(g, n, 2), *x, y);
+                constant_input(g, n, 2), *x, y, tile);
       return true;
     case OpType::AveragePool:
     case OpType::GlobalAveragePool:
-      average_pool(be, std::get<model::PoolParams>(p), x->shape, y.shape, *x, y);
+      average_pool(be, std::get<model::PoolParams>(p), x->shape, y.shape, *x, y, tile);
       return true;
     case OpType::Flatten:
     case OpType::Reshape:

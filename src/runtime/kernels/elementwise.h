@@ -7,6 +7,7 @@
 #include "model/op_params.h"
 #include "model/op_type.h"
 #include "runtime/backend.h"
+#include "runtime/kernels/output_tile.h"
 
 namespace heinfer::runtime::kernels {
 
@@ -34,10 +35,12 @@ inline std::int64_t broadcast_offset(std::int64_t o, const model::Shape& out,
 template <KernelBackend B>
 void binary(const B& be, model::OpType op, const model::BinaryParams& p,
             const model::Shape& y_shape, const Operand<B>& a, const Operand<B>& b,
-            typename B::Tensor& y) {
-  const std::int64_t total = model::numel(y_shape);
+            typename B::Tensor& y, const OutputTile* tile = nullptr) {
+  const OutputTile part = tile ? *tile : OutputTile::all(model::numel(y_shape));
+  const std::int64_t total = part.size();
 #pragma omp parallel for schedule(static) if (be.parallel(2 * total))
-  for (std::int64_t o = 0; o < total; ++o) {
+  for (std::int64_t t = 0; t < total; ++t) {
+    const std::int64_t o = part.at(t);
     const std::int64_t ia = broadcast_offset(o, y_shape, p.a_strides);
     const std::int64_t ib = broadcast_offset(o, y_shape, p.b_strides);
     auto acc = be.start(y, o);
@@ -73,10 +76,13 @@ void binary(const B& be, model::OpType op, const model::BinaryParams& p,
 /// Y = scale[c] * X + shift[c] over a [C, spatial...] tensor (model::BatchNormParams).
 template <KernelBackend B>
 void batchnorm(const B& be, const model::BatchNormParams& p, std::span<const double> scale,
-               std::span<const double> shift, const typename B::Tensor& x, typename B::Tensor& y) {
-  const std::int64_t total = p.channels * p.spatial;
+               std::span<const double> shift, const typename B::Tensor& x, typename B::Tensor& y,
+               const OutputTile* tile = nullptr) {
+  const OutputTile part = tile ? *tile : OutputTile::all(p.channels * p.spatial);
+  const std::int64_t total = part.size();
 #pragma omp parallel for schedule(static) if (be.parallel(2 * total))
-  for (std::int64_t e = 0; e < total; ++e) {
+  for (std::int64_t t = 0; t < total; ++t) {
+    const std::int64_t e = part.at(t);
     const auto c = static_cast<std::size_t>(e / p.spatial);
     auto acc = be.start(y, e);
     if (scale[c] != 0.0) be.mac(acc, x, e, scale[c]);
@@ -87,9 +93,12 @@ void batchnorm(const B& be, const model::BatchNormParams& p, std::span<const dou
 
 /// Y = X^2 element-wise (Pow(x, 2), Mul(x, x)); `elements` per sample.
 template <KernelBackend B>
-void square(const B& be, std::int64_t elements, const typename B::Tensor& x, typename B::Tensor& y) {
-#pragma omp parallel for schedule(static) if (be.parallel(elements))
-  for (std::int64_t e = 0; e < elements; ++e) be.square(y, e, x, e);
+void square(const B& be, std::int64_t elements, const typename B::Tensor& x, typename B::Tensor& y,
+            const OutputTile* tile = nullptr) {
+  const OutputTile part = tile ? *tile : OutputTile::all(elements);
+  const std::int64_t total = part.size();
+#pragma omp parallel for schedule(static) if (be.parallel(total))
+  for (std::int64_t t = 0; t < total; ++t) be.square(y, part.at(t), x, part.at(t));
 }
 
 }  // namespace heinfer::runtime::kernels

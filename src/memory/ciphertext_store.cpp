@@ -1,0 +1,302 @@
+#include "memory/ciphertext_store.h"
+
+#include <algorithm>
+#include <cctype>
+#include <limits>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+#include "memory/secondary_tier.h"
+
+namespace heinfer::memory {
+namespace {
+
+constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
+constexpr std::int64_t kMiB = std::int64_t{1} << 20;
+
+std::string human(std::int64_t b) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(b) / static_cast<double>(1 << 30));
+  return buf;
+}
+
+void grow(TierUsage& u, std::int64_t b) {
+  u.bytes += b;
+  u.peak_bytes = std::max(u.peak_bytes, u.bytes);
+  u.window_peak_bytes = std::max(u.window_peak_bytes, u.bytes);
+}
+
+std::int64_t bytes_of(const ckks::Ciphertext& c) {
+  return static_cast<std::int64_t>(c.data().size() * sizeof(std::uint64_t));
+}
+
+}  // namespace
+
+std::int64_t parse_size(const std::string& text, const std::string& what) {
+  std::size_t i = 0;
+  while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
+  if (i == 0 || i > 18) throw std::invalid_argument(what + ": '" + text + "' is not a size (e.g. 512M, 16G)");
+  std::int64_t value = std::stoll(text.substr(0, i));
+  std::string unit = text.substr(i);
+  for (auto& ch : unit) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  if (unit.ends_with("IB")) unit.resize(unit.size() - 2);
+  else if (unit.size() > 1 && unit.back() == 'B') unit.pop_back();
+  int shift = 0;
+  if (unit.empty() || unit == "B") shift = 0;
+  else if (unit == "K") shift = 10;
+  else if (unit == "M") shift = 20;
+  else if (unit == "G") shift = 30;
+  else if (unit == "T") shift = 40;
+  else throw std::invalid_argument(what + ": unknown unit in '" + text + "' (use K, M, G or T)");
+  if (value > (std::numeric_limits<std::int64_t>::max() >> shift)) {
+    throw std::invalid_argument(what + ": '" + text + "' is too large");
+  }
+  return value << shift;
+}
+
+struct CiphertextStore::State {
+  struct Group {
+    std::int64_t next_use = kNever;
+    std::vector<ckks::Ciphertext*> members;  ///< nullptr once released
+    std::int64_t live = 0, dram_bytes = 0, pmem_bytes = 0;
+    /// Members at index >= scan are not in DRAM (demoted or released): demotion walks
+    /// down from here; adopting into or prefetching the group resets it to the end.
+    std::size_t scan = 0;
+  };
+
+  std::mutex mu;
+  StoreOptions options;
+  std::unique_ptr<SecondaryTier> tier;
+  std::pmr::memory_resource* heap = std::pmr::new_delete_resource();
+  std::unordered_map<GroupId, Group> groups;
+  GroupId next_id = 0;
+  TierUsage dram, pmem;
+  std::int64_t live = 0;
+
+  bool in_tier(const ckks::Ciphertext* c) const { return tier && c->resource() == tier.get(); }
+
+  void release(GroupId g, std::size_t idx, const ckks::Ciphertext* c) {
+    std::lock_guard lock(mu);
+    const std::int64_t b = bytes_of(*c);
+    (in_tier(c) ? pmem : dram).bytes -= b;
+    --live;
+    auto it = groups.find(g);
+    if (it == groups.end()) return;
+    auto& G = it->second;
+    (in_tier(c) ? G.pmem_bytes : G.dram_bytes) -= b;
+    if (idx < G.members.size()) G.members[idx] = nullptr;
+    if (--G.live == 0) groups.erase(it);
+  }
+
+  /// Demotes DRAM-resident ciphertexts of groups read after `hotter_than` (coldest
+  /// first, never `keep`) until `need` more bytes fit the budget. Appends the moves.
+  /// Returns whether they fit. Members are demoted from the back (Group::scan).
+  bool make_room(std::int64_t need, std::int64_t hotter_than, std::span<const GroupId> keep,
+                 std::vector<std::pair<ckks::Ciphertext*, std::pmr::memory_resource*>>& moves) {
+    const std::int64_t budget = options.dram_budget;
+    while (dram.bytes + need > budget) {
+      Group* coldest = nullptr;
+      for (auto& [id, G] : groups) {
+        if (G.dram_bytes <= 0 || G.scan == 0 || G.next_use <= hotter_than) continue;
+        if (std::find(keep.begin(), keep.end(), id) != keep.end()) continue;
+        if (!coldest || G.next_use > coldest->next_use) coldest = &G;
+      }
+      if (!coldest) return false;
+      while (coldest->scan > 0 && dram.bytes + need > budget) {
+        ckks::Ciphertext* c = coldest->members[--coldest->scan];
+        if (!c || in_tier(c)) continue;
+        const std::int64_t b = bytes_of(*c);
+        if (c->is_seeded() && !c->is_compact()) c->compact();  // c1 is regenerated on use
+        const std::int64_t stored = bytes_of(*c);
+        dram.bytes -= b;
+        coldest->dram_bytes -= b;
+        grow(pmem, stored);
+        pmem.bytes_written += stored;
+        coldest->pmem_bytes += stored;
+        moves.emplace_back(c, tier.get());
+      }
+    }
+    return true;
+  }
+
+  static void apply(const std::vector<std::pair<ckks::Ciphertext*, std::pmr::memory_resource*>>& moves) {
+    const auto n = static_cast<std::int64_t>(moves.size());
+#pragma omp parallel for schedule(dynamic, 16) if (n > 16)
+    for (std::int64_t i = 0; i < n; ++i) {
+      moves[static_cast<std::size_t>(i)].first->rehome(moves[static_cast<std::size_t>(i)].second);
+    }
+  }
+};
+
+namespace {
+
+/// The deleter of store-managed ciphertexts.
+struct Release {
+  std::shared_ptr<CiphertextStore::State> state;
+  CiphertextStore::GroupId group;
+  std::size_t index;
+  void operator()(const ckks::Ciphertext* c) const {
+    state->release(group, index, c);
+    delete c;
+  }
+};
+
+}  // namespace
+
+CiphertextStore::CiphertextStore(const StoreOptions& options) : options_(options), state_(std::make_shared<State>()) {
+  if (options.dram_budget < 0) throw std::invalid_argument("DRAM budget must not be negative");
+  if (options.policy == Placement::Tiered) {
+    if (options.pmem_dir.empty()) throw std::invalid_argument("the tiered policy needs a tier directory (--pmem-dir)");
+    if (options.dram_budget == 0) throw std::invalid_argument("the tiered policy needs a DRAM budget (--dram-budget)");
+    state_->tier = std::make_unique<SecondaryTier>(options.pmem_dir, options.pmem_max);
+  }
+  state_->options = options;
+}
+
+CiphertextStore::~CiphertextStore() = default;
+
+CiphertextStore::GroupId CiphertextStore::open_group(std::int64_t next_use) {
+  std::lock_guard lock(state_->mu);
+  const GroupId id = state_->next_id++;
+  state_->groups[id].next_use = next_use;
+  return id;
+}
+
+void CiphertextStore::set_next_use(GroupId g, std::int64_t next_use) {
+  std::lock_guard lock(state_->mu);
+  if (auto it = state_->groups.find(g); it != state_->groups.end()) it->second.next_use = next_use;
+}
+
+void CiphertextStore::adopt(std::vector<Ptr>& cts, std::span<const std::int64_t> positions, GroupId g) {
+  State& s = *state_;
+  std::lock_guard lock(s.mu);
+  auto& G = s.groups[g];
+  const std::int64_t budget = s.options.dram_budget;
+  std::vector<std::pair<ckks::Ciphertext*, std::pmr::memory_resource*>> moves;
+  const GroupId keep[] = {g};
+  for (std::int64_t pos : positions) {
+    auto& slot = cts[static_cast<std::size_t>(pos)];
+    if (!slot) continue;
+    auto* owned = new ckks::Ciphertext(std::move(*const_cast<ckks::Ciphertext*>(slot.get())));
+    const std::int64_t b = bytes_of(*owned);
+    bool to_dram = budget == 0 || s.dram.bytes + b <= budget;
+    if (!to_dram && s.options.policy == Placement::DramOnly) {
+      delete owned;
+      throw BudgetExceeded("the DRAM budget of " + human(budget) + " is exceeded (" + human(s.dram.bytes) +
+                           " of ciphertexts stored); give a secondary tier with --pmem-dir DIR, or raise "
+                           "--dram-budget");
+    }
+    if (!to_dram) to_dram = s.make_room(b, G.next_use, keep, moves);
+    if (to_dram) {
+      grow(s.dram, b);
+      s.dram.bytes_written += b;
+      G.dram_bytes += b;
+    } else {
+      grow(s.pmem, b);
+      s.pmem.bytes_written += b;
+      G.pmem_bytes += b;
+      moves.emplace_back(owned, s.tier.get());
+    }
+    const std::size_t index = G.members.size();
+    G.members.push_back(owned);
+    ++G.live;
+    ++s.live;
+    G.scan = G.members.size();
+    slot = Ptr(owned, Release{state_, g, index});
+  }
+  State::apply(moves);
+}
+
+void CiphertextStore::adopt_all(std::vector<Ptr>& cts, GroupId g) {
+  std::vector<std::int64_t> positions;
+  for (std::size_t i = 0; i < cts.size(); ++i) {
+    if (cts[i] && !std::get_deleter<Release>(cts[i])) positions.push_back(static_cast<std::int64_t>(i));
+  }
+  adopt(cts, positions, g);
+}
+
+void CiphertextStore::prefetch(std::span<const GroupId> groups, std::int64_t now, const ckks::CKKSContext* expand) {
+  State& s = *state_;
+  if (!s.tier && !expand) return;
+  std::lock_guard lock(s.mu);
+  std::vector<std::pair<ckks::Ciphertext*, std::pmr::memory_resource*>> moves;
+  for (GroupId g : groups) {
+    if (!s.tier) break;
+    auto it = s.groups.find(g);
+    if (it == s.groups.end()) continue;
+    auto& G = it->second;
+    bool room = true;
+    for (ckks::Ciphertext* c : G.members) {
+      if (!c || !s.in_tier(c)) continue;
+      const std::int64_t b = bytes_of(*c);
+      if (room) room = s.dram.bytes + b <= s.options.dram_budget || s.make_room(b, now, groups, moves);
+      s.pmem.bytes_read += b;
+      if (!room) continue;  // read in place
+      s.pmem.bytes -= b;
+      G.pmem_bytes -= b;
+      grow(s.dram, b);
+      s.dram.bytes_written += b;
+      G.dram_bytes += b;
+      moves.emplace_back(c, s.heap);
+    }
+    G.scan = G.members.size();
+  }
+  State::apply(moves);
+  if (!expand) return;
+  // Expand compact DRAM-resident members while the budget allows.
+  std::vector<ckks::Ciphertext*> grow_list;
+  const std::int64_t budget = s.options.dram_budget;
+  std::vector<GroupId> done;
+  for (GroupId g : groups) {
+    if (std::find(done.begin(), done.end(), g) != done.end()) continue;
+    done.push_back(g);
+    auto it = s.groups.find(g);
+    if (it == s.groups.end()) continue;
+    auto& G = it->second;
+    for (ckks::Ciphertext* c : G.members) {
+      if (!c || !c->is_compact() || s.in_tier(c)) continue;
+      const std::int64_t extra = bytes_of(*c);  // c1 is as large as c0
+      moves.clear();
+      if (budget > 0 && s.dram.bytes + extra > budget) {
+        if (!s.tier || !s.make_room(extra, now, groups, moves)) break;
+        State::apply(moves);
+      }
+      grow(s.dram, extra);
+      G.dram_bytes += extra;
+      grow_list.push_back(c);
+    }
+  }
+  const auto n = static_cast<std::int64_t>(grow_list.size());
+#pragma omp parallel for schedule(dynamic, 8) if (n > 8)
+  for (std::int64_t i = 0; i < n; ++i) grow_list[static_cast<std::size_t>(i)]->expand(*expand);
+}
+
+TierUsage CiphertextStore::dram() const {
+  std::lock_guard lock(state_->mu);
+  return state_->dram;
+}
+
+TierUsage CiphertextStore::pmem() const {
+  std::lock_guard lock(state_->mu);
+  return state_->pmem;
+}
+
+void CiphertextStore::reset_window_peaks() {
+  std::lock_guard lock(state_->mu);
+  state_->dram.window_peak_bytes = state_->dram.bytes;
+  state_->pmem.window_peak_bytes = state_->pmem.bytes;
+}
+
+std::int64_t CiphertextStore::live_ciphertexts() const {
+  std::lock_guard lock(state_->mu);
+  return state_->live;
+}
+
+std::int64_t CiphertextStore::tile_bytes() const {
+  if (options_.dram_budget == 0) return 1024 * kMiB;
+  return std::clamp(options_.dram_budget / 8, 32 * kMiB, 1024 * kMiB);
+}
+
+}  // namespace heinfer::memory

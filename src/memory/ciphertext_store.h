@@ -1,0 +1,116 @@
+// Where the ciphertexts of an encrypted run live: DRAM within a budget, and an optional
+// secondary tier (memory/secondary_tier.h) for the rest.
+//
+// Ciphertexts are stored in groups (one per activation tensor), each with the schedule
+// position of its next reader. Policies:
+//  - DramOnly: everything in DRAM; exceeding a set budget throws BudgetExceeded (a clear
+//    error before the machine runs out of memory, never an OOM kill).
+//  - Tiered: a new ciphertext goes to DRAM while the budget allows; otherwise DRAM is
+//    freed by demoting the coldest data (the group read furthest in the future) to the
+//    tier, and when only hotter data is resident the new ciphertext itself goes to the
+//    tier. prefetch() brings the inputs of the next node back before it runs, evicting
+//    colder data; what does not fit is read in place from the tier (memory-mapped).
+//    A seeded ciphertext is compacted (c1 dropped: half the bytes, regenerated from its
+//    seed on use) when it is demoted.
+// This is Belady's furthest-next-use rule (Belady, IBM Systems Journal 5(2), 1966)
+// applied to whole tensors, with the schedule known ahead (the graph order), as in the
+// tiering study of Lloret-Talavera et al. (IEEE Trans. Computers 2021) but placed by the
+// runtime instead of by the OS.
+//
+// Threading: adopt(), prefetch(), set_next_use() and the counters are called from one
+// thread at a time (the executor, between tiles); store-managed ciphertexts may be
+// released from any thread. Moving data never changes a Ciphertext's address, only where
+// its coefficients live, so pointers held by tensors stay valid.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <stdexcept>
+#include <vector>
+
+#include "ckks/ciphertext.h"
+
+namespace heinfer::memory {
+
+enum class Placement { DramOnly, Tiered };
+
+struct StoreOptions {
+  Placement policy = Placement::DramOnly;
+  std::int64_t dram_budget = 0;      ///< bytes of stored ciphertexts in DRAM; 0: unlimited
+  std::filesystem::path pmem_dir;    ///< Tiered: directory of the secondary tier
+  std::int64_t pmem_max = 0;         ///< tier size limit in bytes; 0: the filesystem's
+};
+
+/// Counters of one tier, in bytes. Written: bytes placed or moved into the tier; read:
+/// bytes moved out of it or read in place by a node (record_reads).
+struct TierUsage {
+  std::int64_t bytes = 0, peak_bytes = 0, bytes_written = 0, bytes_read = 0;
+  std::int64_t window_peak_bytes = 0;  ///< peak since the last reset_window_peaks()
+};
+
+/// Thrown by the DramOnly policy when the DRAM budget would be exceeded.
+class BudgetExceeded : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Parses "123", "512K", "64M", "16G", "1T" (powers of 1024; optional trailing "B"/"iB").
+/// Throws std::invalid_argument naming `what` for anything else or a negative value.
+std::int64_t parse_size(const std::string& text, const std::string& what);
+
+class CiphertextStore {
+ public:
+  using GroupId = std::int64_t;
+  using Ptr = std::shared_ptr<const ckks::Ciphertext>;
+
+  /// Throws std::invalid_argument for Tiered without pmem_dir or a negative budget,
+  /// std::runtime_error when the tier cannot be created.
+  explicit CiphertextStore(const StoreOptions& options);
+  ~CiphertextStore();
+  CiphertextStore(const CiphertextStore&) = delete;
+  CiphertextStore& operator=(const CiphertextStore&) = delete;
+
+  const StoreOptions& options() const { return options_; }
+  bool tiered() const { return options_.policy == Placement::Tiered; }
+
+  /// A new group whose next reader runs at schedule position `next_use`.
+  GroupId open_group(std::int64_t next_use);
+  void set_next_use(GroupId g, std::int64_t next_use);
+
+  /// Takes ownership of the ciphertexts cts[i] for i in `positions` (non-null, unique
+  /// owners, fresh from the heap), places them per policy and replaces them by
+  /// store-managed pointers (released when the last reference goes). Throws
+  /// BudgetExceeded (DramOnly over budget), std::bad_alloc (tier full).
+  void adopt(std::vector<Ptr>& cts, std::span<const std::int64_t> positions, GroupId g);
+  /// adopt() of every non-null entry of cts that is not store-managed yet.
+  void adopt_all(std::vector<Ptr>& cts, GroupId g);
+
+  /// Before a node that reads `groups` runs at position `now`: moves their tier-resident
+  /// ciphertexts to DRAM while the budget allows (demoting colder groups), then counts
+  /// the remaining tier-resident bytes of those groups as read in place. With `expand`,
+  /// compact (seeded) members are also expanded in place while the budget allows, so
+  /// that a node running in many tiles does not expand them once per tile.
+  void prefetch(std::span<const GroupId> groups, std::int64_t now, const ckks::CKKSContext* expand = nullptr);
+
+  TierUsage dram() const;
+  TierUsage pmem() const;
+  /// Restarts the window peaks at the current values (per-layer peaks).
+  void reset_window_peaks();
+  /// Stored ciphertexts and groups alive (for leak checks in tests).
+  std::int64_t live_ciphertexts() const;
+
+  /// Suggested bytes of transient working set per tile (outputs produced before they
+  /// are adopted, expanded inputs): 1/8 of the DRAM budget, within [32 MiB, 1 GiB];
+  /// 1 GiB without a budget.
+  std::int64_t tile_bytes() const;
+
+  struct State;
+
+ private:
+  StoreOptions options_;
+  std::shared_ptr<State> state_;  ///< shared with the deleters of stored ciphertexts
+};
+
+}  // namespace heinfer::memory

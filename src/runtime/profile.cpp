@@ -1,0 +1,73 @@
+#include "runtime/profile.h"
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/atomic_file.h"
+
+namespace heinfer::runtime {
+namespace {
+
+nlohmann::json tier_json(const memory::TierUsage& u) {
+  return {{"peak_bytes", u.peak_bytes}, {"bytes_written", u.bytes_written}, {"bytes_read", u.bytes_read}};
+}
+
+}  // namespace
+
+void write_profile(const std::filesystem::path& path, const ProfileInfo& info, const EncryptedRunStats& stats) {
+  nlohmann::json j;
+  j["format"] = "heinfer-profile";
+  j["version"] = 1;
+  j["model"] = info.model;
+  j["batch"] = info.batch;
+  j["threads"] = info.threads;
+  if (info.plan) {
+    int bits = 0;
+    for (int b : info.plan->params.coeff_bits()) bits += b;
+    for (int b : info.plan->params.special_bits()) bits += b;
+    j["params"] = {{"n", info.plan->params.poly_modulus_degree()},
+                   {"levels", static_cast<int>(info.plan->params.coeff_bits().size()) - 1},
+                   {"log2_qp", bits},
+                   {"packing", std::string(packing_name(info.plan->packing))}};
+  }
+  if (info.memory) {
+    j["memory"] = {{"policy", info.memory->policy == memory::Placement::Tiered ? "tiered" : "dram-only"},
+                   {"dram_budget", info.memory->dram_budget},
+                   {"pmem_dir", info.memory->pmem_dir.empty() ? nlohmann::json(nullptr)
+                                                              : nlohmann::json(info.memory->pmem_dir.string())}};
+  }
+  j["seconds"] = stats.seconds;
+  j["rounds"] = stats.rounds;
+  j["bytes_to_client"] = stats.bytes_to_client;
+  j["bytes_to_server"] = stats.bytes_to_server;
+  j["peak_rss_anon_bytes"] = info.peak_rss_anon_bytes;
+  j["tiers"] = {{"dram", tier_json(info.dram)}, {"pmem", tier_json(info.pmem)}};
+  nlohmann::json layers = nlohmann::json::array();
+  for (std::size_t k = 0; k < stats.layers.size(); ++k) {
+    const auto& l = stats.layers[k];
+    layers.push_back({{"index", k},
+                      {"name", l.name},
+                      {"op", l.op},
+                      {"start", l.start},
+                      {"seconds", l.seconds},
+                      {"ciphertexts", l.ciphertexts},
+                      {"level", l.level},
+                      {"dram_bytes", l.dram_bytes},
+                      {"pmem_bytes", l.pmem_bytes},
+                      {"dram_peak_bytes", l.dram_peak_bytes},
+                      {"pmem_peak_bytes", l.pmem_peak_bytes},
+                      {"rss_anon_peak_bytes", l.rss_anon_peak_bytes},
+                      {"bytes_to_client", l.bytes_to_client},
+                      {"bytes_to_server", l.bytes_to_server},
+                      {"rounds", l.rounds}});
+  }
+  j["layers"] = std::move(layers);
+  nlohmann::json timeline = nlohmann::json::array();
+  for (const auto& s : info.timeline) {
+    timeline.push_back({{"t", s.t}, {"dram_bytes", s.dram_bytes}, {"pmem_bytes", s.pmem_bytes},
+                        {"rss_anon_bytes", s.rss_anon_bytes}});
+  }
+  j["timeline"] = std::move(timeline);
+  write_file_atomic(path, j.dump(1) + "\n");
+}
+
+}  // namespace heinfer::runtime

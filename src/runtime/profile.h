@@ -1,0 +1,53 @@
+// Per-layer profiles of an encrypted run (`heinfer run ... --profile OUT.json`), and the
+// JSON they are written as (read by `heinfer profile plot`).
+//
+// JSON layout (all bytes in bytes, all times in seconds since the run started):
+// {
+//   "format": "heinfer-profile", "version": 1,
+//   "model": "path.onnx", "batch": 2048, "threads": 2,
+//   "params": {"n": 4096, "levels": 2, "log2_qp": 109, "packing": "complex"},
+//   "memory": {"policy": "tiered" | "dram-only", "dram_budget": B (0: none),
+//              "pmem_dir": "/path" | null},
+//   "seconds": total wall time, "rounds": client rounds,
+//   "bytes_to_client": ..., "bytes_to_server": ...,
+//   "peak_rss_anon_bytes": sampled peak of RssAnon (the heap: not file-backed tier pages),
+//   "tiers": {"dram": TierTotals, "pmem": TierTotals}, TierTotals =
+//       {"peak_bytes": ..., "bytes_written": ..., "bytes_read": ...},
+//   "layers": [{"index": k, "name": "...", "op": "Conv", "start": t0, "seconds": dt,
+//               "ciphertexts": produced, "level": l (-1: client plaintext),
+//               "dram_bytes": after the layer, "pmem_bytes": after the layer,
+//               "dram_peak_bytes": during, "pmem_peak_bytes": during,
+//               "rss_anon_peak_bytes": during (sampled),
+//               "bytes_to_client": round traffic, "bytes_to_server": ..., "rounds": n}],
+//   "timeline": [{"t": s, "dram_bytes": ..., "pmem_bytes": ..., "rss_anon_bytes": ...}]
+//                sampled every ~20 ms and at every layer boundary
+// }
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "memory/ciphertext_store.h"
+#include "memory/memory_monitor.h"
+#include "runtime/encrypted_executor.h"
+#include "runtime/parameter_selection.h"
+
+namespace heinfer::runtime {
+
+struct ProfileInfo {
+  std::string model;
+  std::int64_t batch = 0;
+  int threads = 0;
+  const EncryptionPlan* plan = nullptr;
+  const memory::StoreOptions* memory = nullptr;
+  memory::TierUsage dram, pmem;       ///< the store's totals at the end
+  std::int64_t peak_rss_anon_bytes = 0;
+  std::vector<memory::MemorySample> timeline;
+};
+
+/// Writes the profile (layout above) atomically. Throws std::runtime_error on I/O errors.
+void write_profile(const std::filesystem::path& path, const ProfileInfo& info, const EncryptedRunStats& stats);
+
+}  // namespace heinfer::runtime

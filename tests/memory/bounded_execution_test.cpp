@@ -1,0 +1,125 @@
+// The encrypted executor on a memory::CiphertextStore: under a DRAM budget with a file
+// tier the Fashion-MNIST CNN gives the same predictions as the plaintext executor, the
+// store never holds more than the budget in DRAM, the tier is used, and every ciphertext
+// is released at the end (liveness). Ring degree 2048 (insecure, tests only) keeps it fast.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "../encrypted/encrypted_test_util.h"
+#include "memory/ciphertext_store.h"
+#include "memory/memory_monitor.h"
+#include "model/load.h"
+#include "runtime/metrics.h"
+#include "runtime/npy.h"
+
+namespace heinfer {
+namespace {
+
+namespace fs = std::filesystem;
+const fs::path kModels = fs::path(HEINFER_SOURCE_DIR) / "models";
+
+struct Result {
+  std::vector<double> logits;
+  runtime::EncryptedRunStats stats;
+  memory::TierUsage dram, pmem;
+  std::int64_t live_after = -1;
+};
+
+Result run_cnn(const memory::StoreOptions& so, std::int64_t count) {
+  const model::Graph g = model::load_model(kModels / "fmnist_cnn.onnx");
+  const auto images = runtime::read_npy(kModels / "fmnist_test64_images.npy").to_double();
+  const runtime::PlainTensor x = runtime::from_batch_major(
+      std::span<const double>(images).first(static_cast<std::size_t>(count * 784)), count, {1, 28, 28});
+  const auto plan = test::test_plan(g, x, runtime::Packing::Complex, 2048);
+  memory::CiphertextStore store(so);
+  Result r;
+  {
+    memory::MemoryMonitor monitor(&store);
+    runtime::EncryptedRunOptions ro;
+    ro.store = &store;
+    ro.monitor = &monitor;
+    runtime::EncryptedSession s(g, plan, ro);
+    r.logits = runtime::to_batch_major(s.executor->run(*s.client, {x}, r.stats)[0]);
+    EXPECT_GT(monitor.peak_rss_anon(), 0);
+    EXPECT_GE(monitor.finish().size(), 2u);
+  }
+  r.dram = store.dram();
+  r.pmem = store.pmem();
+  r.live_after = store.live_ciphertexts();
+  return r;
+}
+
+std::vector<double> plain_cnn(std::int64_t count) {
+  const model::Graph g = model::load_model(kModels / "fmnist_cnn.onnx");
+  const auto images = runtime::read_npy(kModels / "fmnist_test64_images.npy").to_double();
+  const runtime::PlainTensor x = runtime::from_batch_major(
+      std::span<const double>(images).first(static_cast<std::size_t>(count * 784)), count, {1, 28, 28});
+  return runtime::to_batch_major(runtime::run_plain(g, {x})[0]);
+}
+
+void expect_matches_plaintext(const std::vector<double>& enc, const std::vector<double>& ref, std::int64_t count) {
+  ASSERT_EQ(enc.size(), ref.size());
+  const std::vector<float> ef(enc.begin(), enc.end()), rf(ref.begin(), ref.end());
+  EXPECT_EQ(runtime::argmax_rows(ef, count, 10), runtime::argmax_rows(rf, count, 10));
+  double err = 0;
+  for (std::size_t i = 0; i < enc.size(); ++i) err = std::max(err, std::fabs(enc[i] - ref[i]));
+  EXPECT_LT(err, 0.02);
+}
+
+TEST(BoundedExecution, CnnUnboundedAccountsEverything) {
+  const auto r = run_cnn({}, 16);
+  expect_matches_plaintext(r.logits, plain_cnn(16), 16);
+  EXPECT_EQ(r.live_after, 0) << "ciphertexts outlived the run";
+  EXPECT_EQ(r.dram.bytes, 0);
+  EXPECT_GT(r.dram.peak_bytes, 0);
+  EXPECT_EQ(r.pmem.peak_bytes, 0);
+  // Per-layer accounting: the largest live set is at or after the first convolution.
+  std::int64_t peak = 0;
+  for (const auto& l : r.stats.layers) peak = std::max(peak, l.dram_peak_bytes);
+  EXPECT_EQ(peak, r.dram.peak_bytes);
+}
+
+TEST(BoundedExecution, CnnUnderBudgetWithFileTier) {
+  const fs::path dir = fs::temp_directory_path() / ("heinfer_bounded_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const auto unbounded = run_cnn({}, 16);
+  memory::StoreOptions so;
+  so.policy = memory::Placement::Tiered;
+  so.dram_budget = unbounded.dram.peak_bytes / 4;  // well below the unbounded footprint
+  so.pmem_dir = dir;
+  const auto r = run_cnn(so, 16);
+  expect_matches_plaintext(r.logits, plain_cnn(16), 16);
+  EXPECT_LE(r.dram.peak_bytes, so.dram_budget);
+  EXPECT_GT(r.pmem.peak_bytes, 0) << "the tier was not used";
+  EXPECT_GT(r.pmem.bytes_read, 0);
+  EXPECT_EQ(r.live_after, 0);
+  EXPECT_EQ(r.pmem.bytes, 0);
+  EXPECT_TRUE(fs::is_empty(dir)) << "the tier left a file behind";
+  for (const auto& l : r.stats.layers) EXPECT_LE(l.dram_peak_bytes, so.dram_budget) << l.name;
+  std::printf("unbounded DRAM peak %.1f MiB; budget %.1f MiB: DRAM peak %.1f MiB, tier peak %.1f MiB, "
+              "tier written %.1f MiB, read %.1f MiB, %lld rounds\n",
+              static_cast<double>(unbounded.dram.peak_bytes) / 1048576.0,
+              static_cast<double>(so.dram_budget) / 1048576.0, static_cast<double>(r.dram.peak_bytes) / 1048576.0,
+              static_cast<double>(r.pmem.peak_bytes) / 1048576.0,
+              static_cast<double>(r.pmem.bytes_written) / 1048576.0,
+              static_cast<double>(r.pmem.bytes_read) / 1048576.0, static_cast<long long>(r.stats.rounds));
+  fs::remove_all(dir);
+}
+
+TEST(BoundedExecution, DramOnlyOverBudgetFailsClearly) {
+  memory::StoreOptions so;
+  so.dram_budget = 4 << 20;
+  try {
+    run_cnn(so, 4);
+    FAIL() << "expected BudgetExceeded";
+  } catch (const memory::BudgetExceeded& e) {
+    EXPECT_NE(std::string(e.what()).find("DRAM budget"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace heinfer

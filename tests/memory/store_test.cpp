@@ -1,0 +1,242 @@
+// memory::CiphertextStore and memory::SecondaryTier: budgets, placement by next use,
+// prefetch, compaction of seeded ciphertexts on demotion, accounting, and that the tier's
+// pages are not anonymous memory.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <memory>
+#include <vector>
+
+#include "../ckks/test_util.h"
+#include "memory/ciphertext_store.h"
+#include "memory/memory_monitor.h"
+#include "memory/secondary_tier.h"
+
+namespace heinfer::memory {
+namespace {
+
+namespace fs = std::filesystem;
+using Ptr = CiphertextStore::Ptr;
+
+/// A scratch directory for the tier, removed at the end.
+struct TempDir {
+  fs::path path = fs::temp_directory_path() / ("heinfer_store_" + std::to_string(::getpid()) + "_" +
+                                               std::to_string(reinterpret_cast<std::uintptr_t>(this)));
+  TempDir() { fs::create_directories(path); }
+  ~TempDir() { fs::remove_all(path); }
+  std::size_t entries() const { return static_cast<std::size_t>(std::distance(fs::directory_iterator(path), {})); }
+};
+
+/// A ciphertext-shaped object of n coefficients per limb with a recognisable pattern.
+Ptr pattern_ct(std::size_t n, std::size_t level, std::uint64_t tag) {
+  auto c = std::make_shared<ckks::Ciphertext>();
+  c->resize(n, 2, level);
+  for (std::size_t i = 0; i < c->data().size(); ++i) c->data()[i] = tag * 1000003 + i;
+  return c;
+}
+
+bool has_pattern(const ckks::Ciphertext& c, std::uint64_t tag) {
+  for (std::size_t i = 0; i < c.data().size(); ++i) {
+    if (c.data()[i] != tag * 1000003 + i) return false;
+  }
+  return true;
+}
+
+constexpr std::size_t kN = 1024, kLevel = 1;
+constexpr std::int64_t kBytes = 2 * 2 * 1024 * 8;  // 2 polynomials x 2 limbs x N x 8 B
+
+std::vector<std::int64_t> iota(std::int64_t n) {
+  std::vector<std::int64_t> v(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) v[static_cast<std::size_t>(i)] = i;
+  return v;
+}
+
+TEST(ParseSize, UnitsAndErrors) {
+  EXPECT_EQ(parse_size("123", "x"), 123);
+  EXPECT_EQ(parse_size("512K", "x"), 512 << 10);
+  EXPECT_EQ(parse_size("64M", "x"), 64 << 20);
+  EXPECT_EQ(parse_size("16G", "x"), std::int64_t{16} << 30);
+  EXPECT_EQ(parse_size("2GiB", "x"), std::int64_t{2} << 30);
+  EXPECT_EQ(parse_size("1t", "x"), std::int64_t{1} << 40);
+  for (const char* bad : {"", "G", "1.5G", "-1", "12X", "99999999999999999999", "8E"}) {
+    EXPECT_THROW(parse_size(bad, "--dram-budget"), std::invalid_argument) << bad;
+  }
+  try {
+    parse_size("12X", "--dram-budget");
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("--dram-budget"), std::string::npos);
+  }
+}
+
+TEST(CiphertextStore, DramOnlyAccountsAndReleases) {
+  CiphertextStore store({});
+  const auto g = store.open_group(1);
+  std::vector<Ptr> cts;
+  for (int i = 0; i < 5; ++i) cts.push_back(pattern_ct(kN, kLevel, static_cast<std::uint64_t>(i)));
+  cts.push_back(nullptr);  // exact zeros stay null
+  store.adopt(cts, iota(6), g);
+  EXPECT_EQ(store.dram().bytes, 5 * kBytes);
+  EXPECT_EQ(store.live_ciphertexts(), 5);
+  EXPECT_EQ(cts[5], nullptr);
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(has_pattern(*cts[static_cast<std::size_t>(i)], static_cast<std::uint64_t>(i)));
+  Ptr shared = cts[2];
+  cts.clear();
+  EXPECT_EQ(store.dram().bytes, kBytes);  // one still referenced
+  EXPECT_EQ(store.live_ciphertexts(), 1);
+  shared.reset();
+  EXPECT_EQ(store.dram().bytes, 0);
+  EXPECT_EQ(store.dram().peak_bytes, 5 * kBytes);
+  EXPECT_EQ(store.dram().bytes_written, 5 * kBytes);
+}
+
+TEST(CiphertextStore, DramOnlyBudgetIsAClearError) {
+  StoreOptions o;
+  o.dram_budget = 3 * kBytes;
+  CiphertextStore store(o);
+  const auto g = store.open_group(1);
+  std::vector<Ptr> cts;
+  for (int i = 0; i < 4; ++i) cts.push_back(pattern_ct(kN, kLevel, 7));
+  try {
+    store.adopt(cts, iota(4), g);
+    FAIL() << "expected BudgetExceeded";
+  } catch (const BudgetExceeded& e) {
+    EXPECT_NE(std::string(e.what()).find("--pmem-dir"), std::string::npos) << e.what();
+  }
+  EXPECT_LE(store.dram().bytes, 3 * kBytes);
+}
+
+TEST(CiphertextStore, TieredRequiresDirectoryAndBudget) {
+  StoreOptions o;
+  o.policy = Placement::Tiered;
+  o.dram_budget = kBytes;
+  EXPECT_THROW(CiphertextStore{o}, std::invalid_argument);
+  o.pmem_dir = "/nonexistent/heinfer-tier";
+  EXPECT_THROW(CiphertextStore{o}, std::runtime_error);
+  TempDir dir;
+  o.pmem_dir = dir.path;
+  o.dram_budget = 0;
+  EXPECT_THROW(CiphertextStore{o}, std::invalid_argument);
+}
+
+TEST(CiphertextStore, TieredPlacesByNextUseAndPrefetches) {
+  TempDir dir;
+  StoreOptions o;
+  o.policy = Placement::Tiered;
+  o.dram_budget = 4 * kBytes;
+  o.pmem_dir = dir.path;
+  CiphertextStore store(o);
+  const auto cold = store.open_group(10), hot = store.open_group(5);
+  std::vector<Ptr> a, b;
+  for (int i = 0; i < 4; ++i) a.push_back(pattern_ct(kN, kLevel, static_cast<std::uint64_t>(100 + i)));
+  for (int i = 0; i < 3; ++i) b.push_back(pattern_ct(kN, kLevel, static_cast<std::uint64_t>(200 + i)));
+  store.adopt(a, iota(4), cold);
+  EXPECT_EQ(store.dram().bytes, 4 * kBytes);
+  EXPECT_EQ(store.pmem().bytes, 0);
+  // The hot group displaces the cold one (read later) from DRAM.
+  store.adopt(b, iota(3), hot);
+  EXPECT_EQ(store.dram().bytes, 4 * kBytes);
+  EXPECT_EQ(store.pmem().bytes, 3 * kBytes);
+  EXPECT_EQ(store.pmem().bytes_written, 3 * kBytes);
+  int in_dram_a = 0;
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_TRUE(has_pattern(*a[static_cast<std::size_t>(i)], static_cast<std::uint64_t>(100 + i)));
+    in_dram_a += a[static_cast<std::size_t>(i)]->resource() == std::pmr::new_delete_resource();
+  }
+  EXPECT_EQ(in_dram_a, 1);
+  for (const auto& c : b) EXPECT_EQ(c->resource(), std::pmr::new_delete_resource());
+  // A colder newcomer goes straight to the tier: nothing resident is colder.
+  const auto coldest = store.open_group(50);
+  std::vector<Ptr> c{pattern_ct(kN, kLevel, 300)};
+  store.adopt(c, iota(1), coldest);
+  EXPECT_NE(c[0]->resource(), std::pmr::new_delete_resource());
+  EXPECT_EQ(store.dram().bytes, 4 * kBytes);
+  // Before node 6 reads `cold` (now hotter than `hot`, next read at 8): prefetch swaps.
+  store.set_next_use(hot, 8);
+  store.set_next_use(cold, 6);
+  const CiphertextStore::GroupId reading[] = {cold};
+  store.prefetch(reading, 6);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(a[static_cast<std::size_t>(i)]->resource(), std::pmr::new_delete_resource()) << i;
+    EXPECT_TRUE(has_pattern(*a[static_cast<std::size_t>(i)], static_cast<std::uint64_t>(100 + i)));
+  }
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(has_pattern(*b[static_cast<std::size_t>(i)], static_cast<std::uint64_t>(200 + i)));
+  EXPECT_EQ(store.dram().bytes, 4 * kBytes);
+  EXPECT_EQ(store.pmem().bytes, 4 * kBytes);
+  EXPECT_EQ(store.pmem().bytes_read, 3 * kBytes);
+  EXPECT_LE(store.dram().peak_bytes, 4 * kBytes);
+  a.clear();
+  b.clear();
+  c.clear();
+  EXPECT_EQ(store.dram().bytes, 0);
+  EXPECT_EQ(store.pmem().bytes, 0);
+  EXPECT_EQ(store.live_ciphertexts(), 0);
+  EXPECT_EQ(dir.entries(), 0u) << "the tier file must have no name";
+}
+
+TEST(CiphertextStore, SeededCiphertextsAreCompactedOnDemotionAndExpandedOnPrefetch) {
+  const auto& b = ckks::test::bundle_8192();
+  TempDir dir;
+  StoreOptions o;
+  o.policy = Placement::Tiered;
+  const std::int64_t full = 2 * 4 * 8192 * 8;  // level 3: 4 limbs
+  o.dram_budget = full;
+  o.pmem_dir = dir.path;
+  CiphertextStore store(o);
+  std::vector<double> v(8192);
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = std::sin(0.01 * static_cast<double>(i));
+  ckks::Plaintext p;
+  b.encoder->encode_packed(v, std::ldexp(1.0, 40), 3, p);
+  auto seeded = std::make_shared<ckks::Ciphertext>();
+  b.encryptor->encrypt_symmetric(p, *seeded);
+  ASSERT_TRUE(seeded->is_seeded());
+  seeded->expand(*b.ctx);
+  const auto g_seeded = store.open_group(9), g_hot = store.open_group(2);
+  std::vector<Ptr> s{seeded}, h{pattern_ct(8192, 3, 1)};
+  seeded.reset();
+  store.adopt(s, iota(1), g_seeded);
+  store.adopt(h, iota(1), g_hot);  // demotes the seeded one, compacted: half the bytes
+  EXPECT_TRUE(s[0]->is_compact());
+  EXPECT_EQ(store.pmem().bytes, full / 2);
+  // Reading it at position 1: moved back and expanded, displacing the other group.
+  const CiphertextStore::GroupId reading[] = {g_seeded};
+  store.prefetch(reading, 1, b.ctx.get());
+  EXPECT_FALSE(s[0]->is_compact());
+  EXPECT_EQ(s[0]->resource(), std::pmr::new_delete_resource());
+  const auto out = b.decrypt_packed(*s[0]);
+  for (std::size_t i = 0; i < v.size(); ++i) ASSERT_NEAR(out[i], v[i], 1e-6) << i;
+  EXPECT_EQ(store.dram().bytes, full);
+}
+
+TEST(SecondaryTier, PagesAreNotAnonymousMemory) {
+  TempDir dir;
+  SecondaryTier tier(dir.path);
+  const std::int64_t before = rss_anon_bytes();
+  std::vector<std::pmr::vector<std::uint64_t>> blocks;
+  for (int i = 0; i < 32; ++i) {  // 32 x 8 MiB, touched
+    blocks.emplace_back(std::size_t{1} << 20, static_cast<std::uint64_t>(i), &tier);
+  }
+  EXPECT_EQ(tier.bytes(), std::int64_t{32} << 23);
+  const std::int64_t after = rss_anon_bytes();
+  EXPECT_GT(before, 0);
+  EXPECT_LT(after - before, std::int64_t{64} << 20) << "tier pages counted as anonymous memory";
+  for (int i = 0; i < 32; ++i) EXPECT_EQ(blocks[static_cast<std::size_t>(i)][12345], static_cast<std::uint64_t>(i));
+  blocks.clear();
+  EXPECT_EQ(tier.bytes(), 0);
+  EXPECT_EQ(dir.entries(), 0u);
+}
+
+TEST(SecondaryTier, FullTierThrowsBadAlloc) {
+  TempDir dir;
+  SecondaryTier tier(dir.path, std::int64_t{64} << 20);  // memkind's minimum is 16 MiB
+  std::vector<std::pmr::vector<std::uint64_t>> blocks;
+  EXPECT_THROW(
+      {
+        for (int i = 0; i < 64; ++i) blocks.emplace_back(std::size_t{1} << 20, 0, &tier);
+      },
+      std::bad_alloc);
+}
+
+}  // namespace
+}  // namespace heinfer::memory
