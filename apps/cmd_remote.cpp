@@ -1,5 +1,6 @@
 // `heinfer serve` and `heinfer client`: encrypted inference over gRPC (protocol/remote.h).
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <memory>
@@ -16,6 +17,7 @@ namespace {
 
 struct ServeCli {
   std::vector<std::string> models, calibrations;
+  std::string memory_limit;
   protocol::ServerOptions o;
 };
 
@@ -28,6 +30,13 @@ std::pair<std::string, std::string> split_eq(const std::string& s, const char* w
 }
 
 void serve(ServeCli& c) {
+  if (!c.memory_limit.empty()) {
+    try {
+      c.o.memory_limit = protocol::parse_bytes(c.memory_limit);
+    } catch (const std::invalid_argument& e) {
+      throw std::runtime_error(std::string("--memory-limit ") + e.what());
+    }
+  }
   for (const auto& m : c.models) {
     auto [name, path] = split_eq(m, "--model");
     c.o.models.push_back({name, path, ""});
@@ -57,9 +66,11 @@ std::string human_bytes(double b) {
 struct ClientCli {
   protocol::ClientOptions o;
   std::string input, output, labels;
+  bool quiet = false;
+  bool json = false;
 };
 
-void client(const ClientCli& c) {
+void client(ClientCli& c) {
   const runtime::NpyArray x = runtime::read_npy(c.input);
   if (x.dtype != runtime::NpyDType::Float32 && x.dtype != runtime::NpyDType::Float64) {
     throw std::runtime_error("input '" + c.input + "' must be float32 or float64");
@@ -74,10 +85,29 @@ void client(const ClientCli& c) {
     labels = l.to_int64();
   }
   if (c.o.insecure) std::fprintf(stderr, "WARNING: --insecure: connecting without TLS\n");
+  if (!c.quiet) {
+    c.o.progress = [](const std::string& line) {
+      std::fprintf(stderr, "%s\n", line.c_str());
+      std::fflush(stderr);
+    };
+  }
   const protocol::ClientResult r = protocol::run_client(c.o, x.to_double(), per_sample, count);
+  if (c.json) {  // machine-readable: one JSON object per layer, then the totals
+    for (const auto& l : r.layers) {
+      nlohmann::json j = {{"model", c.o.model}, {"layer", l.name}, {"op", l.op}, {"seconds", l.seconds},
+                          {"ciphertexts", l.ciphertexts}, {"level", l.level}, {"bytes_to_client", l.bytes_to_client},
+                          {"bytes_to_server", l.bytes_to_server}, {"round_trips", l.round_trips}};
+      std::printf("%s\n", j.dump().c_str());
+    }
+    nlohmann::json t = {{"model", c.o.model}, {"layer", "total"}, {"samples", count}, {"seconds", r.seconds},
+                        {"server_seconds", r.server_seconds}, {"bytes_sent", r.bytes_sent},
+                        {"bytes_received", r.bytes_received}, {"round_trips", r.round_trips}, {"rounds", r.rounds}};
+    std::printf("%s\n", t.dump().c_str());
+  }
   std::vector<std::int64_t> y_shape{count};
   y_shape.insert(y_shape.end(), r.output_shape.begin(), r.output_shape.end());
   runtime::write_npy(c.output, runtime::make_npy(runtime::NpyDType::Float32, y_shape, r.outputs));
+  if (c.json) return;
   std::printf("== remote encrypted inference summary ==\n");
   std::printf("server           %s model %s -> %s\n", c.o.server.c_str(), c.o.model.c_str(), c.output.c_str());
   std::printf("parameters       %s\n", r.description.c_str());
@@ -87,6 +117,17 @@ void client(const ClientCli& c) {
               static_cast<long long>(r.rounds));
   std::printf("traffic          sent %s, received %s\n", human_bytes(static_cast<double>(r.bytes_sent)).c_str(),
               human_bytes(static_cast<double>(r.bytes_received)).c_str());
+  if (!r.layers.empty()) {
+    std::printf("per layer (server time %.2f s; bytes = ciphertexts on the wire)\n", r.server_seconds);
+    std::printf("  %-28s %-12s %9s %8s %5s %12s %12s %6s\n", "layer", "op", "seconds", "cts", "level", "to client",
+                "to server", "trips");
+    for (const auto& l : r.layers) {
+      std::printf("  %-28s %-12s %9.3f %8lld %5d %12s %12s %6lld\n", l.name.c_str(), l.op.c_str(), l.seconds,
+                  static_cast<long long>(l.ciphertexts), l.level,
+                  human_bytes(static_cast<double>(l.bytes_to_client)).c_str(),
+                  human_bytes(static_cast<double>(l.bytes_to_server)).c_str(), static_cast<long long>(l.round_trips));
+    }
+  }
   if (!labels.empty()) {
     const std::vector<float> yf(r.outputs.begin(), r.outputs.end());
     const auto pred = runtime::argmax_rows(yf, count, model::numel(r.output_shape));
@@ -110,6 +151,13 @@ void register_serve(CLI::App& app) {
   sub->add_option("--client-ca", c->o.client_ca, "PEM CA: require client certificates (mutual TLS)")
       ->check(CLI::ExistingFile);
   sub->add_option("--max-sessions", c->o.max_sessions, "open sessions at most")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--memory-limit", c->memory_limit,
+                  "BYTES (K/M/G/T suffixes, powers of 1024) for all sessions together; a new session waits or "
+                  "is refused beyond it (default: 80% of MemAvailable at start-up)");
+  sub->add_option("--admission-timeout", c->o.admission_timeout_s,
+                  "seconds a new session may wait for memory before RESOURCE_EXHAUSTED")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   sub->add_option("--max-message-mib", c->o.max_message_mib, "gRPC message size limit (MiB)")
       ->check(CLI::Range(4, 1024))
       ->capture_default_str();
@@ -138,6 +186,8 @@ void register_client(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--connect-timeout", c->o.connect_timeout_s, "seconds")->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_flag("--insecure", c->o.insecure, "connect without TLS");
+  sub->add_flag("--quiet", c->quiet, "no per-round progress on stderr");
+  sub->add_flag("--json", c->json, "print the per-layer summary as JSON lines instead of the table");
   sub->callback([c] { client(*c); });
 }
 

@@ -11,6 +11,9 @@ namespace heinfer::apps {
 /// `heinfer inspect MODEL.onnx`: the graph after passes, per-node class, MACs, depth.
 void register_inspect(CLI::App& app);
 
+/// `heinfer profile plot PROFILE.json OUT.png`: memory per tier over time, time per layer.
+void register_profile(CLI::App& app);
+
 /// `heinfer run MODEL.onnx --input X.npy --output Y.npy [...]`: inference.
 void register_run(CLI::App& app);
 

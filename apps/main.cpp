@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   heinfer::apps::register_inspect(app);
   heinfer::apps::register_run(app);
+  heinfer::apps::register_profile(app);
   heinfer::apps::register_ckks_demo(app);
   heinfer::apps::register_serve(app);
   heinfer::apps::register_client(app);

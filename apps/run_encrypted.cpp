@@ -76,8 +76,11 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
   // Ciphertexts are allocated and freed by the thousand (1-2 MB each): keep freed memory
   // in the heap instead of returning it to the kernel, which would page-fault and
   // zero it again on the next allocation.
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // the largest value glibc accepts
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  // (Not under a DRAM budget: there resident memory must follow the budget.)
+  if (o.dram_budget.empty()) {
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);  // the largest value glibc accepts
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  }
   const model::Graph g = model::load_model(model_path);
   if (g.inputs.size() != 1 || g.outputs.size() != 1) {
     throw std::runtime_error("`run` supports models with one input and one output");

@@ -217,13 +217,12 @@ void CiphertextStore::adopt_all(std::vector<Ptr>& cts, GroupId g) {
   adopt(cts, positions, g);
 }
 
-void CiphertextStore::prefetch(std::span<const GroupId> groups, std::int64_t now, const ckks::CKKSContext* expand) {
+void CiphertextStore::prefetch(std::span<const GroupId> groups) {
   State& s = *state_;
-  if (!s.tier && !expand) return;
+  if (!s.tier) return;
   std::lock_guard lock(s.mu);
   std::vector<std::pair<ckks::Ciphertext*, std::pmr::memory_resource*>> moves;
   for (GroupId g : groups) {
-    if (!s.tier) break;
     auto it = s.groups.find(g);
     if (it == s.groups.end()) continue;
     auto& G = it->second;
@@ -231,7 +230,7 @@ void CiphertextStore::prefetch(std::span<const GroupId> groups, std::int64_t now
     for (ckks::Ciphertext* c : G.members) {
       if (!c || !s.in_tier(c)) continue;
       const std::int64_t b = bytes_of(*c);
-      if (room) room = s.dram.bytes + b <= s.options.dram_budget || s.make_room(b, now, groups, moves);
+      if (room) room = s.dram.bytes + b <= s.options.dram_budget;
       s.pmem.bytes_read += b;
       if (!room) continue;  // read in place
       s.pmem.bytes -= b;
@@ -244,10 +243,14 @@ void CiphertextStore::prefetch(std::span<const GroupId> groups, std::int64_t now
     G.scan = G.members.size();
   }
   State::apply(moves);
-  if (!expand) return;
-  // Expand compact DRAM-resident members while the budget allows.
-  std::vector<ckks::Ciphertext*> grow_list;
+}
+
+void CiphertextStore::expand(std::span<const GroupId> groups, const ckks::CKKSContext& context) {
+  State& s = *state_;
+  std::lock_guard lock(s.mu);
   const std::int64_t budget = s.options.dram_budget;
+  std::vector<std::pair<ckks::Ciphertext*, std::pmr::memory_resource*>> moves;
+  std::vector<ckks::Ciphertext*> grow_list;
   std::vector<GroupId> done;
   for (GroupId g : groups) {
     if (std::find(done.begin(), done.end(), g) != done.end()) continue;
@@ -256,21 +259,33 @@ void CiphertextStore::prefetch(std::span<const GroupId> groups, std::int64_t now
     if (it == s.groups.end()) continue;
     auto& G = it->second;
     for (ckks::Ciphertext* c : G.members) {
-      if (!c || !c->is_compact() || s.in_tier(c)) continue;
-      const std::int64_t extra = bytes_of(*c);  // c1 is as large as c0
-      moves.clear();
-      if (budget > 0 && s.dram.bytes + extra > budget) {
-        if (!s.tier || !s.make_room(extra, now, groups, moves)) break;
-        State::apply(moves);
+      if (!c || !c->is_compact()) continue;
+      const std::int64_t b = bytes_of(*c);  // c1 is as large as c0
+      if (s.in_tier(c)) {
+        grow(s.pmem, b);
+        s.pmem.bytes_written += b;
+        G.pmem_bytes += b;
+      } else if (budget == 0 || s.dram.bytes + b <= budget) {
+        grow(s.dram, b);
+        s.dram.bytes_written += b;
+        G.dram_bytes += b;
+      } else if (s.tier) {
+        s.dram.bytes -= b;
+        G.dram_bytes -= b;
+        grow(s.pmem, 2 * b);
+        s.pmem.bytes_written += 2 * b;
+        G.pmem_bytes += 2 * b;
+        moves.emplace_back(c, s.tier.get());
+      } else {
+        continue;  // DramOnly over budget: stays compact
       }
-      grow(s.dram, extra);
-      G.dram_bytes += extra;
       grow_list.push_back(c);
     }
   }
+  State::apply(moves);
   const auto n = static_cast<std::int64_t>(grow_list.size());
 #pragma omp parallel for schedule(dynamic, 8) if (n > 8)
-  for (std::int64_t i = 0; i < n; ++i) grow_list[static_cast<std::size_t>(i)]->expand(*expand);
+  for (std::int64_t i = 0; i < n; ++i) grow_list[static_cast<std::size_t>(i)]->expand(context);
 }
 
 TierUsage CiphertextStore::dram() const {
@@ -296,7 +311,7 @@ std::int64_t CiphertextStore::live_ciphertexts() const {
 
 std::int64_t CiphertextStore::tile_bytes() const {
   if (options_.dram_budget == 0) return 1024 * kMiB;
-  return std::clamp(options_.dram_budget / 8, 32 * kMiB, 1024 * kMiB);
+  return std::clamp(options_.dram_budget / 4, 128 * kMiB, 1024 * kMiB);
 }
 
 }  // namespace heinfer::memory

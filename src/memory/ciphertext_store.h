@@ -8,8 +8,8 @@
 //  - Tiered: a new ciphertext goes to DRAM while the budget allows; otherwise DRAM is
 //    freed by demoting the coldest data (the group read furthest in the future) to the
 //    tier, and when only hotter data is resident the new ciphertext itself goes to the
-//    tier. prefetch() brings the inputs of the next node back before it runs, evicting
-//    colder data; what does not fit is read in place from the tier (memory-mapped).
+//    tier. prefetch() brings the inputs of the next node back into free DRAM before it
+//    runs; what does not fit is read in place from the tier (memory-mapped).
 //    A seeded ciphertext is compacted (c1 dropped: half the bytes, regenerated from its
 //    seed on use) when it is demoted.
 // This is Belady's furthest-next-use rule (Belady, IBM Systems Journal 5(2), 1966)
@@ -87,12 +87,20 @@ class CiphertextStore {
   /// adopt() of every non-null entry of cts that is not store-managed yet.
   void adopt_all(std::vector<Ptr>& cts, GroupId g);
 
-  /// Before a node that reads `groups` runs at position `now`: moves their tier-resident
-  /// ciphertexts to DRAM while the budget allows (demoting colder groups), then counts
-  /// the remaining tier-resident bytes of those groups as read in place. With `expand`,
-  /// compact (seeded) members are also expanded in place while the budget allows, so
-  /// that a node running in many tiles does not expand them once per tile.
-  void prefetch(std::span<const GroupId> groups, std::int64_t now, const ckks::CKKSContext* expand = nullptr);
+  /// Before a node that reads `groups` runs: moves their tier-resident ciphertexts into
+  /// the free part of the DRAM budget, and counts the rest as read in place (the tier is
+  /// memory-mapped: its pages are served from the page cache when they are resident).
+  /// Nothing is demoted for it: displacing data would cost tier writes, the scarce
+  /// resource on an SSD, while the node's outputs need the DRAM.
+  void prefetch(std::span<const GroupId> groups);
+
+  /// Before a node that reads `groups` in several tiles: expands their compact (seeded)
+  /// members in place, once, instead of once per tile into temporaries. A member in
+  /// DRAM grows there while the budget allows, else it moves to the tier and grows
+  /// there (file-backed pages, not the heap); a tier member grows in the tier. Under
+  /// DramOnly with a budget, members that do not fit stay compact (the tiles expand
+  /// them). Expanded members are compacted again when demoted.
+  void expand(std::span<const GroupId> groups, const ckks::CKKSContext& context);
 
   TierUsage dram() const;
   TierUsage pmem() const;
@@ -102,8 +110,8 @@ class CiphertextStore {
   std::int64_t live_ciphertexts() const;
 
   /// Suggested bytes of transient working set per tile (outputs produced before they
-  /// are adopted, expanded inputs): 1/8 of the DRAM budget, within [32 MiB, 1 GiB];
-  /// 1 GiB without a budget.
+  /// are adopted, expanded inputs): 1/4 of the DRAM budget, within [128 MiB, 1 GiB]
+  /// (the working set beside the budget stays well under 1 GiB); 1 GiB without a budget.
   std::int64_t tile_bytes() const;
 
   struct State;

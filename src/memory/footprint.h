@@ -14,7 +14,8 @@
 // lowest level (transient copies of the higher ones); a linear node rescales (one level)
 // when some weight is outside {-1, 0, 1} or its input carries pending unmasking factors;
 // a square drops one level; Relu/MaxPool rounds return fresh top-level ciphertexts with
-// pending factors; MaxPool/Clip/LeakyRelu first materialize pending factors (one level);
+// pending factors; MaxPool first materializes pending factors (one level), Clip/LeakyRelu
+// fold them into their windows and only bring a non-Δ scale (a square's output) to Δ;
 // Clip with a finite lower bound recombines fresh results at the top level (output at
 // L - 1), LeakyRelu (or Clip without a lower bound) at the input level (output one
 // below). All-zero outputs (null ciphertexts) are counted as ciphertexts (upper bound).
@@ -23,9 +24,9 @@
 // its outputs at the input level before the rescale plus, per multiply-accumulate term,
 // one encoded weight residue per limb and an (input pointer, weight) pair, and expands
 // its compact inputs; a client round holds the masked copies of its windows (expanded,
-// at the input level) and the replies; Clip/LeakyRelu also hold the shifted inputs and
-// level-lowered replies. The executor processes a node in tiles / chunks, so the working
-// set beyond the final outputs is capped at FootprintOptions::tile_bytes.
+// at the input level) and the replies; Clip/LeakyRelu also hold the replies expanded and
+// lowered to the combination level. The executor processes a node in tiles / chunks, so
+// the working set beyond the final outputs is capped at FootprintOptions::tile_bytes.
 #pragma once
 
 #include <cstdint>

@@ -4,8 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -16,6 +18,7 @@
 #include "protocol/heinfer.grpc.pb.h"
 #include "protocol/remote.h"
 #include "protocol/wire.h"
+#include "runtime/kernels/client_aided.h"
 #include "runtime/local_client.h"
 
 namespace heinfer::protocol {
@@ -76,7 +79,41 @@ void write_private(const std::filesystem::path& p, const std::vector<uint8_t>& b
   std::filesystem::rename(tmp, p);
 }
 
+std::string mb(std::int64_t b) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f MB", static_cast<double>(b) / 1e6);
+  return buf;
+}
+
 }  // namespace
+
+grpc::Status open_session(Inference::Stub& stub, grpc::ClientContext& ctx, const std::string& model,
+                          const std::string& fingerprint, const std::string& relin, const std::string& galois,
+                          std::size_t budget, std::string* id, std::int64_t* bytes_sent) {
+  OpenSessionReply reply;
+  auto writer = stub.OpenSession(&ctx, &reply);
+  std::int64_t sent = 0;
+  OpenSessionChunk c;
+  OpenSessionHeader* h = c.mutable_header();
+  h->set_model(model);
+  h->set_fingerprint(fingerprint);
+  h->set_relin_bytes(static_cast<std::int64_t>(relin.size()));
+  h->set_galois_bytes(static_cast<std::int64_t>(galois.size()));
+  bool ok = writer->Write(c);
+  sent += static_cast<std::int64_t>(c.ByteSizeLong());
+  for (const std::string* part : {&relin, &galois}) {
+    for (std::size_t off = 0; ok && off < part->size(); off += budget) {
+      c.set_keys(part->substr(off, budget));
+      ok = writer->Write(c);
+      sent += static_cast<std::int64_t>(c.ByteSizeLong());
+    }
+  }
+  if (ok) writer->WritesDone();
+  grpc::Status s = writer->Finish();
+  if (bytes_sent) *bytes_sent += sent + static_cast<std::int64_t>(reply.ByteSizeLong());
+  if (s.ok()) *id = reply.session_id();
+  return s;
+}
 
 ClientResult run_client(const ClientOptions& o, const std::vector<double>& inputs,
                         const std::vector<std::int64_t>& per_sample_shape, std::int64_t count) {
@@ -137,27 +174,25 @@ ClientResult run_client(const ClientOptions& o, const std::vector<double>& input
     write_private(std::filesystem::path(o.key_dir) / "params.bin", ckks::to_bytes(parms), 0644);
   }
   const runtime::EvaluationKeys& keys = local.evaluation_keys();
+  const std::size_t budget = chunk_budget(o.max_message_mib);
+  auto say = [&](const std::string& line) {
+    if (o.progress) o.progress(line);
+  };
   std::string session_id;
   {
-    OpenSessionRequest req;
-    req.set_model(o.model);
-    req.set_fingerprint(info.fingerprint());
     const auto rk = ckks::to_bytes(keys.relin, *context);
-    req.set_relin_keys(std::string(rk.begin(), rk.end()));
-    if (packing == runtime::Packing::Complex) {
-      const auto gk = ckks::to_bytes(keys.galois, *context);
-      req.set_galois_keys(std::string(gk.begin(), gk.end()));
-    }
-    OpenSessionReply reply;
-    auto ctx = deadline(120);
-    res.bytes_sent += static_cast<std::int64_t>(req.ByteSizeLong());
-    grpc::Status s = stub->OpenSession(ctx.get(), req, &reply);
+    std::vector<uint8_t> gk;
+    if (packing == runtime::Packing::Complex) gk = ckks::to_bytes(keys.galois, *context);
+    say("opening a session (" + mb(static_cast<std::int64_t>(rk.size() + gk.size())) +
+        " of evaluation keys; the server reserves " + mb(info.session_reservation()) + ")");
+    // Deadline: the server bounds its wait for memory (--admission-timeout) itself.
+    auto ctx = deadline(3600);
+    grpc::Status s = open_session(*stub, *ctx, o.model, info.fingerprint(), std::string(rk.begin(), rk.end()),
+                                  std::string(gk.begin(), gk.end()), kKeyChunkBytes, &session_id, &res.bytes_sent);
     if (!s.ok()) rpc_error("OpenSession", o.server, s);
-    res.bytes_received += static_cast<std::int64_t>(reply.ByteSizeLong());
-    session_id = reply.session_id();
+    say("session open");
   }
 
-  const std::size_t budget = chunk_budget(o.max_message_mib);
   const std::int64_t in_e = model::numel(in_shape), out_e = model::numel(res.output_shape);
   const std::int64_t cap = info.capacity();
   res.outputs.assign(static_cast<std::size_t>(count * out_e), 0.0);
@@ -206,9 +241,15 @@ ClientResult run_client(const ClientOptions& o, const std::vector<double>& input
     const runtime::PlainTensor x = runtime::from_batch_major(
         std::span<const double>(inputs).subspan(static_cast<std::size_t>(start * in_e), static_cast<std::size_t>(b * in_e)),
         b, in_shape);
+    const std::int64_t before_input = res.bytes_sent;
     send_cts(local.encrypt(x, info.input_name(), info.input_bound()), false);
     ++res.round_trips;
     ++res.batches;
+    say("batch " + std::to_string(res.batches) + " (" + std::to_string(b) + " samples): inputs sent, " +
+        mb(res.bytes_sent - before_input));
+    std::int64_t round_in = 0;
+    const auto batch_t0 = std::chrono::steady_clock::now();
+    RunSummary summary;
     // Rounds until the output arrives.
     std::vector<ckks::Ciphertext> round_cts;
     std::vector<std::size_t> window_sizes;
@@ -224,6 +265,7 @@ ClientResult run_client(const ClientOptions& o, const std::vector<double>& input
                   s.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream ended before the outputs") : s);
       }
       res.bytes_received += static_cast<std::int64_t>(msg.ByteSizeLong());
+      round_in += static_cast<std::int64_t>(msg.ByteSizeLong());
       if (msg.has_round()) {
         const RoundRequest& r = msg.round();
         for (const Window& w : r.windows()) {
@@ -241,9 +283,18 @@ ClientResult run_client(const ClientOptions& o, const std::vector<double>& input
           for (std::size_t i = 0; i < ws; ++i) w.push_back(&round_cts[k++]);
           req.windows.push_back(std::move(w));
         }
+        const std::int64_t before = res.bytes_sent;
         send_cts(local.round(req), true);
         ++res.rounds;
         ++res.round_trips;
+        char line[512];
+        // The executor may split one client-aided layer into several rounds (memory tiles).
+        std::snprintf(line, sizeof line, "  [node %d/%d] round %lld %s: %zu windows, %s down, %s up (%.2f s)",
+                      r.node() + 1, info.nodes(), static_cast<long long>(r.round()), r.layer().c_str(),
+                      window_sizes.size(), mb(round_in).c_str(), mb(res.bytes_sent - before).c_str(),
+                      std::chrono::duration<double>(std::chrono::steady_clock::now() - batch_t0).count());
+        say(line);
+        round_in = 0;
         round_cts.clear();
         window_sizes.clear();
       } else if (msg.has_output()) {
@@ -256,10 +307,41 @@ ClientResult run_client(const ClientOptions& o, const std::vector<double>& input
           out_zero.push_back(s.empty());
           out_cts.push_back(s.empty() ? ckks::Ciphertext() : load_ct(s));
         }
-        if (c.last()) break;
+        if (c.last()) {
+          say("  outputs received: " + std::to_string(out_cts.size()) + " ciphertexts, " + mb(round_in));
+          // The run summary follows (absent if the server ended the stream).
+          if (stream->Read(&msg)) {
+            res.bytes_received += static_cast<std::int64_t>(msg.ByteSizeLong());
+            if (!msg.has_summary()) throw std::runtime_error("protocol: unexpected message after the outputs");
+            summary = msg.summary();
+          }
+          break;
+        }
+      } else if (msg.has_progress()) {
+        const LayerProgress& p = msg.progress();
+        char line[512];
+        std::snprintf(line, sizeof line, "  [%d/%d] %-32s %-12s %7lld ct  level %2d  %8.3f s  (%.2f s)",
+                      p.node() + 1, info.nodes(), p.name().c_str(), p.op().c_str(),
+                      static_cast<long long>(p.ciphertexts()), p.level(), p.seconds(), p.elapsed());
+        say(line);
+        round_in = 0;
       } else {
         throw std::runtime_error("protocol: unexpected message from the server");
       }
+    }
+    res.server_seconds += summary.seconds();
+    for (const LayerSummary& l : summary.layers()) {
+      auto it = std::find_if(res.layers.begin(), res.layers.end(), [&](const LayerRow& r) { return r.name == l.name(); });
+      if (it == res.layers.end()) {
+        res.layers.push_back({l.name(), l.op()});
+        it = res.layers.end() - 1;
+      }
+      it->seconds += l.seconds();
+      it->ciphertexts = l.ciphertexts();
+      it->level = l.level();
+      it->bytes_to_client += l.bytes_to_client();
+      it->bytes_to_server += l.bytes_to_server();
+      it->round_trips += l.round_trips();
     }
     stream->WritesDone();
     grpc::Status s = stream->Finish();
@@ -269,7 +351,19 @@ ClientResult run_client(const ClientOptions& o, const std::vector<double>& input
     const std::vector<double> factors(out_head.factors().begin(), out_head.factors().end());
     const model::Shape shape(out_head.shape().begin(), out_head.shape().end());
     if (shape != res.output_shape || out_head.batch() != b) throw std::runtime_error("protocol: output shape mismatch");
-    const runtime::PlainTensor y = local.decrypt(ptrs, factors, shape, b, out_head.layer(), out_head.bound());
+    runtime::PlainTensor y = local.decrypt(ptrs, factors, shape, b, out_head.layer(), out_head.bound());
+    if (info.output_function() != NONE) {
+      // A final Softmax/LogSoftmax: applied here, after decryption (as the embedded client does).
+      if (info.softmax_dims_size() != 3 ||
+          info.softmax_dims(0) * info.softmax_dims(1) * info.softmax_dims(2) != model::numel(shape)) {
+        throw std::runtime_error("protocol: bad Softmax dimensions from the server");
+      }
+      const model::SoftmaxParams sp{info.softmax_dims(0), info.softmax_dims(1), info.softmax_dims(2)};
+      runtime::PlainTensor z = runtime::make_plain_tensor(shape, b);
+      if (info.output_function() == SOFTMAX) runtime::kernels::softmax(sp, y, z);
+      else runtime::kernels::log_softmax(sp, y, z);
+      y = std::move(z);
+    }
     const std::vector<double> bm = runtime::to_batch_major(y);
     std::copy(bm.begin(), bm.end(), res.outputs.begin() + start * out_e);
   }

@@ -13,15 +13,25 @@
 // another fingerprint is rejected (INVALID_ARGUMENT naming the object). Secret keys are
 // never accepted (the loaders refuse the SecretKey object type).
 //
-// Limits: at most max_sessions open sessions (RESOURCE_EXHAUSTED beyond); every gRPC
+// Memory admission: each session reserves an upper bound of its resident memory
+// (ModelInfo.session_reservation: memory::predict_footprint of the model times a
+// calibrated factor plus a fixed per-session overhead; docs/remote_inference.md). The sum
+// of reservations never exceeds memory_limit: a new session waits in OpenSession (before
+// its keys are read) up to admission_timeout_s for running sessions to finish, then is
+// refused with RESOURCE_EXHAUSTED; a session that alone exceeds the limit is refused at
+// once. Limits: at most max_sessions open sessions (RESOURCE_EXHAUSTED beyond); every gRPC
 // message <= max_message_mib (ciphertext batches are split into chunks of about a
 // quarter of that); a session is freed on CloseSession, when its Infer stream fails or
 // is cancelled (client disconnect), and after session_timeout_s without activity.
+// A model ending in Softmax/LogSoftmax is served: the client applies it after decryption
+// (ModelInfo.output_function). Models with several inputs or outputs are refused at
+// start-up. Keys arrive in an OpenSession client stream of 1 MiB chunks.
 // Errors: NOT_FOUND (unknown model/session), INVALID_ARGUMENT (bad keys/ciphertexts,
-// protocol violations), RESOURCE_EXHAUSTED, CANCELLED/UNAVAILABLE (peer gone).
+// protocol violations), RESOURCE_EXHAUSTED, CANCELLED/UNAVAILABLE (peer gone, shutdown).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -40,13 +50,16 @@ struct ServerOptions {
   std::string client_ca;                   ///< PEM: require and verify client certificates
   bool insecure = false;                   ///< plaintext (prints a warning)
   int max_sessions = 8;
+  std::int64_t memory_limit = 0;  ///< bytes for all sessions; 0: 80% of MemAvailable at start-up
+  int admission_timeout_s = 120;  ///< longest wait of a new session for memory (0: refuse at once)
   int max_message_mib = 64;
   int session_timeout_s = 600;
   int threads = 0;  ///< OpenMP threads for the executor (0: default)
 };
 
-/// Runs the server until the process is killed. Prints "listening on HOST:PORT" (the
-/// bound port) on stdout once ready. Throws std::runtime_error on bad options/models.
+/// Runs the server until SIGTERM or SIGINT, then stops accepting calls, cancels the open
+/// sessions and returns (the process exits 0). Prints "listening on HOST:PORT" (the bound
+/// port) on stdout once ready. Throws std::runtime_error on bad options/models.
 void serve(const ServerOptions& options);
 
 struct ClientOptions {
@@ -58,6 +71,19 @@ struct ClientOptions {
   bool insecure = false;
   int max_message_mib = 64;
   int connect_timeout_s = 20;
+  /// Called with one line per event (session opened, each client-aided round, outputs).
+  std::function<void(const std::string&)> progress;
+};
+
+/// One row of the per-layer summary (summed over the batches). Bytes are serialized
+/// ciphertext bytes; seconds are the server's wall time (rounds include the client).
+struct LayerRow {
+  std::string name, op;
+  double seconds = 0;
+  std::int64_t ciphertexts = 0;
+  int level = -1;
+  std::int64_t bytes_to_client = 0, bytes_to_server = 0;
+  std::int64_t round_trips = 0;
 };
 
 struct ClientResult {
@@ -69,6 +95,8 @@ struct ClientResult {
   std::int64_t batches = 0;
   std::string description;          ///< the server's plan
   double seconds = 0;
+  double server_seconds = 0;        ///< the server's time inside its executor
+  std::vector<LayerRow> layers;     ///< per node, plus "input" and "output" rows
 };
 
 /// Connects, runs `count` samples (batch-major `inputs`, per-sample shape checked against
@@ -76,5 +104,12 @@ struct ClientResult {
 /// with the gRPC status on failure (unreachable server, TLS failure, rejection).
 ClientResult run_client(const ClientOptions& options, const std::vector<double>& inputs,
                         const std::vector<std::int64_t>& per_sample_shape, std::int64_t count);
+
+/// Parses a byte count with an optional K/M/G/T suffix (powers of 1024; "KiB"/"KB"/"k"
+/// accepted). Throws std::invalid_argument for anything else or a value <= 0.
+std::int64_t parse_bytes(const std::string& text);
+
+/// 80% of MemAvailable (/proc/meminfo) in bytes; throws std::runtime_error if unreadable.
+std::int64_t default_memory_limit();
 
 }  // namespace heinfer::protocol

@@ -8,6 +8,7 @@
 #include "ckks/ciphertext.h"
 #include "ckks/context.h"
 #include "ckks/serialization.h"
+#include "protocol/heinfer.grpc.pb.h"
 
 namespace heinfer::protocol {
 
@@ -23,5 +24,15 @@ inline std::string ct_bytes(const ckks::Ciphertext& ct, const ckks::CKKSContext&
 }
 
 std::string hex(const std::string& bytes);
+
+/// Key bytes per OpenSession chunk: fits every server (--max-message-mib >= 4).
+inline constexpr std::size_t kKeyChunkBytes = std::size_t{1} << 20;
+
+/// OpenSession as a client stream: the header, then `relin` + `galois` (serialized keys)
+/// in chunks of at most `budget` bytes. Returns the call's status; on success sets *id.
+/// Adds the protobuf bytes written to *bytes_sent (may be null).
+grpc::Status open_session(Inference::Stub& stub, grpc::ClientContext& ctx, const std::string& model,
+                          const std::string& fingerprint, const std::string& relin, const std::string& galois,
+                          std::size_t budget, std::string* id, std::int64_t* bytes_sent = nullptr);
 
 }  // namespace heinfer::protocol

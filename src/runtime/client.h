@@ -63,6 +63,8 @@ struct RoundRequest {
   double bound = 0;  ///< largest |decoded value| the plan allows in this round
 };
 
+struct LayerStats;  // runtime/encrypted_executor.h
+
 /// The client. Implementations hold the secret key; the server never sees it.
 class Client {
  public:
@@ -91,6 +93,13 @@ class Client {
   virtual PlainTensor decrypt(const std::vector<const ckks::Ciphertext*>& cts,
                               const std::vector<double>& factors, const model::Shape& shape,
                               std::int64_t batch, const std::string& layer, double bound) = 0;
+
+  /// Progress: node `node` has run (its name, op, time, output ciphertexts and level are
+  /// in `stats`). Default: nothing. A remote client forwards it to the data owner.
+  virtual void layer_done(std::size_t node, const LayerStats& stats) {
+    (void)node;
+    (void)stats;
+  }
 };
 
 }  // namespace heinfer::runtime

@@ -110,26 +110,34 @@ void EncryptedBackend::flush(Tensor& y, std::vector<Acc>& accs) const {
   const double q_l = static_cast<double>(ctx.modulus(in_level).value);
   const double weight_scale = target_scale * q_l / in_scale;
   const auto outputs = static_cast<std::int64_t>(accs.size());
-  // Compact (seeded) inputs: expanded once per tile into temporaries.
-  std::vector<ckks::Ciphertext> full;
+  // Compact (seeded) inputs: expanded once per tile into temporaries, or taken from the
+  // previous tile's expansions.
+  ExpansionCache local;
+  ExpansionCache& cache = expansions ? *expansions : local;
   {
-    std::unordered_map<const ckks::Ciphertext*, std::size_t> index;
-    std::vector<const ckks::Ciphertext*> compact;
+    ExpansionCache needed;
+    std::vector<const ckks::Ciphertext*> missing;
     for (const auto& a : accs) {
       for (const auto* c : a.cts) {
-        if (c->is_compact() && index.try_emplace(c, compact.size()).second) compact.push_back(c);
+        if (!c->is_compact() || needed.count(c)) continue;
+        auto it = cache.find(c);
+        needed.emplace(c, it == cache.end() ? nullptr : it->second);
+        if (it == cache.end()) missing.push_back(c);
       }
     }
-    full.resize(compact.size());
+    std::vector<std::shared_ptr<const ckks::Ciphertext>> made(missing.size());
 #pragma omp parallel for schedule(dynamic, 4)
-    for (std::size_t i = 0; i < compact.size(); ++i) {
-      full[i] = *compact[i];
-      full[i].expand(ctx);
+    for (std::size_t i = 0; i < missing.size(); ++i) {
+      auto e = std::make_shared<ckks::Ciphertext>(*missing[i]);
+      e->expand(ctx);
+      made[i] = std::move(e);
     }
-    if (!compact.empty()) {
+    for (std::size_t i = 0; i < missing.size(); ++i) needed[missing[i]] = std::move(made[i]);
+    cache = std::move(needed);
+    if (!cache.empty()) {
       for (auto& a : accs) {
         for (auto& c : a.cts) {
-          if (c->is_compact()) c = &full[index.at(c)];
+          if (c->is_compact()) c = cache.at(c).get();
         }
       }
     }

@@ -17,6 +17,8 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "ckks/evaluator.h"
@@ -51,6 +53,11 @@ struct EncryptedBackend {
   /// When set, the node is produced for these output elements only, and `deferred` is
   /// indexed by tile position (kernels/output_tile.h).
   const kernels::OutputTile* tile = nullptr;
+  /// Expansions of compact inputs kept from one flush() to the next (the tiles of one
+  /// node share inputs: a band's channel blocks, overlapping windows); flush() keeps
+  /// only the entries its own tile needs. Null: expansions live for one flush().
+  using ExpansionCache = std::unordered_map<const ckks::Ciphertext*, std::shared_ptr<const ckks::Ciphertext>>;
+  ExpansionCache* expansions = nullptr;
 
   Acc start(Tensor& y, std::int64_t e) const;
   void mac(Acc& a, const Tensor& x, std::int64_t e, double w) const;

@@ -3,6 +3,8 @@
 #include <omp.h>
 #include <sodium.h>
 
+#include <malloc.h>
+
 #include <csignal>
 #include <limits>
 
@@ -151,12 +153,19 @@ class Run {
     if (y_shape.size() >= 2) {
       const std::int64_t c = y_shape[0], spatial = total / c, width = y_shape.back();
       const std::int64_t band = (per / c) / width * width;
-      if (band >= width) {
-        for (std::int64_t s0 = 0; s0 < spatial; s0 += band) out.push_back({c, spatial, s0, std::min(s0 + band, spatial)});
+      if (band >= width) {  // bands of whole rows over all channels
+        for (std::int64_t s0 = 0; s0 < spatial; s0 += band) out.push_back({c, spatial, s0, std::min(s0 + band, spatial), 0});
+        return out;
+      }
+      if (per >= width) {  // one row at a time, in channel blocks (band-major: inputs are reused)
+        const std::int64_t block = per / width;
+        for (std::int64_t s0 = 0; s0 < spatial; s0 += width) {
+          for (std::int64_t c0 = 0; c0 < c; c0 += block) out.push_back({std::min(block, c - c0), spatial, s0, s0 + width, c0});
+        }
         return out;
       }
     }
-    for (std::int64_t s0 = 0; s0 < total; s0 += per) out.push_back({1, total, s0, std::min(s0 + per, total)});
+    for (std::int64_t s0 = 0; s0 < total; s0 += per) out.push_back({1, total, s0, std::min(s0 + per, total), 0});
     return out;
   }
 
@@ -371,10 +380,12 @@ class Run {
 
   /// Clip = lo + relu(x - lo) - relu(x - hi); LeakyRelu = α·x + (1 - α)·relu(x). One
   /// round with one window per finite bound per element, then one multiply-accumulate
-  /// and rescale per element combining the fresh results (and x).
+  /// and rescale per element combining the fresh results (and x). A pending factor f of
+  /// x (true value f·d for decoded d, f > 0) costs no level: relu(f·d - s) =
+  /// f·relu(d - s/f), so the window is d - s/f and f joins the combining weight.
   EncryptedTensor clip_or_leaky(EncryptedTensor x, const model::Node& n, double bound, const std::string& layer,
                                 memory::CiphertextStore::GroupId group) {
-    if (x.has_factors() || std::fabs(x.scale / plan_.scale() - 1.0) > 1e-9) materialize(x, n.name, group);
+    if (std::fabs(x.scale / plan_.scale() - 1.0) > 1e-9) materialize(x, n.name, group);
     const bool leaky = n.op == OpType::LeakyRelu;
     double lo = -INFINITY, hi = INFINITY, alpha = 0;
     if (leaky) {
@@ -409,7 +420,8 @@ class Run {
     round(layer, RoundFunction::Relu, elements, round_bound(x, bound + max_shift), item_bytes, x.level, x.scale,
           [&](std::size_t item, std::vector<std::vector<WindowRef>>& out) {
             const ckks::Ciphertext* c = x.cts[item].get();
-            for (double s : shifts) out.push_back({WindowRef{c, s}});
+            const double f = x.factor_at(static_cast<std::int64_t>(item));
+            for (double s : shifts) out.push_back({WindowRef{c, s / f}});
           },
           [&](std::span<const std::size_t> items, std::vector<std::vector<CiphertextPtr>>& fresh,
               const std::vector<std::vector<double>>& masks) {
@@ -417,16 +429,17 @@ class Run {
 #pragma omp parallel for schedule(dynamic, 4)
             for (std::size_t i = 0; i < items.size(); ++i) {
               const auto e = static_cast<std::int64_t>(items[i]);
+              const double f = x.factor_at(e);
               EncryptedBackend::Acc acc;
               auto term = [&](std::size_t s, double w) {
                 acc.cts.push_back(fresh[i][s].get());
-                acc.weights.push_back(w / masks[i][s]);
+                acc.weights.push_back(w * f / masks[i][s]);
               };
               const auto& xe = x.cts[static_cast<std::size_t>(e)];
               if (leaky) {
                 if (xe && alpha != 0.0) {
                   acc.cts.push_back(xe.get());
-                  acc.weights.push_back(alpha);
+                  acc.weights.push_back(alpha * f);
                 }
                 term(0, 1.0 - alpha);
               } else {
@@ -436,7 +449,7 @@ class Run {
                   term(s++, 1.0);
                 } else if (xe) {
                   acc.cts.push_back(xe.get());
-                  acc.weights.push_back(1.0);
+                  acc.weights.push_back(f);
                 }
                 if (std::isfinite(hi)) term(s, -1.0);
               }
@@ -633,7 +646,7 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, const std::vecto
     }
     if (data.empty()) throw ModelError(model::node_label(n) + ": no encrypted input");
     const EncryptedNodeKind kind = kinds_[k];
-    if (kind != EncryptedNodeKind::DataMovement && kind != EncryptedNodeKind::FusedRelu) store->prefetch(in_groups, pos);
+    if (kind != EncryptedNodeKind::DataMovement && kind != EncryptedNodeKind::FusedRelu) store->prefetch(in_groups);
     const model::TensorId x_id = [&] {
       for (model::TensorId t : n.inputs) {
         if (t != model::kNoTensor && !g.tensors[static_cast<std::size_t>(t)].is_constant) return t;
@@ -725,10 +738,12 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, const std::vecto
             run.ct_bytes(level) * (1 + (in_elements + out_elements - 1) / out_elements) +
             terms * static_cast<std::int64_t>(16 + 8 * (level + 1)) + 256;
         std::vector<EncryptedBackend::Acc> deferred;
+        EncryptedBackend::ExpansionCache expansions;
+        be.expansions = &expansions;
         const auto tiles = run.tiles(y_shape, element_bytes);
-        // Many tiles would each expand the compact inputs they read: expand them once
-        // in the store instead, as far as the budget allows.
-        if (tiles.size() > 1) store->prefetch(in_groups, pos, context_.get());
+        // Several tiles would each expand the compact inputs they read into temporaries
+        // (a whole input band per tile): expand them once, in the store, instead.
+        if (tiles.size() > 1) store->expand(in_groups, *context_);
         for (const auto& tile : tiles) {
           be.tile = &tile;
           if (kind == EncryptedNodeKind::Linear && be.rescale) {
@@ -809,6 +824,12 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, const std::vecto
     ls.dram_peak_bytes = std::max(ls.dram_peak_bytes, dram.window_peak_bytes);
     ls.pmem_peak_bytes = std::max(ls.pmem_peak_bytes, pmem.window_peak_bytes);
     if (options_.monitor) ls.rss_anon_peak_bytes = std::max(ls.rss_anon_peak_bytes, options_.monitor->mark());
+    client.layer_done(k, ls);
+#ifdef __GLIBC__
+    // Under a DRAM budget, hand the heap pages freed by this node (its inputs, its
+    // working set) back to the kernel, so that resident memory follows the budget.
+    if (store->options().dram_budget > 0) malloc_trim(0);
+#endif
     if (options_.progress) {
       std::fprintf(stderr, "  [%zu/%zu] %-24s %-18s %7lld ct  level %2d  %8.3f s  dram %7.1f MiB  tier %7.1f MiB\n",
                    k + 1, g.nodes.size(), n.name.c_str(), ls.op.c_str(), static_cast<long long>(ls.ciphertexts),

@@ -76,10 +76,20 @@ std::vector<ckks::Ciphertext> LocalClient::encrypt(const PlainTensor& x, const s
                        "; refusing to encrypt (re-plan with this input)");
     }
   }
+  // Unused slots repeat the batch (slot b holds sample b mod batch): every slot then
+  // carries an in-distribution value, inside the calibrated ranges. Zeros would instead
+  // carry the network's response to an all-zero input, which the ranges do not cover,
+  // and a CKKS overflow in any slot corrupts all of them.
   const std::int64_t elements = x.elements();
+  const auto slots = static_cast<std::size_t>(capacity());
   std::vector<ckks::Ciphertext> out(static_cast<std::size_t>(elements));
 #pragma omp parallel for schedule(dynamic, 4)
-  for (std::int64_t e = 0; e < elements; ++e) encrypt_values(x.element(e), out[static_cast<std::size_t>(e)]);
+  for (std::int64_t e = 0; e < elements; ++e) {
+    const auto v = x.element(e);
+    std::vector<double> filled(slots);
+    for (std::size_t b = 0; b < slots; ++b) filled[b] = v[b % v.size()];
+    encrypt_values(filled, out[static_cast<std::size_t>(e)]);
+  }
   return out;
 }
 

@@ -132,15 +132,20 @@ LevelRequirements simulate_levels(const model::Graph& g, const std::vector<doubl
       }
       case EncryptedNodeKind::Clip:
       case EncryptedNodeKind::LeakyRelu: {
+        // Pending factors are folded into the shifts and the combining weights; the
+        // combination runs at x's level when it reads x (LeakyRelu, Clip without a
+        // lower bound), else at the top level on the fresh round results.
         int d = in.depth;
-        if (in.factor) points.emplace_back(++d, bx);
+        if (!in.delta) points.emplace_back(++d, bx);  // brought to scale Δ first
         double shift = 0;  // the round masks x - lo and x - hi
+        bool uses_x = true;
         if (const auto* c = std::get_if<model::ClipParams>(&n.params)) {
           if (std::isfinite(c->min)) shift = std::max(shift, std::fabs(c->min));
           if (std::isfinite(c->max)) shift = std::max(shift, std::fabs(c->max));
+          uses_x = !std::isfinite(c->min);
         }
-        points.emplace_back(d, (bx + shift) * kMaskMax);
-        o = {d + 1, false};
+        points.emplace_back(d, (bx + shift) * fmag * kMaskMax);
+        o = {uses_x ? d + 1 : 1, false};
         break;
       }
       case EncryptedNodeKind::FinalSoftmax: points.emplace_back(in.depth, bx * fmag); break;
@@ -187,6 +192,9 @@ std::string EncryptionPlan::describe() const {
 
 namespace {
 
+constexpr int kMaxIfmaPrimeBits = 49;  ///< ckks::detail IFMA kernels take primes below 2^50
+constexpr int kMaxBasePrimeBits = 60;
+
 int required_q0_bits(const EncryptionPlan& plan, int noise_bits) {
   return static_cast<int>(std::ceil(plan.needs.log2_level0_magnitude)) + 1 + plan.scale_bits + noise_bits;
 }
@@ -206,13 +214,22 @@ EncryptionPlan plan_parameters(const model::Graph& g, const std::vector<double>&
   for (std::size_t i = 0; i < ranges.size(); ++i) plan.bounds[i] = std::max(ranges[i] * o.margin, 1e-3);
   plan.needs = simulate_levels(g, plan.bounds);
   const int q0 = std::max(required_q0_bits(plan, o.noise_bits), o.scale_bits + 10);
-  if (q0 > 60) {
+  if (q0 > 2 * kMaxBasePrimeBits) {
     throw std::invalid_argument("parameter selection: q_0 would need " + std::to_string(q0) +
-                                " bits (> 60) for values up to 2^" +
+                                " bits (> " + std::to_string(2 * kMaxBasePrimeBits) + ", as two primes) for values up to 2^" +
                                 std::to_string(plan.needs.log2_level0_magnitude) +
                                 " at scale 2^" + std::to_string(o.scale_bits) + "; lower --scale-bits");
   }
-  std::vector<int> coeff{q0};
+  // The modulus left at the deepest level: one prime, or two primes that the executor
+  // never rescales away when one would exceed kMaxIfmaPrimeBits (limbs of 50 bits and
+  // more leave the AVX-512 IFMA kernels for the portable ones, several times slower;
+  // the extra limb costs less than that).
+  std::vector<int> coeff;
+  if (q0 <= kMaxIfmaPrimeBits) {
+    coeff = {q0};
+  } else {
+    coeff = {(q0 + 1) / 2, q0 / 2};
+  }
   for (int l = 0; l < plan.needs.levels; ++l) coeff.push_back(o.scale_bits);
   const int special = *std::max_element(coeff.begin(), coeff.end());
   const int total = sum_bits(coeff) + special;
@@ -241,12 +258,17 @@ void apply_parameter_override(EncryptionPlan& plan, std::size_t n, std::vector<i
   EncryptionPlan tmp = plan;
   tmp.scale_bits = scale_bits;
   const int q0_needed = required_q0_bits(tmp, 0);
-  if (coeff_bits[0] < q0_needed) {
-    fail("insufficient modulus: q_0 has " + std::to_string(coeff_bits[0]) + " bits but values up to 2^" +
+  // The primes the deepest level keeps (the chain minus one prime per level).
+  const std::size_t base = coeff_bits.size() - static_cast<std::size_t>(needed_levels);
+  int base_bits = 0;
+  for (std::size_t i = 0; i < base; ++i) base_bits += coeff_bits[i];
+  if (base_bits < q0_needed) {
+    fail("insufficient modulus: q_0 (with the other primes the deepest level keeps) has " +
+         std::to_string(base_bits) + " bits but values up to 2^" +
          std::to_string(static_cast<int>(std::ceil(plan.needs.log2_level0_magnitude))) +
          " at scale 2^" + std::to_string(scale_bits) + " need at least " + std::to_string(q0_needed));
   }
-  for (std::size_t i = 1; i < coeff_bits.size(); ++i) {
+  for (std::size_t i = base; i < coeff_bits.size(); ++i) {
     if (std::abs(coeff_bits[i] - scale_bits) > 10) {
       fail("chain prime " + std::to_string(i) + " has " + std::to_string(coeff_bits[i]) +
            " bits; rescaling primes must be within 10 bits of scale_bits (" + std::to_string(scale_bits) + ")");

@@ -152,19 +152,22 @@ TEST(CiphertextStore, TieredPlacesByNextUseAndPrefetches) {
   store.adopt(c, iota(1), coldest);
   EXPECT_NE(c[0]->resource(), std::pmr::new_delete_resource());
   EXPECT_EQ(store.dram().bytes, 4 * kBytes);
-  // Before node 6 reads `cold` (now hotter than `hot`, next read at 8): prefetch swaps.
-  store.set_next_use(hot, 8);
-  store.set_next_use(cold, 6);
+  // Prefetch never displaces data: with DRAM full, `cold` is read in place.
   const CiphertextStore::GroupId reading[] = {cold};
-  store.prefetch(reading, 6);
+  store.prefetch(reading);
+  EXPECT_EQ(store.pmem().bytes, 4 * kBytes);
+  EXPECT_EQ(store.pmem().bytes_read, 3 * kBytes);
+  // Once `hot` is released, prefetch brings `cold` back into the freed DRAM.
+  b.clear();
+  EXPECT_EQ(store.dram().bytes, kBytes);
+  store.prefetch(reading);
   for (int i = 0; i < 4; ++i) {
     EXPECT_EQ(a[static_cast<std::size_t>(i)]->resource(), std::pmr::new_delete_resource()) << i;
     EXPECT_TRUE(has_pattern(*a[static_cast<std::size_t>(i)], static_cast<std::uint64_t>(100 + i)));
   }
-  for (int i = 0; i < 3; ++i) EXPECT_TRUE(has_pattern(*b[static_cast<std::size_t>(i)], static_cast<std::uint64_t>(200 + i)));
   EXPECT_EQ(store.dram().bytes, 4 * kBytes);
-  EXPECT_EQ(store.pmem().bytes, 4 * kBytes);
-  EXPECT_EQ(store.pmem().bytes_read, 3 * kBytes);
+  EXPECT_EQ(store.pmem().bytes, kBytes);
+  EXPECT_EQ(store.pmem().bytes_read, 6 * kBytes);
   EXPECT_LE(store.dram().peak_bytes, 4 * kBytes);
   a.clear();
   b.clear();
@@ -175,7 +178,7 @@ TEST(CiphertextStore, TieredPlacesByNextUseAndPrefetches) {
   EXPECT_EQ(dir.entries(), 0u) << "the tier file must have no name";
 }
 
-TEST(CiphertextStore, SeededCiphertextsAreCompactedOnDemotionAndExpandedOnPrefetch) {
+TEST(CiphertextStore, SeededCiphertextsAreCompactedOnDemotion) {
   const auto& b = ckks::test::bundle_8192();
   TempDir dir;
   StoreOptions o;
@@ -199,14 +202,59 @@ TEST(CiphertextStore, SeededCiphertextsAreCompactedOnDemotionAndExpandedOnPrefet
   store.adopt(h, iota(1), g_hot);  // demotes the seeded one, compacted: half the bytes
   EXPECT_TRUE(s[0]->is_compact());
   EXPECT_EQ(store.pmem().bytes, full / 2);
-  // Reading it at position 1: moved back and expanded, displacing the other group.
+  // Read back after the other group is gone: moved to DRAM, still compact, and it
+  // decrypts correctly once c1 is regenerated from the seed.
+  h.clear();
   const CiphertextStore::GroupId reading[] = {g_seeded};
-  store.prefetch(reading, 1, b.ctx.get());
-  EXPECT_FALSE(s[0]->is_compact());
+  store.prefetch(reading);
+  EXPECT_TRUE(s[0]->is_compact());
   EXPECT_EQ(s[0]->resource(), std::pmr::new_delete_resource());
-  const auto out = b.decrypt_packed(*s[0]);
+  EXPECT_EQ(store.dram().bytes, full / 2);
+  ckks::Ciphertext expanded = *s[0];
+  expanded.expand(*b.ctx);
+  const auto out = b.decrypt_packed(expanded);
   for (std::size_t i = 0; i < v.size(); ++i) ASSERT_NEAR(out[i], v[i], 1e-6) << i;
-  EXPECT_EQ(store.dram().bytes, full);
+}
+
+TEST(CiphertextStore, ExpandGrowsInDramThenInTheTier) {
+  const auto& b = ckks::test::bundle_8192();
+  TempDir dir;
+  StoreOptions o;
+  o.policy = Placement::Tiered;
+  const std::int64_t half = 4 * 8192 * 8;  // one polynomial at level 3
+  o.dram_budget = 3 * half;                // room for two compact ones + one expansion
+  o.pmem_dir = dir.path;
+  CiphertextStore store(o);
+  std::vector<double> v(8192);
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = std::cos(0.003 * static_cast<double>(i));
+  ckks::Plaintext p;
+  b.encoder->encode_packed(v, std::ldexp(1.0, 40), 3, p);
+  std::vector<Ptr> cts(2);
+  for (auto& c : cts) {
+    auto e = std::make_shared<ckks::Ciphertext>();
+    b.encryptor->encrypt_symmetric(p, *e);
+    e->compact();
+    c = e;
+  }
+  const auto g = store.open_group(1);
+  store.adopt(cts, iota(2), g);
+  EXPECT_EQ(store.dram().bytes, 2 * half);
+  const CiphertextStore::GroupId reading[] = {g};
+  store.expand(reading, *b.ctx);
+  // The first grows in DRAM; the second no longer fits: it moves to the tier and grows there.
+  EXPECT_FALSE(cts[0]->is_compact());
+  EXPECT_FALSE(cts[1]->is_compact());
+  EXPECT_EQ(cts[0]->resource(), std::pmr::new_delete_resource());
+  EXPECT_NE(cts[1]->resource(), std::pmr::new_delete_resource());
+  EXPECT_EQ(store.dram().bytes, 2 * half);
+  EXPECT_EQ(store.pmem().bytes, 2 * half);
+  for (const auto& c : cts) {
+    const auto out = b.decrypt_packed(*c);
+    for (std::size_t i = 0; i < v.size(); i += 97) ASSERT_NEAR(out[i], v[i], 1e-6) << i;
+  }
+  cts.clear();
+  EXPECT_EQ(store.dram().bytes, 0);
+  EXPECT_EQ(store.pmem().bytes, 0);
 }
 
 TEST(SecondaryTier, PagesAreNotAnonymousMemory) {

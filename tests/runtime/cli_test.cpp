@@ -74,7 +74,7 @@ TEST_F(Cli, InputShapeIsValidated) {
 }
 
 TEST_F(Cli, InspectPrintsClassesAndSegmentDepth) {
-  const Result r = sh("inspect '" + (kModels / "fmnist_cryptonets.onnx").string() + "' --batch 8");
+  const Result r = sh("inspect '" + (kModels / "fmnist_cryptonets.onnx").string() + "' --batch 8 --no-time");
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("polynomial"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("segment 0: nodes 0..5 (6 nodes), depth 5"), std::string::npos) << r.output;

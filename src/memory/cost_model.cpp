@@ -1,0 +1,276 @@
+#include "memory/cost_model.h"
+
+#include <omp.h>
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <cmath>
+#include <memory>
+#include <random>
+#include <stdexcept>
+#include <variant>
+
+#include "model/load.h"
+#include "runtime/encrypted_executor.h"
+
+namespace heinfer::memory {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using runtime::EncryptedNodeKind;
+
+/// The calibration network (C channels, S×S, S even), chosen so that every timed unit
+/// appears in the executor's own per-layer times:
+///   x → A: Conv 1×1 (dense, C terms) → a → Relu round → r → B: depthwise Conv 3×3 (single
+///   rate, folds the round's factors) → d → E: Add(a, d) (additions) → MaxPool 2×2 round →
+///   p → D: Conv 3×3 (dense, ≤ 9C terms) → y [→ Mul(y, y) square when L >= 2].
+/// Weights keep every value in [-2, 2].
+model::Graph calibration_graph(std::int64_t c, std::int64_t s, bool square) {
+  using model::Attribute;
+  model::Graph g;
+  g.opset = 13;
+  const model::TensorId x = model::add_activation(g, "x", {c, s, s});
+  g.inputs = {x};
+  auto ints = [](std::vector<std::int64_t> v) {
+    Attribute a;
+    a.kind = Attribute::Kind::Ints;
+    a.ints = std::move(v);
+    a.onnx_type = "INTS";
+    return a;
+  };
+  auto one = [](std::int64_t v) {
+    Attribute a;
+    a.kind = Attribute::Kind::Int;
+    a.i = v;
+    a.onnx_type = "INT";
+    return a;
+  };
+  auto node = [&](const std::string& name, model::OpType op, std::vector<model::TensorId> in,
+                  model::AttributeMap attrs) {
+    const model::TensorId y = model::add_activation(g, name + "_out");
+    model::Node n;
+    n.name = name;
+    n.op = op;
+    n.inputs = std::move(in);
+    n.outputs = {y};
+    n.attributes = std::move(attrs);
+    g.nodes.push_back(std::move(n));
+    return y;
+  };
+  auto weights = [&](const std::string& name, model::Shape shape, double magnitude) {
+    std::vector<double> w(static_cast<std::size_t>(model::numel(shape)));
+    for (std::size_t i = 0; i < w.size(); ++i) w[i] = magnitude * (i % 3 == 0 ? -0.75 : 1.0 - 0.05 * static_cast<double>(i % 5));
+    return model::add_constant(g, name, std::move(shape), std::move(w));
+  };
+  const auto wa = weights("wa", {c, c, 1, 1}, 1.0 / static_cast<double>(c));
+  const auto wb = weights("wb", {c, 1, 3, 3}, 1.0 / 9.0);
+  const auto wd = weights("wd", {c, c, 3, 3}, 1.0 / (9.0 * static_cast<double>(c)));
+  const model::AttributeMap pad1{{"pads", ints({1, 1, 1, 1})}};
+  const auto a = node("A", model::OpType::Conv, {x, wa}, {});
+  const auto r = node("R", model::OpType::Relu, {a}, {});
+  const auto d = node("B", model::OpType::Conv, {r, wb}, {{"pads", ints({1, 1, 1, 1})}, {"group", one(c)}});
+  const auto e = node("E", model::OpType::Add, {a, d}, {});
+  const auto p = node("M", model::OpType::MaxPool, {e}, {{"kernel_shape", ints({2, 2})}, {"strides", ints({2, 2})}});
+  model::TensorId y = node("D", model::OpType::Conv, {p, wd}, pad1);
+  if (square) y = node("S", model::OpType::Mul, {y, y}, {});
+  g.outputs = {y};
+  model::prepare_graph(g);
+  return g;
+}
+
+}  // namespace
+
+CostCalibration calibrate_costs(const runtime::EncryptionPlan& plan) {
+  const auto t_start = Clock::now();
+  CostCalibration c;
+  const std::size_t N = plan.params.poly_modulus_degree();
+  const std::size_t L = plan.params.coeff_bits().size() - 1;
+  c.n = N;
+  c.max_level = static_cast<int>(L);
+  c.threads = omp_get_max_threads();
+
+  // Size: about 2^23 / (N·(L+1)) ciphertexts per tensor, 64..1024 (enough to amortize
+  // the parallel regions on a shared machine; 2-3 s in all at N = 2^13, L = 2 on two
+  // loaded cores; half the size doubled the run-to-run spread).
+  constexpr std::int64_t kChannels = 8;
+  const double target = std::clamp(std::ldexp(1.0, 23) / static_cast<double>(N * (L + 1)), 64.0, 1024.0);
+  const std::int64_t side = std::max<std::int64_t>(
+      2, 2 * std::llround(std::sqrt(target / static_cast<double>(kChannels)) / 2.0));
+  const model::Graph g = calibration_graph(kChannels, side, L >= 2);
+  const std::int64_t batch = std::min<std::int64_t>(plan.capacity(), 8);
+  runtime::PlainTensor x = runtime::make_plain_tensor({kChannels, side, side}, batch);
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> u(-1.0, 1.0);
+  for (double& v : x.data) v = u(rng);
+  runtime::EncryptionPlan cp = plan;
+  cp.bounds = runtime::calibrate_ranges(g, {x});
+  for (double& b : cp.bounds) b = std::max(2.0 * b, 1e-3);
+  const FootprintEstimate f = predict_footprint(g, cp);
+
+  // Two runs (the first pays first-touch page faults); per layer the faster.
+  runtime::EncryptedSession session(g, cp);
+  std::vector<double> layer(g.nodes.size(), INFINITY);
+  double enc = INFINITY;
+  for (int rep = 0; rep < 2; ++rep) {
+    runtime::EncryptedRunStats st;
+    const auto t0 = Clock::now();
+    session.executor->run(*session.client, {x}, st);
+    double in_layers = 0;
+    for (std::size_t k = 0; k < g.nodes.size(); ++k) {
+      layer[k] = std::min(layer[k], st.layers[k].seconds);
+      in_layers += st.layers[k].seconds;
+    }
+    // Encryption of the input + decryption of the output: the rest of the run.
+    enc = std::min(enc, std::max(0.0, std::chrono::duration<double>(Clock::now() - t0).count() - in_layers));
+  }
+  // Expanding compact fresh ciphertexts (c1 regenerated from the seed), as the backend
+  // does once per node for every compact input it reads.
+  {
+    const auto fresh = session.client->encrypt(x, "calibration", 2.0);
+    std::vector<ckks::Ciphertext> copies(fresh.size());
+    double best = INFINITY;
+    for (int rep = 0; rep < 2; ++rep) {
+      for (std::size_t i = 0; i < fresh.size(); ++i) copies[i] = fresh[i];
+      const auto t0 = Clock::now();
+#pragma omp parallel for schedule(dynamic, 4)
+      for (std::size_t i = 0; i < copies.size(); ++i) copies[i].expand(*session.context);
+      best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
+    }
+    c.expand_limb = best / (static_cast<double>(fresh.size()) * static_cast<double>(L + 1));
+  }
+  // First touch: writing a fresh anonymous mapping of 64 MiB once (the page faults a
+  // growing heap pays).
+  {
+    constexpr std::size_t kBytes = std::size_t{64} << 20;
+    double best = INFINITY;
+    for (int rep = 0; rep < 2; ++rep) {
+      void* p = mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) break;
+      const auto t0 = Clock::now();
+      std::memset(p, 1, kBytes);
+      best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
+      munmap(p, kBytes);
+    }
+    c.first_touch = std::isfinite(best) ? best / static_cast<double>(kBytes) : 0.0;
+  }
+  auto index = [&](const std::string& name) {
+    for (std::size_t k = 0; k < g.nodes.size(); ++k) {
+      if (g.nodes[k].name == name) return k;
+    }
+    throw std::logic_error("calibration graph: no node " + name);
+  };
+  const std::size_t A = index("A"), R = index("R"), B = index("B"), E = index("E"), M = index("M"), D = index("D");
+  auto limbs = [&](std::size_t k) { return static_cast<double>(f.nodes[k].input_level + 1); };
+  auto outs = [&](std::size_t k) { return static_cast<double>(f.nodes[k].output_ciphertexts); };
+  auto terms = [&](std::size_t k) { return static_cast<double>(f.nodes[k].mac_terms); };
+  // Layer time without the expansion of its compact inputs.
+  auto computing = [&](std::size_t k) {
+    return std::max(0.0, layer[k] - static_cast<double>(f.nodes[k].fresh_inputs) * limbs(k) * c.expand_limb);
+  };
+  // Dense layers A (few terms) and D (many): t = limbs·(terms·mac + outputs·out).
+  const double ya = computing(A) / limbs(A), yd = computing(D) / limbs(D);
+  const double det = terms(D) * outs(A) - terms(A) * outs(D);
+  c.mac_shared = det != 0 ? (yd * outs(A) - ya * outs(D)) / det : 0;
+  c.output_limb = (ya - terms(A) * c.mac_shared) / outs(A);
+  if (c.mac_shared <= 0 || c.output_limb <= 0) {  // noise: attribute D's time to its terms
+    c.output_limb = std::max(0.0, 0.5 * ya / outs(A));
+    c.mac_shared = std::max(0.0, (yd - outs(D) * c.output_limb) / terms(D));
+  }
+  // A per-output term list is never cheaper per term than a shared one.
+  c.mac_single = std::max(c.mac_shared, (computing(B) / limbs(B) - outs(B) * c.output_limb) / terms(B));
+  c.add_limb = layer[E] / (limbs(E) * std::max(1.0, static_cast<double>(f.nodes[E].additions)));
+  c.copy_limb = c.add_limb;
+  // Rounds: Relu sends n and gets n back; MaxPool sends taps and gets outputs back.
+  const double n_r = static_cast<double>(f.nodes[R].round_ciphertexts);
+  const double s_m = static_cast<double>(f.nodes[M].round_ciphertexts), o_m = static_cast<double>(f.nodes[M].round_replies);
+  const double det_r = n_r * o_m - s_m * n_r;  // [n n; s o] · [send reply] = [t_R t_M]
+  c.round_send = det_r != 0 ? (layer[R] * o_m - layer[M] * n_r) / det_r : 0;
+  c.round_reply = n_r > 0 ? layer[R] / n_r - c.round_send : 0;
+  if (c.round_send <= 0 || c.round_reply <= 0) {  // noise: split the Relu's time evenly
+    c.round_send = c.round_reply = n_r > 0 ? 0.5 * layer[R] / n_r : 0;
+  }
+  if (L >= 2) {
+    const std::size_t S = index("S");
+    c.square_limb = layer[S] / (limbs(S) * static_cast<double>(f.nodes[S].squares));
+  }
+  // Client encryption (input) and decryption (output), split by the unit counts.
+  const double io = static_cast<double>(f.input_ciphertexts) + 0.5 * static_cast<double>(f.output_ciphertexts);
+  c.encrypt = enc / io;
+  c.decrypt = 0.5 * c.encrypt;
+  c.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
+  return c;
+}
+
+double predict_node_seconds(const model::Graph& g, const model::Node& n, const NodeFootprint& f,
+                            const CostCalibration& c) {
+  const double limbs = static_cast<double>(std::max(f.input_level, 0) + 1);
+  const double outputs = static_cast<double>(f.output_ciphertexts);
+  // Outputs reading their own inputs: depthwise/grouped convolutions with one input
+  // channel per group, element-wise products, BatchNormalization, pooling windows.
+  bool single = true;
+  if (n.op == model::OpType::Gemm || n.op == model::OpType::MatMul) single = false;
+  if (n.op == model::OpType::Conv) {
+    const auto& w = g.tensors[static_cast<std::size_t>(n.inputs[1])].shape;
+    single = w.size() > 1 && w[1] == 1 && std::get<model::ConvParams>(n.params).group > 1;
+  }
+  const double mac = single ? c.mac_single : c.mac_shared;
+  double s = 0;
+  switch (f.kind) {
+    case EncryptedNodeKind::DataMovement:
+    case EncryptedNodeKind::FusedRelu:
+    case EncryptedNodeKind::FinalSoftmax: break;
+    case EncryptedNodeKind::Linear:
+      if (f.rescale) s += static_cast<double>(f.mac_terms) * limbs * mac + outputs * limbs * c.output_limb;
+      else s += static_cast<double>(f.additions) * limbs * c.add_limb + outputs * limbs * c.copy_limb;
+      break;
+    case EncryptedNodeKind::Square: s += static_cast<double>(f.squares) * limbs * c.square_limb; break;
+    case EncryptedNodeKind::Relu:
+    case EncryptedNodeKind::MaxPool:
+    case EncryptedNodeKind::Clip:
+    case EncryptedNodeKind::LeakyRelu:
+      s += static_cast<double>(f.round_ciphertexts) * c.round_send + static_cast<double>(f.round_replies) * c.round_reply;
+      if (f.kind == EncryptedNodeKind::Clip || f.kind == EncryptedNodeKind::LeakyRelu) {
+        // shifted copies + lowered replies + the recombination (one MAC + rescale per output)
+        s += static_cast<double>(f.round_ciphertexts + f.aligned) * limbs * c.copy_limb;
+        s += static_cast<double>(f.mac_terms) * limbs * c.mac_single + outputs * limbs * c.output_limb;
+      }
+      break;
+  }
+  // Compact fresh inputs expanded, pending factors applied first (one MAC + rescale per
+  // element) and level alignment.
+  s += static_cast<double>(f.fresh_inputs) * limbs * c.expand_limb;
+  s += static_cast<double>(f.materialized) * (limbs + 1) * (c.mac_single + c.output_limb);
+  if (f.kind != EncryptedNodeKind::Clip && f.kind != EncryptedNodeKind::LeakyRelu) {
+    s += static_cast<double>(f.aligned) * limbs * c.copy_limb;
+  }
+  return s;
+}
+
+TimeEstimate predict_time(const model::Graph& g, const FootprintEstimate& f, const CostCalibration& c,
+                          std::int64_t samples, std::int64_t capacity) {
+  if (samples <= 0 || capacity <= 0) throw std::invalid_argument("predict_time: samples and capacity must be positive");
+  TimeEstimate t;
+  t.node_seconds.resize(g.nodes.size());
+  t.first_touch_node_seconds.resize(g.nodes.size());
+  std::int64_t high = 0;
+  for (std::size_t k = 0; k < g.nodes.size(); ++k) {
+    const double steady = predict_node_seconds(g, g.nodes[k], f.nodes.at(k), c);
+    const std::int64_t live = f.nodes.at(k).live_bytes;
+    const double touch = live > high ? static_cast<double>(live - high) * c.first_touch : 0.0;
+    high = std::max(high, live);
+    t.node_seconds[k] = steady;
+    t.first_touch_node_seconds[k] = touch;
+    t.first_touch_seconds += touch;
+    t.batch_seconds += steady;
+  }
+  t.encrypt_seconds = static_cast<double>(f.input_ciphertexts) * c.encrypt;
+  t.decrypt_seconds = static_cast<double>(f.output_ciphertexts) * c.decrypt;
+  t.batch_seconds += t.encrypt_seconds + t.decrypt_seconds;
+  t.batches = (samples + capacity - 1) / capacity;
+  t.total_seconds = static_cast<double>(t.batches) * t.batch_seconds + t.first_touch_seconds;
+  return t;
+}
+
+}  // namespace heinfer::memory
