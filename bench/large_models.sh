@@ -3,7 +3,10 @@
 # tier, batch 2048, at secure parameters (the planner's smallest 128-bit N).
 #   sh bench/large_models.sh [BUILD_DIR] [WORK_DIR] [CASES]
 # CASES: space-separated names among mobilenet_v2_0.35_96 (the anchor case),
-# mobilenet_v2_1.0_96, resnet50_64 (default: all three, in that order).
+# mobilenet_v2_1.0_96, resnet50_64 (default: these three, in that order), and the
+# test-suite models at secure parameters, mobilenet_v2_0.35_32 and resnet50_32.
+# Without streaming across layers the tier must hold the live tensors: check
+# `heinfer inspect MODEL --batch 2048 --resolution R` against the free space of WORK_DIR.
 # Environment: BUDGET_<name> overrides a case's --dram-budget (e.g. BUDGET_resnet50_64=6G),
 # THREADS (default 2), BATCH (default 2048).
 # Prints one JSON line per case (time, peak memory per tier, bytes moved, the anchor
@@ -25,6 +28,8 @@ for c in $CASES; do
     mobilenet_v2_1.0_96) arch=mobilenet_v2; width=1.0; res=96; budget=8G;
       anchor='{"peak_bytes": 157e9, "seconds": 1645, "machine": "2x Xeon 8260L, 48 cores, DRAM only (Lloret-Talavera et al. 2021)"}' ;;
     resnet50_64) arch=resnet50; width=1.0; res=64; budget=8G; anchor=null ;;
+    mobilenet_v2_0.35_32) arch=mobilenet_v2; width=0.35; res=32; budget=1G; anchor=null ;;
+    resnet50_32) arch=resnet50; width=1.0; res=32; budget=2G; anchor=null ;;
     *) echo "unknown case $c" >&2; exit 2 ;;
   esac
   eval "budget=\${BUDGET_$(echo "$c" | tr . _):-$budget}"

@@ -309,11 +309,14 @@ ClientResult run_client(const ClientOptions& o, const std::vector<double>& input
         }
         if (c.last()) {
           say("  outputs received: " + std::to_string(out_cts.size()) + " ciphertexts, " + mb(round_in));
-          // The run summary follows (absent if the server ended the stream).
-          if (stream->Read(&msg)) {
+          // The run summary follows (absent if the server ended the stream), after the
+          // progress of a final layer the client applies (Softmax) if there is one.
+          while (stream->Read(&msg)) {
             res.bytes_received += static_cast<std::int64_t>(msg.ByteSizeLong());
+            if (msg.has_progress()) continue;
             if (!msg.has_summary()) throw std::runtime_error("protocol: unexpected message after the outputs");
             summary = msg.summary();
+            break;
           }
           break;
         }

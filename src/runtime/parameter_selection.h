@@ -7,8 +7,8 @@
 // pending factor must be materialized before a non-linear consumer; client-aided layers
 // restart at the top level). The chain is then
 //   q_0: enough bits for max|value| · (R_max where the value is masked) · Δ + margin
-//        (two primes of half the size when one would exceed 49 bits: the deepest level
-//        then keeps both, and every limb stays on the AVX-512 IFMA path),
+//        (two primes of half the size when one would exceed 60 bits: the deepest level
+//        then keeps both),
 //   q_1..q_L: scale_bits each (≈ Δ, one per level),
 //   special: one prime >= the largest chain prime,
 // with the smallest N in [2^11, 2^16] whose 128-bit bound (ckks/security.h) admits

@@ -130,8 +130,8 @@ TEST_P(LargeModelsEncrypted, UnderBudgetWithFileTier) {
 
 INSTANTIATE_TEST_SUITE_P(Issue6, LargeModelsEncrypted,
                          ::testing::Values(Case{"mobilenet_v2", "0.35", "64M", 64 << 20, 25, "", "2048"},
-                                           // Random-weight ResNet-50 activations reach ~2^7: Δ = 2^28
-                                           // keeps q_0 within 60 bits.
+                                           // Random-weight ResNet-50 activations reach ~2^7 (2^12 more
+                                           // when masked): Δ = 2^28 keeps the base modulus at 58 bits.
                                            Case{"resnet50", "1.0", "256M", 256 << 20, 30, "--scale-bits 28",
                                                 "2048"}),
                          [](const auto& info) { return info.param.arch; });

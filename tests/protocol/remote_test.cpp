@@ -204,12 +204,15 @@ class RemoteTest : public ::testing::Test {
     return c;
   }
 
-  static proto::ModelInfo model_info(const std::string& model = "fmnist") {
+  static proto::ModelInfo model_info(const std::string& model = "fmnist") { return model_info(*stub(), model); }
+
+  /// GetModelInfo on another server's stub (a failure is a test failure).
+  static proto::ModelInfo model_info(proto::Inference::Stub& st, const std::string& model) {
     proto::ModelInfoRequest req;
     req.set_model(model);
     proto::ModelInfo info;
     auto c = ctx();
-    const grpc::Status s = stub()->GetModelInfo(c.get(), req, &info);
+    const grpc::Status s = st.GetModelInfo(c.get(), req, &info);
     EXPECT_TRUE(s.ok()) << s.error_message();
     return info;
   }
@@ -494,11 +497,7 @@ TEST_F(RemoteTest, InsecureWorksAndWarns) {
   EXPECT_NE(srv->output().find("WARNING: --insecure: serving without TLS"), std::string::npos) << srv->output();
   EXPECT_NE(srv->output().find("(INSECURE)"), std::string::npos) << srv->output();
   auto st = proto::Inference::NewStub(channel(p2, ""));
-  proto::ModelInfoRequest req;
-  req.set_model("fmnist");
-  proto::ModelInfo info;
-  auto c = ctx();
-  ASSERT_TRUE(st->GetModelInfo(c.get(), req, &info).ok());
+  const proto::ModelInfo info = model_info(*st, "fmnist");
   const Keys k(info);
   std::string id;
   ASSERT_TRUE(open(*st, "fmnist", info, k, &id).ok());
@@ -776,11 +775,7 @@ TEST_F(RemoteTest, ClientKilledMidInferenceFreesTheSession) {
   EXPECT_EQ(stats(*st).open_sessions(), 0);
   EXPECT_EQ(stats(*st).reserved_bytes(), 0);
   // --max-sessions 1: a new session is admitted, so the old one is really gone.
-  proto::ModelInfoRequest req;
-  req.set_model("fmnist");
-  proto::ModelInfo info;
-  auto c = ctx();
-  ASSERT_TRUE(st->GetModelInfo(c.get(), req, &info).ok());
+  const proto::ModelInfo info = model_info(*st, "fmnist");
   const Keys k(info);
   std::string id;
   EXPECT_TRUE(open(*st, "fmnist", info, k, &id).ok());
@@ -807,13 +802,7 @@ TEST_F(RemoteTest, ServerRestartedSessionIsUnknown) {
   auto srv = start_server("restart_a.log", {}, &p2, cnn);
   ASSERT_TRUE(srv);
   auto st = proto::Inference::NewStub(channel(p2));
-  proto::ModelInfoRequest req;
-  req.set_model("fmnist");
-  proto::ModelInfo info;
-  {
-    auto c = ctx();
-    ASSERT_TRUE(st->GetModelInfo(c.get(), req, &info).ok());
-  }
+  const proto::ModelInfo info = model_info(*st, "fmnist");
   const Keys k(info);
   std::string id;
   ASSERT_TRUE(open(*st, "fmnist", info, k, &id).ok());
