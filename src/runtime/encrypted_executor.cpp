@@ -218,7 +218,9 @@ class Run {
              std::int64_t item_bytes, std::size_t zero_level, double zero_scale, WindowsOf windows_of,
              Consume consume) {
     const auto order = random_permutation(static_cast<std::size_t>(items));
-    const std::int64_t chunk = std::max<std::int64_t>(1, tile_bytes_ / std::max<std::int64_t>(1, item_bytes));
+    // Half a tile: an in-process client holds its own copies of the chunk (decoded
+    // values, fresh ciphertexts) beside the server's.
+    const std::int64_t chunk = std::max<std::int64_t>(1, tile_bytes_ / 2 / std::max<std::int64_t>(1, item_bytes));
     CiphertextPtr zero;
     for (std::int64_t c0 = 0; c0 < items; c0 += chunk) {
       const std::int64_t k = std::min(chunk, items - c0);
@@ -269,9 +271,6 @@ class Run {
       if (reply.size() != count) throw std::runtime_error(layer + ": the client returned a wrong number of ciphertexts");
       std::vector<std::vector<CiphertextPtr>> fresh(its.size());
       std::vector<std::vector<double>> item_masks(its.size());
-      for (std::size_t i = 0; i < its.size(); ++i) {
-        fresh[i].resize(0);
-      }
       for (std::size_t w = 0; w < count; ++w) {
         fresh[owner[w].first].resize(std::max(fresh[owner[w].first].size(), owner[w].second + 1));
         item_masks[owner[w].first].resize(fresh[owner[w].first].size());
