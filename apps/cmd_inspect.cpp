@@ -272,6 +272,9 @@ void predict(const model::Graph& g, const model::LoadOptions& lo, const InspectO
   const runtime::EncryptionPlan plan = plan_for_prediction(g, ranges, po);
   std::printf("parameters: %s\n", plan.describe().c_str());
   const memory::FootprintEstimate f = memory::predict_footprint(g, plan);
+  memory::FootprintOptions streaming;
+  streaming.streaming = true;
+  const memory::FootprintEstimate fs = memory::predict_footprint(g, plan, streaming);
   memory::CostCalibration c;  // --no-time: all unit costs 0
   c.threads = omp_get_max_threads();
   if (!o.no_time) c = memory::calibrate_costs(plan);
@@ -302,6 +305,7 @@ void predict(const model::Graph& g, const model::LoadOptions& lo, const InspectO
                       {"input_level", nf.input_level},
                       {"output_bytes", nf.output_bytes},
                       {"live_bytes", nf.live_bytes},
+                      {"live_streamed_bytes", fs.nodes[k].live_bytes},
                       {"mac_terms", nf.mac_terms},
                       {"round_ciphertexts", nf.round_ciphertexts},
                       {"seconds", t.node_seconds[k]},
@@ -312,6 +316,11 @@ void predict(const model::Graph& g, const model::LoadOptions& lo, const InspectO
   std::printf("\npredicted peak memory without a budget (all DRAM; pmem tier 0):\n");
   std::printf("  ciphertexts %s at node %lld (%s)\n", human(static_cast<double>(f.peak_bytes)).c_str(),
               static_cast<long long>(f.peak_node), peak_name.c_str());
+  const std::string streamed_peak_name =
+      fs.peak_node >= 0 ? g.nodes[static_cast<std::size_t>(fs.peak_node)].name : std::string("-");
+  std::printf("  streamed    %s at node %lld (%s) with streaming across layers (run --streaming on)\n",
+              human(static_cast<double>(fs.peak_bytes)).c_str(), static_cast<long long>(fs.peak_node),
+              streamed_peak_name.c_str());
   std::printf("  keys        %s, weights %s\n", human(static_cast<double>(f.key_bytes)).c_str(),
               human(static_cast<double>(f.weight_bytes)).c_str());
   std::printf("  total       %s (%lld bytes)\n", human(static_cast<double>(f.total_bytes())).c_str(),
@@ -350,6 +359,9 @@ void predict(const model::Graph& g, const model::LoadOptions& lo, const InspectO
         {"key_bytes", f.key_bytes},
         {"weight_bytes", f.weight_bytes},
         {"total_bytes", f.total_bytes()},
+        {"peak_streamed_bytes", fs.peak_bytes},
+        {"peak_streamed_node", fs.peak_node},
+        {"total_streamed_bytes", fs.total_bytes()},
         {"tiers", {{"dram", f.total_bytes()}, {"pmem", 0}}}}},
       {"layers", layers}};
   if (o.no_time) {

@@ -61,6 +61,11 @@ void add_encrypted_options(CLI::App* sub, EncryptedOptions& o) {
   sub->add_option("--pmem-dir", o.pmem_dir,
                   "encrypted: directory of the secondary tier (memkind PMEM heap: persistent memory on DAX, "
                   "else an unlinked SSD-backed file); needs --dram-budget");
+  sub->add_option("--streaming", o.streaming,
+                  "encrypted: run chains of spatial layers band by band, so that their intermediate tensors "
+                  "exist only as windows of rows (auto: under --dram-budget)")
+      ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->capture_default_str();
   sub->add_option("--pmem-max", o.pmem_max, "encrypted: size limit of the secondary tier (default: the filesystem's)");
   sub->add_option("--insecure-ring-degree", o.insecure_n,
                   "TESTS ONLY: replace N by this power of two keeping the chain, without the 128-bit "
@@ -144,13 +149,15 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
   ro.progress = o.progress;
   ro.store = &store;
   ro.monitor = &monitor;
+  ro.streaming = o.streaming == "on" || (o.streaming == "auto" && so.dram_budget > 0);
   // Test hook (crash safety): HEINFER_KILL_AFTER_NODE=k kills the process after node k.
   if (const char* kill = std::getenv("HEINFER_KILL_AFTER_NODE")) ro.kill_after_node = std::atoi(kill);
   if (so.dram_budget > 0) {
-    std::printf("memory: %s, DRAM budget %.2f GiB%s%s, tiles of <= %.0f MiB\n",
+    std::printf("memory: %s, DRAM budget %.2f GiB%s%s, tiles of <= %.0f MiB%s\n",
                 so.policy == memory::Placement::Tiered ? "tiered" : "dram-only",
                 static_cast<double>(so.dram_budget) / 1073741824.0, so.pmem_dir.empty() ? "" : ", tier in ",
-                so.pmem_dir.c_str(), static_cast<double>(store.tile_bytes()) / 1048576.0);
+                so.pmem_dir.c_str(), static_cast<double>(store.tile_bytes()) / 1048576.0,
+                ro.streaming ? ", streaming across layers" : "");
   }
   runtime::EncryptedSession session(g, plan, ro);
   std::printf("context: %s\n", session.context->describe().c_str());

@@ -18,6 +18,7 @@ struct EncryptedOptions {
   bool progress = true;            ///< per-layer progress on stderr
   int scale_bits = 30;
   std::string dram_budget;         ///< "" (none) or a size: bytes of ciphertexts kept in DRAM
+  std::string streaming = "auto";  ///< streaming across layers: auto (under a budget), on, off
   std::string pmem_dir;            ///< secondary tier directory (memkind PMEM kind)
   std::string pmem_max;            ///< "" or a size limit of the tier
   std::string profile;             ///< per-layer profile JSON (runtime/profile.h)

@@ -59,6 +59,7 @@ std::int64_t parse_size(const std::string& text, const std::string& what) {
 struct CiphertextStore::State {
   struct Group {
     std::int64_t next_use = kNever;
+    std::size_t level_cap = SIZE_MAX;
     std::vector<ckks::Ciphertext*> members;  ///< nullptr once released
     std::int64_t live = 0, dram_bytes = 0, pmem_bytes = 0;
     /// Members at index >= scan are not in DRAM (demoted or released): demotion walks
@@ -157,10 +158,11 @@ CiphertextStore::CiphertextStore(const StoreOptions& options) : options_(options
 
 CiphertextStore::~CiphertextStore() = default;
 
-CiphertextStore::GroupId CiphertextStore::open_group(std::int64_t next_use) {
+CiphertextStore::GroupId CiphertextStore::open_group(std::int64_t next_use, std::size_t level_cap) {
   std::lock_guard lock(state_->mu);
   const GroupId id = state_->next_id++;
   state_->groups[id].next_use = next_use;
+  state_->groups[id].level_cap = level_cap;
   return id;
 }
 
@@ -180,6 +182,10 @@ void CiphertextStore::adopt(std::vector<Ptr>& cts, std::span<const std::int64_t>
     auto& slot = cts[static_cast<std::size_t>(pos)];
     if (!slot) continue;
     auto* owned = new ckks::Ciphertext(std::move(*const_cast<ckks::Ciphertext*>(slot.get())));
+    if (owned->level() > G.level_cap) {
+      owned->drop_limbs(owned->level() - G.level_cap);
+      owned->rehome(owned->resource());  // give the dropped limbs' memory back
+    }
     const std::int64_t b = bytes_of(*owned);
     bool to_dram = budget == 0 || s.dram.bytes + b <= budget;
     if (!to_dram && s.options.policy == Placement::DramOnly) {

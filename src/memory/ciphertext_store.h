@@ -23,6 +23,7 @@
 // its coefficients live, so pointers held by tensors stay valid.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -75,8 +76,11 @@ class CiphertextStore {
   const StoreOptions& options() const { return options_; }
   bool tiered() const { return options_.policy == Placement::Tiered; }
 
-  /// A new group whose next reader runs at schedule position `next_use`.
-  GroupId open_group(std::int64_t next_use);
+  /// A new group whose next reader runs at schedule position `next_use`. Ciphertexts
+  /// adopted into it above `level_cap` are modulus-switched down to it first (limbs
+  /// dropped in the NTT domain; the seed of a seeded one stays valid): a tensor is
+  /// stored at the lowest level any reader consumes it at.
+  GroupId open_group(std::int64_t next_use, std::size_t level_cap = SIZE_MAX);
   void set_next_use(GroupId g, std::int64_t next_use);
 
   /// Takes ownership of the ciphertexts cts[i] for i in `positions` (non-null, unique

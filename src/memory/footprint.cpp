@@ -8,6 +8,7 @@
 #include "model/error.h"
 #include "model/liveness.h"
 #include "runtime/kernels/window.h"
+#include "runtime/stream_schedule.h"
 
 namespace heinfer::memory {
 namespace {
@@ -78,6 +79,21 @@ std::int64_t linear_terms(const model::Graph& g, const model::Node& n) {
     case OpType::GlobalAveragePool: return model::macs(g, n);
     default: return out;
   }
+}
+
+/// The working set of a node (or of a band of it) beyond its final outputs: `expand`
+/// (compact inputs expanded) + `rest`, capped at tile_bytes when the executor tiles it;
+/// a tiled linear node / square has the store expand its compact inputs once for all
+/// tiles (CiphertextStore::expand), so those stay whole.
+std::int64_t capped_working(EncryptedNodeKind kind, std::int64_t expand, std::int64_t rest, const FootprintOptions& o) {
+  std::int64_t working = expand + rest;
+  if (o.tile_bytes <= 0 || working <= o.tile_bytes) return working;
+  std::int64_t whole = 0;
+  if (kind == EncryptedNodeKind::Linear || kind == EncryptedNodeKind::Square) {
+    whole = expand;
+    working -= expand;
+  }
+  return whole + std::min(working, o.tile_bytes);
 }
 
 }  // namespace
@@ -350,6 +366,12 @@ FootprintEstimate predict_footprint(const model::Graph& g, const runtime::Encryp
     for (int s : val[static_cast<std::size_t>(t)].storages) acquire(s);
   }
   const auto free_after = model::activations_to_free(g);
+  // Per node, for the streamed replay: the final output bytes, the compact inputs it
+  // expands, its aligned copies, and the rest of its working set (before the tile cap).
+  struct Work {
+    std::int64_t final_out = 0, expand = 0, copies = 0, rest = 0;
+  };
+  std::vector<Work> work(g.nodes.size());
   for (std::size_t k = 0; k < g.nodes.size(); ++k) {
     const model::Node& n = g.nodes[k];
     NodeFootprint& nf = est.nodes[k];
@@ -423,18 +445,8 @@ FootprintEstimate predict_footprint(const model::Graph& g, const runtime::Encryp
       case EncryptedNodeKind::LeakyRelu: final_out = std::min(out_bytes, out_count * ct(y.level)); break;
       default: final_out = out_bytes; break;
     }
-    std::int64_t working = expand + copies + transient + (out_bytes - final_out);
-    std::int64_t whole = 0;  // not tiled
-    if (o.tile_bytes > 0 && working > o.tile_bytes) {
-      // Several tiles: a linear node / square has the store expand its compact inputs
-      // once for all tiles (CiphertextStore::expand) instead of per tile.
-      if (nf.kind == EncryptedNodeKind::Linear || nf.kind == EncryptedNodeKind::Square) {
-        whole = expand;
-        working -= expand;
-      }
-      working = std::min(working, o.tile_bytes);
-    }
-    nf.live_bytes = live + final_out + whole + working;
+    work[k] = {final_out, expand, copies, transient + (out_bytes - final_out)};
+    nf.live_bytes = live + final_out + capped_working(nf.kind, expand, copies + transient + (out_bytes - final_out), o);
     if (nf.live_bytes > est.peak_bytes) {
       est.peak_bytes = nf.live_bytes;
       est.peak_node = static_cast<std::int64_t>(k);
@@ -443,6 +455,100 @@ FootprintEstimate predict_footprint(const model::Graph& g, const runtime::Encryp
     for (int s : y.storages) acquire(s);
     for (TensorId t : free_after[k]) {
       for (int s : val[static_cast<std::size_t>(t)].storages) release(s);
+    }
+  }
+  est.unstreamed_peak_bytes = est.peak_bytes;
+  if (!o.streaming) return est;
+
+  // ---- pass 3: streaming across layers (runtime/stream_schedule.h) ----
+  // Replays the executor's schedule: a storage holds the rows produced and not released
+  // of the tensors pointing into it (all of it for a whole tensor); a band adds its share
+  // of the node's final outputs and working set (the rows of the inputs it reads for
+  // expansions and aligned copies, its output rows for the rest).
+  runtime::StreamOptions so;
+  so.band_elements = std::max<std::int64_t>(1, o.tile_bytes / ct(L) / 8);
+  const auto steps = runtime::stream_schedule(g, runtime::streamable_nodes(g), so);
+  const std::size_t tensors = g.tensors.size();
+  std::vector<std::int64_t> produced(tensors, 0), released(tensors, 0);
+  std::vector<bool> alive(tensors, false);
+  auto rows_of = [&](TensorId t) {
+    const auto& sh = g.tensors[static_cast<std::size_t>(t)].shape;
+    return sh.size() == 3 ? sh[1] : std::int64_t{0};
+  };
+  for (TensorId t : g.inputs) {
+    alive[static_cast<std::size_t>(t)] = true;
+    produced[static_cast<std::size_t>(t)] = rows_of(t);
+  }
+  // Tensors pointing into each storage.
+  std::vector<std::vector<TensorId>> users(st.size());
+  for (std::size_t t = 0; t < tensors; ++t) {
+    for (int s : val[t].storages) users[static_cast<std::size_t>(s)].push_back(static_cast<TensorId>(t));
+  }
+  auto live_bytes = [&] {
+    std::int64_t total = 0;
+    for (std::size_t s = 0; s < st.size(); ++s) {
+      std::int64_t lo = -1, hi = -1, row = 0;
+      bool whole = false, any = false;
+      for (TensorId t : users[s]) {
+        const auto ti = static_cast<std::size_t>(t);
+        if (!alive[ti]) continue;
+        any = true;
+        const std::int64_t h = rows_of(t);
+        if (h == 0 || elems(g, t) != st[s].count) {
+          whole = true;
+          break;
+        }
+        row = st[s].count / h;
+        lo = lo < 0 ? released[ti] : std::min(lo, released[ti]);
+        hi = std::max(hi, produced[ti]);
+      }
+      if (!any) continue;
+      const std::int64_t count = whole ? st[s].count : std::clamp<std::int64_t>((hi - lo) * row, 0, st[s].count);
+      if (count > 0) total += count * (stored_bytes(st[s]) / std::max<std::int64_t>(1, st[s].count));
+    }
+    return total;
+  };
+  for (auto& nf : est.nodes) nf.live_bytes = 0;
+  est.peak_bytes = 0;
+  est.peak_node = -1;
+  for (const runtime::StreamStep& step : steps) {
+    const auto k = static_cast<std::size_t>(step.node);
+    const model::Node& n = g.nodes[k];
+    NodeFootprint& nf = est.nodes[k];
+    const TensorId out = n.outputs[0];
+    const Work& w = work[k];
+    std::int64_t band = w.final_out + capped_working(nf.kind, w.expand, w.copies + w.rest, o);
+    if (step.streamed) {
+      const auto h = static_cast<double>(rows_of(out));
+      const double f_out = static_cast<double>(step.row_end - step.row_begin) / h;
+      double f_in = 0;  // the largest share of an input's rows the band reads
+      for (std::size_t i = 0; i < n.inputs.size(); ++i) {
+        if (!is_data(g, n.inputs[i])) continue;
+        const auto m = runtime::row_map(g, n, i);
+        if (m && !m->all && m->in_rows > 0) {
+          f_in = std::max(f_in, static_cast<double>(m->end(step.row_end) - m->begin(step.row_begin)) /
+                                    static_cast<double>(m->in_rows));
+        }
+      }
+      if (f_in == 0) f_in = f_out;
+      auto share = [](std::int64_t bytes, double f) { return std::llround(static_cast<double>(bytes) * f); };
+      band = share(w.final_out, f_out) + capped_working(nf.kind, share(w.expand, f_in),
+                                                        share(w.copies, f_in) + share(w.rest, f_out), o);
+    }
+    const std::int64_t bytes = live_bytes() + band;
+    nf.live_bytes = std::max(nf.live_bytes, bytes);
+    if (bytes > est.peak_bytes) {
+      est.peak_bytes = bytes;
+      est.peak_node = static_cast<std::int64_t>(k);
+    }
+    alive[static_cast<std::size_t>(out)] = true;
+    produced[static_cast<std::size_t>(out)] = step.row_end;
+    for (const auto& [t, r] : step.release) {
+      auto& done = released[static_cast<std::size_t>(t)];
+      done = std::max(done, r);
+    }
+    if (step.last) {
+      for (TensorId t : free_after[k]) alive[static_cast<std::size_t>(t)] = false;
     }
   }
   return est;

@@ -52,10 +52,19 @@ struct FootprintOptions {
   /// weights) is about this many bytes: memory::CiphertextStore::tile_bytes(), 1 GiB
   /// without a budget. 0: whole nodes at once.
   std::int64_t tile_bytes = std::int64_t{1} << 30;
+  /// Streaming across layers (runtime::EncryptedRunOptions::streaming): the peak is
+  /// taken over the executor's streamed schedule (runtime::stream_schedule of
+  /// runtime::streamable_nodes, bands of max(1, tile_bytes / expanded top-level
+  /// ciphertext bytes / 8) elements), where tensors inside a segment hold only the rows
+  /// produced and not yet released and a band holds its share of the node's output and
+  /// working set.
+  bool streaming = false;
 };
 
 struct NodeFootprint {
-  std::int64_t live_bytes = 0;       ///< bytes of all live ciphertexts while the node runs
+  /// Bytes of all live ciphertexts while the node runs (streaming: the most over its
+  /// bands).
+  std::int64_t live_bytes = 0;
   std::int64_t output_bytes = 0;     ///< bytes of the node's output ciphertexts
   std::int64_t output_ciphertexts = 0;
   int output_level = -1;             ///< -1: plaintext on the client (final Softmax)
@@ -80,6 +89,9 @@ struct NodeFootprint {
 struct FootprintEstimate {
   std::int64_t peak_bytes = 0;       ///< max over nodes of live_bytes (unbounded, DRAM only)
   std::int64_t peak_node = -1;       ///< the node index where the peak occurs
+  /// The peak without streaming (whole nodes in graph order); equals peak_bytes unless
+  /// FootprintOptions::streaming.
+  std::int64_t unstreamed_peak_bytes = 0;
   std::int64_t key_bytes = 0;        ///< relinearization + Galois (conjugation) keys
   std::int64_t weight_bytes = 0;     ///< the model's constants as float64
   std::vector<NodeFootprint> nodes;  ///< per node, in graph order

@@ -120,9 +120,14 @@ void EncryptedBackend::flush(Tensor& y, std::vector<Acc>& accs) const {
     for (const auto& a : accs) {
       for (const auto* c : a.cts) {
         if (!c->is_compact() || needed.count(c)) continue;
+        // An entry is only valid for the same ciphertext: a streamed node keeps the
+        // cache across bands while rows are freed, so an address may be reused by a
+        // new ciphertext (its CSPRNG seed differs).
         auto it = cache.find(c);
-        needed.emplace(c, it == cache.end() ? nullptr : it->second);
-        if (it == cache.end()) missing.push_back(c);
+        const bool hit = it != cache.end() && it->second && it->second->seed() == c->seed() &&
+                         it->second->level() == c->level();
+        needed.emplace(c, hit ? it->second : nullptr);
+        if (!hit) missing.push_back(c);
       }
     }
     std::vector<std::shared_ptr<const ckks::Ciphertext>> made(missing.size());

@@ -15,6 +15,7 @@
 #include <map>
 #include <optional>
 
+#include "memory/footprint.h"
 #include "model/analysis.h"
 #include "model/error.h"
 #include "model/liveness.h"
@@ -22,6 +23,7 @@
 #include "runtime/kernels/client_aided.h"
 #include "runtime/kernels/dispatch.h"
 #include "runtime/kernels/window.h"
+#include "runtime/stream_schedule.h"
 
 namespace heinfer::runtime {
 namespace {
@@ -69,6 +71,17 @@ bool is_data_movement(OpType op) {
     case OpType::Pad: return true;
     default: return false;
   }
+}
+
+/// Element indices of rows [row_begin, row_end) of a per-sample [C, H, W] tensor.
+std::vector<std::int64_t> band_elements(const model::Shape& shape, std::int64_t row_begin, std::int64_t row_end) {
+  std::vector<std::int64_t> out;
+  const std::int64_t width = shape[2], plane = shape[1] * shape[2];
+  out.reserve(static_cast<std::size_t>(shape[0] * (row_end - row_begin) * width));
+  for (std::int64_t c = 0; c < shape[0]; ++c) {
+    for (std::int64_t e = c * plane + row_begin * width; e < c * plane + row_end * width; ++e) out.push_back(e);
+  }
+  return out;
 }
 
 /// One element of a masked window: the value x - shift (ct null: the exact constant 0).
@@ -141,26 +154,37 @@ class Run {
   }
 
   /// Output tiles of a node with output `y_shape` whose elements each need
-  /// `element_bytes` of working set: whole, or row bands over all channels, or ranges.
-  std::vector<kernels::OutputTile> tiles(const model::Shape& y_shape, std::int64_t element_bytes) const {
+  /// `element_bytes` of working set, within output rows [row_begin, row_end) of a
+  /// [C, H, W] output (a streamed band; row_end < 0: all): whole, or row bands over all
+  /// channels, or one row in channel blocks, or element ranges.
+  std::vector<kernels::OutputTile> tiles(const model::Shape& y_shape, std::int64_t element_bytes,
+                                         std::int64_t row_begin = 0, std::int64_t row_end = -1) const {
     const std::int64_t total = model::numel(y_shape);
     const std::int64_t per = std::max<std::int64_t>(1, tile_bytes_ / std::max<std::int64_t>(1, element_bytes));
     std::vector<kernels::OutputTile> out;
-    if (per >= total) {
+    const bool band = row_end >= 0 && y_shape.size() == 3;
+    if (!band && per >= total) {
       out.push_back(kernels::OutputTile::all(total));
       return out;
     }
     if (y_shape.size() >= 2) {
       const std::int64_t c = y_shape[0], spatial = total / c, width = y_shape.back();
-      const std::int64_t band = (per / c) / width * width;
-      if (band >= width) {  // bands of whole rows over all channels
-        for (std::int64_t s0 = 0; s0 < spatial; s0 += band) out.push_back({c, spatial, s0, std::min(s0 + band, spatial), 0});
+      const std::int64_t s_begin = band ? row_begin * width : 0, s_end = band ? row_end * width : spatial;
+      const std::int64_t rows = (per / c) / width * width;
+      if (rows >= width) {  // bands of whole rows over all channels
+        for (std::int64_t s0 = s_begin; s0 < s_end; s0 += rows) out.push_back({c, spatial, s0, std::min(s0 + rows, s_end), 0});
         return out;
       }
       if (per >= width) {  // one row at a time, in channel blocks (band-major: inputs are reused)
         const std::int64_t block = per / width;
-        for (std::int64_t s0 = 0; s0 < spatial; s0 += width) {
+        for (std::int64_t s0 = s_begin; s0 < s_end; s0 += width) {
           for (std::int64_t c0 = 0; c0 < c; c0 += block) out.push_back({std::min(block, c - c0), spatial, s0, s0 + width, c0});
+        }
+        return out;
+      }
+      if (band) {  // parts of one row of one channel
+        for (std::int64_t c0 = 0; c0 < c; ++c0) {
+          for (std::int64_t s0 = s_begin; s0 < s_end; s0 += per) out.push_back({1, spatial, s0, std::min(s0 + per, s_end), c0});
         }
         return out;
       }
@@ -300,19 +324,26 @@ class Run {
     return std::make_shared<const ckks::Ciphertext>(be_.constant(0.0, level, scale));
   }
 
-  /// Relu round: y_e = fresh R_e·relu(x_e) with factor f_e / R_e (kept compact).
-  EncryptedTensor relu(const EncryptedTensor& x, const std::string& layer, double bound,
-                       memory::CiphertextStore::GroupId group) {
-    std::vector<std::int64_t> idx;
-    for (std::int64_t e = 0; e < x.elements(); ++e) {
-      if (x.cts[static_cast<std::size_t>(e)]) idx.push_back(e);
-    }
+  /// The output of a Relu round on x (filled by relu()).
+  EncryptedTensor relu_output(const EncryptedTensor& x) const {
     EncryptedTensor y;
     y.shape = x.shape;
     y.cts.resize(x.cts.size());
     y.factor.assign(x.cts.size(), 1.0);
     y.level = ctx_.max_level();
     y.scale = plan_.scale();
+    return y;
+  }
+
+  /// Relu round over `elements` of x (a whole node, or one streamed band): y_e = fresh
+  /// R_e·relu(x_e) with factor f_e / R_e (kept compact).
+  void relu(const EncryptedTensor& x, EncryptedTensor& y, std::span<const std::int64_t> elements,
+            const std::string& layer, double bound, memory::CiphertextStore::GroupId group) {
+    std::vector<std::int64_t> idx;
+    idx.reserve(elements.size());
+    for (std::int64_t e : elements) {
+      if (x.cts[static_cast<std::size_t>(e)]) idx.push_back(e);
+    }
     const std::int64_t item_bytes = 2 * ct_bytes(x.level) + ct_bytes(y.level, true);
     round(layer, RoundFunction::Relu, static_cast<std::int64_t>(idx.size()), round_bound(x, bound), item_bytes,
           x.level, x.scale,
@@ -330,28 +361,44 @@ class Run {
             }
             store_.adopt(y.cts, positions, group);
           });
-    return y;
   }
 
-  EncryptedTensor max_pool(EncryptedTensor x, const model::Node& n, const model::Shape& y_shape,
-                           bool fused_relu, double bound, const std::string& layer,
-                           memory::CiphertextStore::GroupId group) {
-    const auto& p = std::get<model::PoolParams>(n.params);
-    if (x.has_factors()) materialize(x, n.name, group);
-    const kernels::WindowIndexer win(x.shape, y_shape, p.kernel, p.strides, p.dilations, p.pads_begin,
-                                     p.pads_end);
-    const std::int64_t total = y_shape[0] * win.out_size;
+  /// The output of a MaxPool round (filled by max_pool()).
+  EncryptedTensor max_pool_output(const model::Shape& y_shape) const {
     EncryptedTensor y;
     y.shape = y_shape;
     y.level = ctx_.max_level();
     y.scale = plan_.scale();
+    const std::int64_t total = model::numel(y_shape);
     y.cts.resize(static_cast<std::size_t>(total));
     y.factor.assign(static_cast<std::size_t>(total), 1.0);
+    return y;
+  }
+
+  /// MaxPool round for the output elements `outputs` of y (a whole node, or a band). x
+  /// must carry no pending factors unless the node runs whole (they are applied first).
+  void max_pool(const EncryptedTensor& x_in, EncryptedTensor& y, std::span<const std::int64_t> outputs,
+                const model::Node& n, bool fused_relu, double bound, const std::string& layer,
+                memory::CiphertextStore::GroupId group) {
+    const auto& p = std::get<model::PoolParams>(n.params);
+    const EncryptedTensor* xp = &x_in;
+    EncryptedTensor m;
+    if (x_in.has_factors()) {
+      if (static_cast<std::int64_t>(outputs.size()) != y.elements()) {
+        throw std::logic_error(n.name + ": a streamed MaxPool input carries pending factors");
+      }
+      m = x_in;
+      materialize(m, n.name, group);
+      xp = &m;
+    }
+    const EncryptedTensor& x = *xp;
+    const kernels::WindowIndexer win(x.shape, y.shape, p.kernel, p.strides, p.dilations, p.pads_begin,
+                                     p.pads_end);
     const std::int64_t item_bytes = win.kernel_size * 2 * ct_bytes(x.level) + ct_bytes(y.level, true);
-    round(layer, fused_relu ? RoundFunction::ReluMax : RoundFunction::Max, total, round_bound(x, bound), item_bytes,
-          x.level, x.scale,
+    round(layer, fused_relu ? RoundFunction::ReluMax : RoundFunction::Max, static_cast<std::int64_t>(outputs.size()),
+          round_bound(x, bound), item_bytes, x.level, x.scale,
           [&](std::size_t item, std::vector<std::vector<WindowRef>>& out) {
-            const auto idx = static_cast<std::int64_t>(item);
+            const std::int64_t idx = outputs[item];
             const std::int64_t c = idx / win.out_size, os = idx % win.out_size;
             std::array<std::int64_t, kernels::kMaxSpatial> base;
             win.origin(os, base);
@@ -368,13 +415,13 @@ class Run {
               const std::vector<std::vector<double>>& masks) {
             std::vector<std::int64_t> positions;
             for (std::size_t i = 0; i < items.size(); ++i) {
-              y.cts[items[i]] = std::move(fresh[i][0]);
-              y.factor[items[i]] = 1.0 / masks[i][0];
-              positions.push_back(static_cast<std::int64_t>(items[i]));
+              const auto e = static_cast<std::size_t>(outputs[items[i]]);
+              y.cts[e] = std::move(fresh[i][0]);
+              y.factor[e] = 1.0 / masks[i][0];
+              positions.push_back(static_cast<std::int64_t>(e));
             }
             store_.adopt(y.cts, positions, group);
           });
-    return y;
   }
 
   /// Clip = lo + relu(x - lo) - relu(x - hi); LeakyRelu = α·x + (1 - α)·relu(x). One
@@ -382,9 +429,23 @@ class Run {
   /// and rescale per element combining the fresh results (and x). A pending factor f of
   /// x (true value f·d for decoded d, f > 0) costs no level: relu(f·d - s) =
   /// f·relu(d - s/f), so the window is d - s/f and f joins the combining weight.
-  EncryptedTensor clip_or_leaky(EncryptedTensor x, const model::Node& n, double bound, const std::string& layer,
-                                memory::CiphertextStore::GroupId group) {
-    if (std::fabs(x.scale / plan_.scale() - 1.0) > 1e-9) materialize(x, n.name, group);
+  /// Runs over `elements` of x (a whole node, or one streamed band; y is prepared on the
+  /// first call, `first`). An x whose scale is not Δ (a square's output) is first brought
+  /// to Δ, which only a whole node may need.
+  void clip_or_leaky(const EncryptedTensor& x_in, EncryptedTensor& y, bool first,
+                     std::span<const std::int64_t> elements, const model::Node& n, double bound,
+                     const std::string& layer, memory::CiphertextStore::GroupId group) {
+    const EncryptedTensor* xp = &x_in;
+    EncryptedTensor m;
+    if (std::fabs(x_in.scale / plan_.scale() - 1.0) > 1e-9) {
+      if (static_cast<std::int64_t>(elements.size()) != x_in.elements()) {
+        throw std::logic_error(n.name + ": a streamed Clip input is not at scale Delta");
+      }
+      m = x_in;
+      materialize(m, n.name, group);
+      xp = &m;
+    }
+    const EncryptedTensor& x = *xp;
     const bool leaky = n.op == OpType::LeakyRelu;
     double lo = -INFINITY, hi = INFINITY, alpha = 0;
     if (leaky) {
@@ -393,8 +454,20 @@ class Run {
       lo = std::get<model::ClipParams>(n.params).min;
       hi = std::get<model::ClipParams>(n.params).max;
     }
-    const std::int64_t elements = x.elements();
-    if (!leaky && std::isinf(lo) && std::isinf(hi)) return x;
+    if (!leaky && std::isinf(lo) && std::isinf(hi)) {  // the identity: share x's ciphertexts
+      if (first) {
+        y.shape = x.shape;
+        y.level = x.level;
+        y.scale = x.scale;
+        y.cts.resize(x.cts.size());
+        if (!x.factor.empty()) y.factor.assign(x.cts.size(), 1.0);
+      }
+      for (std::int64_t e : elements) {
+        y.cts[static_cast<std::size_t>(e)] = x.cts[static_cast<std::size_t>(e)];
+        if (!y.factor.empty()) y.factor[static_cast<std::size_t>(e)] = x.factor_at(e);
+      }
+      return;
+    }
     std::vector<double> shifts;  // one window per shift s: relu(x - s)
     if (leaky) shifts.push_back(0.0);
     if (std::isfinite(lo)) shifts.push_back(lo);
@@ -408,18 +481,21 @@ class Run {
     be.rescale = true;
     be.in_level = level;
     be.in_scale = plan_.scale();
-    EncryptedTensor y;
-    y.shape = x.shape;
-    y.level = level - 1;
-    y.scale = plan_.scale();
-    y.cts.resize(static_cast<std::size_t>(elements));
+    if (first) {
+      y.shape = x.shape;
+      y.level = level - 1;
+      y.scale = plan_.scale();
+      y.cts.resize(x.cts.size());
+    }
     const auto windows = static_cast<std::int64_t>(shifts.size());
     const std::int64_t item_bytes =
         windows * (2 * ct_bytes(x.level) + 3 * ct_bytes(ctx_.max_level())) + 2 * ct_bytes(level);
-    round(layer, RoundFunction::Relu, elements, round_bound(x, bound + max_shift), item_bytes, x.level, x.scale,
+    round(layer, RoundFunction::Relu, static_cast<std::int64_t>(elements.size()), round_bound(x, bound + max_shift),
+          item_bytes, x.level, x.scale,
           [&](std::size_t item, std::vector<std::vector<WindowRef>>& out) {
-            const ckks::Ciphertext* c = x.cts[item].get();
-            const double f = x.factor_at(static_cast<std::int64_t>(item));
+            const std::int64_t e = elements[item];
+            const ckks::Ciphertext* c = x.cts[static_cast<std::size_t>(e)].get();
+            const double f = x.factor_at(e);
             for (double s : shifts) out.push_back({WindowRef{c, s / f}});
           },
           [&](std::span<const std::size_t> items, std::vector<std::vector<CiphertextPtr>>& fresh,
@@ -427,7 +503,7 @@ class Run {
             // y = bias + Σ w_k · c_k at `level` (finish() expands and lowers the fresh results).
 #pragma omp parallel for schedule(dynamic, 4)
             for (std::size_t i = 0; i < items.size(); ++i) {
-              const auto e = static_cast<std::int64_t>(items[i]);
+              const std::int64_t e = elements[items[i]];
               const double f = x.factor_at(e);
               EncryptedBackend::Acc acc;
               auto term = [&](std::size_t s, double w) {
@@ -456,11 +532,11 @@ class Run {
             }
             std::vector<std::int64_t> positions;
             for (std::size_t item : items) {
-              if (y.cts[item]) positions.push_back(static_cast<std::int64_t>(item));
+              const std::int64_t e = elements[item];
+              if (y.cts[static_cast<std::size_t>(e)]) positions.push_back(e);
             }
             store_.adopt(y.cts, positions, group);
           });
-    return y;
   }
 
  private:
@@ -517,11 +593,108 @@ EncryptedNodeKind encrypted_node_kind(const model::Graph& g, const model::Node& 
   }
 }
 
+namespace {
+
+/// Per tensor, from the graph alone: may carry pending factors (Relu / MaxPool round
+/// outputs and what shares their ciphertexts); may have a scale other than Δ (squares,
+/// and what passes them on without a rescale).
+struct TensorFlags {
+  std::vector<bool> factors, off_scale;
+};
+
+TensorFlags tensor_flags(const model::Graph& g, const std::vector<EncryptedNodeKind>& kinds) {
+  TensorFlags f{std::vector<bool>(g.tensors.size(), false), std::vector<bool>(g.tensors.size(), false)};
+  for (std::size_t k = 0; k < g.nodes.size(); ++k) {
+    const model::Node& n = g.nodes[k];
+    const auto y = static_cast<std::size_t>(n.outputs[0]);
+    bool in_factors = false, in_off = false;
+    for (model::TensorId t : n.inputs) {
+      if (t == model::kNoTensor || g.tensors[static_cast<std::size_t>(t)].is_constant) continue;
+      in_factors = in_factors || f.factors[static_cast<std::size_t>(t)];
+      in_off = in_off || f.off_scale[static_cast<std::size_t>(t)];
+    }
+    switch (kinds[k]) {
+      case EncryptedNodeKind::Relu:
+      case EncryptedNodeKind::MaxPool: f.factors[y] = true; break;
+      case EncryptedNodeKind::DataMovement:
+      case EncryptedNodeKind::FusedRelu:
+        f.factors[y] = in_factors;
+        f.off_scale[y] = in_off;
+        break;
+      case EncryptedNodeKind::Square: f.off_scale[y] = true; break;
+      case EncryptedNodeKind::Linear: f.off_scale[y] = in_off; break;
+      default: break;
+    }
+  }
+  return f;
+}
+
+/// Whether some encrypted input of node n is flagged.
+bool any_input(const model::Graph& g, const model::Node& n, const std::vector<bool>& flag) {
+  for (model::TensorId t : n.inputs) {
+    if (t != model::kNoTensor && !g.tensors[static_cast<std::size_t>(t)].is_constant && flag[static_cast<std::size_t>(t)]) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::vector<bool> streamable_nodes(const model::Graph& g) {
+  std::vector<EncryptedNodeKind> kinds;
+  for (const auto& n : g.nodes) kinds.push_back(encrypted_node_kind(g, n));
+  const TensorFlags flags = tensor_flags(g, kinds);
+  std::vector<bool> out(g.nodes.size(), false);
+  for (std::size_t k = 0; k < g.nodes.size(); ++k) {
+    const model::Node& n = g.nodes[k];
+    bool maps = true;
+    for (std::size_t i = 0; i < n.inputs.size(); ++i) {
+      const model::TensorId t = n.inputs[i];
+      if (t == model::kNoTensor || g.tensors[static_cast<std::size_t>(t)].is_constant) continue;
+      maps = maps && row_map(g, n, i).has_value();
+    }
+    const bool in_off = any_input(g, n, flags.off_scale), in_factors = any_input(g, n, flags.factors);
+    switch (kinds[k]) {
+      case EncryptedNodeKind::Linear:
+      case EncryptedNodeKind::Clip:
+      case EncryptedNodeKind::LeakyRelu:
+      case EncryptedNodeKind::Relu:
+      case EncryptedNodeKind::FusedRelu: out[k] = maps && !in_off; break;
+      case EncryptedNodeKind::MaxPool: out[k] = maps && !in_off && !in_factors; break;
+      default: break;
+    }
+  }
+  return out;
+}
+
 EncryptedExecutor::EncryptedExecutor(const model::Graph& g, EncryptionPlan plan, ckks::ContextPtr context,
                                      const EvaluationKeys& keys, EncryptedRunOptions options)
     : g_(g), plan_(std::move(plan)), context_(std::move(context)), keys_(keys), eval_(context_),
       options_(options) {
   for (const auto& n : g.nodes) kinds_.push_back(encrypted_node_kind(g, n));
+  streamable_ = streamable_nodes(g);
+  // Lowest needed level of every tensor: the highest level a reader consumes it at,
+  // where every reader is a linear / square node, a Relu round or the final Softmax
+  // (they read at their predicted input level, memory/footprint.h); tensors read
+  // otherwise, shared by data movement, or graph outputs keep their level.
+  level_cap_.assign(g.tensors.size(), SIZE_MAX);
+  const auto fp = memory::predict_footprint(g, plan_, memory::FootprintOptions{});
+  const auto readers = model::consumers(g);
+  const TensorFlags flags = tensor_flags(g, kinds_);
+  for (std::size_t t = 0; t < g.tensors.size(); ++t) {
+    if (readers[t].empty() || model::is_graph_output(g, static_cast<model::TensorId>(t))) continue;
+    int needed = -1;
+    bool ok = true;
+    for (int k : readers[t]) {
+      const auto kind = kinds_[static_cast<std::size_t>(k)];
+      // (A linear node with an input at a scale other than Δ first materializes it,
+      // reading it one level above its predicted input level.)
+      const bool aligned = !any_input(g, g.nodes[static_cast<std::size_t>(k)], flags.off_scale);
+      ok = ok && (((kind == EncryptedNodeKind::Linear || kind == EncryptedNodeKind::Square) && aligned) ||
+                  kind == EncryptedNodeKind::Relu || kind == EncryptedNodeKind::FinalSoftmax);
+      needed = std::max(needed, fp.nodes[static_cast<std::size_t>(k)].input_level);
+    }
+    if (ok && needed >= 0) level_cap_[t] = static_cast<std::size_t>(needed);
+  }
   if (plan_.bounds.size() != g.tensors.size()) throw ModelError("encryption plan does not match the graph");
 }
 
@@ -589,7 +762,7 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, const std::vecto
   const Schedule schedule(g, kinds_);
   std::vector<memory::CiphertextStore::GroupId> group_of(g.tensors.size(), -1);
   auto open_group = [&](model::TensorId t, std::int64_t now) {
-    const auto id = store->open_group(schedule.next_use(t, now));
+    const auto id = store->open_group(schedule.next_use(t, now), level_cap_[static_cast<std::size_t>(t)]);
     group_of[static_cast<std::size_t>(t)] = id;
     return id;
   };
@@ -608,6 +781,8 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, const std::vecto
     }
     values[static_cast<std::size_t>(id)] =
         run.encrypt(inputs[i], t.name, plan_.bounds[static_cast<std::size_t>(id)], open_group(id, -1));
+    auto& v = *values[static_cast<std::size_t>(id)];
+    v.level = std::min(v.level, level_cap_[static_cast<std::size_t>(id)]);  // stored at the lowest needed level
   }
   if (stats.layers.size() != g.nodes.size()) {
     stats.layers.assign(g.nodes.size(), {});
@@ -618,13 +793,26 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, const std::vecto
   for (std::size_t i = 0; i < g.tensors.size(); ++i) {
     if (producer[i].empty()) producer[i] = "input " + g.tensors[i].name;
   }
-  for (std::size_t k = 0; k < g.nodes.size(); ++k) {
+  // Streaming across layers: bands of rows of consecutive streamable nodes
+  // (runtime/stream_schedule.h); without it every node runs whole, in graph order.
+  StreamOptions stream_options;
+  stream_options.band_elements =
+      std::max<std::int64_t>(1, store->tile_bytes() / run.ct_bytes(context_->max_level()) / 8);
+  const auto steps = stream_schedule(
+      g, options_.streaming ? streamable_ : std::vector<bool>(g.nodes.size(), false), stream_options);
+  std::vector<std::int64_t> released(g.tensors.size(), 0);  // rows [0, released) dropped
+  std::vector<double> node_start(g.nodes.size(), 0.0);
+  std::int64_t step_index = 0;
+  for (const StreamStep& st : steps) {
+    ++step_index;
     const auto t0 = Clock::now();
+    const auto k = static_cast<std::size_t>(st.node);
     const auto pos = static_cast<std::int64_t>(k);
     const model::Node& n = g.nodes[k];
     const model::TensorId out = n.outputs[0];
     const model::Shape& y_shape = g.tensors[static_cast<std::size_t>(out)].shape;
     const std::int64_t rounds0 = stats.rounds, to_client0 = stats.bytes_to_client, to_server0 = stats.bytes_to_server;
+    if (st.first) node_start[k] = options_.monitor ? options_.monitor->seconds() : since(t_start);
     store->reset_window_peaks();
     if (options_.monitor) options_.monitor->mark();
     std::vector<const EncryptedTensor*> in;
@@ -655,8 +843,24 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, const std::vecto
     const double x_bound = plan_.bounds[static_cast<std::size_t>(x_id)];
     // Names the layer whose output a client round checks: "<producer> -> <this node>".
     const std::string round_layer = producer[static_cast<std::size_t>(x_id)] + " -> " + n.name;
-    const auto group = open_group(out, pos);
-    EncryptedTensor y;
+    const auto group = st.first ? open_group(out, pos) : group_of[static_cast<std::size_t>(out)];
+    // The output lives in values[out] from the first step on (a streamed node fills it
+    // band by band); a final Softmax produces a plaintext instead.
+    if (st.first && kind != EncryptedNodeKind::FinalSoftmax) values[static_cast<std::size_t>(out)].emplace();
+    EncryptedTensor scratch;
+    EncryptedTensor& y = kind == EncryptedNodeKind::FinalSoftmax ? scratch : *values[static_cast<std::size_t>(out)];
+    // The output elements of this step: a band of rows, or all.
+    const std::vector<std::int64_t> band =
+        st.streamed ? band_elements(y_shape, st.row_begin, st.row_end) : std::vector<std::int64_t>{};
+    std::vector<std::int64_t> all_elements;
+    auto elements = [&]() -> std::span<const std::int64_t> {
+      if (st.streamed) return band;
+      if (all_elements.empty()) {
+        all_elements.resize(static_cast<std::size_t>(model::numel(y_shape)));
+        for (std::size_t e = 0; e < all_elements.size(); ++e) all_elements[e] = static_cast<std::int64_t>(e);
+      }
+      return all_elements;
+    };
     switch (kind) {
       case EncryptedNodeKind::DataMovement:
       case EncryptedNodeKind::Linear:
@@ -666,10 +870,12 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, const std::vecto
         aligned.reserve(data.size());
         // Several encrypted inputs must share a scale: one whose scale is not Δ (a square's
         // output) is first brought to Δ (one multiply-accumulate + rescale, one level).
+        // Never for streamed nodes (streamable_nodes() excludes them).
         if (data.size() > 1) {
           bool mixed = false;
           for (auto* d : data) mixed = mixed || std::fabs(d->scale / plan_.scale() - 1.0) > 1e-9;
           if (mixed) {
+            if (st.streamed) throw std::logic_error(n.name + ": streamed node with inputs at different scales");
             for (auto& p : in) {
               if (!p || std::fabs(p->scale / plan_.scale() - 1.0) <= 1e-9) continue;
               aligned.push_back(*p);
@@ -703,8 +909,10 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, const std::vecto
         EncryptedBackend be = run.be_;
         be.in_level = level;
         be.in_scale = x.scale;
-        y.shape = y_shape;
-        y.cts.resize(static_cast<std::size_t>(model::numel(y_shape)));
+        if (st.first) {
+          y.shape = y_shape;
+          y.cts.resize(static_cast<std::size_t>(model::numel(y_shape)));
+        }
         if (kind == EncryptedNodeKind::DataMovement) {
           y.level = level;
           y.scale = x.scale;
@@ -737,12 +945,24 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, const std::vecto
             run.ct_bytes(level) * (1 + (in_elements + out_elements - 1) / out_elements) +
             terms * static_cast<std::int64_t>(16 + 8 * (level + 1)) + 256;
         std::vector<EncryptedBackend::Acc> deferred;
+        // Expansions of compact inputs are kept across the tiles of one step.
         EncryptedBackend::ExpansionCache expansions;
         be.expansions = &expansions;
-        const auto tiles = run.tiles(y_shape, element_bytes);
-        // Several tiles would each expand the compact inputs they read into temporaries
-        // (a whole input band per tile): expand them once, in the store, instead.
-        if (tiles.size() > 1) store->expand(in_groups, *context_);
+        const auto tiles = st.streamed ? run.tiles(y_shape, element_bytes, st.row_begin, st.row_end)
+                                       : run.tiles(y_shape, element_bytes);
+        // Several tiles, or the bands of a node whose windows overlap (a 3x3 conv reads
+        // each input row in three bands), would each expand the compact inputs they read
+        // into temporaries: expand them once, in the store (accounted, within the budget
+        // or in the tier), instead.
+        bool overlap = false;
+        if (st.streamed) {
+          for (std::size_t i = 0; i < n.inputs.size(); ++i) {
+            if (!in[i]) continue;
+            const auto m = row_map(g, n, i);
+            overlap = overlap || (m && !m->all && m->extent > m->stride);
+          }
+        }
+        if (tiles.size() > 1 || overlap) store->expand(in_groups, *context_);
         for (const auto& tile : tiles) {
           be.tile = &tile;
           if (kind == EncryptedNodeKind::Linear && be.rescale) {
@@ -764,18 +984,40 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, const std::vecto
         }
         break;
       }
-      case EncryptedNodeKind::FusedRelu:
-        y = *data[0];
+      case EncryptedNodeKind::FusedRelu: {
+        const EncryptedTensor& x = *data[0];
+        if (!st.streamed) {
+          y = x;
+        } else {
+          if (st.first) {
+            y.shape = x.shape;
+            y.level = x.level;
+            y.scale = x.scale;
+            y.cts.resize(x.cts.size());
+            if (!x.factor.empty()) y.factor.assign(x.cts.size(), 1.0);
+          }
+          for (std::int64_t e : band) {
+            y.cts[static_cast<std::size_t>(e)] = x.cts[static_cast<std::size_t>(e)];
+            if (!y.factor.empty()) y.factor[static_cast<std::size_t>(e)] = x.factor_at(e);
+          }
+        }
         fused[static_cast<std::size_t>(out)] = true;
         break;
-      case EncryptedNodeKind::Relu: y = run.relu(*data[0], round_layer, x_bound, group); break;
+      }
+      case EncryptedNodeKind::Relu:
+        if (st.first) y = run.relu_output(*data[0]);
+        run.relu(*data[0], y, elements(), round_layer, x_bound, group);
+        break;
       case EncryptedNodeKind::MaxPool: {
         const bool f = fused[static_cast<std::size_t>(x_id)];
-        y = run.max_pool(*data[0], n, y_shape, f, x_bound, round_layer, group);
+        if (st.first) y = run.max_pool_output(y_shape);
+        run.max_pool(*data[0], y, elements(), n, f, x_bound, round_layer, group);
         break;
       }
       case EncryptedNodeKind::Clip:
-      case EncryptedNodeKind::LeakyRelu: y = run.clip_or_leaky(*data[0], n, x_bound, round_layer, group); break;
+      case EncryptedNodeKind::LeakyRelu:
+        run.clip_or_leaky(*data[0], y, st.first, elements(), n, x_bound, round_layer, group);
+        break;
       case EncryptedNodeKind::FinalSoftmax: {
         const EncryptedTensor& x = *data[0];
         std::vector<const ckks::Ciphertext*> cts;
@@ -794,13 +1036,47 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, const std::vecto
         break;
       }
     }
+    // The store keeps the output at its lowest needed level (open_group's cap).
+    if (kind != EncryptedNodeKind::FinalSoftmax && kind != EncryptedNodeKind::DataMovement &&
+        kind != EncryptedNodeKind::FusedRelu) {
+      y.level = std::min(y.level, level_cap_[static_cast<std::size_t>(out)]);
+    }
+    // Rows no reader needs any more (streamed segments).
+    for (const auto& [t, r] : st.release) {
+      auto& v = values[static_cast<std::size_t>(t)];
+      auto& done_rows = released[static_cast<std::size_t>(t)];
+      if (v && r > done_rows) {
+        const model::Shape& s = v->shape;
+        const std::int64_t width = s[2], plane = s[1] * s[2];
+        for (std::int64_t c = 0; c < s[0]; ++c) {
+          for (std::int64_t e = c * plane + done_rows * width; e < c * plane + r * width; ++e) {
+            v->cts[static_cast<std::size_t>(e)].reset();
+          }
+        }
+      }
+      done_rows = std::max(done_rows, r);
+    }
     auto& ls = stats.layers[k];
+    ls.seconds += since(t0);
+    ls.rounds += stats.rounds - rounds0;
+    ls.bytes_to_client += stats.bytes_to_client - to_client0;
+    ls.bytes_to_server += stats.bytes_to_server - to_server0;
+    const auto dram = store->dram(), pmem = store->pmem();
+    ls.dram_peak_bytes = std::max(ls.dram_peak_bytes, dram.window_peak_bytes);
+    ls.pmem_peak_bytes = std::max(ls.pmem_peak_bytes, pmem.window_peak_bytes);
+    if (options_.monitor) ls.rss_anon_peak_bytes = std::max(ls.rss_anon_peak_bytes, options_.monitor->mark());
+#ifdef __GLIBC__
+    // Under a DRAM budget, hand the heap pages freed by this node (its inputs, its
+    // working set) back to the kernel, so that resident memory follows the budget.
+    const bool trim = store->options().dram_budget > 0 && (st.last || step_index % 16 == 0);
+    if (trim) malloc_trim(0);
+#endif
+    if (!st.last) continue;
     ls.name = n.name;
     ls.op = std::string(model::op_name(n.op));
     if (kind != EncryptedNodeKind::FinalSoftmax) {
       ls.ciphertexts = y.elements();
       ls.level = static_cast<int>(y.level);
-      values[static_cast<std::size_t>(out)] = std::move(y);
     }
     for (model::TensorId t : free_after[k]) values[static_cast<std::size_t>(t)].reset();
     // The inputs' groups are next read later (or never: freed with their tensors).
@@ -812,27 +1088,14 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, const std::vecto
         }
       }
     }
-    ls.seconds += since(t0);
-    ls.start = (options_.monitor ? options_.monitor->seconds() : since(t_start)) - since(t0);
-    ls.rounds += stats.rounds - rounds0;
-    ls.bytes_to_client += stats.bytes_to_client - to_client0;
-    ls.bytes_to_server += stats.bytes_to_server - to_server0;
-    const auto dram = store->dram(), pmem = store->pmem();
+    ls.start = node_start[k];
     ls.dram_bytes = dram.bytes;
     ls.pmem_bytes = pmem.bytes;
-    ls.dram_peak_bytes = std::max(ls.dram_peak_bytes, dram.window_peak_bytes);
-    ls.pmem_peak_bytes = std::max(ls.pmem_peak_bytes, pmem.window_peak_bytes);
-    if (options_.monitor) ls.rss_anon_peak_bytes = std::max(ls.rss_anon_peak_bytes, options_.monitor->mark());
     client.layer_done(k, ls);
-#ifdef __GLIBC__
-    // Under a DRAM budget, hand the heap pages freed by this node (its inputs, its
-    // working set) back to the kernel, so that resident memory follows the budget.
-    if (store->options().dram_budget > 0) malloc_trim(0);
-#endif
     if (options_.progress) {
       std::fprintf(stderr, "  [%zu/%zu] %-24s %-18s %7lld ct  level %2d  %8.3f s  dram %7.1f MiB  tier %7.1f MiB\n",
                    k + 1, g.nodes.size(), n.name.c_str(), ls.op.c_str(), static_cast<long long>(ls.ciphertexts),
-                   ls.level, since(t0), static_cast<double>(dram.bytes) / 1048576.0,
+                   ls.level, ls.seconds, static_cast<double>(dram.bytes) / 1048576.0,
                    static_cast<double>(pmem.bytes) / 1048576.0);
     }
     if (options_.kill_after_node == static_cast<int>(k)) {

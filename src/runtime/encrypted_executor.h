@@ -94,7 +94,21 @@ struct EncryptedRunOptions {
   /// Test hook for crash safety: the process is killed (SIGKILL) right after this node
   /// index completes; -1: never.
   int kill_after_node = -1;
+  /// Streaming across layers (issue 6): consecutive streamable nodes run band by band
+  /// (runtime/stream_schedule.h), so that their intermediate tensors exist only as
+  /// windows of rows. Bands hold about store->tile_bytes() / 8 bytes of ciphertexts at
+  /// the top level (at least one row). Costs one client round per band of a
+  /// client-aided node instead of one per chunk.
+  bool streaming = false;
 };
+
+/// Per node of g: whether the encrypted executor can run it on bands of output rows
+/// (stream_schedule's `streamable`): Conv / pools / BatchNormalization / elementwise
+/// nodes on [C, H, W] activations with row maps (runtime/stream_schedule.h), and the
+/// Relu / Clip / LeakyRelu / MaxPool rounds, provided no input can carry a scale other
+/// than Δ (a square's output) and a MaxPool's input carries no pending factors (both
+/// need a whole-tensor materialization first).
+std::vector<bool> streamable_nodes(const model::Graph& g);
 
 /// The server side: model, plan, public evaluation keys. Never sees the secret key.
 class EncryptedExecutor {
@@ -120,6 +134,8 @@ class EncryptedExecutor {
   ckks::Evaluator eval_;
   EncryptedRunOptions options_;
   std::vector<EncryptedNodeKind> kinds_;
+  std::vector<bool> streamable_;
+  std::vector<std::size_t> level_cap_;  ///< per tensor: lowest needed level (SIZE_MAX: its own)
 };
 
 /// Everything for an in-process encrypted run: context, client (secret key), keys,

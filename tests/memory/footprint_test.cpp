@@ -3,10 +3,13 @@
 // Fashion-MNIST CNN (per-node ciphertexts and levels exactly; live heap bytes loosely).
 #include <gtest/gtest.h>
 #include <malloc.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <thread>
 
@@ -42,6 +45,8 @@ std::int64_t cts(std::int64_t count, int level, bool compact = false) {
 }
 
 std::vector<float> values(std::size_t n, float v) { return std::vector<float>(n, v); }
+
+void attr_pads(onnx::NodeProto& n) { test::attr(n, "pads", std::vector<std::int64_t>{1, 1, 1, 1}); }
 
 // x[1,4,4] -> Conv(2x1x3x3, pad 1) -> Relu -> Flatten -> Gemm(3x32).
 model::Graph conv_relu_gemm() {
@@ -283,6 +288,124 @@ TEST(Footprint, FashionMnistCnnAgainstTheExecutor) {
   EXPECT_GT(ratio, 0.6);
   EXPECT_LT(ratio, 1.6);
   EXPECT_LE(f.peak_bytes, fe.peak_bytes);  // compact fresh ciphertexts only ever save memory
+}
+
+// ---- streaming across layers (FootprintOptions::streaming) ----
+
+/// x [1, H, H] -> (Conv 3x3 pad 1 -> Relu) with channels 1 -> 8 -> 8 -> 8 -> 1 ->
+/// GlobalAveragePool -> Flatten -> Gemm: the wide tensors are internal to the segment.
+model::Graph conv_chain(std::int64_t h) {
+  test::ModelBuilder b;
+  b.input("x", {1, h, h}).output("y");
+  const std::vector<std::int64_t> channels{1, 8, 8, 8, 1};
+  std::string in = "x";
+  for (std::size_t i = 0; i + 1 < channels.size(); ++i) {
+    const std::string index = std::to_string(i);
+    const std::string c = std::string("c").append(index), r = std::string("r").append(index);
+    const std::int64_t ci = channels[i], co = channels[i + 1];
+    b.initializer(c + "w", {co, ci, 3, 3}, values(static_cast<std::size_t>(co * ci * 9), 0.25f));
+    attr_pads(b.node("Conv", {in, c + "w"}, {c}));
+    b.node("Relu", {c}, {r});
+    in = r;
+  }
+  b.node("GlobalAveragePool", {in}, {"gap"});
+  b.node("Flatten", {"gap"}, {"f"});
+  b.initializer("fw", {3, 1}, values(3, 0.5f));
+  test::attr(b.node("Gemm", {"f", "fw"}, {"y"}), "transB", std::int64_t{1});
+  return b.load();
+}
+
+TEST(Footprint, StreamingLowersThePeakOfAConvChain) {
+  const model::Graph g = conv_chain(32);
+  const auto plan = small_plan(g);
+  FootprintOptions o;
+  o.tile_bytes = cts(8, 2);  // bands of max(1, 8 / 8) = 1 ciphertext: one row per band
+  const auto whole = memory::predict_footprint(g, plan, o);
+  o.streaming = true;
+  const auto streamed = memory::predict_footprint(g, plan, o);
+  EXPECT_EQ(streamed.unstreamed_peak_bytes, whole.peak_bytes);
+  EXPECT_EQ(whole.unstreamed_peak_bytes, whole.peak_bytes);
+  ASSERT_EQ(streamed.nodes.size(), whole.nodes.size());
+  for (std::size_t k = 0; k < whole.nodes.size(); ++k) {  // the counts do not change
+    EXPECT_EQ(streamed.nodes[k].output_bytes, whole.nodes[k].output_bytes);
+    EXPECT_EQ(streamed.nodes[k].output_level, whole.nodes[k].output_level);
+    EXPECT_GT(streamed.nodes[k].live_bytes, 0);
+    EXPECT_LE(streamed.nodes[k].live_bytes, streamed.peak_bytes);
+  }
+  // The encrypted input [1, 32, 32] (compact) stays whole until the first conv is done
+  // (the last step of the segment), and so does the segment output r3 (read by the
+  // GlobalAveragePool after it); the 8-channel tensors hold a few rows each.
+  const std::int64_t ends = cts(32 * 32, 2, true) * 2;
+  EXPECT_GE(streamed.peak_bytes, ends);
+  EXPECT_LT(streamed.peak_bytes, ends + 4 * cts(3 * 8 * 32, 2));
+  EXPECT_LT(streamed.peak_bytes, whole.peak_bytes);
+  std::printf("conv chain 32x32: peak %lld bytes unstreamed, %lld streamed (%.3f)\n",
+              static_cast<long long>(whole.peak_bytes), static_cast<long long>(streamed.peak_bytes),
+              static_cast<double>(streamed.peak_bytes) / static_cast<double>(whole.peak_bytes));
+  EXPECT_LT(streamed.peak_bytes, whole.peak_bytes / 2);
+  // Bands as large as the tensors: one band per node, in graph order: the same peak.
+  o.tile_bytes = std::int64_t{1} << 50;
+  const auto one_band = memory::predict_footprint(g, plan, o);
+  o.streaming = false;
+  EXPECT_EQ(one_band.peak_bytes, memory::predict_footprint(g, plan, o).peak_bytes);
+}
+
+TEST(Footprint, StreamingChangesNothingWithoutStreamableNodes) {
+  test::ModelBuilder b;  // x [32] -> Gemm -> Relu -> Gemm: no [C, H, W] activation
+  b.input("x", {32}).output("y");
+  b.initializer("w1", {16, 32}, values(512, 0.25f));
+  b.initializer("w2", {4, 16}, values(64, 0.5f));
+  test::attr(b.node("Gemm", {"x", "w1"}, {"g"}), "transB", std::int64_t{1});
+  b.node("Relu", {"g"}, {"r"});
+  test::attr(b.node("Gemm", {"r", "w2"}, {"y"}), "transB", std::int64_t{1});
+  const model::Graph g = b.load();
+  for (const bool streamable : runtime::streamable_nodes(g)) EXPECT_FALSE(streamable);
+  const auto plan = small_plan(g);
+  for (const std::int64_t tile : {std::int64_t{0}, cts(4, 1), std::int64_t{1} << 30}) {
+    FootprintOptions o;
+    o.tile_bytes = tile;
+    const auto whole = memory::predict_footprint(g, plan, o);
+    o.streaming = true;
+    const auto streamed = memory::predict_footprint(g, plan, o);
+    EXPECT_EQ(streamed.peak_bytes, whole.peak_bytes) << "tile " << tile;
+    EXPECT_EQ(streamed.peak_node, whole.peak_node);
+    EXPECT_EQ(streamed.unstreamed_peak_bytes, whole.peak_bytes);
+    for (std::size_t k = 0; k < g.nodes.size(); ++k) EXPECT_EQ(streamed.nodes[k].live_bytes, whole.nodes[k].live_bytes);
+  }
+}
+
+TEST(Footprint, StreamingMobileNetV2At96) {
+  const auto tool = std::filesystem::path(HEINFER_SOURCE_DIR) / "tools" / "export_large_models.py";
+  if (!std::filesystem::exists("/usr/bin/python3") || !std::filesystem::exists(tool) ||
+      std::system("/usr/bin/python3 -c 'import torch, torchvision, onnx' >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "needs /usr/bin/python3 with torch, torchvision, onnx and " << tool;
+  }
+  const auto dir = std::filesystem::temp_directory_path() / ("heinfer_fp_stream_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto onnx = dir / "m.onnx";
+  const std::string cmd = "/usr/bin/python3 '" + tool.string() +
+                          "' --arch mobilenet_v2 --width 0.35 --resolution 96 --threads 2 --calib-batch 2 --out '" +
+                          onnx.string() + "' --count 1 > '" + (dir / "export.log").string() + "' 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  const model::Graph g = model::load_model(onnx);
+  std::filesystem::remove_all(dir);
+  std::vector<double> ranges(g.tensors.size(), 0.0);
+  for (std::size_t i = 0; i < ranges.size(); ++i) ranges[i] = g.tensors[i].is_constant ? 0.0 : 16.0;
+  runtime::PlanOptions po;
+  po.scale_bits = 25;
+  const auto plan = runtime::plan_parameters(g, ranges, po);
+  FootprintOptions o;  // 1 GiB tiles: the executor without a DRAM budget
+  const auto whole = memory::predict_footprint(g, plan, o);
+  o.streaming = true;
+  const auto streamed = memory::predict_footprint(g, plan, o);
+  std::printf("MobileNetV2 0.35 96x96 (N %zu, L %d): peak %.1f MiB unstreamed, %.1f MiB streamed (%.3f)\n",
+              whole.n, whole.max_level, static_cast<double>(whole.peak_bytes) / 1048576.0,
+              static_cast<double>(streamed.peak_bytes) / 1048576.0,
+              static_cast<double>(streamed.peak_bytes) / static_cast<double>(whole.peak_bytes));
+  RecordProperty("unstreamed_peak_bytes", std::to_string(whole.peak_bytes));
+  RecordProperty("streamed_peak_bytes", std::to_string(streamed.peak_bytes));
+  EXPECT_EQ(streamed.unstreamed_peak_bytes, whole.peak_bytes);
+  EXPECT_LT(streamed.peak_bytes, whole.peak_bytes);
 }
 
 }  // namespace
