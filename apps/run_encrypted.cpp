@@ -92,7 +92,7 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
   }
   const model::Shape& in_shape = g.tensors[static_cast<std::size_t>(g.inputs[0])].shape;
   const model::Shape& out_shape = g.tensors[static_cast<std::size_t>(g.outputs[0])].shape;
-  const runtime::NpyArray x = runtime::read_npy(input);
+  runtime::NpyArray x = runtime::read_npy(input);
   if (x.dtype != runtime::NpyDType::Float32 && x.dtype != runtime::NpyDType::Float64) {
     throw std::runtime_error("input '" + input + "' has dtype " + runtime::npy_descr(x.dtype) +
                              "; expected float32 ('<f4') or float64");
@@ -113,14 +113,15 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
     labels = l.to_int64();
   }
   const std::vector<double> values = x.to_double();
+  x = runtime::NpyArray{};  // the batch is held once, as float64 (large batches: hundreds of MB)
   for (double v : values) {
     if (!std::isfinite(v)) throw std::runtime_error("input '" + input + "' contains NaN/Inf; refusing to encrypt");
   }
 
   // Client side: calibrate the ranges on this batch (plaintext run), then plan.
   const auto t_plan = std::chrono::steady_clock::now();
-  const runtime::PlainTensor all = runtime::from_batch_major(std::span<const double>(values), count, in_shape);
-  const std::vector<double> ranges = runtime::calibrate_ranges(g, {all});
+  const std::vector<double> ranges =
+      runtime::calibrate_ranges(g, {runtime::from_batch_major(std::span<const double>(values), count, in_shape)});
   runtime::PlanOptions po;
   po.packing = o.packing == "real" ? runtime::Packing::Real : runtime::Packing::Complex;
   po.scale_bits = o.scale_bits;

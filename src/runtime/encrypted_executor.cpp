@@ -803,6 +803,7 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, const std::vecto
   std::vector<std::int64_t> released(g.tensors.size(), 0);  // rows [0, released) dropped
   std::vector<double> node_start(g.nodes.size(), 0.0);
   std::int64_t step_index = 0;
+  auto last_report = Clock::now();
   for (const StreamStep& st : steps) {
     ++step_index;
     const auto t0 = Clock::now();
@@ -1071,6 +1072,14 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, const std::vecto
     const bool trim = store->options().dram_budget > 0 && (st.last || step_index % 16 == 0);
     if (trim) malloc_trim(0);
 #endif
+    if (options_.progress && st.streamed && since(last_report) > 10.0) {
+      // Streamed nodes complete together at the end of their segment: report the bands.
+      last_report = Clock::now();
+      std::fprintf(stderr, "  streaming: band %lld of %zu steps: %s rows [%lld, %lld) of %lld\n",
+                   static_cast<long long>(step_index), steps.size(), n.name.c_str(),
+                   static_cast<long long>(st.row_begin), static_cast<long long>(st.row_end),
+                   static_cast<long long>(y_shape.size() == 3 ? y_shape[1] : 0));
+    }
     if (!st.last) continue;
     ls.name = n.name;
     ls.op = std::string(model::op_name(n.op));

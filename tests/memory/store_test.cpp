@@ -216,6 +216,41 @@ TEST(CiphertextStore, SeededCiphertextsAreCompactedOnDemotion) {
   for (std::size_t i = 0; i < v.size(); ++i) ASSERT_NEAR(out[i], v[i], 1e-6) << i;
 }
 
+TEST(CiphertextStore, LevelCapStoresAtTheLowestNeededLevel) {
+  const auto& b = ckks::test::bundle_8192();
+  CiphertextStore store(StoreOptions{});
+  std::vector<double> v(8192);
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = std::cos(0.02 * static_cast<double>(i));
+  ckks::Plaintext p;
+  b.encoder->encode_packed(v, std::ldexp(1.0, 40), 3, p);
+  auto seeded = std::make_shared<ckks::Ciphertext>();
+  b.encryptor->encrypt_symmetric(p, *seeded);
+  ASSERT_TRUE(seeded->is_seeded());
+  seeded->compact();
+  auto plain = pattern_ct(8192, 3, 7);
+  const auto capped = store.open_group(1, 1), uncapped = store.open_group(1);
+  std::vector<Ptr> a{seeded, plain}, c{pattern_ct(8192, 3, 8)};
+  seeded.reset();
+  plain.reset();
+  store.adopt(a, iota(2), capped);
+  store.adopt(c, iota(1), uncapped);
+  EXPECT_EQ(a[0]->level(), 1u);
+  EXPECT_EQ(a[1]->level(), 1u);
+  EXPECT_EQ(c[0]->level(), 3u);
+  // Compact (1 polynomial) + expanded (2) at 2 limbs, and the uncapped one at 4 limbs.
+  EXPECT_EQ(store.dram().bytes, (1 + 2) * 2 * 8192 * 8 + 2 * 4 * 8192 * 8);
+  EXPECT_EQ(a[1]->data().capacity(), a[1]->data().size()) << "the dropped limbs' memory was kept";
+  // The first limbs are unchanged, and the seeded one still decrypts: c1 is regenerated
+  // from the seed at the lower level (modulus switching in the NTT domain).
+  const auto ref = pattern_ct(8192, 3, 7);
+  for (std::size_t i = 0; i < 2 * 8192; ++i) ASSERT_EQ(a[1]->data()[i], ref->data()[i]) << i;
+  for (std::size_t i = 0; i < 2 * 8192; ++i) ASSERT_EQ(a[1]->data()[2 * 8192 + i], ref->data()[4 * 8192 + i]) << i;
+  ckks::Ciphertext expanded = *a[0];
+  expanded.expand(*b.ctx);
+  const auto out = b.decrypt_packed(expanded);
+  for (std::size_t i = 0; i < v.size(); ++i) ASSERT_NEAR(out[i], v[i], 1e-6) << i;
+}
+
 TEST(CiphertextStore, ExpandGrowsInDramThenInTheTier) {
   const auto& b = ckks::test::bundle_8192();
   TempDir dir;
