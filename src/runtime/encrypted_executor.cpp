@@ -84,6 +84,22 @@ std::vector<std::int64_t> band_elements(const model::Shape& shape, std::int64_t 
   return out;
 }
 
+/// y shares x's ciphertexts and pending factors at `elements` (an identity node, band by
+/// band); on the first call y takes x's shape, level and scale.
+void share_elements(const EncryptedTensor& x, EncryptedTensor& y, bool first, std::span<const std::int64_t> elements) {
+  if (first) {
+    y.shape = x.shape;
+    y.level = x.level;
+    y.scale = x.scale;
+    y.cts.resize(x.cts.size());
+    if (!x.factor.empty()) y.factor.assign(x.cts.size(), 1.0);
+  }
+  for (std::int64_t e : elements) {
+    y.cts[static_cast<std::size_t>(e)] = x.cts[static_cast<std::size_t>(e)];
+    if (!y.factor.empty()) y.factor[static_cast<std::size_t>(e)] = x.factor_at(e);
+  }
+}
+
 /// One element of a masked window: the value x - shift (ct null: the exact constant 0).
 struct WindowRef {
   const ckks::Ciphertext* ct = nullptr;
@@ -455,17 +471,7 @@ class Run {
       hi = std::get<model::ClipParams>(n.params).max;
     }
     if (!leaky && std::isinf(lo) && std::isinf(hi)) {  // the identity: share x's ciphertexts
-      if (first) {
-        y.shape = x.shape;
-        y.level = x.level;
-        y.scale = x.scale;
-        y.cts.resize(x.cts.size());
-        if (!x.factor.empty()) y.factor.assign(x.cts.size(), 1.0);
-      }
-      for (std::int64_t e : elements) {
-        y.cts[static_cast<std::size_t>(e)] = x.cts[static_cast<std::size_t>(e)];
-        if (!y.factor.empty()) y.factor[static_cast<std::size_t>(e)] = x.factor_at(e);
-      }
+      share_elements(x, y, first, elements);
       return;
     }
     std::vector<double> shifts;  // one window per shift s: relu(x - s)
@@ -987,21 +993,8 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, const std::vecto
       }
       case EncryptedNodeKind::FusedRelu: {
         const EncryptedTensor& x = *data[0];
-        if (!st.streamed) {
-          y = x;
-        } else {
-          if (st.first) {
-            y.shape = x.shape;
-            y.level = x.level;
-            y.scale = x.scale;
-            y.cts.resize(x.cts.size());
-            if (!x.factor.empty()) y.factor.assign(x.cts.size(), 1.0);
-          }
-          for (std::int64_t e : band) {
-            y.cts[static_cast<std::size_t>(e)] = x.cts[static_cast<std::size_t>(e)];
-            if (!y.factor.empty()) y.factor[static_cast<std::size_t>(e)] = x.factor_at(e);
-          }
-        }
+        if (!st.streamed) y = x;
+        else share_elements(x, y, st.first, band);
         fused[static_cast<std::size_t>(out)] = true;
         break;
       }

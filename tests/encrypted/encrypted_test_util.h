@@ -16,14 +16,6 @@
 
 namespace heinfer::test {
 
-inline std::vector<float> random_floats(std::size_t n, std::uint32_t seed, float lo = -1, float hi = 1) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
-
 /// A plan from calibration on x; with small_n the ring degree is replaced by `small_n`
 /// (insecure, tests only) keeping the selected chain.
 inline runtime::EncryptionPlan test_plan(const model::Graph& g, const runtime::PlainTensor& x,

@@ -15,13 +15,7 @@ namespace {
 using test::attr;
 using test::ModelBuilder;
 
-std::vector<float> random_floats(std::size_t n, std::uint32_t seed, float lo = -1, float hi = 1) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
+using test::random_floats;
 
 TEST(PlainTensor, ElementMajorBatchInnermostLayout) {
   const std::vector<double> x{0, 1, 2, 10, 11, 12};  // 2 samples of shape [3], batch-major

@@ -15,13 +15,7 @@ using test::attr;
 using test::ModelBuilder;
 using Ints = std::vector<std::int64_t>;
 
-std::vector<float> random_floats(std::size_t n, std::uint32_t seed, float lo = -1, float hi = 1) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
+using test::random_floats;
 
 /// Runs a single-input graph on batch-major `x` ([batch, in_shape...]); batch-major output.
 std::vector<double> run(const model::Graph& g, const std::vector<float>& x, std::int64_t batch,

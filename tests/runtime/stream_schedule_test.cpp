@@ -49,13 +49,7 @@ using test::ModelBuilder;
 const fs::path kModels = fs::path(HEINFER_SOURCE_DIR) / "models";
 const fs::path kTool = fs::path(HEINFER_SOURCE_DIR) / "tools" / "export_large_models.py";
 
-std::vector<float> random_floats(std::size_t n, std::uint32_t seed, float lo = -1, float hi = 1) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
+using test::random_floats;
 
 const model::Shape& shape_of(const Graph& g, TensorId t) { return g.tensors[static_cast<std::size_t>(t)].shape; }
 bool chw(const Graph& g, TensorId t) { return shape_of(g, t).size() == 3; }
