@@ -475,9 +475,12 @@ FootprintEstimate predict_footprint(const model::Graph& g, const runtime::Encryp
     const auto& sh = g.tensors[static_cast<std::size_t>(t)].shape;
     return sh.size() == 3 ? sh[1] : std::int64_t{0};
   };
+  // Inputs that only streamed bands read are encrypted band by band as they are read
+  // (runtime::inputs_on_demand, by an in-process client); the others exist whole.
+  const auto on_demand = runtime::inputs_on_demand(g, steps);
   for (TensorId t : g.inputs) {
     alive[static_cast<std::size_t>(t)] = true;
-    produced[static_cast<std::size_t>(t)] = rows_of(t);
+    produced[static_cast<std::size_t>(t)] = on_demand[static_cast<std::size_t>(t)] ? 0 : rows_of(t);
   }
   // Tensors pointing into each storage.
   std::vector<std::vector<TensorId>> users(st.size());
@@ -517,6 +520,13 @@ FootprintEstimate predict_footprint(const model::Graph& g, const runtime::Encryp
     NodeFootprint& nf = est.nodes[k];
     const TensorId out = n.outputs[0];
     const Work& w = work[k];
+    for (std::size_t i = 0; i < n.inputs.size(); ++i) {
+      const TensorId t = n.inputs[i];
+      if (!is_data(g, t) || !on_demand[static_cast<std::size_t>(t)]) continue;
+      const auto m = runtime::row_map(g, n, i);
+      auto& p = produced[static_cast<std::size_t>(t)];
+      p = std::max(p, step.streamed && m ? m->end(step.row_end) : rows_of(t));
+    }
     std::int64_t band = w.final_out + capped_working(nf.kind, w.expand, w.copies + w.rest, o);
     if (step.streamed) {
       const auto h = static_cast<double>(rows_of(out));

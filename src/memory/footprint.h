@@ -57,7 +57,8 @@ struct FootprintOptions {
   /// runtime::streamable_nodes, bands of max(1, tile_bytes / expanded top-level
   /// ciphertext bytes / 8) elements), where tensors inside a segment hold only the rows
   /// produced and not yet released and a band holds its share of the node's output and
-  /// working set.
+  /// working set; graph inputs only streamed bands read are encrypted band by band
+  /// (runtime::inputs_on_demand: an in-process client).
   bool streaming = false;
 };
 

@@ -128,45 +128,52 @@ class Run {
     return (compact ? 1 : 2) * static_cast<std::int64_t>((level + 1) * ctx_.n() * sizeof(std::uint64_t));
   }
 
-  /// Encrypts a graph input on the client (in parts when the client allows it), kept
-  /// compact in the store.
-  EncryptedTensor encrypt(const PlainTensor& x, const std::string& name, double bound,
-                          memory::CiphertextStore::GroupId group) {
+  /// The encrypted tensor of graph input x, without ciphertexts yet (encrypt_elements
+  /// fills it).
+  EncryptedTensor input_tensor(const PlainTensor& x) const {
     EncryptedTensor t;
     t.shape = x.shape;
     t.level = ctx_.max_level();
     t.scale = plan_.scale();
-    const std::int64_t total = model::numel(x.shape);
-    t.cts.resize(static_cast<std::size_t>(total));
+    t.cts.resize(static_cast<std::size_t>(model::numel(x.shape)));
+    return t;
+  }
+
+  /// Encrypts `elements` of graph input x on the client (in parts when the client allows
+  /// it) into t, kept compact in the store.
+  void encrypt_elements(const PlainTensor& x, EncryptedTensor& t, std::span<const std::int64_t> elements,
+                        const std::string& name, double bound, memory::CiphertextStore::GroupId group) {
+    const auto total = static_cast<std::int64_t>(elements.size());
     const std::int64_t part = client_.encrypts_parts()
-                                  ? std::max<std::int64_t>(1, tile_bytes_ / ct_bytes(t.level, true))
+                                  ? std::max<std::int64_t>(1, tile_bytes_ / ct_bytes(ctx_.max_level(), true))
                                   : total;
-    for (std::int64_t e0 = 0; e0 < total; e0 += part) {
-      const std::int64_t k = std::min(part, total - e0);
+    for (std::int64_t p0 = 0; p0 < total; p0 += part) {
+      const std::int64_t k = std::min(part, total - p0);
+      const std::span<const std::int64_t> these = elements.subspan(static_cast<std::size_t>(p0), static_cast<std::size_t>(k));
       const auto t0 = Clock::now();
       std::vector<ckks::Ciphertext> cts;
-      if (k == total) {
-        cts = client_.encrypt(x, name, bound);
+      if (k == t.elements()) {
+        cts = client_.encrypt(x, name, bound);  // all of it, in order
       } else {
         PlainTensor slice;
         slice.shape = {k};
         slice.batch = x.batch;
-        slice.data.assign(x.data.begin() + e0 * x.batch, x.data.begin() + (e0 + k) * x.batch);
+        slice.data.reserve(static_cast<std::size_t>(k * x.batch));
+        for (std::int64_t e : these) {
+          slice.data.insert(slice.data.end(), x.data.begin() + e * x.batch, x.data.begin() + (e + 1) * x.batch);
+        }
         cts = client_.encrypt(slice, name, bound);
       }
       stats_.client_seconds += since(t0);
       if (static_cast<std::int64_t>(cts.size()) != k) throw std::runtime_error(name + ": the client encrypted a wrong number of elements");
-      std::vector<std::int64_t> positions(static_cast<std::size_t>(k));
       for (std::int64_t i = 0; i < k; ++i) {
         auto& c = cts[static_cast<std::size_t>(i)];
         stats_.bytes_to_server += wire_bytes(c, ctx_);
-        if (c.n() != ctx_.n() || c.level() != t.level) throw std::runtime_error(name + ": the client sent a ciphertext with wrong parameters");
-        positions[static_cast<std::size_t>(i)] = e0 + i;
-        t.cts[static_cast<std::size_t>(e0 + i)] = std::make_shared<const ckks::Ciphertext>(std::move(c));
+        if (c.n() != ctx_.n() || c.level() != ctx_.max_level()) throw std::runtime_error(name + ": the client sent a ciphertext with wrong parameters");
+        t.cts[static_cast<std::size_t>(these[static_cast<std::size_t>(i)])] = std::make_shared<const ckks::Ciphertext>(std::move(c));
       }
-      store_.adopt(t.cts, positions, group);
+      store_.adopt(t.cts, these, group);
     }
-    return t;
   }
 
   /// Output tiles of a node with output `y_shape` whose elements each need
@@ -777,6 +784,18 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, const std::vecto
   std::vector<std::optional<EncryptedTensor>> values(g.tensors.size());
   std::map<model::TensorId, PlainTensor> plain_outputs;
   std::vector<bool> fused(g.tensors.size(), false);
+  // Streaming across layers: bands of rows of consecutive streamable nodes
+  // (runtime/stream_schedule.h); without it every node runs whole, in graph order.
+  StreamOptions stream_options;
+  stream_options.band_elements =
+      std::max<std::int64_t>(1, store->tile_bytes() / run.ct_bytes(context_->max_level()) / 8);
+  const auto steps = stream_schedule(
+      g, options_.streaming ? streamable_ : std::vector<bool>(g.nodes.size(), false), stream_options);
+  // Graph inputs read only by streamed bands are encrypted band by band, as they are read
+  // (by a client that encrypts in parts), so they never exist whole either.
+  const auto on_demand = inputs_on_demand(g, steps);
+  std::vector<const PlainTensor*> pending_input(g.tensors.size(), nullptr);
+  std::vector<std::int64_t> encrypted_rows(g.tensors.size(), 0);
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     const model::TensorId id = g.inputs[i];
     const model::Tensor& t = g.tensors[static_cast<std::size_t>(id)];
@@ -785,9 +804,16 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, const std::vecto
       throw ModelError("input '" + t.name + "': expected per-sample shape " + model::to_string(t.shape) +
                        " with batch " + std::to_string(batch) + ", got " + model::to_string(inputs[i].shape));
     }
-    values[static_cast<std::size_t>(id)] =
-        run.encrypt(inputs[i], t.name, plan_.bounds[static_cast<std::size_t>(id)], open_group(id, -1));
+    values[static_cast<std::size_t>(id)] = run.input_tensor(inputs[i]);
     auto& v = *values[static_cast<std::size_t>(id)];
+    const auto group = open_group(id, -1);
+    if (on_demand[static_cast<std::size_t>(id)] && client.encrypts_parts()) {
+      pending_input[static_cast<std::size_t>(id)] = &inputs[i];  // rows encrypted as streamed bands read them
+    } else {
+      std::vector<std::int64_t> all(static_cast<std::size_t>(v.elements()));
+      for (std::size_t e = 0; e < all.size(); ++e) all[e] = static_cast<std::int64_t>(e);
+      run.encrypt_elements(inputs[i], v, all, t.name, plan_.bounds[static_cast<std::size_t>(id)], group);
+    }
     v.level = std::min(v.level, level_cap_[static_cast<std::size_t>(id)]);  // stored at the lowest needed level
   }
   if (stats.layers.size() != g.nodes.size()) {
@@ -799,13 +825,6 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, const std::vecto
   for (std::size_t i = 0; i < g.tensors.size(); ++i) {
     if (producer[i].empty()) producer[i] = "input " + g.tensors[i].name;
   }
-  // Streaming across layers: bands of rows of consecutive streamable nodes
-  // (runtime/stream_schedule.h); without it every node runs whole, in graph order.
-  StreamOptions stream_options;
-  stream_options.band_elements =
-      std::max<std::int64_t>(1, store->tile_bytes() / run.ct_bytes(context_->max_level()) / 8);
-  const auto steps = stream_schedule(
-      g, options_.streaming ? streamable_ : std::vector<bool>(g.nodes.size(), false), stream_options);
   std::vector<std::int64_t> released(g.tensors.size(), 0);  // rows [0, released) dropped
   std::vector<double> node_start(g.nodes.size(), 0.0);
   std::int64_t step_index = 0;
@@ -822,6 +841,20 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, const std::vecto
     if (st.first) node_start[k] = options_.monitor ? options_.monitor->seconds() : since(t_start);
     store->reset_window_peaks();
     if (options_.monitor) options_.monitor->mark();
+    for (std::size_t i = 0; i < n.inputs.size(); ++i) {
+      const model::TensorId t = n.inputs[i];
+      if (t == model::kNoTensor || !pending_input[static_cast<std::size_t>(t)]) continue;
+      const auto ti = static_cast<std::size_t>(t);
+      const model::Shape& s = g.tensors[ti].shape;
+      const auto m = row_map(g, n, i);
+      const std::int64_t need = st.streamed && m ? m->end(st.row_end) : s[1];
+      if (need > encrypted_rows[ti]) {
+        run.encrypt_elements(*pending_input[ti], *values[ti], band_elements(s, encrypted_rows[ti], need),
+                             g.tensors[ti].name, plan_.bounds[ti], group_of[ti]);
+        encrypted_rows[ti] = need;
+        if (need == s[1]) pending_input[ti] = nullptr;
+      }
+    }
     std::vector<const EncryptedTensor*> in;
     std::vector<EncryptedTensor*> data;
     std::vector<memory::CiphertextStore::GroupId> in_groups;

@@ -237,4 +237,20 @@ std::vector<StreamStep> stream_schedule(const model::Graph& g, const std::vector
   return steps;
 }
 
+std::vector<bool> inputs_on_demand(const model::Graph& g, const std::vector<StreamStep>& steps) {
+  std::vector<bool> streamed(g.nodes.size(), false), out(g.tensors.size(), false);
+  for (const auto& s : steps) {
+    if (s.streamed) streamed[static_cast<std::size_t>(s.node)] = true;
+  }
+  const auto readers = model::consumers(g);
+  for (model::TensorId t : g.inputs) {
+    const auto ti = static_cast<std::size_t>(t);
+    if (!is_chw(g.tensors[ti].shape) || readers[ti].empty() || model::is_graph_output(g, t)) continue;
+    bool all = true;
+    for (int c : readers[ti]) all = all && streamed[static_cast<std::size_t>(c)];
+    out[ti] = all;
+  }
+  return out;
+}
+
 }  // namespace heinfer::runtime

@@ -74,4 +74,9 @@ struct StreamOptions {
 std::vector<StreamStep> stream_schedule(const model::Graph& g, const std::vector<bool>& streamable,
                                         const StreamOptions& options = {});
 
+/// Per tensor: a graph input that only streamed steps read (and no graph output), so an
+/// executor may produce (encrypt) its rows on demand: a step of node n reads rows
+/// [.., row_map(g, n, i)->end(step.row_end)) of its input i.
+std::vector<bool> inputs_on_demand(const model::Graph& g, const std::vector<StreamStep>& steps);
+
 }  // namespace heinfer::runtime
