@@ -673,6 +673,14 @@ TEST(StreamSchedule, SyntheticGraphsAreValid) {
     EXPECT_FALSE(whole[k].streamed);
     EXPECT_TRUE(whole[k].release.empty());
   }
+  // The input is read only by the first (streamed) conv: its rows may be produced on
+  // demand; not when that conv runs whole.
+  const TensorId x = g.inputs[0];
+  EXPECT_TRUE(runtime::inputs_on_demand(g, steps)[static_cast<std::size_t>(x)]);
+  EXPECT_FALSE(runtime::inputs_on_demand(g, whole)[static_cast<std::size_t>(x)]);
+  std::vector<bool> first_whole = s;
+  first_whole[0] = false;
+  EXPECT_FALSE(runtime::inputs_on_demand(g, runtime::stream_schedule(g, first_whole))[static_cast<std::size_t>(x)]);
 }
 
 TEST(StreamSchedule, SyntheticGraphsRunBandByBand) {
