@@ -253,6 +253,18 @@ class Run {
     t = std::move(y);
   }
 
+  /// x itself, or, when `needed`, a copy in `scratch` with its pending factors applied
+  /// and its scale brought to Δ (materialize). Only a node that runs whole (`whole`) may
+  /// need the copy: streamable_nodes() keeps the others out of segments.
+  const EncryptedTensor& materialized(const EncryptedTensor& x, bool needed, bool whole, const model::Node& n,
+                                      EncryptedTensor& scratch, memory::CiphertextStore::GroupId group) {
+    if (!needed) return x;
+    if (!whole) throw std::logic_error(n.name + ": a streamed input needs its pending factors or scale applied first");
+    scratch = x;
+    materialize(scratch, n.name, group);
+    return scratch;
+  }
+
   /// One client-aided layer: `items` elements, each with one or more masked windows
   /// (windows_of(item, out) appends them). The items are processed in one CSPRNG order
   /// for the whole layer, in chunks of about tile_bytes_ (item_bytes each); each window
@@ -404,17 +416,9 @@ class Run {
                 const model::Node& n, bool fused_relu, double bound, const std::string& layer,
                 memory::CiphertextStore::GroupId group) {
     const auto& p = std::get<model::PoolParams>(n.params);
-    const EncryptedTensor* xp = &x_in;
     EncryptedTensor m;
-    if (x_in.has_factors()) {
-      if (static_cast<std::int64_t>(outputs.size()) != y.elements()) {
-        throw std::logic_error(n.name + ": a streamed MaxPool input carries pending factors");
-      }
-      m = x_in;
-      materialize(m, n.name, group);
-      xp = &m;
-    }
-    const EncryptedTensor& x = *xp;
+    const EncryptedTensor& x = materialized(x_in, x_in.has_factors(),
+                                            static_cast<std::int64_t>(outputs.size()) == y.elements(), n, m, group);
     const kernels::WindowIndexer win(x.shape, y.shape, p.kernel, p.strides, p.dilations, p.pads_begin,
                                      p.pads_end);
     const std::int64_t item_bytes = win.kernel_size * 2 * ct_bytes(x.level) + ct_bytes(y.level, true);
@@ -458,17 +462,9 @@ class Run {
   void clip_or_leaky(const EncryptedTensor& x_in, EncryptedTensor& y, bool first,
                      std::span<const std::int64_t> elements, const model::Node& n, double bound,
                      const std::string& layer, memory::CiphertextStore::GroupId group) {
-    const EncryptedTensor* xp = &x_in;
     EncryptedTensor m;
-    if (std::fabs(x_in.scale / plan_.scale() - 1.0) > 1e-9) {
-      if (static_cast<std::int64_t>(elements.size()) != x_in.elements()) {
-        throw std::logic_error(n.name + ": a streamed Clip input is not at scale Delta");
-      }
-      m = x_in;
-      materialize(m, n.name, group);
-      xp = &m;
-    }
-    const EncryptedTensor& x = *xp;
+    const EncryptedTensor& x = materialized(x_in, std::fabs(x_in.scale / plan_.scale() - 1.0) > 1e-9,
+                                            static_cast<std::int64_t>(elements.size()) == x_in.elements(), n, m, group);
     const bool leaky = n.op == OpType::LeakyRelu;
     double lo = -INFINITY, hi = INFINITY, alpha = 0;
     if (leaky) {
