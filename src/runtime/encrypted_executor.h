@@ -20,7 +20,10 @@
 // store.tile_bytes() of working set; client rounds run in chunks of that size, over the
 // elements in one CSPRNG order for the whole layer (the client never learns positions).
 // Client-refreshed ciphertexts (inputs, round results) stay compact (seeded: half
-// size) until a node expands them for one tile.
+// size) until a node expands them for one tile. With EncryptedRunOptions::streaming,
+// chains of spatial nodes run band by band of rows (runtime/stream_schedule.h): their
+// intermediate tensors, and graph inputs only they read (encrypted band by band), exist
+// as windows of rows. Every tensor is stored at the lowest level a reader needs.
 #pragma once
 
 #include <cstdint>
