@@ -1069,13 +1069,7 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, const std::vecto
       auto& v = values[static_cast<std::size_t>(t)];
       auto& done_rows = released[static_cast<std::size_t>(t)];
       if (v && r > done_rows) {
-        const model::Shape& s = v->shape;
-        const std::int64_t width = s[2], plane = s[1] * s[2];
-        for (std::int64_t c = 0; c < s[0]; ++c) {
-          for (std::int64_t e = c * plane + done_rows * width; e < c * plane + r * width; ++e) {
-            v->cts[static_cast<std::size_t>(e)].reset();
-          }
-        }
+        for (std::int64_t e : band_elements(v->shape, done_rows, r)) v->cts[static_cast<std::size_t>(e)].reset();
       }
       done_rows = std::max(done_rows, r);
     }
