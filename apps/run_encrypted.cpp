@@ -112,7 +112,7 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
     }
     labels = l.to_int64();
   }
-  const std::vector<double> values = x.to_double();
+  std::vector<double> values = x.to_double();
   x = runtime::NpyArray{};  // the batch is held once, as float64 (large batches: hundreds of MB)
   for (double v : values) {
     if (!std::isfinite(v)) throw std::runtime_error("input '" + input + "' contains NaN/Inf; refusing to encrypt");
@@ -120,8 +120,12 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
 
   // Client side: calibrate the ranges on this batch (plaintext run), then plan.
   const auto t_plan = std::chrono::steady_clock::now();
-  const std::vector<double> ranges =
-      runtime::calibrate_ranges(g, {runtime::from_batch_major(std::span<const double>(values), count, in_shape)});
+  std::vector<double> ranges;
+  {
+    std::vector<runtime::PlainTensor> calibration;
+    calibration.push_back(runtime::from_batch_major(std::span<const double>(values), count, in_shape));
+    ranges = runtime::calibrate_ranges(g, calibration);
+  }
   runtime::PlanOptions po;
   po.packing = o.packing == "real" ? runtime::Packing::Real : runtime::Packing::Complex;
   po.scale_bits = o.scale_bits;
@@ -171,9 +175,13 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
                  static_cast<long long>(batch), static_cast<long long>(capacity), static_cast<long long>(capacity));
   }
 
+  // --check: the plaintext executor's outputs, computed before the batch is handed to
+  // the encrypted run (which releases it).
+  std::vector<float> ref;
+  if (o.check) ref = runtime::run_plain_batched(g, values, count, 1024, runtime::PlainRunOptions{threads});
   runtime::EncryptedRunStats stats;
   std::vector<double> batch_seconds;
-  const std::vector<double> y = session.run_batched(values, count, chunk, stats, &batch_seconds);
+  const std::vector<double> y = session.run_batched(std::move(values), count, chunk, stats, &batch_seconds);
 
   std::vector<std::int64_t> y_shape{count};
   y_shape.insert(y_shape.end(), out_shape.begin(), out_shape.end());
@@ -234,8 +242,6 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
                 static_cast<long long>(correct), static_cast<long long>(count));
   }
   if (o.check) {
-    const std::vector<float> ref =
-        runtime::run_plain_batched(g, values, count, 1024, runtime::PlainRunOptions{threads});
     const auto pref = runtime::argmax_rows(ref, count, classes);
     std::int64_t agree = 0;
     double max_err = 0;

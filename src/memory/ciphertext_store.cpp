@@ -182,10 +182,10 @@ void CiphertextStore::adopt(std::vector<Ptr>& cts, std::span<const std::int64_t>
     auto& slot = cts[static_cast<std::size_t>(pos)];
     if (!slot) continue;
     auto* owned = new ckks::Ciphertext(std::move(*const_cast<ckks::Ciphertext*>(slot.get())));
-    if (owned->level() > G.level_cap) {
-      owned->drop_limbs(owned->level() - G.level_cap);
-      owned->rehome(owned->resource());  // give the dropped limbs' memory back
-    }
+    if (owned->level() > G.level_cap) owned->drop_limbs(owned->level() - G.level_cap);
+    // Stored bytes are what the ciphertext holds: give back capacity beyond its limbs
+    // (dropped limbs; results rescaled in place). A no-op when they match.
+    owned->rehome(owned->resource());
     const std::int64_t b = bytes_of(*owned);
     bool to_dram = budget == 0 || s.dram.bytes + b <= budget;
     if (!to_dram && s.options.policy == Placement::DramOnly) {

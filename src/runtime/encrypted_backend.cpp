@@ -95,10 +95,11 @@ void EncryptedBackend::finish(Tensor& y, std::int64_t e, Acc& a) const {
     if (in_level == 0) throw std::invalid_argument("out of levels: a rescale is needed at level 0");
     const double q_l = static_cast<double>(eval->context().modulus(in_level).value);
     const double weight_scale = target_scale * q_l / in_scale;
+    ckks::Ciphertext sum;
     eval->multiply_scalar_accumulate(std::span<const ckks::Ciphertext* const>(a.cts), a.weights,
-                                     weight_scale, *ct);
-    add_constant(*ct, a.bias);
-    eval->rescale_inplace(*ct);
+                                     weight_scale, sum);
+    add_constant(sum, a.bias);
+    eval->rescale(sum, *ct);  // out of place: the result holds exactly its limbs
   }
   out = std::move(ct);
 }
@@ -226,9 +227,13 @@ void EncryptedBackend::flush(Tensor& y, std::vector<Acc>& accs) const {
       dst = a.bias == 0.0 ? nullptr : std::make_shared<const ckks::Ciphertext>(constant(a.bias, y.level, y.scale));
       continue;
     }
-    auto& ct = out[static_cast<std::size_t>(j)];
-    add_constant(*ct, a.bias);
-    eval->rescale_inplace(*ct);
+    auto& sum = out[static_cast<std::size_t>(j)];
+    add_constant(*sum, a.bias);
+    // Out of place: the stored result holds exactly its limbs (an in-place rescale would
+    // keep the dropped limb's memory, unaccounted by the store).
+    auto ct = std::make_shared<ckks::Ciphertext>();
+    eval->rescale(*sum, *ct);
+    sum.reset();
     dst = std::move(ct);
   }
 }

@@ -1159,7 +1159,7 @@ EncryptedSession::EncryptedSession(const model::Graph& g, const EncryptionPlan& 
   executor = std::make_unique<EncryptedExecutor>(g, plan, context, client->evaluation_keys(), options);
 }
 
-std::vector<double> EncryptedSession::run_batched(std::span<const double> inputs, std::int64_t count,
+std::vector<double> EncryptedSession::run_batched(std::vector<double> inputs, std::int64_t count,
                                                   std::int64_t chunk, EncryptedRunStats& stats,
                                                   std::vector<double>* batch_seconds) {
   const model::Graph& g = executor->graph();
@@ -1171,15 +1171,26 @@ std::vector<double> EncryptedSession::run_batched(std::span<const double> inputs
   const std::int64_t in_e = model::numel(in_shape), out_e = model::numel(out_shape);
   if (static_cast<std::int64_t>(inputs.size()) != count * in_e) throw ModelError("input size mismatch");
   chunk = std::min(chunk, executor->plan().capacity());
-  std::vector<double> out(static_cast<std::size_t>(count * out_e));
+  // The batch is held once: in the executor's layout, a tensor per chunk, each freed
+  // when its chunk has run.
+  std::vector<PlainTensor> xs;
   for (std::int64_t s = 0; s < count; s += chunk) {
     const std::int64_t b = std::min(chunk, count - s);
+    xs.push_back(from_batch_major(std::span<const double>(inputs).subspan(static_cast<std::size_t>(s * in_e),
+                                                                         static_cast<std::size_t>(b * in_e)),
+                                  b, in_shape));
+  }
+  std::vector<double>().swap(inputs);
+  std::vector<double> out(static_cast<std::size_t>(count * out_e));
+  std::int64_t s = 0;
+  for (PlainTensor& x : xs) {
     const auto t0 = Clock::now();
-    PlainTensor x = from_batch_major(inputs.subspan(static_cast<std::size_t>(s * in_e), static_cast<std::size_t>(b * in_e)),
-                                     b, in_shape);
-    auto y = executor->run(*client, {x}, stats);
+    std::vector<PlainTensor> in;
+    in.push_back(std::move(x));
+    auto y = executor->run(*client, in, stats);
     const auto bm = to_batch_major(y[0]);
     std::copy(bm.begin(), bm.end(), out.begin() + s * out_e);
+    s += in[0].batch;
     if (batch_seconds) batch_seconds->push_back(since(t0));
   }
   return out;

@@ -150,8 +150,10 @@ struct EncryptedSession {
   std::unique_ptr<EncryptedExecutor> executor;
 
   /// Runs `count` samples stored batch-major (single-input, single-output graph) in
-  /// chunks of min(chunk, capacity) samples; returns the outputs batch-major.
-  std::vector<double> run_batched(std::span<const double> inputs, std::int64_t count,
+  /// chunks of min(chunk, capacity) samples; returns the outputs batch-major. Takes the
+  /// batch by value (move it in): it is converted to the executor's layout and released,
+  /// so the batch is held once during the run.
+  std::vector<double> run_batched(std::vector<double> inputs, std::int64_t count,
                                   std::int64_t chunk, EncryptedRunStats& stats,
                                   std::vector<double>* batch_seconds = nullptr);
 };

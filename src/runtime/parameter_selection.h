@@ -31,9 +31,22 @@ namespace heinfer::runtime {
 inline constexpr double kMaskMin = 128.0;
 inline constexpr double kMaskMax = 4096.0;
 
+/// Bytes of one activation tensor of a calibration run: larger batches run in parts.
+inline constexpr std::int64_t kCalibrationTensorBytes = std::int64_t{128} << 20;
+
+/// Samples per part of a calibration run of g: the largest activation of a part holds
+/// at most kCalibrationTensorBytes (at least one sample).
+std::int64_t calibration_samples(const model::Graph& g);
+
 /// Per-tensor largest |value| of a plaintext run (index = TensorId; 0 for constants).
-/// `inputs` holds the graph inputs (one per graph input). Throws model::ModelError.
-std::vector<double> calibrate_ranges(const model::Graph& g, const std::vector<PlainTensor>& inputs);
+/// `inputs` holds the graph inputs (one per graph input, all of one batch). The batch
+/// runs in parts of `samples_per_part` samples (0: calibration_samples(g)) and the
+/// maxima are folded, so the
+/// result is exactly that of one run while memory stays at a few activations of
+/// kCalibrationTensorBytes (ResNet-50 at 224x224 with batch 2048 would otherwise hold
+/// about 13 GB per activation). Throws model::ModelError.
+std::vector<double> calibrate_ranges(const model::Graph& g, const std::vector<PlainTensor>& inputs,
+                                     std::int64_t samples_per_part = 0);
 
 /// What the encrypted execution needs from the modulus chain (from simulate_levels).
 struct LevelRequirements {

@@ -251,6 +251,24 @@ TEST(CiphertextStore, LevelCapStoresAtTheLowestNeededLevel) {
   for (std::size_t i = 0; i < v.size(); ++i) ASSERT_NEAR(out[i], v[i], 1e-6) << i;
 }
 
+TEST(CiphertextStore, AdoptGivesBackCapacityBeyondTheLimbs) {
+  // A ciphertext rescaled in place keeps the dropped limb's memory: the store must hold
+  // (and count) only its limbs, so that resident memory follows the DRAM budget.
+  const auto& b = ckks::test::bundle_8192();
+  CiphertextStore store(StoreOptions{});
+  auto ct = std::make_shared<ckks::Ciphertext>(*pattern_ct(8192, 3, 9));
+  b.eval->rescale_inplace(*ct);
+  ASSERT_EQ(ct->level(), 2u);
+  ASSERT_GT(ct->data().capacity(), ct->data().size());
+  const std::vector<std::uint64_t> before(ct->data().begin(), ct->data().end());
+  std::vector<Ptr> a{ct};
+  ct.reset();
+  store.adopt(a, iota(1), store.open_group(1));
+  EXPECT_EQ(a[0]->storage_bytes(), 2u * 3 * 8192 * 8);
+  EXPECT_EQ(store.dram().bytes, static_cast<std::int64_t>(a[0]->storage_bytes()));
+  EXPECT_TRUE(std::equal(before.begin(), before.end(), a[0]->data().begin(), a[0]->data().end()));
+}
+
 TEST(CiphertextStore, ExpandGrowsInDramThenInTheTier) {
   const auto& b = ckks::test::bundle_8192();
   TempDir dir;

@@ -1,0 +1,56 @@
+// Range calibration in parts of a batch: the same per-tensor maxima as one plaintext run
+// of the whole batch, at a bounded activation size.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "encrypted_test_util.h"
+#include "model/load.h"
+#include "model/shape.h"
+
+namespace heinfer {
+namespace {
+
+const std::filesystem::path kModels = std::filesystem::path(HEINFER_SOURCE_DIR) / "models";
+
+double max_abs(const std::vector<double>& v) {
+  double m = 0;
+  for (double x : v) m = std::max(m, std::fabs(x));
+  return m;
+}
+
+TEST(Calibration, PartsOfTheBatchGiveTheRangesOfOneRun) {
+  const model::Graph g = model::load_model(kModels / "fmnist_cnn.onnx");
+  // Samples of very different magnitudes, so that each part has its own maxima.
+  runtime::PlainTensor x = test::random_input({1, 28, 28}, 37, 5, -1, 1);
+  for (std::int64_t e = 0; e < x.elements(); ++e) {
+    auto v = x.element(e);
+    for (std::size_t b = 0; b < v.size(); ++b) v[b] *= 1.0 + static_cast<double>(b % 7);
+  }
+  const auto whole = runtime::calibrate_ranges(g, {x}, 1000);
+  for (std::int64_t part : {1, 5, 36}) {
+    const auto parts = runtime::calibrate_ranges(g, {x}, part);
+    ASSERT_EQ(parts.size(), whole.size());
+    for (std::size_t t = 0; t < whole.size(); ++t) EXPECT_EQ(parts[t], whole[t]) << "tensor " << t << ", parts of " << part;
+  }
+  // Against the plaintext executor: the input and the output ranges.
+  EXPECT_EQ(whole[static_cast<std::size_t>(g.inputs[0])], max_abs(x.data));
+  const auto y = runtime::run_plain(g, {x})[0];
+  EXPECT_DOUBLE_EQ(whole[static_cast<std::size_t>(g.outputs[0])], max_abs(y.data));
+  EXPECT_GT(whole[static_cast<std::size_t>(g.outputs[0])], 0.0);
+}
+
+TEST(Calibration, PartsHoldAtMostTheActivationBudget) {
+  const model::Graph g = model::load_model(kModels / "fmnist_cnn.onnx");
+  std::int64_t largest = 0;
+  for (const auto& t : g.tensors) {
+    if (!t.is_constant) largest = std::max(largest, model::numel(t.shape));
+  }
+  const std::int64_t samples = runtime::calibration_samples(g);
+  EXPECT_LE(samples * largest * 8, runtime::kCalibrationTensorBytes);
+  EXPECT_GT((samples + 1) * largest * 8, runtime::kCalibrationTensorBytes);
+}
+
+}  // namespace
+}  // namespace heinfer
