@@ -122,6 +122,22 @@ struct CiphertextStore::State {
     return true;
   }
 
+  /// Prefetch of tier-resident c of group G: moved into DRAM while `room` (the budget
+  /// allows it, in order), else counted as read in place.
+  void bring_in(Group& G, ckks::Ciphertext* c, bool& room,
+                std::vector<std::pair<ckks::Ciphertext*, std::pmr::memory_resource*>>& moves) {
+    const std::int64_t b = bytes_of(*c);
+    if (room) room = dram.bytes + b <= options.dram_budget;
+    pmem.bytes_read += b;
+    if (!room) return;  // read in place
+    pmem.bytes -= b;
+    G.pmem_bytes -= b;
+    grow(dram, b);
+    dram.bytes_written += b;
+    G.dram_bytes += b;
+    moves.emplace_back(c, heap);
+  }
+
   static void apply(const std::vector<std::pair<ckks::Ciphertext*, std::pmr::memory_resource*>>& moves) {
     const auto n = static_cast<std::int64_t>(moves.size());
 #pragma omp parallel for schedule(dynamic, 16) if (n > 16)
@@ -232,21 +248,38 @@ void CiphertextStore::prefetch(std::span<const GroupId> groups) {
     auto it = s.groups.find(g);
     if (it == s.groups.end()) continue;
     auto& G = it->second;
+    G.scan = G.members.size();
+    if (G.pmem_bytes == 0) continue;  // all in DRAM: no walk over the members
     bool room = true;
     for (ckks::Ciphertext* c : G.members) {
-      if (!c || !s.in_tier(c)) continue;
-      const std::int64_t b = bytes_of(*c);
-      if (room) room = s.dram.bytes + b <= s.options.dram_budget;
-      s.pmem.bytes_read += b;
-      if (!room) continue;  // read in place
-      s.pmem.bytes -= b;
-      G.pmem_bytes -= b;
-      grow(s.dram, b);
-      s.dram.bytes_written += b;
-      G.dram_bytes += b;
-      moves.emplace_back(c, s.heap);
+      if (c && s.in_tier(c)) s.bring_in(G, c, room, moves);
     }
-    G.scan = G.members.size();
+  }
+  State::apply(moves);
+}
+
+void CiphertextStore::prefetch_members(std::span<const Ptr* const> cts) {
+  State& s = *state_;
+  if (!s.tier) return;
+  std::vector<std::pair<ckks::Ciphertext*, const Release*>> owned;
+  owned.reserve(cts.size());
+  for (const Ptr* p : cts) {
+    if (!p || !*p) continue;
+    const Release* r = std::get_deleter<Release>(*p);
+    if (r && r->state == state_) owned.emplace_back(const_cast<ckks::Ciphertext*>(p->get()), r);
+  }
+  std::sort(owned.begin(), owned.end());  // once each, however often a band reads it
+  owned.erase(std::unique(owned.begin(), owned.end(),
+                          [](const auto& a, const auto& b) { return a.first == b.first; }),
+              owned.end());
+  std::lock_guard lock(s.mu);
+  std::vector<std::pair<ckks::Ciphertext*, std::pmr::memory_resource*>> moves;
+  bool room = true;
+  for (const auto& [c, r] : owned) {
+    auto it = s.groups.find(r->group);
+    if (it == s.groups.end()) continue;
+    it->second.scan = it->second.members.size();
+    if (s.in_tier(c)) s.bring_in(it->second, c, room, moves);
   }
   State::apply(moves);
 }

@@ -97,6 +97,10 @@ class CiphertextStore {
   /// Nothing is demoted for it: displacing data would cost tier writes, the scarce
   /// resource on an SSD, while the node's outputs need the DRAM.
   void prefetch(std::span<const GroupId> groups);
+  /// prefetch() for a node that reads only `cts` (a streamed band's input rows): only
+  /// these are moved in or counted as read. Entries that are null or not managed by this
+  /// store are ignored; a ciphertext listed twice counts once.
+  void prefetch_members(std::span<const Ptr* const> cts);
 
   /// Before a node that reads `groups` in several tiles: expands their compact (seeded)
   /// members in place, once, instead of once per tile into temporaries. A member in

@@ -84,6 +84,28 @@ std::vector<std::int64_t> band_elements(const model::Shape& shape, std::int64_t 
   return out;
 }
 
+/// The ciphertexts a streamed band of node n reads: its input rows (row_map) of every
+/// non-constant input, all of an input without a row map or read whole.
+std::vector<const CiphertextPtr*> band_inputs(const model::Graph& g, const model::Node& n, const StreamStep& st,
+                                              const std::vector<std::optional<EncryptedTensor>>& values) {
+  std::vector<const CiphertextPtr*> out;
+  for (std::size_t i = 0; i < n.inputs.size(); ++i) {
+    const model::TensorId t = n.inputs[i];
+    if (t == model::kNoTensor || g.tensors[static_cast<std::size_t>(t)].is_constant) continue;
+    const auto& v = values[static_cast<std::size_t>(t)];
+    if (!v) continue;
+    const auto m = row_map(g, n, i);
+    if (m && !m->all && v->shape.size() == 3) {
+      for (std::int64_t e : band_elements(v->shape, m->begin(st.row_begin), m->end(st.row_end))) {
+        out.push_back(&v->cts[static_cast<std::size_t>(e)]);
+      }
+    } else {
+      for (const auto& c : v->cts) out.push_back(&c);
+    }
+  }
+  return out;
+}
+
 /// y shares x's ciphertexts and pending factors at `elements` (an identity node, band by
 /// band); on the first call y takes x's shape, level and scale.
 void share_elements(const EncryptedTensor& x, EncryptedTensor& y, bool first, std::span<const std::int64_t> elements) {
@@ -869,7 +891,10 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, const std::vecto
     }
     if (data.empty()) throw ModelError(model::node_label(n) + ": no encrypted input");
     const EncryptedNodeKind kind = kinds_[k];
-    if (kind != EncryptedNodeKind::DataMovement && kind != EncryptedNodeKind::FusedRelu) store->prefetch(in_groups);
+    if (kind != EncryptedNodeKind::DataMovement && kind != EncryptedNodeKind::FusedRelu) {
+      if (st.streamed) store->prefetch_members(band_inputs(g, n, st, values));
+      else store->prefetch(in_groups);
+    }
     const model::TensorId x_id = [&] {
       for (model::TensorId t : n.inputs) {
         if (t != model::kNoTensor && !g.tensors[static_cast<std::size_t>(t)].is_constant) return t;

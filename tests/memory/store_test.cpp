@@ -178,6 +178,45 @@ TEST(CiphertextStore, TieredPlacesByNextUseAndPrefetches) {
   EXPECT_EQ(dir.entries(), 0u) << "the tier file must have no name";
 }
 
+TEST(CiphertextStore, PrefetchMembersMovesOnlyWhatABandReads) {
+  TempDir dir;
+  StoreOptions o;
+  o.policy = Placement::Tiered;
+  o.dram_budget = 3 * kBytes;
+  o.pmem_dir = dir.path;
+  CiphertextStore store(o);
+  const auto cold = store.open_group(10), hot = store.open_group(5);
+  std::vector<Ptr> a, b;
+  for (int i = 0; i < 4; ++i) a.push_back(pattern_ct(kN, kLevel, static_cast<std::uint64_t>(400 + i)));
+  for (int i = 0; i < 3; ++i) b.push_back(pattern_ct(kN, kLevel, static_cast<std::uint64_t>(500 + i)));
+  store.adopt(a, iota(4), cold);
+  store.adopt(b, iota(3), hot);  // `cold` goes to the tier
+  ASSERT_EQ(store.pmem().bytes, 4 * kBytes);
+  // DRAM full: the band's two members (one listed twice) are read in place, the others
+  // are not counted.
+  Ptr foreign = pattern_ct(kN, kLevel, 600), none;
+  std::vector<const Ptr*> band{&a[1], &a[2], &a[1], &foreign, &none};
+  store.prefetch_members(band);
+  EXPECT_EQ(store.pmem().bytes_read, 2 * kBytes);
+  EXPECT_EQ(store.pmem().bytes, 4 * kBytes);
+  // With room for one: the first of the band moves in, the second is read in place.
+  b.pop_back();
+  store.prefetch_members(band);
+  EXPECT_EQ(store.pmem().bytes_read, 4 * kBytes);
+  EXPECT_EQ(store.dram().bytes, 3 * kBytes);
+  EXPECT_EQ(store.pmem().bytes, 3 * kBytes);
+  int in_dram = 0;
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_TRUE(has_pattern(*a[static_cast<std::size_t>(i)], static_cast<std::uint64_t>(400 + i)));
+    in_dram += a[static_cast<std::size_t>(i)]->resource() == std::pmr::new_delete_resource();
+  }
+  EXPECT_EQ(in_dram, 1);
+  EXPECT_TRUE(a[1]->resource() == std::pmr::new_delete_resource() || a[2]->resource() == std::pmr::new_delete_resource());
+  a.clear();
+  b.clear();
+  EXPECT_EQ(store.live_ciphertexts(), 0);
+}
+
 TEST(CiphertextStore, SeededCiphertextsAreCompactedOnDemotion) {
   const auto& b = ckks::test::bundle_8192();
   TempDir dir;
