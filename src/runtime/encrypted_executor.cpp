@@ -1107,12 +1107,6 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, const std::vecto
     ls.dram_peak_bytes = std::max(ls.dram_peak_bytes, dram.window_peak_bytes);
     ls.pmem_peak_bytes = std::max(ls.pmem_peak_bytes, pmem.window_peak_bytes);
     if (options_.monitor) ls.rss_anon_peak_bytes = std::max(ls.rss_anon_peak_bytes, options_.monitor->mark());
-#ifdef __GLIBC__
-    // Under a DRAM budget, hand the heap pages freed by this node (its inputs, its
-    // working set) back to the kernel, so that resident memory follows the budget.
-    const bool trim = store->options().dram_budget > 0 && (st.last || step_index % 16 == 0);
-    if (trim) malloc_trim(0);
-#endif
     if (options_.progress && st.streamed && since(last_report) > 10.0) {
       // Streamed nodes complete together at the end of their segment: report the bands.
       last_report = Clock::now();
@@ -1121,14 +1115,22 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, const std::vecto
                    static_cast<long long>(st.row_begin), static_cast<long long>(st.row_end),
                    static_cast<long long>(y_shape.size() == 3 ? y_shape[1] : 0));
     }
-    if (!st.last) continue;
-    ls.name = n.name;
-    ls.op = std::string(model::op_name(n.op));
-    if (kind != EncryptedNodeKind::FinalSoftmax) {
-      ls.ciphertexts = y.elements();
-      ls.level = static_cast<int>(y.level);
+    if (st.last) {
+      ls.name = n.name;
+      ls.op = std::string(model::op_name(n.op));
+      if (kind != EncryptedNodeKind::FinalSoftmax) {
+        ls.ciphertexts = y.elements();
+        ls.level = static_cast<int>(y.level);
+      }
+      for (model::TensorId t : free_after[k]) values[static_cast<std::size_t>(t)].reset();
     }
-    for (model::TensorId t : free_after[k]) values[static_cast<std::size_t>(t)].reset();
+#ifdef __GLIBC__
+    // Under a DRAM budget, hand the heap pages freed by this step (released rows, dead
+    // inputs, the working set) back to the kernel, so that resident memory follows the
+    // budget.
+    if (store->options().dram_budget > 0 && (st.last || step_index % 16 == 0)) malloc_trim(0);
+#endif
+    if (!st.last) continue;
     // The inputs' groups are next read later (or never: freed with their tensors).
     for (model::TensorId t : n.inputs) {
       if (t == model::kNoTensor || g.tensors[static_cast<std::size_t>(t)].is_constant) continue;
