@@ -33,10 +33,6 @@ int sum_bits(const std::vector<int>& a) {
   return s;
 }
 
-}  // namespace
-
-namespace {
-
 /// Samples [b0, b1) of t.
 PlainTensor sub_batch(const PlainTensor& t, std::int64_t b0, std::int64_t b1) {
   PlainTensor s;
@@ -98,6 +94,9 @@ std::vector<double> calibrate_ranges(const model::Graph& g, const std::vector<Pl
   std::vector<double> range(g.tensors.size(), 0.0);
   const auto free_after = model::activations_to_free(g);
   const std::int64_t batch = inputs.empty() ? 0 : inputs[0].batch;
+  for (const PlainTensor& x : inputs) {
+    if (x.batch != batch) throw model::ModelError("calibration: the inputs differ in batch size");
+  }
   const std::int64_t part = samples_per_part > 0 ? samples_per_part : calibration_samples(g);
   if (batch <= part) {
     calibrate_into(g, inputs, free_after, range);
