@@ -41,10 +41,10 @@ std::int64_t calibration_samples(const model::Graph& g);
 /// Per-tensor largest |value| of a plaintext run (index = TensorId; 0 for constants).
 /// `inputs` holds the graph inputs (one per graph input, all of one batch). The batch
 /// runs in parts of `samples_per_part` samples (0: calibration_samples(g)) and the
-/// maxima are folded, so the
-/// result is exactly that of one run while memory stays at a few activations of
-/// kCalibrationTensorBytes (ResNet-50 at 224x224 with batch 2048 would otherwise hold
-/// about 13 GB per activation). Throws model::ModelError.
+/// maxima are folded, so the result is exactly that of one run while memory stays at a
+/// few activations of kCalibrationTensorBytes (ResNet-50 at 224x224 with batch 2048
+/// would otherwise hold about 13 GB per activation). Throws model::ModelError, also
+/// when the inputs differ in batch size.
 std::vector<double> calibrate_ranges(const model::Graph& g, const std::vector<PlainTensor>& inputs,
                                      std::int64_t samples_per_part = 0);
 
