@@ -21,14 +21,16 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
-#include "memory/cost_model.h"
-#include "memory/footprint.h"
+#include "plan/cost_model.h"
+#include "runtime/cost_calibration.h"
+#include "plan/footprint.h"
 #include "model/analysis.h"
 #include "model/error.h"
 #include "model/liveness.h"
 #include "model/load.h"
 #include "runtime/atomic_file.h"
-#include "runtime/parameter_selection.h"
+#include "plan/parameters.h"
+#include "runtime/calibration.h"
 
 namespace heinfer::apps {
 namespace {
@@ -88,8 +90,8 @@ std::string seconds_text(double s) {
   return buf;
 }
 
-const char* kind_name(runtime::EncryptedNodeKind k) {
-  using K = runtime::EncryptedNodeKind;
+const char* kind_name(plan::NodeKind k) {
+  using K = plan::NodeKind;
   switch (k) {
     case K::DataMovement: return "data-movement";
     case K::Linear: return "linear";
@@ -238,15 +240,15 @@ std::vector<double> plan_ranges(const model::Graph& g, const model::LoadOptions&
   return r;
 }
 
-/// runtime::plan_parameters, lowering the scale (down to 2^20) while q_0 would exceed
+/// plan::plan_parameters, lowering the scale (down to 2^20) while q_0 would exceed
 /// two 60-bit primes (models with huge activations). Throws
 /// std::invalid_argument from plan_parameters otherwise.
-runtime::EncryptionPlan plan_for_prediction(const model::Graph& g, const std::vector<double>& ranges,
-                                            runtime::PlanOptions po) {
+plan::Parameters plan_for_prediction(const model::Graph& g, const std::vector<double>& ranges,
+                                            plan::ParameterOptions po) {
   const int requested = po.scale_bits;
   for (;; --po.scale_bits) {
     try {
-      runtime::EncryptionPlan plan = runtime::plan_parameters(g, ranges, po);
+      plan::Parameters plan = plan::plan_parameters(g, ranges, po);
       if (po.scale_bits != requested) {
         std::printf("note: scale lowered from 2^%d to 2^%d so that q_0 fits in two 60-bit primes\n", requested, po.scale_bits);
       }
@@ -266,19 +268,19 @@ void predict(const model::Graph& g, const model::LoadOptions& lo, const InspectO
   std::printf("\n== encrypted run prediction (batch %lld) ==\n", static_cast<long long>(o.batch));
   nlohmann::json ranges_info;
   const std::vector<double> ranges = plan_ranges(g, lo, o, ranges_info);
-  runtime::PlanOptions po;
-  po.packing = o.packing == "real" ? runtime::Packing::Real : runtime::Packing::Complex;
+  plan::ParameterOptions po;
+  po.packing = o.packing == "real" ? ckks::Packing::Real : ckks::Packing::Complex;
   po.scale_bits = o.scale_bits;
-  const runtime::EncryptionPlan plan = plan_for_prediction(g, ranges, po);
+  const plan::Parameters plan = plan_for_prediction(g, ranges, po);
   std::printf("parameters: %s\n", plan.describe().c_str());
-  const memory::FootprintEstimate f = memory::predict_footprint(g, plan);
-  memory::FootprintOptions streaming;
+  const plan::FootprintEstimate f = plan::predict_footprint(g, plan::make_plan(g, plan));
+  plan::ScheduleOptions streaming;
   streaming.streaming = true;
-  const memory::FootprintEstimate fs = memory::predict_footprint(g, plan, streaming);
-  memory::CostCalibration c;  // --no-time: all unit costs 0
+  const plan::FootprintEstimate fs = plan::predict_footprint(g, plan::make_plan(g, plan, streaming));
+  plan::CostCalibration c;  // --no-time: all unit costs 0
   c.threads = omp_get_max_threads();
-  if (!o.no_time) c = memory::calibrate_costs(plan);
-  const memory::TimeEstimate t = memory::predict_time(g, f, c, o.batch, plan.capacity());
+  if (!o.no_time) c = runtime::calibrate_costs(plan);
+  const plan::TimeEstimate t = plan::predict_time(g, f, c, o.batch, plan.capacity());
   if (!o.no_time) {
     std::printf("calibration: %.2f s at %d threads (per limb: MAC %.3g/%.3g ns shared/single, output %.3g us; "
                 "round %.3g ms sent + %.3g ms reply per ciphertext)\n",
@@ -291,7 +293,7 @@ void predict(const model::Graph& g, const model::LoadOptions& lo, const InspectO
   nlohmann::json layers = nlohmann::json::array();
   for (std::size_t k = 0; k < g.nodes.size(); ++k) {
     const model::Node& n = g.nodes[k];
-    const memory::NodeFootprint& nf = f.nodes[k];
+    const plan::NodeFootprint& nf = f.nodes[k];
     std::printf("%4zu  %-28s %-14s %10lld %5d %12s %12s %11s\n", k, tail(n.name, 28).c_str(), kind_name(nf.kind),
                 static_cast<long long>(nf.output_ciphertexts), nf.output_level,
                 human(static_cast<double>(nf.output_bytes)).c_str(), human(static_cast<double>(nf.live_bytes)).c_str(),
@@ -350,7 +352,7 @@ void predict(const model::Graph& g, const model::LoadOptions& lo, const InspectO
         {"coeff_bits", plan.params.coeff_bits()},
         {"special_bits", plan.params.special_bits()},
         {"scale_bits", plan.scale_bits},
-        {"packing", std::string(runtime::packing_name(plan.packing))},
+        {"packing", std::string(ckks::packing_name(plan.packing))},
         {"capacity", plan.capacity()}}},
       {"ranges", ranges_info},
       {"memory",

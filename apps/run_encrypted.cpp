@@ -22,7 +22,9 @@
 #include "runtime/encrypted_executor.h"
 #include "runtime/metrics.h"
 #include "runtime/npy.h"
-#include "runtime/parameter_selection.h"
+#include "plan/footprint.h"
+#include "plan/parameters.h"
+#include "runtime/calibration.h"
 #include "runtime/profile.h"
 
 namespace heinfer::apps {
@@ -126,11 +128,11 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
     calibration.push_back(runtime::from_batch_major(std::span<const double>(values), count, in_shape));
     ranges = runtime::calibrate_ranges(g, calibration);
   }
-  runtime::PlanOptions po;
-  po.packing = o.packing == "real" ? runtime::Packing::Real : runtime::Packing::Complex;
+  plan::ParameterOptions po;
+  po.packing = o.packing == "real" ? ckks::Packing::Real : ckks::Packing::Complex;
   po.scale_bits = o.scale_bits;
-  runtime::EncryptionPlan plan = runtime::plan_parameters(g, ranges, po);
-  if (o.params != "auto") runtime::apply_parameter_override(plan, o.params);
+  plan::Parameters plan = plan::plan_parameters(g, ranges, po);
+  if (o.params != "auto") plan::apply_parameter_override(plan, o.params);
   if (o.insecure_n) {
     std::fprintf(stderr, "WARNING: --insecure-ring-degree %zu: parameters are NOT secure (tests only)\n", o.insecure_n);
     plan.params = ckks::EncryptionParameters(o.insecure_n, plan.params.coeff_bits(), plan.params.special_bits(),
@@ -220,7 +222,9 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
     info.model = model_path;
     info.batch = count;
     info.threads = threads;
-    info.plan = &plan;
+    const plan::FootprintEstimate footprint = plan::predict_footprint(g, session.executor->plan());
+    info.plan = &session.executor->plan();
+    info.footprint = &footprint;
     info.memory = &so;
     info.dram = dram;
     info.pmem = pmem;

@@ -19,7 +19,8 @@
 #include "model/load.h"
 #include "runtime/encrypted_executor.h"
 #include "runtime/npy.h"
-#include "runtime/parameter_selection.h"
+#include "plan/parameters.h"
+#include "runtime/calibration.h"
 
 int main(int argc, char** argv) {
   using namespace heinfer;
@@ -44,16 +45,18 @@ int main(int argc, char** argv) {
     const std::int64_t per = model::numel(in_shape);
     const std::int64_t have = static_cast<std::int64_t>(images.size()) / per;
     const runtime::PlainTensor calib = runtime::from_batch_major(std::span<const double>(images), have, in_shape);
-    runtime::PlanOptions po;
-    po.packing = packing == "real" ? runtime::Packing::Real : runtime::Packing::Complex;
-    const auto plan = runtime::plan_parameters(g, runtime::calibrate_ranges(g, {calib}), po);
+    plan::ParameterOptions po;
+    po.packing = packing == "real" ? ckks::Packing::Real : ckks::Packing::Complex;
+    const auto plan = plan::plan_parameters(g, runtime::calibrate_ranges(g, {calib}), po);
     const std::int64_t batch = plan.capacity();
     std::vector<double> x(static_cast<std::size_t>(batch * per));
     for (std::int64_t b = 0; b < batch; ++b) {
       std::memcpy(x.data() + b * per, images.data() + (b % have) * per, static_cast<std::size_t>(per) * sizeof(double));
     }
     const auto t0 = std::chrono::steady_clock::now();
-    runtime::EncryptedSession s(g, plan, {threads, false});
+    runtime::EncryptedRunOptions ro;
+    ro.threads = threads;
+    runtime::EncryptedSession s(g, plan, ro);
     const double setup = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const runtime::PlainTensor xt = runtime::from_batch_major(std::span<const double>(x), batch, in_shape);
     for (int k = 0; k < batches; ++k) {

@@ -5,6 +5,7 @@
 
 #include "ckks/primes.h"
 #include "ckks/serialization_format.h"
+#include "ckks/sizes.h"
 
 namespace heinfer::ckks {
 
@@ -175,8 +176,7 @@ void save(const Ciphertext& ct, const CKKSContext& ctx, std::ostream& out) {
       ct.data().size() != stored * lq * n) {
     throw SerializationError("save(Ciphertext): ciphertext does not match the context");
   }
-  const uint64_t body = 16 + (ct.is_compact() ? 32 : 0) +
-                        stored * poly_bytes(ctx, lq, [](size_t i) { return i; });
+  const auto body = static_cast<uint64_t>(serialized_size(ct, ctx)) - detail::kHeaderBytes;
   Writer w(out);
   w.header(ObjectType::Ciphertext, ctx.fingerprint(), body);
   w.u8(static_cast<uint8_t>(ct.size()));

@@ -343,6 +343,12 @@ void CiphertextStore::reset_window_peaks() {
   state_->pmem.window_peak_bytes = state_->pmem.bytes;
 }
 
+std::int64_t CiphertextStore::group_bytes(GroupId g) const {
+  std::lock_guard lock(state_->mu);
+  const auto it = state_->groups.find(g);
+  return it == state_->groups.end() ? 0 : it->second.dram_bytes + it->second.pmem_bytes;
+}
+
 std::int64_t CiphertextStore::live_ciphertexts() const {
   std::lock_guard lock(state_->mu);
   return state_->live;

@@ -114,6 +114,8 @@ class CiphertextStore {
   TierUsage pmem() const;
   /// Restarts the window peaks at the current values (per-layer peaks).
   void reset_window_peaks();
+  /// Bytes group g holds now, in DRAM and in the tier (0 for a group no longer alive).
+  std::int64_t group_bytes(GroupId g) const;
   /// Stored ciphertexts and groups alive (for leak checks in tests).
   std::int64_t live_ciphertexts() const;
 

@@ -165,7 +165,7 @@ ClientResult run_client(const ClientOptions& o, const std::vector<double>& input
   if (info.fingerprint() != std::string(fp.begin(), fp.end())) {
     throw std::runtime_error("server sent parameters whose fingerprint does not match");
   }
-  const runtime::Packing packing = info.complex_packing() ? runtime::Packing::Complex : runtime::Packing::Real;
+  const ckks::Packing packing = info.complex_packing() ? ckks::Packing::Complex : ckks::Packing::Real;
   runtime::LocalClient local(context, packing, std::ldexp(1.0, info.scale_bits()));
   if (!o.key_dir.empty()) {
     std::filesystem::create_directories(o.key_dir);
@@ -182,7 +182,7 @@ ClientResult run_client(const ClientOptions& o, const std::vector<double>& input
   {
     const auto rk = ckks::to_bytes(keys.relin, *context);
     std::vector<uint8_t> gk;
-    if (packing == runtime::Packing::Complex) gk = ckks::to_bytes(keys.galois, *context);
+    if (packing == ckks::Packing::Complex) gk = ckks::to_bytes(keys.galois, *context);
     say("opening a session (" + mb(static_cast<std::int64_t>(rk.size() + gk.size())) +
         " of evaluation keys; the server reserves " + mb(info.session_reservation()) + ")");
     // Deadline: the server bounds its wait for memory (--admission-timeout) itself.

@@ -2,7 +2,7 @@
 // (protocol in src/protocol/heinfer.proto; roles and leakage in runtime/client.h).
 //
 // Server: loads each model, calibrates ranges on a server-side calibration set
-// (--calibration NAME=X.npy) and chooses parameters with runtime::plan_parameters.
+// (--calibration NAME=X.npy) and chooses parameters with plan::plan_parameters.
 // GetModelInfo reveals to anyone who can connect: the parameters (N, primes; hence the
 // model's multiplicative depth), packing, scale, input/output shapes, the input bound
 // and the Galois elements needed. Per-tensor bounds stay on the server; the bound of
@@ -14,7 +14,7 @@
 // never accepted (the loaders refuse the SecretKey object type).
 //
 // Memory admission: each session reserves an upper bound of its resident memory
-// (ModelInfo.session_reservation: memory::predict_footprint of the model times a
+// (ModelInfo.session_reservation: plan::predict_footprint of the model times a
 // calibrated factor plus a fixed per-session overhead; docs/remote_inference.md). The sum
 // of reservations never exceeds memory_limit: a new session waits in OpenSession (before
 // its keys are read) up to admission_timeout_s for running sessions to finish, then is

@@ -23,14 +23,16 @@
 #include <thread>
 
 #include "ckks/serialization.h"
-#include "memory/footprint.h"
+#include "plan/encrypted_plan.h"
+#include "plan/footprint.h"
 #include "model/load.h"
 #include "protocol/heinfer.grpc.pb.h"
 #include "protocol/remote.h"
 #include "protocol/wire.h"
 #include "runtime/encrypted_executor.h"
 #include "runtime/npy.h"
-#include "runtime/parameter_selection.h"
+#include "plan/parameters.h"
+#include "runtime/calibration.h"
 #include <sodium.h>
 
 namespace heinfer::protocol {
@@ -83,7 +85,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Session memory reservation = kFootprintFactor x memory::predict_footprint(...).total_bytes()
+// Session memory reservation = kFootprintFactor x plan::predict_footprint(...).total_bytes()
 // + the serialized keys (held while they are loaded) + four messages of gRPC buffers
 // + kSessionOverhead. Calibrated against the measured peak RSS of CNN and CryptoNets
 // sessions (docs/remote_inference.md, "Memory admission").
@@ -128,7 +130,8 @@ struct StatusError {
 struct Model {
   std::string name;
   model::Graph g;
-  runtime::EncryptionPlan plan;
+  plan::Parameters plan;
+  plan::EncryptedPlan encrypted;  // levels, stored levels, schedule (the executor runs it)
   ckks::ContextPtr context;
   ModelInfo info;
   std::map<std::string, int> node_index;  // node name -> index (progress, per-layer bytes)
@@ -390,7 +393,7 @@ class Service final : public Inference::Service {
               "parameter fingerprint " + hex(h.fingerprint()) + " does not match model '" + m.name + "' (" +
                   hex(std::string(fp.begin(), fp.end())) + "); call GetModelInfo again"};
     }
-    const bool complex = m.plan.packing == runtime::Packing::Complex;
+    const bool complex = m.plan.packing == ckks::Packing::Complex;
     if (h.relin_bytes() <= 0 || h.relin_bytes() > m.max_key_bytes || h.galois_bytes() < 0 ||
         h.galois_bytes() > m.max_key_bytes || (complex && h.galois_bytes() == 0)) {
       return {grpc::StatusCode::INVALID_ARGUMENT,
@@ -449,7 +452,7 @@ class Service final : public Inference::Service {
     }
     runtime::EncryptedRunOptions ro;
     ro.threads = o_.threads;
-    s->executor = std::make_unique<runtime::EncryptedExecutor>(m.g, m.plan, m.context, s->keys, ro);
+    s->executor = std::make_unique<runtime::EncryptedExecutor>(m.g, m.encrypted, m.context, s->keys, ro);
     std::array<uint8_t, 16> id{};
     randombytes_buf(id.data(), id.size());
     s->id = hex(std::string(id.begin(), id.end()));
@@ -663,12 +666,12 @@ class Service final : public Inference::Service {
     for (std::size_t k = 0; k < m->g.nodes.size(); ++k) {
       const model::Node& n = m->g.nodes[k];
       m->node_index[n.name] = static_cast<int>(k);
-      switch (runtime::encrypted_node_kind(m->g, n)) {
-        case runtime::EncryptedNodeKind::Relu:
-        case runtime::EncryptedNodeKind::MaxPool:
-        case runtime::EncryptedNodeKind::Clip:
-        case runtime::EncryptedNodeKind::LeakyRelu: ++rounds; break;
-        case runtime::EncryptedNodeKind::FinalSoftmax: {
+      switch (plan::node_kind(m->g, n)) {
+        case plan::NodeKind::Relu:
+        case plan::NodeKind::MaxPool:
+        case plan::NodeKind::Clip:
+        case plan::NodeKind::LeakyRelu: ++rounds; break;
+        case plan::NodeKind::FinalSoftmax: {
           // Applied by the client after decryption, like the embedded executor's client.
           const auto& sp = std::get<model::SoftmaxParams>(n.params);
           info.set_output_function(n.op == model::OpType::Softmax ? SOFTMAX : LOG_SOFTMAX);
@@ -695,26 +698,27 @@ class Service final : public Inference::Service {
     const std::vector<double> v = cal.to_double();
     const auto all = runtime::from_batch_major(std::span<const double>(v), cal.shape[0], in_shape);
     const std::vector<double> ranges = runtime::calibrate_ranges(m->g, {all});
-    m->plan = runtime::plan_parameters(m->g, ranges, runtime::PlanOptions{});
+    m->plan = plan::plan_parameters(m->g, ranges, plan::ParameterOptions{});
     m->context = ckks::CKKSContext::create(m->plan.params);
     // A key-switching key has at most key_limb_count() components of 2 polynomials over
     // key_limb_count() limbs of N 8-byte words (+ headers).
     const auto limbs = static_cast<std::int64_t>(m->context->key_limb_count());
     m->max_key_bytes = limbs * limbs * 2 * static_cast<std::int64_t>(m->context->n()) * 8 + (1 << 20);
-    const memory::FootprintEstimate fe = memory::predict_footprint(m->g, m->plan);
+    m->encrypted = plan::make_plan(m->g, m->plan);
+    const plan::FootprintEstimate fe = plan::predict_footprint(m->g, m->encrypted);
     m->reservation = static_cast<std::int64_t>(kFootprintFactor * static_cast<double>(fe.total_bytes())) +
                      fe.key_bytes + 4 * (std::int64_t{o_.max_message_mib} << 20) + kSessionOverhead;
     const auto pb = ckks::to_bytes(m->context->parameters());
     info.set_parameters(std::string(pb.begin(), pb.end()));
     const auto& fp = m->context->fingerprint();
     info.set_fingerprint(std::string(fp.begin(), fp.end()));
-    info.set_complex_packing(m->plan.packing == runtime::Packing::Complex);
+    info.set_complex_packing(m->plan.packing == ckks::Packing::Complex);
     info.set_scale_bits(m->plan.scale_bits);
     for (auto d : in_shape) info.add_input_shape(d);
     for (auto d : out_shape) info.add_output_shape(d);
     info.set_input_bound(m->plan.bounds[static_cast<std::size_t>(m->g.inputs[0])]);
     info.set_capacity(m->plan.capacity());
-    if (m->plan.packing == runtime::Packing::Complex) {
+    if (m->plan.packing == ckks::Packing::Complex) {
       info.add_galois_elements(static_cast<uint32_t>(2 * m->context->n() - 1));  // conjugation
     }
     info.set_input_name(m->g.tensors[static_cast<std::size_t>(m->g.inputs[0])].name);

@@ -12,12 +12,6 @@
 
 namespace heinfer::runtime {
 
-std::string_view packing_name(Packing p) { return p == Packing::Complex ? "complex" : "real"; }
-
-std::int64_t samples_per_ciphertext(Packing p, std::size_t n) {
-  return static_cast<std::int64_t>(p == Packing::Complex ? n : n / 2);
-}
-
 bool EncryptedTensor::has_factors() const {
   return std::any_of(factor.begin(), factor.end(), [](double f) { return f != 1.0; });
 }
@@ -44,7 +38,7 @@ ckks::Ciphertext EncryptedBackend::constant(double c, std::size_t level, double 
 
 void EncryptedBackend::add_constant(ckks::Ciphertext& ct, double c) const {
   if (c == 0.0) return;
-  if (packing == Packing::Complex) eval->add_scalar_packed_inplace(ct, c);
+  if (packing == ckks::Packing::Complex) eval->add_scalar_packed_inplace(ct, c);
   else eval->add_scalar_inplace(ct, c);
 }
 
@@ -263,7 +257,7 @@ void EncryptedBackend::square(Tensor& y, std::int64_t eo, const Tensor& x, std::
   ckks::Ciphertext tmp;
   const ckks::Ciphertext& x_full = prepared(*in, tmp);
   auto ct = std::make_shared<ckks::Ciphertext>();
-  if (packing == Packing::Complex) eval->multiply_packed(x_full, x_full, *relin, *galois, *ct);
+  if (packing == ckks::Packing::Complex) eval->multiply_packed(x_full, x_full, *relin, *galois, *ct);
   else eval->multiply_relinearize(x_full, x_full, *relin, *ct);
   eval->rescale_inplace(*ct);
   y.cts[static_cast<std::size_t>(eo)] = std::move(ct);

@@ -40,7 +40,7 @@ struct EncryptedBackend {
   const ckks::Evaluator* eval = nullptr;
   const ckks::RelinKeys* relin = nullptr;
   const ckks::GaloisKeys* galois = nullptr;  ///< conjugation key (complex packing)
-  Packing packing = Packing::Complex;
+  ckks::Packing packing = ckks::Packing::Complex;
   /// Per node (set by the executor): whether finish() rescales, the input level and
   /// scale (all inputs of a node are brought to one level), and Δ.
   bool rescale = false;

@@ -9,21 +9,10 @@
 #include <vector>
 
 #include "ckks/ciphertext.h"
+#include "ckks/packing.h"
 #include "model/shape.h"
 
 namespace heinfer::runtime {
-
-/// How the batch is laid out in the slots of one ciphertext.
-///  - Complex: N samples per ciphertext, sample b in the real (b < N/2) or imaginary
-///    (b >= N/2) part of slot b mod N/2 (CKKSEncoder::encode_packed). Linear layers act
-///    on all N reals; squares need Evaluator::multiply_packed (conjugation key).
-///  - Real: N/2 samples per ciphertext, one per slot (CKKSEncoder::encode).
-enum class Packing { Complex, Real };
-
-std::string_view packing_name(Packing p);  ///< "complex" / "real"
-
-/// Samples per ciphertext for ring degree n: n (complex) or n/2 (real).
-std::int64_t samples_per_ciphertext(Packing p, std::size_t n);
 
 using CiphertextPtr = std::shared_ptr<const ckks::Ciphertext>;
 

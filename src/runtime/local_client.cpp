@@ -15,7 +15,7 @@ std::string fmt(double v) {
 
 }  // namespace
 
-LocalClient::LocalClient(ckks::ContextPtr context, Packing packing, double scale)
+LocalClient::LocalClient(ckks::ContextPtr context, ckks::Packing packing, double scale)
     : context_(context),
       packing_(packing),
       scale_(scale),
@@ -28,12 +28,12 @@ const EvaluationKeys& LocalClient::evaluation_keys() {
   if (!keys_) {
     keys_ = std::make_unique<EvaluationKeys>();
     keys_->relin = keygen_.create_relin_keys();
-    if (packing_ == Packing::Complex) keys_->galois = keygen_.create_galois_keys({}, true);
+    if (packing_ == ckks::Packing::Complex) keys_->galois = keygen_.create_galois_keys({}, true);
   }
   return *keys_;
 }
 
-std::int64_t LocalClient::capacity() const { return samples_per_ciphertext(packing_, context_->n()); }
+std::int64_t LocalClient::capacity() const { return ckks::samples_per_ciphertext(packing_, context_->n()); }
 
 void LocalClient::decode(const ckks::Ciphertext& ct, std::vector<double>& out) const {
   ckks::Plaintext p;
@@ -44,13 +44,13 @@ void LocalClient::decode(const ckks::Ciphertext& ct, std::vector<double>& out) c
   } else {
     decryptor_.decrypt(ct, p);
   }
-  if (packing_ == Packing::Complex) encoder_.decode_packed(p, out);
+  if (packing_ == ckks::Packing::Complex) encoder_.decode_packed(p, out);
   else encoder_.decode(p, out);
 }
 
 void LocalClient::encrypt_values(std::span<const double> values, ckks::Ciphertext& out) const {
   ckks::Plaintext p;
-  if (packing_ == Packing::Complex) encoder_.encode_packed(values, scale_, context_->max_level(), p);
+  if (packing_ == ckks::Packing::Complex) encoder_.encode_packed(values, scale_, context_->max_level(), p);
   else encoder_.encode(values, scale_, context_->max_level(), p);
   encryptor_.encrypt_symmetric(p, out);
   out.compact();

@@ -25,7 +25,7 @@ struct EvaluationKeys {
 class LocalClient : public Client {
  public:
   /// Generates a fresh secret key (libsodium CSPRNG). `scale` = Δ of fresh ciphertexts.
-  LocalClient(ckks::ContextPtr context, Packing packing, double scale);
+  LocalClient(ckks::ContextPtr context, ckks::Packing packing, double scale);
 
   /// Relinearization key and (complex packing) the conjugation key; generated on first
   /// call. Never contains the secret key.
@@ -53,7 +53,7 @@ class LocalClient : public Client {
   void encrypt_values(std::span<const double> values, ckks::Ciphertext& out) const;
 
   ckks::ContextPtr context_;
-  Packing packing_;
+  ckks::Packing packing_;
   double scale_;
   ckks::KeyGenerator keygen_;
   ckks::CKKSEncoder encoder_;

@@ -21,13 +21,14 @@ void write_profile(const std::filesystem::path& path, const ProfileInfo& info, c
   j["batch"] = info.batch;
   j["threads"] = info.threads;
   if (info.plan) {
+    const plan::Parameters& pp = info.plan->parameters;
     int bits = 0;
-    for (int b : info.plan->params.coeff_bits()) bits += b;
-    for (int b : info.plan->params.special_bits()) bits += b;
-    j["params"] = {{"n", info.plan->params.poly_modulus_degree()},
-                   {"levels", static_cast<int>(info.plan->params.coeff_bits().size()) - 1},
+    for (int b : pp.params.coeff_bits()) bits += b;
+    for (int b : pp.params.special_bits()) bits += b;
+    j["params"] = {{"n", pp.params.poly_modulus_degree()},
+                   {"levels", static_cast<int>(pp.params.coeff_bits().size()) - 1},
                    {"log2_qp", bits},
-                   {"packing", std::string(packing_name(info.plan->packing))}};
+                   {"packing", std::string(ckks::packing_name(pp.packing))}};
   }
   if (info.memory) {
     j["memory"] = {{"policy", info.memory->policy == memory::Placement::Tiered ? "tiered" : "dram-only"},
@@ -58,7 +59,16 @@ void write_profile(const std::filesystem::path& path, const ProfileInfo& info, c
                       {"rss_anon_peak_bytes", l.rss_anon_peak_bytes},
                       {"bytes_to_client", l.bytes_to_client},
                       {"bytes_to_server", l.bytes_to_server},
-                      {"rounds", l.rounds}});
+                      {"rounds", l.rounds},
+                      {"stored_bytes", l.stored_bytes}});
+    if (info.plan && k < info.plan->nodes.size()) {
+      const plan::NodePlan& np = info.plan->nodes[k];
+      layers.back()["plan"] = {
+          {"level", np.output_stored_level},
+          {"ciphertexts", np.output_ciphertexts},
+          {"stored_bytes", info.footprint ? info.footprint->nodes.at(k).output_bytes : 0},
+          {"streamed", info.plan->options.streaming && np.streamable}};
+    }
   }
   j["layers"] = std::move(layers);
   nlohmann::json timeline = nlohmann::json::array();

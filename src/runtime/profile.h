@@ -18,7 +18,10 @@
 //               "dram_bytes": after the layer, "pmem_bytes": after the layer,
 //               "dram_peak_bytes": during, "pmem_peak_bytes": during,
 //               "rss_anon_peak_bytes": during (sampled),
-//               "bytes_to_client": round traffic, "bytes_to_server": ..., "rounds": n}],
+//               "bytes_to_client": round traffic, "bytes_to_server": ..., "rounds": n,
+//               "stored_bytes": the store's bytes of the output after the layer,
+//               "plan": {"level": ..., "ciphertexts": ..., "stored_bytes": ...,
+//                        "streamed": whether the plan runs it band by band}}],
 //   "timeline": [{"t": s, "dram_bytes": ..., "pmem_bytes": ..., "rss_anon_bytes": ...}]
 //                sampled every ~20 ms and at every layer boundary
 // }
@@ -31,8 +34,9 @@
 
 #include "memory/ciphertext_store.h"
 #include "memory/memory_monitor.h"
-#include "runtime/encrypted_executor.h"
-#include "runtime/parameter_selection.h"
+#include "plan/encrypted_plan.h"
+#include "plan/footprint.h"
+#include "runtime/run_stats.h"
 
 namespace heinfer::runtime {
 
@@ -40,7 +44,8 @@ struct ProfileInfo {
   std::string model;
   std::int64_t batch = 0;
   int threads = 0;
-  const EncryptionPlan* plan = nullptr;
+  const plan::EncryptedPlan* plan = nullptr;          ///< the plan that ran (params, per-node plan)
+  const plan::FootprintEstimate* footprint = nullptr;  ///< its footprint (planned stored bytes)
   const memory::StoreOptions* memory = nullptr;
   memory::TierUsage dram, pmem;       ///< the store's totals at the end
   std::int64_t peak_rss_anon_bytes = 0;

@@ -33,7 +33,8 @@
 #include "model/error.h"
 #include "runtime/encrypted_executor.h"
 #include "runtime/local_client.h"
-#include "runtime/parameter_selection.h"
+#include "plan/parameters.h"
+#include "runtime/calibration.h"
 
 namespace heinfer {
 namespace {
@@ -79,7 +80,7 @@ struct Keys {
   std::unique_ptr<runtime::LocalClient> client;
 };
 
-std::string params_key(const runtime::EncryptionPlan& p) {
+std::string params_key(const plan::Parameters& p) {
   std::ostringstream k;
   k << p.params.poly_modulus_degree() << '/';
   for (int b : p.params.coeff_bits()) k << b << ',';
@@ -89,7 +90,7 @@ std::string params_key(const runtime::EncryptionPlan& p) {
   return k.str();
 }
 
-Keys& keys_for(const runtime::EncryptionPlan& plan) {
+Keys& keys_for(const plan::Parameters& plan) {
   static std::map<std::string, Keys> cache;
   Keys& k = cache[params_key(plan)];
   if (!k.context) {
@@ -116,10 +117,10 @@ std::string run_case_encrypted(const Case& c) {
                                " ciphertexts: exceeds the test budget of " +
                                std::to_string(kMaxCiphertextsPerTensor));
     }
-    const runtime::EncryptionPlan plan =
-        runtime::plan_parameters(b.graph, runtime::calibrate_ranges(b.graph, b.inputs));
+    const plan::Parameters plan =
+        plan::plan_parameters(b.graph, runtime::calibrate_ranges(b.graph, b.inputs));
     Keys& k = keys_for(plan);
-    const runtime::EncryptedExecutor ex(b.graph, plan, k.context, k.client->evaluation_keys());
+    const runtime::EncryptedExecutor ex(b.graph, plan::make_plan(b.graph, plan), k.context, k.client->evaluation_keys());
     runtime::EncryptedRunStats stats;
     const auto outputs = ex.run(*k.client, b.inputs, stats);
     for (std::size_t o = 0; o < outputs.size(); ++o) {

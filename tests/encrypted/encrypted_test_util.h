@@ -11,18 +11,19 @@
 #include "../common/onnx_builder.h"
 #include "model/error.h"
 #include "runtime/encrypted_executor.h"
-#include "runtime/parameter_selection.h"
+#include "plan/parameters.h"
+#include "runtime/calibration.h"
 #include "runtime/plain_executor.h"
 
 namespace heinfer::test {
 
 /// A plan from calibration on x; with small_n the ring degree is replaced by `small_n`
 /// (insecure, tests only) keeping the selected chain.
-inline runtime::EncryptionPlan test_plan(const model::Graph& g, const runtime::PlainTensor& x,
-                                         runtime::Packing packing, std::size_t small_n = 0) {
-  runtime::PlanOptions o;
+inline plan::Parameters test_plan(const model::Graph& g, const runtime::PlainTensor& x,
+                                         ckks::Packing packing, std::size_t small_n = 0) {
+  plan::ParameterOptions o;
   o.packing = packing;
-  runtime::EncryptionPlan plan = runtime::plan_parameters(g, runtime::calibrate_ranges(g, {x}), o);
+  plan::Parameters plan = plan::plan_parameters(g, runtime::calibrate_ranges(g, {x}), o);
   if (small_n) {
     plan.params = ckks::EncryptionParameters(small_n, plan.params.coeff_bits(), plan.params.special_bits(),
                                              ckks::SecurityLevel::None);
@@ -37,7 +38,7 @@ struct Comparison {
 };
 
 /// Runs g on x encrypted (one batch) and in plaintext; outputs batch-major.
-inline Comparison compare(const model::Graph& g, const runtime::PlainTensor& x, runtime::Packing packing,
+inline Comparison compare(const model::Graph& g, const runtime::PlainTensor& x, ckks::Packing packing,
                           std::size_t small_n = 2048) {
   Comparison c;
   const auto plan = test_plan(g, x, packing, small_n);

@@ -21,8 +21,8 @@ void check_model(const std::string& file, double max_logit_error) {
   const model::Graph g = model::load_model(kModels / file);
   const auto images = runtime::read_npy(kModels / "fmnist_test64_images.npy").to_double();
   const runtime::PlainTensor x = runtime::from_batch_major(std::span<const double>(images), 64, {1, 28, 28});
-  runtime::PlanOptions o;
-  const auto plan = runtime::plan_parameters(g, runtime::calibrate_ranges(g, {x}), o);
+  plan::ParameterOptions o;
+  const auto plan = plan::plan_parameters(g, runtime::calibrate_ranges(g, {x}), o);
   EXPECT_EQ(plan.params.security_level(), ckks::SecurityLevel::TC128);
   runtime::EncryptedSession s(g, plan);
   runtime::EncryptedRunStats st;

@@ -6,7 +6,7 @@
 namespace heinfer {
 namespace {
 
-using runtime::Packing;
+using ckks::Packing;
 using test::attr;
 using test::compare;
 using test::ModelBuilder;
@@ -35,7 +35,7 @@ TEST(EncryptedOps, ConvWithStridesPadsDilationAndGemm) {
   b.initializer("b2", {4}, random_floats(4, 4));
   attr(b.node("Gemm", {"f", "w2", "b2"}, {"y"}), "transB", std::int64_t{1});
   const auto g = b.load();
-  expect_close(compare(g, random_input({2, 7, 7}, kBatch, 5), Packing::Complex));
+  expect_close(compare(g, random_input({2, 7, 7}, kBatch, 5), ckks::Packing::Complex));
 }
 
 TEST(EncryptedOps, DepthwiseConvBatchNormResidualAddAveragePool) {
@@ -65,7 +65,7 @@ TEST(EncryptedOps, DepthwiseConvBatchNormResidualAddAveragePool) {
   bool has_bn = false;
   for (const auto& n : g.nodes) has_bn = has_bn || n.op == model::OpType::BatchNormalization;
   EXPECT_TRUE(has_bn);
-  expect_close(compare(g, random_input({3, 6, 6}, kBatch, 13), Packing::Complex));
+  expect_close(compare(g, random_input({3, 6, 6}, kBatch, 13), ckks::Packing::Complex));
 }
 
 ModelBuilder square_net() {
@@ -81,13 +81,13 @@ ModelBuilder square_net() {
 
 TEST(EncryptedOps, SquareWithComplexPacking) {
   const auto g = square_net().load();
-  const auto c = compare(g, random_input({6}, kBatch, 22), Packing::Complex);
+  const auto c = compare(g, random_input({6}, kBatch, 22), ckks::Packing::Complex);
   expect_close(c);
 }
 
 TEST(EncryptedOps, SquareWithRealPacking) {
   const auto g = square_net().load();
-  expect_close(compare(g, random_input({6}, kBatch, 23), Packing::Real));
+  expect_close(compare(g, random_input({6}, kBatch, 23), ckks::Packing::Real));
 }
 
 TEST(EncryptedOps, ReluClipLeakyReluRounds) {
@@ -105,7 +105,7 @@ TEST(EncryptedOps, ReluClipLeakyReluRounds) {
   attr(b.node("Gemm", {"c", "w3"}, {"h3"}), "transB", std::int64_t{1});
   attr(b.node("LeakyRelu", {"h3"}, {"y"}), "alpha", 0.1f);
   const auto g = b.load();
-  const auto c = compare(g, random_input({8}, kBatch, 34), Packing::Complex);
+  const auto c = compare(g, random_input({8}, kBatch, 34), ckks::Packing::Complex);
   expect_close(c);
   EXPECT_EQ(c.stats.rounds, 3);
 }
@@ -126,7 +126,7 @@ TEST(EncryptedOps, FusedReluMaxPoolAndPaddedMaxPool) {
   attr(p2, "pads", std::vector<std::int64_t>{1, 1, 1, 1});
   attr(p2, "strides", std::vector<std::int64_t>{2, 2});
   const auto g = b.load();
-  const auto c = compare(g, random_input({2, 6, 6}, kBatch, 43), Packing::Complex);
+  const auto c = compare(g, random_input({2, 6, 6}, kBatch, 43), ckks::Packing::Complex);
   expect_close(c);
   EXPECT_EQ(c.stats.rounds, 2);  // Relu fused into the first MaxPool round
 }
@@ -150,7 +150,7 @@ TEST(EncryptedOps, PadConcatTransposeFlattenSoftmax) {
   b.node("Flatten", {"t"}, {"tf"});
   attr(b.node("Softmax", {"tf"}, {"y"}), "axis", std::int64_t{-1});
   const auto g = b.load();
-  const auto c = compare(g, random_input({2, 3}, kBatch, 52), Packing::Complex);
+  const auto c = compare(g, random_input({2, 3}, kBatch, 52), ckks::Packing::Complex);
   expect_close(c);
 }
 
@@ -165,7 +165,7 @@ TEST(EncryptedOps, InputsAtDifferentLevelsAreAligned) {
   b.initializer("w2", {3, 8}, random_floats(24, 82));
   attr(b.node("Gemm", {"c", "w2"}, {"y"}), "transB", std::int64_t{1});
   const auto g = b.load();
-  expect_close(compare(g, random_input({4}, kBatch, 83), Packing::Complex));
+  expect_close(compare(g, random_input({4}, kBatch, 83), ckks::Packing::Complex));
 }
 
 TEST(EncryptedOps, AddOfSquareAndLinearTensorsWithDifferentScales) {
@@ -179,7 +179,7 @@ TEST(EncryptedOps, AddOfSquareAndLinearTensorsWithDifferentScales) {
   b.initializer("w2", {3, 4}, random_floats(12, 92));
   attr(b.node("Gemm", {"a", "w2"}, {"y"}), "transB", std::int64_t{1});
   const auto g = b.load();
-  for (Packing p : {Packing::Complex, Packing::Real}) expect_close(compare(g, random_input({4}, kBatch, 93), p));
+  for (ckks::Packing p : {ckks::Packing::Complex, ckks::Packing::Real}) expect_close(compare(g, random_input({4}, kBatch, 93), p));
 }
 
 TEST(EncryptedOps, NonFinalSoftmaxIsRejected) {
@@ -188,7 +188,7 @@ TEST(EncryptedOps, NonFinalSoftmaxIsRejected) {
   attr(b.node("Softmax", {"x"}, {"s"}), "axis", std::int64_t{-1});
   b.node("Relu", {"s"}, {"y"});
   const auto g = b.load();
-  EXPECT_THROW(runtime::encrypted_node_kind(g, g.nodes[0]), model::ModelError);
+  EXPECT_THROW(plan::node_kind(g, g.nodes[0]), model::ModelError);
 }
 
 }  // namespace

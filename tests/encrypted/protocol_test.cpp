@@ -8,12 +8,13 @@
 #include <limits>
 
 #include "ckks/serialization.h"
+#include "ckks/sizes.h"
 #include "encrypted_test_util.h"
 
 namespace heinfer {
 namespace {
 
-using runtime::Packing;
+using ckks::Packing;
 using test::attr;
 using test::ModelBuilder;
 using test::random_floats;
@@ -45,7 +46,7 @@ runtime::PlainTensor signed_input(std::int64_t batch) {
 TEST(EncryptedProtocol, MaskingRandomizesValuesAndOrder) {
   const auto g = relu_net();
   const auto x = signed_input(4);
-  const auto plan = test::test_plan(g, x, Packing::Complex, 2048);
+  const auto plan = test::test_plan(g, x, ckks::Packing::Complex, 2048);
   std::vector<std::vector<double>> seen;
   for (int run = 0; run < 2; ++run) {
     runtime::EncryptedSession s(g, plan);
@@ -61,9 +62,9 @@ TEST(EncryptedProtocol, MaskingRandomizesValuesAndOrder) {
     for (std::size_t e = 0; e < 16; ++e) {
       const double h = 0.5 * x.element(static_cast<std::int64_t>(e))[0];
       const double r = seen.back()[e] / h;
-      consistent += r >= runtime::kMaskMin * 0.999 && r < runtime::kMaskMax * 1.001;
+      consistent += r >= plan::kMaskMin * 0.999 && r < plan::kMaskMax * 1.001;
       // The client never sees an unmasked value (|0.5 x_e| >= 0.5, masks >= 128).
-      EXPECT_GE(std::fabs(seen.back()[e]), 0.5 * runtime::kMaskMin * 0.999);
+      EXPECT_GE(std::fabs(seen.back()[e]), 0.5 * plan::kMaskMin * 0.999);
     }
     EXPECT_LT(consistent, 16) << "values arrived in element order";
     // Magnitudes: every observed value is some 0.5 * x_e times a mask in range.
@@ -71,7 +72,7 @@ TEST(EncryptedProtocol, MaskingRandomizesValuesAndOrder) {
       bool explained = false;
       for (std::int64_t e = 0; e < 16; ++e) {
         const double r = v / (0.5 * x.element(e)[0]);
-        explained = explained || (r >= runtime::kMaskMin * 0.999 && r < runtime::kMaskMax * 1.001);
+        explained = explained || (r >= plan::kMaskMin * 0.999 && r < plan::kMaskMax * 1.001);
       }
       EXPECT_TRUE(explained) << v;
     }
@@ -86,7 +87,7 @@ TEST(EncryptedProtocol, MaskingRandomizesValuesAndOrder) {
 TEST(EncryptedProtocol, BadInputsAreRejectedBeforeEncryption) {
   const auto g = relu_net();
   const auto x = signed_input(3);
-  const auto plan = test::test_plan(g, x, Packing::Complex, 2048);
+  const auto plan = test::test_plan(g, x, ckks::Packing::Complex, 2048);
   runtime::EncryptedSession s(g, plan);
   runtime::EncryptedRunStats st;
   // Wrong per-sample shape.
@@ -118,7 +119,7 @@ TEST(EncryptedProtocol, BadInputsAreRejectedBeforeEncryption) {
 TEST(EncryptedProtocol, OverflowIsReportedWithTheLayer) {
   const auto g = relu_net();
   const auto x = signed_input(3);
-  auto plan = test::test_plan(g, x, Packing::Complex, 2048);
+  auto plan = test::test_plan(g, x, ckks::Packing::Complex, 2048);
   // The first layer's planned range is much smaller than its real values: the client
   // detects it in the Relu round and names the producing layer (fc1) and the round.
   for (std::size_t t = 0; t < g.tensors.size(); ++t) {
@@ -133,7 +134,7 @@ TEST(EncryptedProtocol, OverflowIsReportedWithTheLayer) {
     EXPECT_NE(std::string(e.what()).find("layer 'fc1 -> relu1'"), std::string::npos) << e.what();
   }
   // Output overflow: names the output tensor.
-  auto plan2 = test::test_plan(g, x, Packing::Complex, 2048);
+  auto plan2 = test::test_plan(g, x, ckks::Packing::Complex, 2048);
   plan2.bounds[static_cast<std::size_t>(g.outputs[0])] = 1e-6;
   runtime::EncryptedSession s2(g, plan2);
   try {
@@ -158,15 +159,15 @@ TEST(EncryptedProtocol, ResidualAddOfMaskedAndLinearTensors) {
   b.initializer("w3", {3, 50}, random_floats(150, 63));
   attr(b.node("Gemm", {"f", "w3"}, {"y"}), "transB", std::int64_t{1});
   const auto g = b.load();
-  const auto c = test::compare(g, random_input({2, 5, 5}, 9, 64), Packing::Complex);
+  const auto c = test::compare(g, random_input({2, 5, 5}, 9, 64), ckks::Packing::Complex);
   EXPECT_LE(c.max_abs_error, 1e-3 * (1 + c.max_abs_plain));
 }
 
 TEST(EncryptedProtocol, ParameterSelectionIsSecureAndSufficient) {
   const auto g = relu_net();
   const auto x = signed_input(3);
-  runtime::PlanOptions o;
-  const auto plan = runtime::plan_parameters(g, runtime::calibrate_ranges(g, {x}), o);
+  plan::ParameterOptions o;
+  const auto plan = plan::plan_parameters(g, runtime::calibrate_ranges(g, {x}), o);
   EXPECT_EQ(plan.needs.levels, 1);  // fc1 (1), relu restarts, fc2 folds 1/R (1)
   const std::size_t n = plan.params.poly_modulus_degree();
   int total = 0;
@@ -185,11 +186,11 @@ TEST(EncryptedProtocol, ParameterSelectionIsSecureAndSufficient) {
 TEST(EncryptedProtocol, InsufficientOrInsecureOverrideIsAClearError) {
   const auto g = relu_net();
   const auto x = signed_input(3);
-  auto plan = runtime::plan_parameters(g, runtime::calibrate_ranges(g, {x}));
+  auto plan = plan::plan_parameters(g, runtime::calibrate_ranges(g, {x}));
   auto expect_error = [&](std::size_t n, std::vector<int> q, std::vector<int> p, const std::string& what) {
     auto copy = plan;
     try {
-      runtime::apply_parameter_override(copy, n, q, p, 30);
+      plan::apply_parameter_override(copy, n, q, p, 30);
       ADD_FAILURE() << "accepted " << what;
     } catch (const std::invalid_argument& e) {
       EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
@@ -202,27 +203,27 @@ TEST(EncryptedProtocol, InsufficientOrInsecureOverrideIsAClearError) {
   // A valid override is taken as is; the file form parses the same fields.
   const auto file = std::filesystem::temp_directory_path() / "heinfer_params_test.json";
   std::ofstream(file) << R"({"n": 8192, "coeff_bits": [50, 30, 30], "special_bits": [50], "scale_bits": 30})";
-  runtime::apply_parameter_override(plan, file);
+  plan::apply_parameter_override(plan, file);
   EXPECT_EQ(plan.params.poly_modulus_degree(), 8192u);
   EXPECT_EQ(plan.params.coeff_bits().size(), 3u);
   std::ofstream(file) << R"({"n": 8192, "coeff": [50]})";
-  EXPECT_THROW(runtime::apply_parameter_override(plan, file), std::invalid_argument);
+  EXPECT_THROW(plan::apply_parameter_override(plan, file), std::invalid_argument);
   std::filesystem::remove(file);
 }
 
 TEST(EncryptedProtocol, WireBytesMatchSerialization) {
   const auto g = relu_net();
   const auto x = signed_input(3);
-  const auto plan = test::test_plan(g, x, Packing::Complex, 2048);
+  const auto plan = test::test_plan(g, x, ckks::Packing::Complex, 2048);
   runtime::EncryptedSession s(g, plan);
   auto cts = s.client->encrypt(x, "x", 1e9);
   ASSERT_TRUE(cts[0].is_compact());
-  EXPECT_EQ(runtime::wire_bytes(cts[0], *s.context),
+  EXPECT_EQ(ckks::serialized_size(cts[0], *s.context),
             static_cast<std::int64_t>(ckks::to_bytes(cts[0], *s.context).size()));
   cts[0].expand(*s.context);
   ckks::Ciphertext full;
   ckks::Evaluator(s.context).add(cts[0], cts[0], full);
-  EXPECT_EQ(runtime::wire_bytes(full, *s.context), static_cast<std::int64_t>(ckks::to_bytes(full, *s.context).size()));
+  EXPECT_EQ(ckks::serialized_size(full, *s.context), static_cast<std::int64_t>(ckks::to_bytes(full, *s.context).size()));
 }
 
 }  // namespace
@@ -235,7 +236,7 @@ TEST(EncryptedProtocol, BatchLargerThanTheSlotsRunsInSequence) {
   const auto g = relu_net();
   const std::int64_t count = 2100;  // N = 2048 complex packing: 2048 per ciphertext batch
   const auto x = test::random_input({16}, count, 71, -3, 3);
-  const auto plan = test::test_plan(g, x, Packing::Complex, 2048);
+  const auto plan = test::test_plan(g, x, ckks::Packing::Complex, 2048);
   ASSERT_EQ(plan.capacity(), 2048);
   runtime::EncryptedSession s(g, plan);
   runtime::EncryptedRunStats st;

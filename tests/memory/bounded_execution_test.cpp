@@ -34,7 +34,7 @@ Result run_cnn(const memory::StoreOptions& so, std::int64_t count, bool streamin
   const auto images = runtime::read_npy(kModels / "fmnist_test64_images.npy").to_double();
   const runtime::PlainTensor x = runtime::from_batch_major(
       std::span<const double>(images).first(static_cast<std::size_t>(count * 784)), count, {1, 28, 28});
-  const auto plan = test::test_plan(g, x, runtime::Packing::Complex, 2048);
+  const auto plan = test::test_plan(g, x, ckks::Packing::Complex, 2048);
   memory::CiphertextStore store(so);
   Result r;
   {

@@ -5,6 +5,8 @@
 //  - the store keeps at most the budget in DRAM, the tier is used, and the sampled peak
 //    anonymous memory (RssAnon: the heap, not the tier's file-backed pages) stays within
 //    budget + 1 GiB;
+//  - every layer's output level, ciphertext count and (for layers run whole) stored
+//    bytes equal the plan's (the profile carries both);
 //  - a run killed (SIGKILL) mid-model leaves the previous output file intact, no
 //    temporary files and nothing in the tier directory.
 // Models: torchvision architectures with seeded random weights exported at test time by
@@ -107,6 +109,21 @@ TEST_P(LargeModelsEncrypted, UnderBudgetWithFileTier) {
   EXPECT_GT(rss_anon, 0);
   EXPECT_LE(rss_anon, c.budget_bytes + kGiB) << "peak anonymous memory above budget + 1 GiB";
   EXPECT_TRUE(fs::is_empty(dir / "tier"));
+  // The executor ran the plan: every layer's output level and ciphertext count are the
+  // plan's, and the bytes stored for the output of every layer the plan runs whole are
+  // its footprint's.
+  int compared_bytes = 0;
+  for (const auto& l : p["layers"]) {
+    ASSERT_TRUE(l.contains("plan")) << l.dump();
+    if (l["op"] == "Softmax" || l["op"] == "LogSoftmax") continue;
+    EXPECT_EQ(l["level"], l["plan"]["level"]) << l["name"];
+    EXPECT_EQ(l["ciphertexts"], l["plan"]["ciphertexts"]) << l["name"];
+    if (!l["plan"]["streamed"].get<bool>() && l["plan"]["stored_bytes"].get<std::int64_t>() > 0) {
+      EXPECT_EQ(l["stored_bytes"], l["plan"]["stored_bytes"]) << l["name"];
+      ++compared_bytes;
+    }
+  }
+  EXPECT_GT(compared_bytes, 0);
   std::printf("%s %s: max |logit error| %.3g (max |logit| %.3g), %.1f s; budget %s: DRAM peak %.0f MiB, tier peak "
               "%.0f MiB, stored after a layer up to %.0f MiB, RssAnon peak %.0f MiB\n",
               c.arch.c_str(), c.width.c_str(), err, scale, p["seconds"].get<double>(), c.budget.c_str(),

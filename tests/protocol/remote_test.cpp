@@ -236,7 +236,7 @@ struct Keys {
   explicit Keys(const proto::ModelInfo& info) {
     context = heinfer::ckks::CKKSContext::create(heinfer::ckks::load_parameters(
         std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(info.parameters().data()), info.parameters().size())));
-    const auto packing = info.complex_packing() ? heinfer::runtime::Packing::Complex : heinfer::runtime::Packing::Real;
+    const auto packing = info.complex_packing() ? heinfer::ckks::Packing::Complex : heinfer::ckks::Packing::Real;
     client = std::make_unique<heinfer::runtime::LocalClient>(context, packing, std::ldexp(1.0, info.scale_bits()));
     const auto rk = heinfer::ckks::to_bytes(client->evaluation_keys().relin, *context);
     relin.assign(rk.begin(), rk.end());
@@ -528,7 +528,7 @@ TEST_F(RemoteTest, WrongFingerprintKeysAndCiphertextsAreRejected) {
   // Keys of other parameters (N = 4096, 3 primes).
   auto other_parms = heinfer::ckks::EncryptionParameters(4096, {40, 30}, {30});
   const auto other = heinfer::ckks::CKKSContext::create(other_parms);
-  heinfer::runtime::LocalClient bad(other, heinfer::runtime::Packing::Complex, std::ldexp(1.0, 30));
+  heinfer::runtime::LocalClient bad(other, heinfer::ckks::Packing::Complex, std::ldexp(1.0, 30));
   auto st = stub();
   std::string id;
   {

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <limits>
 
-#include "runtime/kernels/window.h"
+#include "model/window_indexer.h"
 
 namespace heinfer::runtime::kernels {
 namespace {
@@ -59,13 +59,13 @@ void leaky_relu(const model::LeakyReluParams& p, const PlainTensor& x, PlainTens
 }
 
 void max_pool(const model::PoolParams& p, const PlainTensor& x, PlainTensor& y) {
-  const WindowIndexer win(x.shape, y.shape, p.kernel, p.strides, p.dilations, p.pads_begin,
+  const model::WindowIndexer win(x.shape, y.shape, p.kernel, p.strides, p.dilations, p.pads_begin,
                           p.pads_end);
   const std::int64_t total = y.shape[0] * win.out_size, batch = x.batch;
 #pragma omp parallel for schedule(static) if (total * win.kernel_size * batch >= kParallelMin)
   for (std::int64_t idx = 0; idx < total; ++idx) {
     const std::int64_t c = idx / win.out_size;
-    std::array<std::int64_t, kMaxSpatial> base;
+    std::array<std::int64_t, model::kMaxSpatialDims> base;
     win.origin(idx % win.out_size, base);
     double* out = y.data.data() + idx * batch;
     std::fill(out, out + batch, -std::numeric_limits<double>::infinity());

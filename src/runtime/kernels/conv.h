@@ -7,7 +7,7 @@
 #include "model/op_params.h"
 #include "runtime/backend.h"
 #include "runtime/kernels/output_tile.h"
-#include "runtime/kernels/window.h"
+#include "model/window_indexer.h"
 
 namespace heinfer::runtime::kernels {
 
@@ -21,7 +21,7 @@ template <KernelBackend B>
 void conv(const B& be, const model::ConvParams& p, const model::Shape& x_shape,
           const model::Shape& y_shape, std::span<const double> w, std::span<const double> bias,
           const typename B::Tensor& x, typename B::Tensor& y, const OutputTile* tile = nullptr) {
-  const WindowIndexer win(x_shape, y_shape, p.kernel, p.strides, p.dilations, p.pads_begin,
+  const model::WindowIndexer win(x_shape, y_shape, p.kernel, p.strides, p.dilations, p.pads_begin,
                           p.pads_end);
   const std::int64_t m_count = y_shape[0];
   const std::int64_t cg = x_shape[0] / p.group, mg = m_count / p.group;
@@ -37,7 +37,7 @@ void conv(const B& be, const model::ConvParams& p, const model::Shape& x_shape,
       const std::int64_t idx = part.at(t);
       const std::int64_t m = idx / win.out_size, os = idx % win.out_size;
       const std::int64_t c0 = (m / mg) * cg;
-      std::array<std::int64_t, kMaxSpatial> base;
+      std::array<std::int64_t, model::kMaxSpatialDims> base;
       win.origin(os, base);
       std::size_t valid = 0;
       for (std::int64_t kp = 0; kp < ks; ++kp) {

@@ -4,7 +4,7 @@
 #include "model/op_params.h"
 #include "runtime/backend.h"
 #include "runtime/kernels/output_tile.h"
-#include "runtime/kernels/window.h"
+#include "model/window_indexer.h"
 
 namespace heinfer::runtime::kernels {
 
@@ -17,7 +17,7 @@ template <KernelBackend B>
 void average_pool(const B& be, const model::PoolParams& p, const model::Shape& x_shape,
                   const model::Shape& y_shape, const typename B::Tensor& x, typename B::Tensor& y,
                   const OutputTile* tile = nullptr) {
-  const WindowIndexer win(x_shape, y_shape, p.kernel, p.strides, p.dilations, p.pads_begin,
+  const model::WindowIndexer win(x_shape, y_shape, p.kernel, p.strides, p.dilations, p.pads_begin,
                           p.pads_end);
   const OutputTile part = tile ? *tile : OutputTile::all(y_shape[0] * win.out_size);
   const std::int64_t total = part.size();
@@ -25,7 +25,7 @@ void average_pool(const B& be, const model::PoolParams& p, const model::Shape& x
   for (std::int64_t t = 0; t < total; ++t) {
     const std::int64_t idx = part.at(t);
     const std::int64_t c = idx / win.out_size, os = idx % win.out_size;
-    std::array<std::int64_t, kMaxSpatial> base;
+    std::array<std::int64_t, model::kMaxSpatialDims> base;
     win.origin(os, base);
     std::int64_t count = 0;
     for (std::int64_t kp = 0; kp < win.kernel_size; ++kp) {

@@ -1,4 +1,4 @@
-#include "runtime/stream_schedule.h"
+#include "plan/stream_schedule.h"
 
 #include <algorithm>
 #include <functional>
@@ -8,7 +8,7 @@
 #include "model/liveness.h"
 #include "model/op_params.h"
 
-namespace heinfer::runtime {
+namespace heinfer::plan {
 
 std::int64_t RowMap::begin(std::int64_t a) const {
   if (all) return 0;
@@ -253,4 +253,4 @@ std::vector<bool> inputs_on_demand(const model::Graph& g, const std::vector<Stre
   return out;
 }
 
-}  // namespace heinfer::runtime
+}  // namespace heinfer::plan

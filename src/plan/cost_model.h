@@ -1,8 +1,8 @@
-// Predicting the time of an encrypted run before anything runs (issue 6: `heinfer inspect
-// --batch B --resolution HxW`).
+// Predicting the time of an encrypted run before anything runs (`heinfer inspect --batch B
+// --resolution HxW`).
 //
-// Model: a quick calibration at the plan's parameters runs the real encrypted executor
-// (runtime::EncryptedSession: LocalClient, store, tiled kernels, chunked rounds) twice on
+// Model: a quick calibration at the plan's parameters (runtime/cost_calibration.h) runs
+// the real encrypted executor (LocalClient, store, tiled kernels, chunked rounds) twice on
 // a small calibration network whose layers isolate the unit costs: a dense 1×1 and a
 // dense 3×3 convolution (multiply-accumulate per term and per rescaled output, solved
 // from the two), a depthwise convolution (per-output term lists), an Add (ciphertext
@@ -10,7 +10,7 @@
 // the two), a square when L >= 2; the faster of the two runs' per-layer times
 // (EncryptedRunStats::layers) is used. Expanding compact ciphertexts and first-touch page
 // faults are timed directly. A node's time is then Σ (operation count × unit cost) with
-// the counts of memory::predict_footprint (NodeFootprint: multiply-accumulate terms,
+// the counts of plan::predict_footprint (NodeFootprint: multiply-accumulate terms,
 // outputs, additions, squares, round ciphertexts, compact inputs expanded), RNS costs
 // proportional to the limbs at the node's input level (l + 1). The batch does not change
 // the per-ciphertext costs (batch-axis packing); B samples take ceil(B / capacity)
@@ -21,11 +21,10 @@
 #include <cstdint>
 #include <vector>
 
-#include "memory/footprint.h"
 #include "model/graph.h"
-#include "runtime/parameter_selection.h"
+#include "plan/footprint.h"
 
-namespace heinfer::memory {
+namespace heinfer::plan {
 
 /// Unit costs in seconds, measured at one plan's parameters and thread count.
 struct CostCalibration {
@@ -46,12 +45,6 @@ struct CostCalibration {
   double first_touch = 0;        ///< per byte of heap touched for the first time (page faults)
   double seconds = 0;            ///< wall time the calibration took
 };
-
-/// Times the unit operations at `plan`'s parameters (the file comment; keys included,
-/// 2-3 s at N = 2^13, L = 2 on two loaded cores). Uses the current OpenMP thread count.
-/// Noisy fits are clamped (a negative unit cost is re-attributed). Throws
-/// std::invalid_argument for parameters ckks::CKKSContext rejects.
-CostCalibration calibrate_costs(const runtime::EncryptionPlan& plan);
 
 struct TimeEstimate {
   std::vector<double> node_seconds;  ///< per node, one steady-state batch (as EncryptedRunStats::layers)
@@ -76,4 +69,4 @@ double predict_node_seconds(const model::Graph& g, const model::Node& n, const N
 TimeEstimate predict_time(const model::Graph& g, const FootprintEstimate& f, const CostCalibration& c,
                           std::int64_t samples, std::int64_t capacity);
 
-}  // namespace heinfer::memory
+}  // namespace heinfer::plan

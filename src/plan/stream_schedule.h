@@ -20,7 +20,7 @@
 
 #include "model/graph.h"
 
-namespace heinfer::runtime {
+namespace heinfer::plan {
 
 /// How a band of output rows of a node maps to rows of one of its inputs (dimension 1 of
 /// per-sample [C, H, W] tensors): output rows [a, b) read input rows
@@ -79,4 +79,4 @@ std::vector<StreamStep> stream_schedule(const model::Graph& g, const std::vector
 /// [.., row_map(g, n, i)->end(step.row_end)) of its input i.
 std::vector<bool> inputs_on_demand(const model::Graph& g, const std::vector<StreamStep>& steps);
 
-}  // namespace heinfer::runtime
+}  // namespace heinfer::plan

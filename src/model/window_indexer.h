@@ -1,4 +1,5 @@
-// Sliding-window index arithmetic shared by the convolution and pooling kernels.
+// Sliding-window index arithmetic shared by the convolution and pooling kernels and by
+// the plan (MaxPool round sizes): pure geometry of per-sample [C, spatial...] tensors.
 #pragma once
 
 #include <array>
@@ -9,27 +10,24 @@
 #include "model/op_params.h"
 #include "model/shape.h"
 
-namespace heinfer::runtime::kernels {
-
-/// Most spatial dimensions a window kernel handles.
-inline constexpr std::size_t kMaxSpatial = model::kMaxSpatialDims;
+namespace heinfer::model {
 
 /// Precomputed geometry of a window over the spatial dims of a [C, spatial...] tensor.
 struct WindowIndexer {
   std::size_t rank = 0;                       ///< spatial rank S
-  std::array<std::int64_t, kMaxSpatial> in{}, out{}, stride{}, pad_begin{}, pad_end{};
+  std::array<std::int64_t, kMaxSpatialDims> in{}, out{}, stride{}, pad_begin{}, pad_end{};
   std::int64_t in_size = 1, out_size = 1;     ///< spatial element counts
   std::int64_t kernel_size = 1;               ///< number of kernel positions K
   /// offsets[kp * S + d] = kernel coordinate of position kp in dim d times the dilation.
   std::vector<std::int64_t> offsets;
 
   /// in_shape / out_shape are per-sample [C, spatial...]; vectors have S entries.
-  WindowIndexer(const model::Shape& in_shape, const model::Shape& out_shape,
-                const model::Shape& kernel, const model::Shape& strides,
-                const model::Shape& dilations, const model::Shape& pads_begin,
-                const model::Shape& pads_end) {
+  WindowIndexer(const Shape& in_shape, const Shape& out_shape,
+                const Shape& kernel, const Shape& strides,
+                const Shape& dilations, const Shape& pads_begin,
+                const Shape& pads_end) {
     rank = kernel.size();
-    if (rank > kMaxSpatial || in_shape.size() != rank + 1 || out_shape.size() != rank + 1) {
+    if (rank > kMaxSpatialDims || in_shape.size() != rank + 1 || out_shape.size() != rank + 1) {
       throw std::invalid_argument("window kernel: unsupported spatial rank");
     }
     for (std::size_t d = 0; d < rank; ++d) {
@@ -53,7 +51,7 @@ struct WindowIndexer {
   }
 
   /// Window origin (first input coordinate, possibly negative) of spatial output index os.
-  void origin(std::int64_t os, std::array<std::int64_t, kMaxSpatial>& base) const {
+  void origin(std::int64_t os, std::array<std::int64_t, kMaxSpatialDims>& base) const {
     for (std::size_t d = rank; d-- > 0;) {
       base[d] = (os % out[d]) * stride[d] - pad_begin[d];
       os /= out[d];
@@ -61,7 +59,7 @@ struct WindowIndexer {
   }
 
   /// Spatial input offset of kernel position kp from `base`, or -1 when outside the input.
-  std::int64_t input_offset(const std::array<std::int64_t, kMaxSpatial>& base, std::int64_t kp) const {
+  std::int64_t input_offset(const std::array<std::int64_t, kMaxSpatialDims>& base, std::int64_t kp) const {
     std::int64_t off = 0;
     const std::int64_t* k = offsets.data() + kp * static_cast<std::int64_t>(rank);
     for (std::size_t d = 0; d < rank; ++d) {
@@ -73,7 +71,7 @@ struct WindowIndexer {
   }
 
   /// Whether kernel position kp lies inside the padded input (for count_include_pad).
-  bool in_padded(const std::array<std::int64_t, kMaxSpatial>& base, std::int64_t kp) const {
+  bool in_padded(const std::array<std::int64_t, kMaxSpatialDims>& base, std::int64_t kp) const {
     const std::int64_t* k = offsets.data() + kp * static_cast<std::int64_t>(rank);
     for (std::size_t d = 0; d < rank; ++d) {
       const std::int64_t c = base[d] + k[d];
@@ -83,4 +81,4 @@ struct WindowIndexer {
   }
 };
 
-}  // namespace heinfer::runtime::kernels
+}  // namespace heinfer::model

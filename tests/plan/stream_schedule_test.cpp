@@ -1,4 +1,4 @@
-// runtime::row_map and runtime::stream_schedule (streaming across layers, issue 6):
+// plan::row_map and plan::stream_schedule (streaming across layers, issue 6):
 //  - row maps against a brute-force enumeration of the input rows each output row's
 //    window touches;
 //  - every schedule (synthetic graphs: residual Add, stride-2 and dilated convs, pools,
@@ -33,7 +33,7 @@
 #include "runtime/encrypted_executor.h"
 #include "runtime/kernels/dispatch.h"
 #include "runtime/plain_executor.h"
-#include "runtime/stream_schedule.h"
+#include "plan/stream_schedule.h"
 
 namespace heinfer {
 namespace {
@@ -41,8 +41,8 @@ namespace {
 namespace fs = std::filesystem;
 using model::Graph;
 using model::TensorId;
-using runtime::RowMap;
-using runtime::StreamStep;
+using plan::RowMap;
+using plan::StreamStep;
 using test::attr;
 using test::ModelBuilder;
 
@@ -104,7 +104,7 @@ std::set<std::int64_t> touched_rows(const Graph& g, const model::Node& n, std::s
 /// be released once rows [0, a) are done); and [begin(a), end(b)) is the hull of the
 /// touched rows when `tight` (no dilation holes at the borders).
 ::testing::AssertionResult check_row_map(const Graph& g, const model::Node& n, std::size_t input, bool tight) {
-  const auto m = runtime::row_map(g, n, input);
+  const auto m = plan::row_map(g, n, input);
   if (!m) return ::testing::AssertionFailure() << n.name << ": no row map";
   const std::int64_t out_rows = rows(g, n.outputs[0]);
   if (m->in_rows != rows(g, n.inputs[input])) return ::testing::AssertionFailure() << n.name << ": in_rows";
@@ -194,11 +194,11 @@ TEST(StreamRowMap, ConvPoolsAndElementwiseAgainstBruteForce) {
     const model::Node* n = node_named(g, c.name);
     ASSERT_NE(n, nullptr) << c.name;
     EXPECT_TRUE(check_row_map(g, *n, 0, c.tight));
-    const auto m = runtime::row_map(g, *n, 0);
+    const auto m = plan::row_map(g, *n, 0);
     ASSERT_TRUE(m);
     EXPECT_EQ(m->stride, c.stride) << c.name;
     EXPECT_EQ(m->extent, (c.k - 1) * c.dil + 1) << c.name;
-    EXPECT_FALSE(runtime::row_map(g, *n, 1)) << c.name << ": the weights are not streamed";
+    EXPECT_FALSE(plan::row_map(g, *n, 1)) << c.name << ": the weights are not streamed";
   }
   for (const std::string name : {"mp", "ap", "relu", "add_same"}) {
     const model::Node* n = node_named(g, name);
@@ -208,7 +208,7 @@ TEST(StreamRowMap, ConvPoolsAndElementwiseAgainstBruteForce) {
   {  // broadcast: all rows of z for any band; same rows of the other input
     const model::Node* n = node_named(g, "add_bc");
     ASSERT_NE(n, nullptr);
-    const auto mz = runtime::row_map(g, *n, 1);
+    const auto mz = plan::row_map(g, *n, 1);
     ASSERT_TRUE(mz);
     EXPECT_TRUE(mz->all);
     EXPECT_EQ(mz->begin(5), 0);
@@ -218,12 +218,12 @@ TEST(StreamRowMap, ConvPoolsAndElementwiseAgainstBruteForce) {
     const model::Node* mul = node_named(g, "mul_bc");
     ASSERT_NE(mul, nullptr);
     EXPECT_TRUE(check_row_map(g, *mul, 0, true));
-    EXPECT_TRUE(runtime::row_map(g, *mul, 0)->all);
+    EXPECT_TRUE(plan::row_map(g, *mul, 0)->all);
   }
   for (const std::string name : {"flatten", "gemm", "relu2d"}) {
     const model::Node* n = node_named(g, name);
     ASSERT_NE(n, nullptr) << name;
-    EXPECT_FALSE(runtime::row_map(g, *n, 0)) << name;
+    EXPECT_FALSE(plan::row_map(g, *n, 0)) << name;
   }
 }
 
@@ -316,7 +316,7 @@ std::vector<std::int64_t> segments_of(const std::vector<bool>& streamable) {
       const bool same_segment = s.streamed && p >= 0 && seg[static_cast<std::size_t>(p)] == seg[k];
       if (!same_segment) {
         // A whole input: complete, and (streamed steps) the rows read not released.
-        const auto m = s.streamed ? runtime::row_map(g, n, j) : std::nullopt;
+        const auto m = s.streamed ? plan::row_map(g, n, j) : std::nullopt;
         const std::int64_t lo = m ? m->begin(s.row_begin) : 0, hi = m ? m->end(s.row_end) : 1;
         if (!complete[ti] || (hi > lo && lo < released[ti])) {
           return fail(i) << n.name << " reads " << g.tensors[ti].name << " before it is whole or after rows went (produced "
@@ -324,7 +324,7 @@ std::vector<std::int64_t> segments_of(const std::vector<bool>& streamable) {
         }
         continue;
       }
-      const auto m = runtime::row_map(g, n, j);
+      const auto m = plan::row_map(g, n, j);
       if (!m) return fail(i) << n.name << ": streamed without a row map for input " << j;
       const std::int64_t lo = m->begin(s.row_begin), hi = m->end(s.row_end);
       if (hi > lo && (lo < released[ti] || hi > produced[ti])) {
@@ -414,7 +414,7 @@ std::vector<bool> all_mappable(const Graph& g) {
     for (std::size_t i = 0; i < n.inputs.size(); ++i) {
       if (!is_data(g, n.inputs[i])) continue;
       any = true;
-      ok = ok && runtime::row_map(g, n, i).has_value();
+      ok = ok && plan::row_map(g, n, i).has_value();
     }
     s[k] = ok && any;
   }
@@ -527,9 +527,9 @@ std::vector<runtime::PlainTensor> random_inputs(const Graph& g, std::int64_t bat
 /// Clip drops +inf) equals run_plain.
 void expect_streamed_run_matches(const Graph& g, const std::vector<bool>& streamable, std::int64_t band_elements,
                                  std::int64_t batch) {
-  runtime::StreamOptions o;
+  plan::StreamOptions o;
   o.band_elements = band_elements;
-  const auto steps = runtime::stream_schedule(g, streamable, o);
+  const auto steps = plan::stream_schedule(g, streamable, o);
   const auto inputs = random_inputs(g, batch, 17);
   const auto ref = runtime::run_plain(g, inputs);
   for (const double poison : {std::numeric_limits<double>::infinity(), std::numeric_limits<double>::quiet_NaN()}) {
@@ -639,11 +639,11 @@ TEST(StreamSchedule, SyntheticGraphsAreValid) {
   const std::vector<std::pair<std::string, Graph>> graphs{
       {"residual", residual_net()}, {"broken", broken_net()}, {"strided", strided_chain()}};
   for (const auto& [name, g] : graphs) {
-    for (const auto& streamable : {runtime::streamable_nodes(g), all_mappable(g)}) {
+    for (const auto& streamable : {plan::streamable_nodes(g), all_mappable(g)}) {
       for (std::int64_t band : kBands) {
-        runtime::StreamOptions o;
+        plan::StreamOptions o;
         o.band_elements = band;
-        const auto steps = runtime::stream_schedule(g, streamable, o);
+        const auto steps = plan::stream_schedule(g, streamable, o);
         Replay r;
         EXPECT_TRUE(check_schedule(g, streamable, steps, band, &r))
             << name << ", " << count(streamable) << " streamable nodes, band_elements " << band;
@@ -656,7 +656,7 @@ TEST(StreamSchedule, SyntheticGraphsAreValid) {
   const auto s = all_mappable(g);
   ASSERT_EQ(g.nodes.size(), 10u);
   EXPECT_EQ(s, (std::vector<bool>{true, true, true, false, true, true, true, true, false, false}));
-  const auto steps = runtime::stream_schedule(g, s);
+  const auto steps = plan::stream_schedule(g, s);
   const TensorId r2 = g.nodes[2].outputs[0];
   for (const auto& st : steps) {
     for (const auto& [t, r] : st.release) EXPECT_NE(t, r2) << "the segment output was released";
@@ -664,9 +664,9 @@ TEST(StreamSchedule, SyntheticGraphsAreValid) {
       EXPECT_FALSE(st.streamed);
     }
   }
-  EXPECT_THROW(runtime::stream_schedule(g, std::vector<bool>(3, true)), std::invalid_argument);
+  EXPECT_THROW(plan::stream_schedule(g, std::vector<bool>(3, true)), std::invalid_argument);
   // Nothing streamable: one whole step per node, in graph order, no releases.
-  const auto whole = runtime::stream_schedule(g, std::vector<bool>(g.nodes.size(), false));
+  const auto whole = plan::stream_schedule(g, std::vector<bool>(g.nodes.size(), false));
   ASSERT_EQ(whole.size(), g.nodes.size());
   for (std::size_t k = 0; k < whole.size(); ++k) {
     EXPECT_EQ(whole[k].node, static_cast<std::int64_t>(k));
@@ -676,18 +676,18 @@ TEST(StreamSchedule, SyntheticGraphsAreValid) {
   // The input is read only by the first (streamed) conv: its rows may be produced on
   // demand; not when that conv runs whole.
   const TensorId x = g.inputs[0];
-  EXPECT_TRUE(runtime::inputs_on_demand(g, steps)[static_cast<std::size_t>(x)]);
-  EXPECT_FALSE(runtime::inputs_on_demand(g, whole)[static_cast<std::size_t>(x)]);
+  EXPECT_TRUE(plan::inputs_on_demand(g, steps)[static_cast<std::size_t>(x)]);
+  EXPECT_FALSE(plan::inputs_on_demand(g, whole)[static_cast<std::size_t>(x)]);
   std::vector<bool> first_whole = s;
   first_whole[0] = false;
-  EXPECT_FALSE(runtime::inputs_on_demand(g, runtime::stream_schedule(g, first_whole))[static_cast<std::size_t>(x)]);
+  EXPECT_FALSE(plan::inputs_on_demand(g, plan::stream_schedule(g, first_whole))[static_cast<std::size_t>(x)]);
 }
 
 TEST(StreamSchedule, SyntheticGraphsRunBandByBand) {
   for (const auto& g : {residual_net(), broken_net(), strided_chain()}) {
     for (std::int64_t band : {std::int64_t{1}, std::int64_t{13}}) {
       expect_streamed_run_matches(g, all_mappable(g), band, 3);
-      expect_streamed_run_matches(g, runtime::streamable_nodes(g), band, 3);
+      expect_streamed_run_matches(g, plan::streamable_nodes(g), band, 3);
     }
   }
 }
@@ -698,16 +698,16 @@ TEST(StreamSchedule, SyntheticGraphsRunBandByBand) {
 
 TEST(StreamSchedule, FmnistCnnIsValidAndRunsBandByBand) {
   const Graph g = model::load_model(kModels / "fmnist_cnn.onnx");
-  const auto enc = runtime::streamable_nodes(g);
+  const auto enc = plan::streamable_nodes(g);
   const auto all = all_mappable(g);
   std::printf("fmnist_cnn: %zu nodes, %lld streamable by the encrypted executor, %lld row-mappable\n",
               g.nodes.size(), static_cast<long long>(count(enc)), static_cast<long long>(count(all)));
   ASSERT_GE(count(all), 2);
   for (const auto& s : {enc, all}) {
     for (std::int64_t band : kBands) {
-      runtime::StreamOptions o;
+      plan::StreamOptions o;
       o.band_elements = band;
-      EXPECT_TRUE(check_schedule(g, s, runtime::stream_schedule(g, s, o), band)) << "band_elements " << band;
+      EXPECT_TRUE(check_schedule(g, s, plan::stream_schedule(g, s, o), band)) << "band_elements " << band;
     }
     expect_streamed_run_matches(g, s, 1, 2);
     expect_streamed_run_matches(g, s, 100, 2);
@@ -766,26 +766,26 @@ TEST_F(StreamLargeModels, SchedulesAreValidAndBoundMemory) {
                                     {"resnet50", "1.0", 96, 0.37}};
   for (const auto& c : cases) {
     const Graph g = load(c.arch, c.width, c.res);
-    const auto enc = runtime::streamable_nodes(g);
+    const auto enc = plan::streamable_nodes(g);
     const std::int64_t unstreamed = model::peak_live_elements(g);
     std::int64_t streamed = 0;
     for (std::int64_t band : {std::int64_t{1}, std::int64_t{45}, std::int64_t{4096}}) {
-      runtime::StreamOptions o;
+      plan::StreamOptions o;
       o.band_elements = band;
       Replay r;
-      EXPECT_TRUE(check_schedule(g, enc, runtime::stream_schedule(g, enc, o), band, &r))
+      EXPECT_TRUE(check_schedule(g, enc, plan::stream_schedule(g, enc, o), band, &r))
           << c.arch << " " << c.res << " band_elements " << band;
       if (band == 45) streamed = r.peak_elements;
       if (c.res == 32 && band == 45) {
         const auto all = all_mappable(g);
-        EXPECT_TRUE(check_schedule(g, all, runtime::stream_schedule(g, all, o), band))
+        EXPECT_TRUE(check_schedule(g, all, plan::stream_schedule(g, all, o), band))
             << c.arch << " all mappable nodes";
       }
     }
     // Without streaming the replay is the graph-order liveness.
     Replay whole;
     const std::vector<bool> none(g.nodes.size(), false);
-    ASSERT_TRUE(check_schedule(g, none, runtime::stream_schedule(g, none), 1, &whole));
+    ASSERT_TRUE(check_schedule(g, none, plan::stream_schedule(g, none), 1, &whole));
     EXPECT_EQ(whole.peak_elements, unstreamed) << c.arch << " " << c.res;
     const double ratio = static_cast<double>(streamed) / static_cast<double>(unstreamed);
     std::printf("%s %s %dx%d: %zu nodes, %lld streamable; peak live elements %lld unstreamed, %lld streamed "
@@ -800,8 +800,8 @@ TEST_F(StreamLargeModels, SchedulesAreValidAndBoundMemory) {
 
 TEST_F(StreamLargeModels, MobileNetV2RunsBandByBand) {
   const Graph g = load("mobilenet_v2", "0.35", 32);
-  expect_streamed_run_matches(g, runtime::streamable_nodes(g), 1, 2);
-  expect_streamed_run_matches(g, runtime::streamable_nodes(g), 45, 2);
+  expect_streamed_run_matches(g, plan::streamable_nodes(g), 1, 2);
+  expect_streamed_run_matches(g, plan::streamable_nodes(g), 45, 2);
 }
 
 }  // namespace

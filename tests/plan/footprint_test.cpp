@@ -1,4 +1,4 @@
-// memory::predict_footprint against hand counts on small graphs, against the key sizes
+// plan::predict_footprint against hand counts on small graphs, against the key sizes
 // ckks::KeyGenerator really produces, and against a measured encrypted run of the
 // Fashion-MNIST CNN (per-node ciphertexts and levels exactly; live heap bytes loosely).
 #include <gtest/gtest.h>
@@ -14,26 +14,38 @@
 #include <thread>
 
 #include "../common/onnx_builder.h"
-#include "memory/footprint.h"
+#include "plan/footprint.h"
 #include "model/error.h"
 #include "model/load.h"
 #include "runtime/encrypted_executor.h"
 #include "runtime/local_client.h"
 #include "runtime/npy.h"
-#include "runtime/parameter_selection.h"
+#include "plan/parameters.h"
+#include "runtime/calibration.h"
 
 namespace heinfer {
 namespace {
 
-using memory::FootprintOptions;
-using runtime::EncryptedNodeKind;
+using plan::NodeKind;
+
+/// The footprint of `parameters` planned with o's schedule options (tile bytes, streaming).
+struct Options : plan::FootprintOptions {
+  std::int64_t tile_bytes = std::int64_t{1} << 30;
+  bool streaming = false;
+};
+plan::FootprintEstimate predict(const model::Graph& g, const plan::Parameters& parameters, const Options& o = {}) {
+  plan::ScheduleOptions so;
+  so.tile_bytes = o.tile_bytes;
+  so.streaming = o.streaming;
+  return plan::predict_footprint(g, plan::make_plan(g, parameters, so), o);
+}
 
 constexpr std::size_t kN = 4096;
 const std::filesystem::path kModels = std::filesystem::path(HEINFER_SOURCE_DIR) / "models";
 
 /// A plan with N = 4096 and chain {40, 30, 30} (L = 2), complex packing, bounds 1.
-runtime::EncryptionPlan small_plan(const model::Graph& g) {
-  runtime::EncryptionPlan plan;
+plan::Parameters small_plan(const model::Graph& g) {
+  plan::Parameters plan;
   plan.params = ckks::EncryptionParameters(kN, {40, 30, 30}, {40}, ckks::SecurityLevel::None);
   plan.bounds.assign(g.tensors.size(), 1.0);
   return plan;
@@ -67,9 +79,9 @@ TEST(Footprint, HandCountConvReluGemm) {
   const model::Graph g = conv_relu_gemm();
   ASSERT_EQ(g.nodes.size(), 4u);
   const auto plan = small_plan(g);
-  FootprintOptions o;
+  Options o;
   o.lowest_level_storage = false;
-  const auto f = memory::predict_footprint(g, plan, o);
+  const auto f = predict(g, plan, o);
   ASSERT_EQ(f.nodes.size(), 4u);
   // Levels: conv rescales (2 -> 1), the Relu round returns fresh top-level ciphertexts,
   // Flatten shares them, the Gemm folds the pending factors (2 -> 1).
@@ -77,7 +89,7 @@ TEST(Footprint, HandCountConvReluGemm) {
   EXPECT_EQ(f.nodes[1].output_level, 2);
   EXPECT_EQ(f.nodes[2].output_level, 2);
   EXPECT_EQ(f.nodes[3].output_level, 1);
-  EXPECT_EQ(f.nodes[1].kind, EncryptedNodeKind::Relu);
+  EXPECT_EQ(f.nodes[1].kind, plan::NodeKind::Relu);
   EXPECT_EQ(f.nodes[0].output_ciphertexts, 32);
   EXPECT_EQ(f.nodes[3].output_ciphertexts, 3);
   EXPECT_EQ(f.nodes[0].mac_terms, 32 * 9);  // model::macs counts every tap (padding included)
@@ -105,15 +117,15 @@ TEST(Footprint, HandCountConvReluGemm) {
   EXPECT_EQ(f.total_bytes(), f.peak_bytes + f.key_bytes + f.weight_bytes);
   // Tiled execution: the working set beyond the final outputs is capped at tile_bytes;
   // a tiled linear node expands its compact inputs once for all tiles (not capped).
-  FootprintOptions tiled = o;
+  Options tiled = o;
   tiled.tile_bytes = cts(8, 1);
-  const auto t = memory::predict_footprint(g, plan, tiled);
+  const auto t = predict(g, plan, tiled);
   EXPECT_EQ(t.nodes[0].live_bytes, x + c /*final outputs*/ + x /*expanded once*/ + tiled.tile_bytes);
   EXPECT_EQ(t.nodes[1].live_bytes, c + r /*replies*/ + tiled.tile_bytes /*masked copies, in chunks*/);
   EXPECT_EQ(t.nodes[2].live_bytes, live2);
   // Without compact fresh ciphertexts the input and the Relu output count expanded.
   o.compact_fresh = false;
-  const auto e = memory::predict_footprint(g, plan, o);
+  const auto e = predict(g, plan, o);
   EXPECT_EQ(e.nodes[0].live_bytes, cts(16, 2) + cts(32, 2) + 288 * 40);
   EXPECT_EQ(e.nodes[1].output_bytes, cts(32, 2));
 }
@@ -130,12 +142,12 @@ TEST(Footprint, LowestLevelStorageAndAlignmentCopies) {
   const model::Graph g = b.load();
   ASSERT_EQ(g.nodes.size(), 4u);
   const auto plan = small_plan(g);
-  FootprintOptions o;
+  Options o;
   o.compact_fresh = false;
   o.lowest_level_storage = false;
-  const auto hi = memory::predict_footprint(g, plan, o);
+  const auto hi = predict(g, plan, o);
   o.lowest_level_storage = true;
-  const auto lo = memory::predict_footprint(g, plan, o);
+  const auto lo = predict(g, plan, o);
   EXPECT_EQ(hi.nodes[0].output_level, 2);
   EXPECT_EQ(hi.nodes[0].additions, 8);
   EXPECT_FALSE(hi.nodes[0].rescale);
@@ -151,8 +163,8 @@ TEST(Footprint, LowestLevelStorageAndAlignmentCopies) {
 }
 
 TEST(Footprint, KeyBytesMatchTheKeyGenerator) {
-  for (auto packing : {runtime::Packing::Complex, runtime::Packing::Real}) {
-    runtime::EncryptionPlan plan;
+  for (auto packing : {ckks::Packing::Complex, ckks::Packing::Real}) {
+    plan::Parameters plan;
     plan.packing = packing;
     plan.params = ckks::EncryptionParameters(4096, {40, 30, 30, 30}, {40}, ckks::SecurityLevel::None);
     auto ctx = ckks::CKKSContext::create(plan.params);
@@ -160,7 +172,7 @@ TEST(Footprint, KeyBytesMatchTheKeyGenerator) {
     const auto& k = client.evaluation_keys();
     std::int64_t real = static_cast<std::int64_t>(k.relin.key.data.size()) * 8;
     for (const auto& [elt, key] : k.galois.keys) real += static_cast<std::int64_t>(key.data.size()) * 8;
-    EXPECT_EQ(memory::evaluation_key_bytes(plan), real) << runtime::packing_name(packing);
+    EXPECT_EQ(plan::evaluation_key_bytes(plan), real) << ckks::packing_name(packing);
   }
 }
 
@@ -170,7 +182,7 @@ TEST(Footprint, UnsupportedNodeIsAModelError) {
   b.node("Softmax", {"x"}, {"t"});
   b.node("Relu", {"t"}, {"s"});
   const model::Graph g = b.load();
-  EXPECT_THROW(memory::predict_footprint(g, small_plan(g)), model::ModelError);
+  EXPECT_THROW(predict(g, small_plan(g)), model::ModelError);
 }
 
 // A MobileNetV2-like block (ReLU6 = Clip(0, 6), depthwise convolution, residual Add) run
@@ -197,11 +209,11 @@ TEST(Footprint, ClipBlockLevelsMatchTheExecutor) {
   std::vector<float> xs(2 * 16 * 8);
   for (std::size_t i = 0; i < xs.size(); ++i) xs[i] = static_cast<float>((i * 37) % 17) / 8.0f - 1.0f;
   const runtime::PlainTensor x = runtime::from_batch_major(std::span<const float>(xs), 8, {2, 4, 4});
-  runtime::EncryptionPlan plan = runtime::plan_parameters(g, runtime::calibrate_ranges(g, {x}));
+  plan::Parameters plan = plan::plan_parameters(g, runtime::calibrate_ranges(g, {x}));
   plan.params = ckks::EncryptionParameters(2048, plan.params.coeff_bits(), plan.params.special_bits(),
                                            ckks::SecurityLevel::None);
-  const auto f = memory::predict_footprint(g, plan);
-  EXPECT_EQ(f.nodes[1].kind, EncryptedNodeKind::Clip);
+  const auto f = predict(g, plan);
+  EXPECT_EQ(f.nodes[1].kind, plan::NodeKind::Clip);
   EXPECT_EQ(f.nodes[1].output_level, f.max_level - 1);  // recombined at the top level
   EXPECT_EQ(f.nodes[1].round_ciphertexts, 2 * 4 * 16);  // one window per finite bound
   runtime::EncryptedSession s(g, plan);
@@ -255,14 +267,14 @@ TEST(Footprint, FashionMnistCnnAgainstTheExecutor) {
   const model::Graph g = model::load_model(kModels / "fmnist_cnn.onnx");
   const auto images = runtime::read_npy(kModels / "fmnist_test64_images.npy").to_double();
   const runtime::PlainTensor x = runtime::from_batch_major(std::span<const double>(images), 64, {1, 28, 28});
-  runtime::EncryptionPlan plan = runtime::plan_parameters(g, runtime::calibrate_ranges(g, {x}));
+  plan::Parameters plan = plan::plan_parameters(g, runtime::calibrate_ranges(g, {x}));
   plan.params = ckks::EncryptionParameters(2048, plan.params.coeff_bits(), plan.params.special_bits(),
                                            ckks::SecurityLevel::None);
-  const auto f = memory::predict_footprint(g, plan);
-  FootprintOptions expanded;  // fresh ciphertexts expanded, stored at their production level
+  const auto f = predict(g, plan);
+  Options expanded;  // fresh ciphertexts expanded, stored at their production level
   expanded.compact_fresh = false;
   expanded.lowest_level_storage = false;
-  const auto fe = memory::predict_footprint(g, plan, expanded);
+  const auto fe = predict(g, plan, expanded);
   mallopt(M_MMAP_THRESHOLD, 32 << 20);  // as `heinfer run`: freed ciphertexts stay in the heap
   runtime::EncryptedSession s(g, plan);
   runtime::EncryptedRunStats st;
@@ -275,7 +287,7 @@ TEST(Footprint, FashionMnistCnnAgainstTheExecutor) {
   }
   ASSERT_EQ(st.layers.size(), g.nodes.size());
   for (std::size_t k = 0; k < g.nodes.size(); ++k) {
-    if (f.nodes[k].kind == EncryptedNodeKind::FinalSoftmax) continue;
+    if (f.nodes[k].kind == plan::NodeKind::FinalSoftmax) continue;
     EXPECT_EQ(f.nodes[k].output_ciphertexts, st.layers[k].ciphertexts) << g.nodes[k].name;
     EXPECT_EQ(f.nodes[k].output_level, st.layers[k].level) << g.nodes[k].name;
   }
@@ -290,7 +302,7 @@ TEST(Footprint, FashionMnistCnnAgainstTheExecutor) {
   EXPECT_LE(f.peak_bytes, fe.peak_bytes);  // compact fresh ciphertexts only ever save memory
 }
 
-// ---- streaming across layers (FootprintOptions::streaming) ----
+// ---- streaming across layers (Options::streaming) ----
 
 /// x [1, H, H] -> (Conv 3x3 pad 1 -> Relu) with channels 1 -> 8 -> 8 -> 8 -> 1 ->
 /// GlobalAveragePool -> Flatten -> Gemm: the wide tensors are internal to the segment.
@@ -318,11 +330,11 @@ model::Graph conv_chain(std::int64_t h) {
 TEST(Footprint, StreamingLowersThePeakOfAConvChain) {
   const model::Graph g = conv_chain(32);
   const auto plan = small_plan(g);
-  FootprintOptions o;
+  Options o;
   o.tile_bytes = cts(8, 2);  // bands of max(1, 8 / 8) = 1 ciphertext: one row per band
-  const auto whole = memory::predict_footprint(g, plan, o);
+  const auto whole = predict(g, plan, o);
   o.streaming = true;
-  const auto streamed = memory::predict_footprint(g, plan, o);
+  const auto streamed = predict(g, plan, o);
   EXPECT_EQ(streamed.unstreamed_peak_bytes, whole.peak_bytes);
   EXPECT_EQ(whole.unstreamed_peak_bytes, whole.peak_bytes);
   ASSERT_EQ(streamed.nodes.size(), whole.nodes.size());
@@ -345,9 +357,9 @@ TEST(Footprint, StreamingLowersThePeakOfAConvChain) {
   EXPECT_LT(streamed.peak_bytes, whole.peak_bytes / 2);
   // Bands as large as the tensors: one band per node, in graph order: the same peak.
   o.tile_bytes = std::int64_t{1} << 50;
-  const auto one_band = memory::predict_footprint(g, plan, o);
+  const auto one_band = predict(g, plan, o);
   o.streaming = false;
-  EXPECT_EQ(one_band.peak_bytes, memory::predict_footprint(g, plan, o).peak_bytes);
+  EXPECT_EQ(one_band.peak_bytes, predict(g, plan, o).peak_bytes);
 }
 
 TEST(Footprint, StreamingChangesNothingWithoutStreamableNodes) {
@@ -359,14 +371,14 @@ TEST(Footprint, StreamingChangesNothingWithoutStreamableNodes) {
   b.node("Relu", {"g"}, {"r"});
   test::attr(b.node("Gemm", {"r", "w2"}, {"y"}), "transB", std::int64_t{1});
   const model::Graph g = b.load();
-  for (const bool streamable : runtime::streamable_nodes(g)) EXPECT_FALSE(streamable);
+  for (const bool streamable : plan::streamable_nodes(g)) EXPECT_FALSE(streamable);
   const auto plan = small_plan(g);
   for (const std::int64_t tile : {std::int64_t{0}, cts(4, 1), std::int64_t{1} << 30}) {
-    FootprintOptions o;
+    Options o;
     o.tile_bytes = tile;
-    const auto whole = memory::predict_footprint(g, plan, o);
+    const auto whole = predict(g, plan, o);
     o.streaming = true;
-    const auto streamed = memory::predict_footprint(g, plan, o);
+    const auto streamed = predict(g, plan, o);
     EXPECT_EQ(streamed.peak_bytes, whole.peak_bytes) << "tile " << tile;
     EXPECT_EQ(streamed.peak_node, whole.peak_node);
     EXPECT_EQ(streamed.unstreamed_peak_bytes, whole.peak_bytes);
@@ -391,13 +403,13 @@ TEST(Footprint, StreamingMobileNetV2At96) {
   std::filesystem::remove_all(dir);
   std::vector<double> ranges(g.tensors.size(), 0.0);
   for (std::size_t i = 0; i < ranges.size(); ++i) ranges[i] = g.tensors[i].is_constant ? 0.0 : 16.0;
-  runtime::PlanOptions po;
+  plan::ParameterOptions po;
   po.scale_bits = 25;
-  const auto plan = runtime::plan_parameters(g, ranges, po);
-  FootprintOptions o;  // 1 GiB tiles: the executor without a DRAM budget
-  const auto whole = memory::predict_footprint(g, plan, o);
+  const auto plan = plan::plan_parameters(g, ranges, po);
+  Options o;  // 1 GiB tiles: the executor without a DRAM budget
+  const auto whole = predict(g, plan, o);
   o.streaming = true;
-  const auto streamed = memory::predict_footprint(g, plan, o);
+  const auto streamed = predict(g, plan, o);
   std::printf("MobileNetV2 0.35 96x96 (N %zu, L %d): peak %.1f MiB unstreamed, %.1f MiB streamed (%.3f)\n",
               whole.n, whole.max_level, static_cast<double>(whole.peak_bytes) / 1048576.0,
               static_cast<double>(streamed.peak_bytes) / 1048576.0,

@@ -1,4 +1,4 @@
-// memory::predict_time: the per-node formula against hand arithmetic with fixed unit
+// plan::predict_time: the per-node formula against hand arithmetic with fixed unit
 // costs, and the calibrated prediction against the measured per-layer times of the real
 // encrypted executor on the Fashion-MNIST CNN (loose: the machine is shared).
 #include <gtest/gtest.h>
@@ -10,22 +10,36 @@
 #include <filesystem>
 
 #include "../common/onnx_builder.h"
-#include "memory/cost_model.h"
-#include "memory/footprint.h"
+#include "plan/cost_model.h"
+#include "runtime/cost_calibration.h"
+#include "plan/footprint.h"
 #include "model/load.h"
 #include "runtime/encrypted_executor.h"
 #include "runtime/npy.h"
-#include "runtime/parameter_selection.h"
+#include "plan/parameters.h"
+#include "runtime/calibration.h"
 
 namespace heinfer {
 namespace {
 
-using runtime::EncryptedNodeKind;
+using plan::NodeKind;
+
+/// The footprint of `parameters` planned with o's schedule options (tile bytes, streaming).
+struct Options : plan::FootprintOptions {
+  std::int64_t tile_bytes = std::int64_t{1} << 30;
+  bool streaming = false;
+};
+plan::FootprintEstimate predict(const model::Graph& g, const plan::Parameters& parameters, const Options& o = {}) {
+  plan::ScheduleOptions so;
+  so.tile_bytes = o.tile_bytes;
+  so.streaming = o.streaming;
+  return plan::predict_footprint(g, plan::make_plan(g, parameters, so), o);
+}
 
 const std::filesystem::path kModels = std::filesystem::path(HEINFER_SOURCE_DIR) / "models";
 
-memory::CostCalibration unit_costs() {
-  memory::CostCalibration c;
+plan::CostCalibration unit_costs() {
+  plan::CostCalibration c;
   c.mac_shared = 1e-6;
   c.mac_single = 3e-6;
   c.output_limb = 1e-4;
@@ -53,23 +67,23 @@ TEST(CostModel, NodeFormulaByHand) {
   auto& gm = b.node("Gemm", {"f", "fw"}, {"y"});
   test::attr(gm, "transB", std::int64_t{1});
   const model::Graph g = b.load();
-  runtime::EncryptionPlan plan;
+  plan::Parameters plan;
   plan.params = ckks::EncryptionParameters(4096, {40, 30, 30}, {40}, ckks::SecurityLevel::None);
   plan.bounds.assign(g.tensors.size(), 1.0);
-  const auto f = memory::predict_footprint(g, plan);
+  const auto f = predict(g, plan);
   const auto cal = unit_costs();
   // Conv: 288 terms × 3 limbs × shared MAC + 32 outputs × 3 limbs × output cost + the
   // 16 compact input ciphertexts expanded (3 limbs).
   EXPECT_EQ(f.nodes[0].fresh_inputs, 16);
-  EXPECT_NEAR(memory::predict_node_seconds(g, g.nodes[0], f.nodes[0], cal),
+  EXPECT_NEAR(plan::predict_node_seconds(g, g.nodes[0], f.nodes[0], cal),
               288 * 3 * 1e-6 + 32 * 3 * 1e-4 + 16 * 3 * 7e-6, 1e-12);
   // Relu round at level 1: 32 sent, 32 replies.
-  EXPECT_NEAR(memory::predict_node_seconds(g, g.nodes[1], f.nodes[1], cal), 32 * 1e-3 + 32 * 2e-3, 1e-12);
-  EXPECT_EQ(memory::predict_node_seconds(g, g.nodes[2], f.nodes[2], cal), 0.0);
+  EXPECT_NEAR(plan::predict_node_seconds(g, g.nodes[1], f.nodes[1], cal), 32 * 1e-3 + 32 * 2e-3, 1e-12);
+  EXPECT_EQ(plan::predict_node_seconds(g, g.nodes[2], f.nodes[2], cal), 0.0);
   // Gemm: reads the Relu's 32 compact fresh outputs (through the Flatten).
-  EXPECT_NEAR(memory::predict_node_seconds(g, g.nodes[3], f.nodes[3], cal),
+  EXPECT_NEAR(plan::predict_node_seconds(g, g.nodes[3], f.nodes[3], cal),
               96 * 3 * 1e-6 + 3 * 3 * 1e-4 + 32 * 3 * 7e-6, 1e-12);
-  const auto t = memory::predict_time(g, f, cal, 10000, 4096);
+  const auto t = plan::predict_time(g, f, cal, 10000, 4096);
   EXPECT_EQ(t.batches, 3);
   EXPECT_NEAR(t.encrypt_seconds, 16 * 4e-3, 1e-12);
   EXPECT_NEAR(t.decrypt_seconds, 3 * 5e-4, 1e-12);
@@ -80,11 +94,11 @@ TEST(CostModel, NodeFormulaByHand) {
   // First touch: the heap grows to the predicted peak once, in the first batch.
   auto cal2 = cal;
   cal2.first_touch = 1e-9;
-  const auto t2 = memory::predict_time(g, f, cal2, 10000, 4096);
+  const auto t2 = plan::predict_time(g, f, cal2, 10000, 4096);
   EXPECT_NEAR(t2.first_touch_seconds, static_cast<double>(f.peak_bytes) * 1e-9, 1e-12);
   EXPECT_NEAR(t2.first_touch_node_seconds[0], static_cast<double>(f.nodes[0].live_bytes) * 1e-9, 1e-12);
   EXPECT_NEAR(t2.total_seconds, 3 * t.batch_seconds + t2.first_touch_seconds, 1e-12);
-  EXPECT_THROW(memory::predict_time(g, f, cal, 0, 4096), std::invalid_argument);
+  EXPECT_THROW(plan::predict_time(g, f, cal, 0, 4096), std::invalid_argument);
 }
 
 TEST(CostModel, DepthwiseConvolutionUsesThePerOutputRate) {
@@ -94,13 +108,13 @@ TEST(CostModel, DepthwiseConvolutionUsesThePerOutputRate) {
   auto& c = b.node("Conv", {"x", "w"}, {"y"});
   test::attr(c, "group", std::int64_t{3});
   const model::Graph g = b.load();
-  runtime::EncryptionPlan plan;
+  plan::Parameters plan;
   plan.params = ckks::EncryptionParameters(4096, {40, 30}, {40}, ckks::SecurityLevel::None);
   plan.bounds.assign(g.tensors.size(), 1.0);
-  const auto f = memory::predict_footprint(g, plan);
+  const auto f = predict(g, plan);
   // 3 channels × 2×2 outputs × 9 taps, 2 limbs, single-output rate.
   EXPECT_EQ(f.nodes[0].mac_terms, 108);
-  EXPECT_NEAR(memory::predict_node_seconds(g, g.nodes[0], f.nodes[0], unit_costs()),
+  EXPECT_NEAR(plan::predict_node_seconds(g, g.nodes[0], f.nodes[0], unit_costs()),
               108 * 2 * 3e-6 + 12 * 2 * 1e-4 + 48 * 2 * 7e-6, 1e-12);
 }
 
@@ -116,13 +130,13 @@ TEST(CostModel, FashionMnistCnnAgainstTheExecutor) {
   const model::Graph g = model::load_model(kModels / "fmnist_cnn.onnx");
   const auto images = runtime::read_npy(kModels / "fmnist_test64_images.npy").to_double();
   const runtime::PlainTensor x = runtime::from_batch_major(std::span<const double>(images), 64, {1, 28, 28});
-  runtime::EncryptionPlan plan = runtime::plan_parameters(g, runtime::calibrate_ranges(g, {x}));
+  plan::Parameters plan = plan::plan_parameters(g, runtime::calibrate_ranges(g, {x}));
   plan.params = ckks::EncryptionParameters(2048, plan.params.coeff_bits(), plan.params.special_bits(),
                                            ckks::SecurityLevel::None);
-  const auto f = memory::predict_footprint(g, plan);
-  const auto cal = memory::calibrate_costs(plan);
-  EXPECT_LT(cal.seconds, 5.0);
-  const auto t = memory::predict_time(g, f, cal, 64, plan.capacity());
+  const auto f = predict(g, plan);
+  const auto cal = runtime::calibrate_costs(plan);  // its duration is a benchmark's business, not a test's
+  EXPECT_GT(cal.seconds, 0.0);
+  const auto t = plan::predict_time(g, f, cal, 64, plan.capacity());
   runtime::EncryptedSession s(g, plan);
   runtime::EncryptedRunStats warm;
   s.executor->run(*s.client, {x}, warm);  // first touch of the ciphertext memory

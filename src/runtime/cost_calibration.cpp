@@ -1,24 +1,23 @@
-#include "memory/cost_model.h"
+#include "runtime/cost_calibration.h"
 
 #include <omp.h>
 #include <sys/mman.h>
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <cmath>
-#include <memory>
+#include <cstring>
 #include <stdexcept>
-#include <variant>
 
 #include "model/load.h"
+#include "plan/footprint.h"
+#include "runtime/calibration.h"
 #include "runtime/encrypted_executor.h"
 
-namespace heinfer::memory {
+namespace heinfer::runtime {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using runtime::EncryptedNodeKind;
 
 /// The calibration network (C channels, S×S, S even), chosen so that every timed unit
 /// appears in the executor's own per-layer times:
@@ -81,9 +80,9 @@ model::Graph calibration_graph(std::int64_t c, std::int64_t s, bool square) {
 
 }  // namespace
 
-CostCalibration calibrate_costs(const runtime::EncryptionPlan& plan) {
+plan::CostCalibration calibrate_costs(const plan::Parameters& plan) {
   const auto t_start = Clock::now();
-  CostCalibration c;
+  plan::CostCalibration c;
   const std::size_t N = plan.params.poly_modulus_degree();
   const std::size_t L = plan.params.coeff_bits().size() - 1;
   c.n = N;
@@ -99,20 +98,20 @@ CostCalibration calibrate_costs(const runtime::EncryptionPlan& plan) {
       2, 2 * std::llround(std::sqrt(target / static_cast<double>(kChannels)) / 2.0));
   const model::Graph g = calibration_graph(kChannels, side, L >= 2);
   const std::int64_t batch = std::min<std::int64_t>(plan.capacity(), 8);
-  runtime::PlainTensor x = runtime::make_plain_tensor({kChannels, side, side}, batch);
+  PlainTensor x = make_plain_tensor({kChannels, side, side}, batch);
   // Timing inputs only (no secret): a fixed pattern in [-1, 1].
   for (std::size_t i = 0; i < x.data.size(); ++i) x.data[i] = std::sin(0.7 * static_cast<double>(i) + 0.3);
-  runtime::EncryptionPlan cp = plan;
-  cp.bounds = runtime::calibrate_ranges(g, {x});
+  plan::Parameters cp = plan;
+  cp.bounds = calibrate_ranges(g, {x});
   for (double& b : cp.bounds) b = std::max(2.0 * b, 1e-3);
-  const FootprintEstimate f = predict_footprint(g, cp);
+  const plan::FootprintEstimate f = plan::predict_footprint(g, plan::make_plan(g, cp));
 
   // Two runs (the first pays first-touch page faults); per layer the faster.
-  runtime::EncryptedSession session(g, cp);
+  EncryptedSession session(g, cp);
   std::vector<double> layer(g.nodes.size(), INFINITY);
   double enc = INFINITY;
   for (int rep = 0; rep < 2; ++rep) {
-    runtime::EncryptedRunStats st;
+    EncryptedRunStats st;
     const auto t0 = Clock::now();
     session.executor->run(*session.client, {x}, st);
     double in_layers = 0;
@@ -201,74 +200,4 @@ CostCalibration calibrate_costs(const runtime::EncryptionPlan& plan) {
   return c;
 }
 
-double predict_node_seconds(const model::Graph& g, const model::Node& n, const NodeFootprint& f,
-                            const CostCalibration& c) {
-  const double limbs = static_cast<double>(std::max(f.input_level, 0) + 1);
-  const double outputs = static_cast<double>(f.output_ciphertexts);
-  // Outputs reading their own inputs: depthwise/grouped convolutions with one input
-  // channel per group, element-wise products, BatchNormalization, pooling windows.
-  bool single = true;
-  if (n.op == model::OpType::Gemm || n.op == model::OpType::MatMul) single = false;
-  if (n.op == model::OpType::Conv) {
-    const auto& w = g.tensors[static_cast<std::size_t>(n.inputs[1])].shape;
-    single = w.size() > 1 && w[1] == 1 && std::get<model::ConvParams>(n.params).group > 1;
-  }
-  const double mac = single ? c.mac_single : c.mac_shared;
-  double s = 0;
-  switch (f.kind) {
-    case EncryptedNodeKind::DataMovement:
-    case EncryptedNodeKind::FusedRelu:
-    case EncryptedNodeKind::FinalSoftmax: break;
-    case EncryptedNodeKind::Linear:
-      if (f.rescale) s += static_cast<double>(f.mac_terms) * limbs * mac + outputs * limbs * c.output_limb;
-      else s += static_cast<double>(f.additions) * limbs * c.add_limb + outputs * limbs * c.copy_limb;
-      break;
-    case EncryptedNodeKind::Square: s += static_cast<double>(f.squares) * limbs * c.square_limb; break;
-    case EncryptedNodeKind::Relu:
-    case EncryptedNodeKind::MaxPool:
-    case EncryptedNodeKind::Clip:
-    case EncryptedNodeKind::LeakyRelu:
-      s += static_cast<double>(f.round_ciphertexts) * c.round_send + static_cast<double>(f.round_replies) * c.round_reply;
-      if (f.kind == EncryptedNodeKind::Clip || f.kind == EncryptedNodeKind::LeakyRelu) {
-        // shifted copies + lowered replies + the recombination (one MAC + rescale per output)
-        s += static_cast<double>(f.round_ciphertexts + f.aligned) * limbs * c.copy_limb;
-        s += static_cast<double>(f.mac_terms) * limbs * c.mac_single + outputs * limbs * c.output_limb;
-      }
-      break;
-  }
-  // Compact fresh inputs expanded, pending factors applied first (one MAC + rescale per
-  // element) and level alignment.
-  s += static_cast<double>(f.fresh_inputs) * limbs * c.expand_limb;
-  s += static_cast<double>(f.materialized) * (limbs + 1) * (c.mac_single + c.output_limb);
-  if (f.kind != EncryptedNodeKind::Clip && f.kind != EncryptedNodeKind::LeakyRelu) {
-    s += static_cast<double>(f.aligned) * limbs * c.copy_limb;
-  }
-  return s;
-}
-
-TimeEstimate predict_time(const model::Graph& g, const FootprintEstimate& f, const CostCalibration& c,
-                          std::int64_t samples, std::int64_t capacity) {
-  if (samples <= 0 || capacity <= 0) throw std::invalid_argument("predict_time: samples and capacity must be positive");
-  TimeEstimate t;
-  t.node_seconds.resize(g.nodes.size());
-  t.first_touch_node_seconds.resize(g.nodes.size());
-  std::int64_t high = 0;
-  for (std::size_t k = 0; k < g.nodes.size(); ++k) {
-    const double steady = predict_node_seconds(g, g.nodes[k], f.nodes.at(k), c);
-    const std::int64_t live = f.nodes.at(k).live_bytes;
-    const double touch = live > high ? static_cast<double>(live - high) * c.first_touch : 0.0;
-    high = std::max(high, live);
-    t.node_seconds[k] = steady;
-    t.first_touch_node_seconds[k] = touch;
-    t.first_touch_seconds += touch;
-    t.batch_seconds += steady;
-  }
-  t.encrypt_seconds = static_cast<double>(f.input_ciphertexts) * c.encrypt;
-  t.decrypt_seconds = static_cast<double>(f.output_ciphertexts) * c.decrypt;
-  t.batch_seconds += t.encrypt_seconds + t.decrypt_seconds;
-  t.batches = (samples + capacity - 1) / capacity;
-  t.total_seconds = static_cast<double>(t.batches) * t.batch_seconds + t.first_touch_seconds;
-  return t;
-}
-
-}  // namespace heinfer::memory
+}  // namespace heinfer::runtime

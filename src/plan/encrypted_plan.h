@@ -1,0 +1,93 @@
+// The plan of an encrypted run, computed once before anything runs and read by everyone:
+// the executor (which executes it step by step), the footprint and time prediction
+// (`heinfer inspect`, the server's admission control) and the tests that replay it.
+//
+// From the graph, the chosen parameters (plan/parameters.h) and the schedule options:
+//  - per node: its kind (the step that runs it), the level it reads its inputs at and
+//    produces its output at, whether it rescales, which inputs it first brings to scale Δ
+//    (plan/level_rules.h, with level = L - depth), whether it may run on bands of rows,
+//    the ciphertexts its client round sends and receives, and the tensors whose last
+//    reader it is (freed after it);
+//  - per tensor: its production level and the level it is stored at (the highest level
+//    any reader reads it at: the rest of its limbs is never used), its bound, whether it
+//    may carry pending unmasking factors;
+//  - the schedule: every node whole in graph order, or, with streaming, bands of rows of
+//    consecutive streamable nodes (plan/stream_schedule.h), and the graph inputs that are
+//    encrypted band by band as they are read.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "model/graph.h"
+#include "plan/node_kind.h"
+#include "plan/parameters.h"
+#include "plan/stream_schedule.h"
+
+namespace heinfer::plan {
+
+struct NodePlan {
+  NodeKind kind = NodeKind::Linear;
+  int input_level = 0;    ///< the level the node computes on (its inputs are read at it)
+  int output_level = 0;   ///< -1: a final Softmax (plaintext on the client)
+  /// The level the output is held at after the node: its tensor's stored level for nodes
+  /// that produce ciphertexts, output_level for nodes that share their input's.
+  int output_stored_level = 0;
+  bool rescale = false;   ///< one rescale per output
+  /// Per entry of Node::inputs: pending factors applied and scale brought to Δ first
+  /// (one level, into a copy).
+  std::vector<bool> materialized;
+  bool combines_input = false;  ///< Clip/LeakyRelu: the recombination reads x
+  int combine_level = 0;  ///< Clip/LeakyRelu: the level the round results are recombined at
+  bool identity = false;  ///< Clip(-inf, inf): shares its input
+  bool streamable = false;  ///< may run on bands of output rows
+  std::int64_t output_ciphertexts = 0;  ///< 0 for a final Softmax
+  /// Client round: ciphertexts masked and sent (window entries; padding taps excluded),
+  /// windows (one fresh reply each).
+  std::int64_t round_ciphertexts = 0, round_replies = 0;
+  std::vector<model::TensorId> free_after;  ///< activations whose last reader is this node
+};
+
+struct TensorPlan {
+  int level = -1;          ///< at production (-1: constant, or plaintext on the client)
+  /// Stored at (the store drops the limbs above it): the highest level a reader reads it
+  /// at, where every reader is a linear node or square without inputs to bring to Δ, a
+  /// Relu round or a final Softmax; otherwise (or for graph outputs) `level`.
+  int stored_level = -1;
+  bool factors = false;    ///< may carry pending unmasking factors
+  bool at_delta = true;    ///< scale is Δ (false after a square)
+  double bound = 0;        ///< largest |value| allowed (Parameters::bounds)
+};
+
+struct ScheduleOptions {
+  /// Streaming across layers: consecutive streamable nodes run band by band.
+  bool streaming = false;
+  /// Working set per tile of a node (memory::CiphertextStore::tile_bytes()); bands hold
+  /// about tile_bytes / 8 of top-level ciphertexts (at least one row).
+  std::int64_t tile_bytes = std::int64_t{1} << 30;
+};
+
+struct EncryptedPlan {
+  Parameters parameters;
+  ScheduleOptions options;
+  int max_level = 0;                 ///< L: the top level of the chain
+  std::vector<NodePlan> nodes;       ///< parallel to Graph::nodes
+  std::vector<TensorPlan> tensors;   ///< parallel to Graph::tensors
+  std::vector<StreamStep> steps;     ///< every node once (whole) or band by band
+  std::vector<bool> inputs_on_demand;  ///< per tensor: a graph input encrypted band by band
+  std::int64_t band_elements = 1;    ///< StreamOptions::band_elements of `steps`
+};
+
+/// Per node: whether it can run on bands of output rows: Conv / pools /
+/// BatchNormalization / elementwise nodes on [C, H, W] activations with row maps
+/// (plan/stream_schedule.h), and the Relu / Clip / LeakyRelu / MaxPool rounds, provided
+/// no input has a scale other than Δ or (MaxPool) pending factors: both need a whole-
+/// tensor materialization first.
+std::vector<bool> streamable_nodes(const model::Graph& g);
+
+/// The plan (file comment). Throws model::ModelError for nodes the encrypted runtime
+/// does not support, std::invalid_argument when the parameters do not match the graph
+/// (bounds) or have fewer levels than the rules need.
+EncryptedPlan make_plan(const model::Graph& g, const Parameters& parameters, const ScheduleOptions& options = {});
+
+}  // namespace heinfer::plan

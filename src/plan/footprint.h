@@ -1,0 +1,96 @@
+// Predicting the memory of an encrypted run before anything runs (`heinfer inspect
+// --batch --resolution`, and the admission control of `heinfer serve --memory-limit`).
+//
+// Model: batch-axis packing, one ciphertext per per-sample tensor element. A ciphertext at
+// level l takes ckks::ciphertext_bytes (ckks/sizes.h): 2·(l+1)·N·8 bytes expanded,
+// (l+1)·N·8 compact (seeded, c1 dropped: client-refreshed ciphertexts are kept compact
+// until used). The plan's schedule (plan/encrypted_plan.h: levels, stored levels, steps,
+// every tensor freed after its last reader) is replayed; the peak is the
+// largest sum over the live tensors plus the running node's output and its transient
+// working set. Data-movement nodes share ciphertexts (no bytes).
+//
+// The levels come from the plan (plan/level_rules.h); inputs of one node read above its
+// input level are aligned in transient copies. All-zero outputs (null ciphertexts) are
+// counted as ciphertexts (upper bound).
+//
+// Transient working sets (the step kinds of runtime/): a rescaling linear node or a
+// square allocates its outputs at the input level before the rescale plus, per multiply-accumulate term,
+// one encoded weight residue per limb and an (input pointer, weight) pair, and expands
+// its compact inputs; a client round holds the masked copies of its windows (expanded,
+// at the input level) and the replies; Clip/LeakyRelu also hold the replies expanded and
+// lowered to the combination level. The executor processes a node in tiles / chunks, so
+// the working set beyond the final outputs is capped at ScheduleOptions::tile_bytes.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/graph.h"
+#include "plan/encrypted_plan.h"
+
+namespace heinfer::plan {
+
+/// What the executor does with ciphertexts that shape their size (see the file comment).
+struct FootprintOptions {
+  /// Client-refreshed ciphertexts (encrypted inputs, round outputs) stay compact until
+  /// a node reads them; the reader then holds an expanded transient copy.
+  bool compact_fresh = true;
+  /// Every stored tensor is mod-switched down to its stored level
+  /// (TensorPlan::stored_level: the highest level a reader reads it at).
+  bool lowest_level_storage = true;
+};
+
+struct NodeFootprint {
+  /// Bytes of all live ciphertexts while the node runs (streaming: the most over its
+  /// bands).
+  std::int64_t live_bytes = 0;
+  std::int64_t output_bytes = 0;     ///< bytes of the node's output ciphertexts
+  std::int64_t output_ciphertexts = 0;
+  int output_level = -1;             ///< -1: plaintext on the client (final Softmax)
+
+  // ---- the work of the node (inputs of the time model, plan/cost_model.h) ----
+  NodeKind kind = NodeKind::Linear;
+  int input_level = -1;              ///< common level the node reads its inputs at
+  bool rescale = false;              ///< linear: one rescale per output
+  /// Multiply-accumulate terms (ciphertext × nonzero scalar) of the node, all outputs,
+  /// counted from the weights (model/analysis.h macs scaled by the nonzero fraction).
+  std::int64_t mac_terms = 0;
+  std::int64_t additions = 0;        ///< ciphertext additions (non-rescaling linear nodes)
+  std::int64_t squares = 0;          ///< ciphertext squares (multiply_packed / relinearize)
+  std::int64_t round_ciphertexts = 0;  ///< ciphertexts masked and sent to the client
+  std::int64_t round_replies = 0;      ///< fresh ciphertexts the client returns
+  std::int64_t materialized = 0;       ///< elements whose pending factors are applied first
+  std::int64_t aligned = 0;            ///< ciphertexts mod-switched to align levels
+  /// Compact fresh input ciphertexts the node expands (once each) before computing.
+  std::int64_t fresh_inputs = 0;
+};
+
+struct FootprintEstimate {
+  std::int64_t peak_bytes = 0;       ///< max over nodes of live_bytes (unbounded, DRAM only)
+  std::int64_t peak_node = -1;       ///< the node index where the peak occurs
+  /// The peak without streaming (whole nodes in graph order); equals peak_bytes unless
+  /// the plan streams (ScheduleOptions::streaming).
+  std::int64_t unstreamed_peak_bytes = 0;
+  std::int64_t key_bytes = 0;        ///< relinearization + Galois (conjugation) keys
+  std::int64_t weight_bytes = 0;     ///< the model's constants as float64
+  std::vector<NodeFootprint> nodes;  ///< per node, in graph order
+  std::int64_t input_ciphertexts = 0;  ///< encrypted by the client (all graph inputs)
+  std::int64_t output_ciphertexts = 0; ///< decrypted by the client (graph outputs)
+  int max_level = 0;                 ///< L of the plan
+  std::size_t n = 0;                 ///< ring degree N of the plan
+  /// peak_bytes + key_bytes + weight_bytes: what an unbounded run needs resident.
+  std::int64_t total_bytes() const { return peak_bytes + key_bytes + weight_bytes; }
+};
+
+/// Bytes of the relinearization key (and the conjugation Galois key under complex
+/// packing) of `parameters` (ckks::key_switching_key_bytes each).
+std::int64_t evaluation_key_bytes(const Parameters& parameters);
+
+/// Predicts the footprint of one encrypted batch of `g` run by `plan`: whole nodes in
+/// graph order, or the plan's streamed schedule, with working sets capped at the plan's
+/// tile bytes (the executor runs tiles and round chunks of that size).
+FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& plan,
+                                    const FootprintOptions& options = {});
+
+}  // namespace heinfer::plan

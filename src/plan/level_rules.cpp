@@ -1,0 +1,109 @@
+#include "plan/level_rules.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "model/analysis.h"
+#include "model/error.h"
+
+namespace heinfer::plan {
+namespace {
+
+bool is_data(const model::Graph& g, model::TensorId t) {
+  return t != model::kNoTensor && !g.tensors[static_cast<std::size_t>(t)].is_constant;
+}
+
+}  // namespace
+
+LevelRules level_rules(const model::Graph& g) {
+  LevelRules r;
+  r.tensors.resize(g.tensors.size());
+  r.nodes.resize(g.nodes.size());
+  for (std::size_t k = 0; k < g.nodes.size(); ++k) {
+    const model::Node& n = g.nodes[k];
+    NodeLevels& nl = r.nodes[k];
+    nl.kind = node_kind(g, n);
+    nl.materialized.assign(n.inputs.size(), false);
+    std::vector<std::size_t> data;  // indices into n.inputs
+    for (std::size_t i = 0; i < n.inputs.size(); ++i) {
+      if (is_data(g, n.inputs[i])) data.push_back(i);
+    }
+    if (data.empty()) throw model::ModelError(model::node_label(n) + ": no encrypted input");
+    auto state = [&](std::size_t i) { return r.tensors[static_cast<std::size_t>(n.inputs[i])]; };
+    const TensorState x = state(data[0]);
+    TensorState y;
+    switch (nl.kind) {
+      case NodeKind::DataMovement:
+      case NodeKind::Linear:
+      case NodeKind::Square: {
+        // Several inputs must share a scale: those not at Δ are brought to Δ first.
+        bool mixed = false;
+        for (std::size_t i : data) mixed = mixed || !state(i).at_delta;
+        mixed = mixed && data.size() > 1;
+        TensorState in;
+        for (std::size_t i : data) {
+          TensorState s = state(i);
+          if (mixed && !s.at_delta) {
+            nl.materialized[i] = true;
+            s = {s.depth + 1, false, true};
+          }
+          in.depth = std::max(in.depth, s.depth);
+          in.factors = in.factors || s.factors;
+          in.at_delta = in.at_delta && s.at_delta;
+        }
+        nl.input_depth = in.depth;
+        if (nl.kind == NodeKind::DataMovement) {
+          y = in;
+        } else if (nl.kind == NodeKind::Square) {
+          y = {in.depth + 1, in.factors, false};
+        } else {
+          nl.rescale = model::levels(g, n) > 0 || in.factors;
+          y = {in.depth + (nl.rescale ? 1 : 0), false, nl.rescale || in.at_delta};
+        }
+        break;
+      }
+      case NodeKind::FusedRelu:
+        nl.input_depth = x.depth;
+        y = x;
+        break;
+      case NodeKind::Relu:
+        nl.input_depth = x.depth;
+        y = {0, true, true};
+        break;
+      case NodeKind::MaxPool:
+        nl.materialized[data[0]] = x.factors;
+        nl.input_depth = x.depth + (x.factors ? 1 : 0);
+        y = {0, true, true};
+        break;
+      case NodeKind::Clip:
+      case NodeKind::LeakyRelu: {
+        nl.materialized[data[0]] = !x.at_delta;
+        nl.input_depth = x.depth + (x.at_delta ? 0 : 1);
+        double lo = -INFINITY;
+        if (const auto* c = std::get_if<model::ClipParams>(&n.params)) {
+          lo = c->min;
+          nl.identity = std::isinf(c->min) && std::isinf(c->max);
+        }
+        if (nl.identity) {
+          y = x.at_delta ? x : TensorState{nl.input_depth, false, true};
+          break;
+        }
+        const bool uses_x = nl.kind == NodeKind::LeakyRelu || std::isinf(lo);
+        nl.rescale = true;
+        nl.combines_input = uses_x;
+        nl.combine_depth = uses_x ? nl.input_depth : 0;
+        y = {nl.combine_depth + 1, false, true};
+        break;
+      }
+      case NodeKind::FinalSoftmax:
+        nl.input_depth = x.depth;
+        y = {-1, false, true};
+        break;
+    }
+    nl.output_depth = y.depth;
+    r.tensors[static_cast<std::size_t>(n.outputs[0])] = y;
+  }
+  return r;
+}
+
+}  // namespace heinfer::plan

@@ -1,0 +1,72 @@
+// The level rules of encrypted execution, in one place: which level every node reads its
+// inputs at and produces its output at, where it rescales, and which inputs it first
+// brings to scale Δ. Parameter selection (how many levels the chain needs), the plan
+// (the levels the executor runs at and stores tensors at) and the footprint read these;
+// nothing else decides a level.
+//
+// Levels are counted here as depth: levels consumed since the last (re-)encryption, so
+// that the rules hold before the modulus chain is chosen; a ciphertext at depth d sits at
+// level L - d of a chain with L rescaling primes.
+//
+// The rules (lazy rescaling and depth-aware encoding, nGraph-HE2, Boemer et al., WAHC
+// 2019, §3; client-aided layers restart at the top level, ibid. §4):
+//  - graph inputs are fresh: depth 0, scale Δ, no pending factors;
+//  - a node reads all its encrypted inputs at their deepest depth (modulus switching in
+//    the NTT domain drops limbs); with several inputs, one whose scale is not Δ (a
+//    square's output) is first brought to Δ (one multiply-accumulate and rescale: +1),
+//    which also applies its pending factors;
+//  - data movement keeps depth, factors and scale;
+//  - a linear node rescales (+1) when some weight is outside {-1, 0, 1} or an input
+//    carries pending unmasking factors (they are folded into the weights); its output is
+//    at scale Δ when it rescales, else at its input's scale;
+//  - a square adds one depth and leaves a scale other than Δ; factors pass through;
+//  - Relu and MaxPool rounds return fresh top-level ciphertexts (depth 0) with pending
+//    factors; a MaxPool input with pending factors is materialized first (+1); a Relu
+//    whose only reader is a MaxPool is fused into its round (no step of its own);
+//  - Clip / LeakyRelu fold pending factors into their windows and only bring a scale
+//    other than Δ to Δ first (+1); they recombine the fresh round results with one
+//    rescale, at the input depth when they read x (LeakyRelu, Clip without a lower
+//    bound), else at the top level; Clip(-inf, inf) is the identity;
+//  - a final Softmax is applied by the client after decryption.
+#pragma once
+
+#include <vector>
+
+#include "model/graph.h"
+#include "plan/node_kind.h"
+
+namespace heinfer::plan {
+
+/// The state of one encrypted tensor.
+struct TensorState {
+  int depth = 0;          ///< levels consumed since the last (re-)encryption
+  bool factors = false;   ///< may carry pending unmasking factors (true value = decoded · f)
+  bool at_delta = true;   ///< its scale is exactly Δ (false after a square)
+};
+
+/// The level decisions of one node.
+struct NodeLevels {
+  NodeKind kind = NodeKind::Linear;
+  int input_depth = 0;    ///< depth the node computes on (after the +1 of materialized inputs)
+  int output_depth = 0;   ///< depth of its output; -1 for a final Softmax (plaintext)
+  bool rescale = false;   ///< one rescale per output (linear, Clip/LeakyRelu recombination)
+  /// Per entry of Node::inputs: this encrypted input has its pending factors applied and
+  /// its scale brought to Δ first (one level, into a copy).
+  std::vector<bool> materialized;
+  /// Clip/LeakyRelu: whether the recombination reads x (LeakyRelu, Clip without a lower
+  /// bound), and its depth (the input depth, or 0: the top level).
+  bool combines_input = false;
+  int combine_depth = 0;
+  bool identity = false;  ///< Clip(-inf, inf): shares its input
+};
+
+struct LevelRules {
+  std::vector<NodeLevels> nodes;     ///< parallel to Graph::nodes
+  std::vector<TensorState> tensors;  ///< parallel to Graph::tensors (constants: defaults)
+};
+
+/// Applies the rules (file comment) to a prepared graph. Throws model::ModelError for
+/// unsupported nodes (node_kind) and for a node without an encrypted input.
+LevelRules level_rules(const model::Graph& g);
+
+}  // namespace heinfer::plan

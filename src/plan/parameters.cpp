@@ -1,0 +1,214 @@
+#include "plan/parameters.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+#include "ckks/security.h"
+#include "plan/level_rules.h"
+
+namespace heinfer::plan {
+namespace {
+
+int sum_bits(const std::vector<int>& a) {
+  int s = 0;
+  for (int b : a) s += b;
+  return s;
+}
+
+}  // namespace
+
+LevelRequirements level_requirements(const model::Graph& g, const std::vector<double>& bounds) {
+  const LevelRules rules = level_rules(g);
+  // (depth, magnitude) of every point where a ciphertext is decrypted or masked.
+  std::vector<std::pair<int, double>> points;
+  auto bound = [&](model::TensorId t) { return bounds.at(static_cast<std::size_t>(t)); };
+  auto state = [&](model::TensorId t) { return rules.tensors[static_cast<std::size_t>(t)]; };
+  for (std::size_t k = 0; k < g.nodes.size(); ++k) {
+    const model::Node& n = g.nodes[k];
+    const NodeLevels& nl = rules.nodes[k];
+    model::TensorId x = model::kNoTensor;
+    bool factors = false;  // of the inputs as the node computes on them
+    for (std::size_t i = 0; i < n.inputs.size(); ++i) {
+      const model::TensorId t = n.inputs[i];
+      if (t == model::kNoTensor || g.tensors[static_cast<std::size_t>(t)].is_constant) continue;
+      if (x == model::kNoTensor) x = t;
+      if (nl.materialized[i]) points.emplace_back(state(t).depth + 1, bound(t));  // unmasked, brought to Δ
+      else factors = factors || state(t).factors;
+    }
+    const double bx = bound(x);
+    const double fmag = factors ? kMaskMax : 1.0;  // |ciphertext value| / |true value|
+    const int d = nl.input_depth;
+    switch (nl.kind) {
+      case NodeKind::Relu: points.emplace_back(d, bx * fmag * kMaskMax); break;
+      case NodeKind::MaxPool: points.emplace_back(d, bx * fmag * kMaskMax); break;
+      case NodeKind::Clip:
+      case NodeKind::LeakyRelu: {
+        if (nl.identity) break;
+        double shift = 0;  // the round masks x - lo and x - hi
+        if (const auto* c = std::get_if<model::ClipParams>(&n.params)) {
+          if (std::isfinite(c->min)) shift = std::max(shift, std::fabs(c->min));
+          if (std::isfinite(c->max)) shift = std::max(shift, std::fabs(c->max));
+        }
+        points.emplace_back(d, (bx + shift) * fmag * kMaskMax);
+        break;
+      }
+      case NodeKind::FinalSoftmax: points.emplace_back(d, bx * fmag); break;
+      default: break;
+    }
+    const TensorState& y = state(n.outputs[0]);
+    if (y.depth >= 0) points.emplace_back(y.depth, bound(n.outputs[0]) * (y.factors ? kMaskMax : 1.0));
+  }
+  for (model::TensorId t : g.outputs) {
+    if (state(t).depth >= 0) points.emplace_back(state(t).depth, bound(t) * (state(t).factors ? kMaskMax : 1.0));
+  }
+  LevelRequirements r;
+  for (const auto& [d, m] : points) r.levels = std::max(r.levels, d);
+  double mag = 1.0;
+  for (const auto& [d, m] : points) {
+    if (d == r.levels) mag = std::max(mag, m);
+  }
+  r.log2_level0_magnitude = std::log2(mag);
+  return r;
+}
+
+double Parameters::scale() const { return std::ldexp(1.0, scale_bits); }
+
+std::int64_t Parameters::capacity() const {
+  return ckks::samples_per_ciphertext(packing, params.poly_modulus_degree());
+}
+
+std::string Parameters::describe() const {
+  std::ostringstream s;
+  s << "N=" << params.poly_modulus_degree() << " chain bits [";
+  const auto& q = params.coeff_bits();
+  for (std::size_t i = 0; i < q.size(); ++i) s << (i ? "," : "") << q[i];
+  s << "] special bits [";
+  const auto& p = params.special_bits();
+  for (std::size_t i = 0; i < p.size(); ++i) s << (i ? "," : "") << p[i];
+  s << "] log2(QP)=" << sum_bits(q) + sum_bits(p) << " (128-bit bound "
+    << ckks::max_log_qp_128(params.poly_modulus_degree()) << ") levels=" << needs.levels
+    << " scale=2^" << scale_bits << " packing=" << ckks::packing_name(packing)
+    << " samples/ciphertext=" << capacity();
+  return s.str();
+}
+
+namespace {
+
+constexpr int kMaxBasePrimeBits = 60;
+
+int required_q0_bits(const Parameters& plan, int noise_bits) {
+  return static_cast<int>(std::ceil(plan.needs.log2_level0_magnitude)) + 1 + plan.scale_bits + noise_bits;
+}
+
+}  // namespace
+
+Parameters plan_parameters(const model::Graph& g, const std::vector<double>& ranges,
+                               const ParameterOptions& o) {
+  if (o.scale_bits < 20 || o.scale_bits > 50) {
+    throw std::invalid_argument("scale bits must be in [20, 50], got " + std::to_string(o.scale_bits));
+  }
+  Parameters plan;
+  plan.packing = o.packing;
+  plan.scale_bits = o.scale_bits;
+  plan.margin = o.margin;
+  plan.bounds.resize(ranges.size());
+  for (std::size_t i = 0; i < ranges.size(); ++i) plan.bounds[i] = std::max(ranges[i] * o.margin, 1e-3);
+  plan.needs = level_requirements(g, plan.bounds);
+  const int q0 = std::max(required_q0_bits(plan, o.noise_bits), o.scale_bits + 10);
+  if (q0 > 2 * kMaxBasePrimeBits) {
+    throw std::invalid_argument("parameter selection: q_0 would need " + std::to_string(q0) +
+                                " bits (> " + std::to_string(2 * kMaxBasePrimeBits) + ", as two primes) for values up to 2^" +
+                                std::to_string(plan.needs.log2_level0_magnitude) +
+                                " at scale 2^" + std::to_string(o.scale_bits) + "; lower --scale-bits");
+  }
+  // The modulus left at the deepest level: one prime of up to 60 bits, else two primes
+  // that the executor never rescales away. (Limbs of 50 bits and more leave the AVX-512
+  // IFMA kernels for the portable ones; splitting every such q_0 would keep them on
+  // IFMA but costs one more limb in every ciphertext, 25-50 % more memory for the large
+  // models, for a ~20 % faster run: memory is the scarcer resource.)
+  std::vector<int> coeff;
+  if (q0 <= kMaxBasePrimeBits) {
+    coeff = {q0};
+  } else {
+    coeff = {(q0 + 1) / 2, q0 / 2};
+  }
+  for (int l = 0; l < plan.needs.levels; ++l) coeff.push_back(o.scale_bits);
+  const int special = *std::max_element(coeff.begin(), coeff.end());
+  const int total = sum_bits(coeff) + special;
+  for (std::size_t n = 2048; n <= 65536; n *= 2) {
+    if (total <= ckks::max_log_qp_128(n)) {
+      plan.params = ckks::EncryptionParameters(n, coeff, {special});
+      return plan;
+    }
+  }
+  throw std::invalid_argument("parameter selection: log2(QP) = " + std::to_string(total) +
+                              " bits exceeds the 128-bit bound for every N <= 65536");
+}
+
+void apply_parameter_override(Parameters& plan, std::size_t n, std::vector<int> coeff_bits,
+                              std::vector<int> special_bits, int scale_bits) {
+  auto fail = [](const std::string& m) { throw std::invalid_argument("--params: " + m); };
+  if (n < 2048 || n > 65536 || (n & (n - 1)) != 0) fail("n must be a power of two in [2048, 65536]");
+  if (coeff_bits.empty() || special_bits.empty()) fail("coeff_bits and special_bits must be non-empty");
+  if (scale_bits < 20 || scale_bits > 50) fail("scale_bits must be in [20, 50]");
+  const int needed_levels = plan.needs.levels;
+  if (static_cast<int>(coeff_bits.size()) < needed_levels + 1) {
+    fail("insufficient modulus: the model needs " + std::to_string(needed_levels) + " levels (" +
+         std::to_string(needed_levels + 1) + " chain primes), got " +
+         std::to_string(coeff_bits.size()) + " chain primes");
+  }
+  Parameters tmp = plan;
+  tmp.scale_bits = scale_bits;
+  const int q0_needed = required_q0_bits(tmp, 0);
+  // The primes the deepest level keeps (the chain minus one prime per level).
+  const std::size_t base = coeff_bits.size() - static_cast<std::size_t>(needed_levels);
+  int base_bits = 0;
+  for (std::size_t i = 0; i < base; ++i) base_bits += coeff_bits[i];
+  if (base_bits < q0_needed) {
+    fail("insufficient modulus: q_0 (with the other primes the deepest level keeps) has " +
+         std::to_string(base_bits) + " bits but values up to 2^" +
+         std::to_string(static_cast<int>(std::ceil(plan.needs.log2_level0_magnitude))) +
+         " at scale 2^" + std::to_string(scale_bits) + " need at least " + std::to_string(q0_needed));
+  }
+  for (std::size_t i = base; i < coeff_bits.size(); ++i) {
+    if (std::abs(coeff_bits[i] - scale_bits) > 10) {
+      fail("chain prime " + std::to_string(i) + " has " + std::to_string(coeff_bits[i]) +
+           " bits; rescaling primes must be within 10 bits of scale_bits (" + std::to_string(scale_bits) + ")");
+    }
+  }
+  const int max_chain = *std::max_element(coeff_bits.begin(), coeff_bits.end());
+  if (*std::max_element(special_bits.begin(), special_bits.end()) < max_chain) {
+    fail("the special prime must be at least as large as the largest chain prime (" +
+         std::to_string(max_chain) + " bits)");
+  }
+  const int total = sum_bits(coeff_bits) + sum_bits(special_bits);
+  if (total > ckks::max_log_qp_128(n)) {
+    fail("insecure: log2(QP) = " + std::to_string(total) + " exceeds the 128-bit bound " +
+         std::to_string(ckks::max_log_qp_128(n)) + " for N = " + std::to_string(n));
+  }
+  plan.scale_bits = scale_bits;
+  plan.params = ckks::EncryptionParameters(n, std::move(coeff_bits), std::move(special_bits));
+}
+
+void apply_parameter_override(Parameters& plan, const std::filesystem::path& file) {
+  std::ifstream in(file);
+  if (!in) throw std::invalid_argument("--params: cannot read '" + file.string() + "'");
+  nlohmann::json j;
+  try {
+    in >> j;
+    apply_parameter_override(plan, j.at("n").get<std::size_t>(), j.at("coeff_bits").get<std::vector<int>>(),
+                             j.at("special_bits").get<std::vector<int>>(),
+                             j.value("scale_bits", plan.scale_bits));
+  } catch (const nlohmann::json::exception& e) {
+    throw std::invalid_argument("--params: malformed JSON in '" + file.string() + "': " + e.what() +
+                                " (expected {\"n\":..., \"coeff_bits\":[...], \"special_bits\":[...], "
+                                "\"scale_bits\":...})");
+  }
+}
+
+}  // namespace heinfer::plan

@@ -1,0 +1,79 @@
+// CKKS parameter selection for encrypted inference (depth-aware, nGraph-HE2 style).
+//
+// Inputs: the prepared graph, the packing, calibrated per-tensor ranges (runtime/
+// calibration.h) and a precision target (scale bits). The depth of every tensor comes
+// from the level rules (plan/level_rules.h), the magnitudes from the ranges. The chain
+// is then
+//   q_0: enough bits for max|value| · (R_max where the value is masked) · Δ + margin
+//        (two primes of half the size when one would exceed 60 bits: the deepest level
+//        then keeps both),
+//   q_1..q_L: scale_bits each (≈ Δ, one per level),
+//   special: one prime >= the largest chain prime,
+// with the smallest N in [2^11, 2^16] whose 128-bit bound (ckks/security.h) admits
+// log2(QP).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "ckks/encryption_params.h"
+#include "ckks/packing.h"
+#include "model/graph.h"
+
+namespace heinfer::plan {
+
+/// Masks are uniform integers in [kMaskMin, kMaskMax).
+inline constexpr double kMaskMin = 128.0;
+inline constexpr double kMaskMax = 4096.0;
+
+/// What the encrypted execution needs from the modulus chain (level_requirements).
+struct LevelRequirements {
+  int levels = 0;  ///< L: rescales on the longest path between (re-)encryptions
+  /// log2 of the largest |value| that is ever decrypted or masked at level 0 (mask
+  /// included); drives the size of q_0.
+  double log2_level0_magnitude = 0;
+};
+
+/// The deepest depth of the level rules (plan/level_rules.h) on `g` and the magnitudes
+/// decrypted or masked there, given per-tensor bounds (index = TensorId).
+LevelRequirements level_requirements(const model::Graph& g, const std::vector<double>& bounds);
+
+/// The chosen CKKS parameters of an encrypted run, with the bounds they were chosen for.
+struct Parameters {
+  ckks::Packing packing = ckks::Packing::Complex;
+  int scale_bits = 30;                 ///< Δ = 2^scale_bits
+  ckks::EncryptionParameters params;   ///< N, chain bit sizes, special bit sizes
+  LevelRequirements needs;
+  std::vector<double> bounds;          ///< per tensor: allowed max |value|
+  double margin = 2.0;                 ///< safety factor applied to calibrated ranges
+
+  double scale() const;
+  std::int64_t capacity() const;       ///< samples per ciphertext
+  std::string describe() const;        ///< one line: N, bits, levels, log2 QP, packing
+};
+
+struct ParameterOptions {
+  ckks::Packing packing = ckks::Packing::Complex;
+  int scale_bits = 30;
+  double margin = 2.0;  ///< calibrated max |value| is multiplied by this
+  int noise_bits = 10;  ///< extra bits in q_0 above max|value|·Δ
+};
+
+/// Chooses parameters (see the file comment). Throws std::invalid_argument if no N up
+/// to 2^16 is secure for the required chain or scale_bits is outside [20, 50].
+Parameters plan_parameters(const model::Graph& g, const std::vector<double>& ranges,
+                           const ParameterOptions& options = {});
+
+/// Replaces the plan's parameters with a JSON file
+/// {"n": N, "coeff_bits": [q_0, ..., q_L], "special_bits": [...], "scale_bits": s}
+/// after checking them against the plan's requirements. Throws std::invalid_argument with
+/// a clear message for a malformed file, too few levels, a too-small q_0 or middle prime,
+/// a special prime smaller than the chain primes, or insecure parameters.
+void apply_parameter_override(Parameters& plan, const std::filesystem::path& file);
+/// Same from explicit values (used by the file form and by tests).
+void apply_parameter_override(Parameters& plan, std::size_t n, std::vector<int> coeff_bits,
+                              std::vector<int> special_bits, int scale_bits);
+
+}  // namespace heinfer::plan

@@ -1,0 +1,44 @@
+#include "runtime/run_observer.h"
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+
+namespace heinfer::runtime {
+namespace {
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+void ProgressPrinter::band_done(std::size_t node, const plan::StreamStep& step, std::size_t index, std::size_t steps) {
+  // Streamed nodes complete together at the end of their segment: report the bands.
+  const double t = now_seconds();
+  if (last_band_report_ == 0) last_band_report_ = t;
+  if (t - last_band_report_ <= 10.0) return;
+  last_band_report_ = t;
+  const model::Node& n = g_.nodes[node];
+  const model::Shape& y = g_.tensors[static_cast<std::size_t>(n.outputs[0])].shape;
+  std::fprintf(stderr, "  streaming: band %zu of %zu steps: %s rows [%lld, %lld) of %lld\n", index, steps,
+               n.name.c_str(), static_cast<long long>(step.row_begin), static_cast<long long>(step.row_end),
+               static_cast<long long>(y.size() == 3 ? y[1] : 0));
+}
+
+void ProgressPrinter::node_done(std::size_t node, std::size_t nodes, const LayerStats& ls) {
+  std::fprintf(stderr, "  [%zu/%zu] %-24s %-18s %7lld ct  level %2d  %8.3f s  dram %7.1f MiB  tier %7.1f MiB\n",
+               node + 1, nodes, ls.name.c_str(), ls.op.c_str(), static_cast<long long>(ls.ciphertexts), ls.level,
+               ls.seconds, static_cast<double>(ls.dram_bytes) / 1048576.0,
+               static_cast<double>(ls.pmem_bytes) / 1048576.0);
+}
+
+void FaultInjector::node_done(std::size_t node, std::size_t nodes, const LayerStats& ls) {
+  (void)nodes;
+  if (static_cast<std::int64_t>(node) != node_) return;
+  std::fprintf(stderr, "heinfer: fault injection: killing the process after node %zu (%s)\n", node, ls.name.c_str());
+  std::fflush(stderr);
+  std::raise(SIGKILL);
+}
+
+}  // namespace heinfer::runtime

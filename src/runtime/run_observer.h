@@ -1,0 +1,53 @@
+// Observing an encrypted run as it executes its plan: progress lines, per-layer events
+// for a remote data owner, test fault hooks. The executor calls every observer of
+// EncryptedRunOptions::observers in order; an observer must not throw.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "model/graph.h"
+#include "plan/stream_schedule.h"
+#include "runtime/run_stats.h"
+
+namespace heinfer::runtime {
+
+class RunObserver {
+ public:
+  virtual ~RunObserver() = default;
+  /// A band of a streamed node has run (step `index` of `steps`; rows in `step`).
+  virtual void band_done(std::size_t node, const plan::StreamStep& step, std::size_t index, std::size_t steps) {
+    (void)node, (void)step, (void)index, (void)steps;
+  }
+  /// Node `node` of `nodes` is complete; `stats` holds its layer's figures (summed over
+  /// the batches run so far) and the store's bytes after it.
+  virtual void node_done(std::size_t node, std::size_t nodes, const LayerStats& stats) {
+    (void)node, (void)nodes, (void)stats;
+  }
+};
+
+/// One line per layer on stderr (name, op, ciphertexts, level, seconds, DRAM and tier
+/// MiB), and a line per streamed band at most every 10 s.
+class ProgressPrinter : public RunObserver {
+ public:
+  explicit ProgressPrinter(const model::Graph& g) : g_(g) {}
+  void band_done(std::size_t node, const plan::StreamStep& step, std::size_t index, std::size_t steps) override;
+  void node_done(std::size_t node, std::size_t nodes, const LayerStats& stats) override;
+
+ private:
+  const model::Graph& g_;
+  double last_band_report_ = 0;  ///< steady-clock seconds of the last band line
+};
+
+/// Test hook for crash safety: kills the process (SIGKILL) right after node `node`
+/// completes.
+class FaultInjector : public RunObserver {
+ public:
+  explicit FaultInjector(std::int64_t node) : node_(node) {}
+  void node_done(std::size_t node, std::size_t nodes, const LayerStats& stats) override;
+
+ private:
+  std::int64_t node_;
+};
+
+}  // namespace heinfer::runtime

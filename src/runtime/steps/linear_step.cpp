@@ -1,0 +1,116 @@
+// The linear step (Conv, Gemm, MatMul, BatchNormalization, pools with averaging,
+// elementwise with constants, Add/Sub of activations): per output one multiply-accumulate
+// of ciphertexts by plaintext scalars and, when the plan says so, one rescale (lazy
+// rescaling with the weight-scale trick, nGraph-HE2 §3); pending unmasking factors are
+// folded into the weights. The polynomial step (a square: ciphertext × ciphertext with
+// relinearization, or multiply_packed under complex packing) runs through the same tiles.
+// Outputs are produced in tiles of at most the store's tile bytes of working set.
+#include <cmath>
+#include <cstdint>
+
+#include "model/analysis.h"
+#include "model/error.h"
+#include "runtime/kernels/dispatch.h"
+#include "runtime/steps/run_state.h"
+
+namespace heinfer::runtime::steps {
+
+void materialize_inputs(RunState& run, StepIO& s, std::vector<EncryptedTensor>& scratch) {
+  std::size_t count = 0;
+  for (bool m : s.np.materialized) count += m ? 1 : 0;
+  if (count == 0) return;
+  if (s.st.streamed) throw std::logic_error(s.n.name + ": streamed node with inputs to bring to scale Δ");
+  scratch.reserve(count);  // pointers into scratch stay valid
+  for (std::size_t i = 0; i < s.in.size(); ++i) {
+    if (!s.np.materialized[i] || !s.in[i]) continue;
+    scratch.push_back(*s.in[i]);
+    run.materialize(scratch.back(), s.n.name, s.group);
+    s.in[i] = &scratch.back();
+  }
+}
+
+void run_linear_step(RunState& run, StepIO& s) {
+  const model::Graph& g = run.g;
+  const model::Node& n = s.n;
+  std::vector<EncryptedTensor> scratch;
+  materialize_inputs(run, s, scratch);
+  const EncryptedTensor& x = *first_input(s);
+  const auto level = static_cast<std::size_t>(s.np.input_level);
+  check_input_levels(s, level);
+  std::int64_t in_elements = 0;
+  for (const auto* p : s.in) {
+    if (!p) continue;
+    in_elements += p->elements();
+    if (std::fabs(p->scale / x.scale - 1.0) > 1e-9) {
+      throw model::ModelError(model::node_label(n) + ": encrypted inputs have different scales (" +
+                              std::to_string(p->scale) + " vs " + std::to_string(x.scale) +
+                              "); unsupported under encryption");
+    }
+  }
+  EncryptedBackend be = run.be;
+  be.in_level = level;
+  be.in_scale = x.scale;
+  EncryptedTensor& y = s.y;
+  if (s.st.first) {
+    y.shape = s.y_shape;
+    y.cts.resize(static_cast<std::size_t>(model::numel(s.y_shape)));
+  }
+  const bool square = s.np.kind == plan::NodeKind::Square;
+  if (square) {
+    y.level = level - 1;
+    if (run.plan.tensors[static_cast<std::size_t>(n.outputs[0])].factors) y.factor.assign(y.cts.size(), 1.0);
+    const double q = static_cast<double>(run.ctx.modulus(level).value);
+    y.scale = x.scale * x.scale * (run.plan.parameters.packing == ckks::Packing::Complex ? 4.0 : 1.0) / q;
+  } else {
+    be.rescale = s.np.rescale;
+    y.level = be.rescale ? level - 1 : level;
+    y.scale = be.rescale ? run.scale() : x.scale;
+  }
+  // Working set per output element: the output, the expanded inputs it reads and, for
+  // deferred multiply-accumulates, its term list and encoded weights.
+  const std::int64_t out_elements = std::max<std::int64_t>(1, model::numel(s.y_shape));
+  const std::int64_t terms = std::max<std::int64_t>(1, model::macs(g, n) / out_elements);
+  const std::int64_t element_bytes = run.ct_bytes(level) * (1 + (in_elements + out_elements - 1) / out_elements) +
+                                     terms * static_cast<std::int64_t>(16 + 8 * (level + 1)) + 256;
+  std::vector<EncryptedBackend::Acc> deferred;
+  // Expansions of compact inputs are kept across the tiles of one step.
+  EncryptedBackend::ExpansionCache expansions;
+  be.expansions = &expansions;
+  const auto tiles = s.st.streamed ? run.tiles(s.y_shape, element_bytes, s.st.row_begin, s.st.row_end)
+                                   : run.tiles(s.y_shape, element_bytes);
+  // Several tiles, or the bands of a node whose windows overlap (a 3x3 conv reads each
+  // input row in three bands), would each expand the compact inputs they read into
+  // temporaries: expand them once, in the store (accounted, within the budget or in the
+  // tier), instead.
+  bool overlap = false;
+  if (s.st.streamed) {
+    for (std::size_t i = 0; i < n.inputs.size(); ++i) {
+      if (!s.in[i]) continue;
+      const auto m = plan::row_map(g, n, i);
+      overlap = overlap || (m && !m->all && m->extent > m->stride);
+    }
+  }
+  if (tiles.size() > 1 || overlap) run.store.expand(s.in_groups, run.ctx);
+  for (const auto& tile : tiles) {
+    be.tile = &tile;
+    if (!square && be.rescale) {
+      deferred.assign(static_cast<std::size_t>(tile.size()), {});
+      be.deferred = &deferred;
+    }
+    if (!kernels::run_backend_node(be, g, n, s.in, y, &tile)) {
+      throw model::ModelError(model::node_label(n) + ": not supported by the encrypted executor");
+    }
+    if (be.deferred) be.flush(y, deferred);
+    run.adopt_tile(y, tile, s.group);
+  }
+  if (square) {
+    for (const auto& c : y.cts) {
+      if (c) {
+        y.scale = c->scale();
+        break;
+      }
+    }
+  }
+}
+
+}  // namespace heinfer::runtime::steps
