@@ -12,14 +12,14 @@
 #include <random>
 #include <vector>
 
-#include "ckks/modulus.h"
-#include "ckks/ntt.h"
-#include "ckks/poly_arith.h"
-#include "ckks/primes.h"
+#include "ring/modulus.h"
+#include "ring/ntt.h"
+#include "ring/poly_arith.h"
+#include "ring/primes.h"
 
 namespace {
 
-using namespace heinfer::ckks;
+using namespace heinfer::ring;
 
 constexpr int kPrimeBits = 49;
 constexpr size_t kDotInputs = 64;

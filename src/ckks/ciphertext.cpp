@@ -7,7 +7,7 @@
 #include <stdexcept>
 
 #include "ckks/context.h"
-#include "ckks/parallel.h"
+#include "ring/parallel.h"
 
 namespace heinfer::ckks {
 
@@ -19,7 +19,7 @@ void Ciphertext::resize(size_t n, size_t size, size_t level) {
   clear_seed();
 }
 
-void Ciphertext::set_seed(const Seed& seed) {
+void Ciphertext::set_seed(const ring::Seed& seed) {
   seed_ = seed;
   seeded_ = true;
 }
@@ -68,13 +68,13 @@ void Ciphertext::drop_limbs(size_t count) {
   data_.resize(polys * new_limbs * n_);
 }
 
-void expand_ciphertext_mask(const CKKSContext& context, const Seed& seed, size_t level,
+void expand_ciphertext_mask(const CKKSContext& context, const ring::Seed& seed, size_t level,
                             uint64_t* out) {
   const size_t n = context.n();
-#pragma omp parallel for if (detail::use_parallel(level + 1, n * 16))
+#pragma omp parallel for if (ring::detail::use_parallel(level + 1, n * 16))
   for (size_t i = 0; i <= level; ++i) {
-    Prng prng(seed, StreamPurpose::CiphertextMask, 0, static_cast<uint32_t>(i));
-    sample_uniform(prng, context.modulus(i), out + i * n, n);
+    ring::Prng prng(seed, ring::StreamPurpose::CiphertextMask, 0, static_cast<uint32_t>(i));
+    ring::sample_uniform(prng, context.modulus(i), out + i * n, n);
   }
 }
 

@@ -6,7 +6,7 @@
 #include <memory_resource>
 #include <vector>
 
-#include "ckks/random.h"
+#include "ring/random.h"
 
 namespace heinfer::ckks {
 
@@ -53,9 +53,9 @@ class Ciphertext {
 
   bool is_seeded() const { return seeded_; }
   bool is_compact() const { return compact_; }
-  const Seed& seed() const { return seed_; }
+  const ring::Seed& seed() const { return seed_; }
   /// Marks c1 as expanded from `seed` (used by the encryptor and loaders).
-  void set_seed(const Seed& seed);
+  void set_seed(const ring::Seed& seed);
   void clear_seed();
 
   /// Drops c1 of a seeded ciphertext. Throws std::logic_error if !is_seeded().
@@ -85,13 +85,13 @@ class Ciphertext {
   double scale_ = 1.0;
   bool ntt_form_ = true;
   bool seeded_ = false, compact_ = false;
-  Seed seed_{};
+  ring::Seed seed_{};
   Storage data_;
 };
 
 /// The uniform c1 of a seeded ciphertext: limb i (0..level) sampled in the NTT domain
 /// from ChaCha20(seed, (CiphertextMask, 0, i)). out: [limb][coeff].
-void expand_ciphertext_mask(const CKKSContext& context, const Seed& seed, size_t level,
+void expand_ciphertext_mask(const CKKSContext& context, const ring::Seed& seed, size_t level,
                             uint64_t* out);
 
 }  // namespace heinfer::ckks

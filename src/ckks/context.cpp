@@ -8,8 +8,8 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "ckks/multiprecision.h"
-#include "ckks/primes.h"
+#include "ring/multiprecision.h"
+#include "ring/primes.h"
 
 namespace heinfer::ckks {
 
@@ -39,10 +39,10 @@ Fingerprint parameter_fingerprint(size_t n, const std::vector<uint64_t>& q,
 namespace {
 
 // Product of moduli values except `skip`, reduced mod m.
-uint64_t product_mod(const std::vector<uint64_t>& values, size_t skip, const Modulus& m) {
+uint64_t product_mod(const std::vector<uint64_t>& values, size_t skip, const ring::Modulus& m) {
   uint64_t r = 1 % m.value;
   for (size_t i = 0; i < values.size(); ++i) {
-    if (i != skip) r = mul_mod(r, reduce_64(values[i], m), m);
+    if (i != skip) r = ring::mul_mod(r, ring::reduce_64(values[i], m), m);
   }
   return r;
 }
@@ -75,7 +75,7 @@ CKKSContext::CKKSContext(const EncryptionParameters& parms) : security_(parms.se
   all.insert(all.end(), p.begin(), p.end());
   std::set<uint64_t> seen;
   for (uint64_t v : all) {
-    if (v >= (uint64_t{1} << 60) || !is_prime(v) || v % (2 * n_) != 1) {
+    if (v >= (uint64_t{1} << 60) || !ring::is_prime(v) || v % (2 * n_) != 1) {
       throw std::invalid_argument("CKKSContext: " + std::to_string(v) +
                                   " is not a prime < 2^60 congruent to 1 mod 2N = " +
                                   std::to_string(2 * n_));
@@ -96,7 +96,7 @@ CKKSContext::CKKSContext(const EncryptionParameters& parms) : security_(parms.se
   for (uint64_t v : all) {
     moduli_.emplace_back(v);
     ntt_.emplace_back(n_, moduli_.back());
-    imag_unit_.push_back(pow_mod(ntt_.back().root(), n_ / 2, moduli_.back()));
+    imag_unit_.push_back(ring::pow_mod(ntt_.back().root(), n_ / 2, moduli_.back()));
   }
   fingerprint_ = parameter_fingerprint(n_, q, p);
   build_levels();
@@ -114,11 +114,11 @@ void CKKSContext::build_levels() {
     for (uint64_t v : qv) d.log2_q += std::log2(static_cast<double>(v));
     // Rescale by q_l.
     for (size_t i = 0; i < l; ++i) {
-      const Modulus& m = moduli_[i];
-      const uint64_t inv = inv_mod(reduce_64(moduli_[l].value, m), m);
+      const ring::Modulus& m = moduli_[i];
+      const uint64_t inv = ring::inv_mod(ring::reduce_64(moduli_[l].value, m), m);
       d.inv_q_last.push_back(inv);
-      d.inv_q_last_shoup.push_back(shoup_precompute(inv, m.value));
-      d.half_q_last_mod.push_back(reduce_64(moduli_[l].value >> 1, m));
+      d.inv_q_last_shoup.push_back(ring::shoup_precompute(inv, m.value));
+      d.half_q_last_mod.push_back(ring::reduce_64(moduli_[l].value >> 1, m));
     }
     // Key-switching digits at this level; targets: q_0..q_l, p_0..p_{K-1}.
     const size_t targets = l + 1 + special_count_;
@@ -137,10 +137,10 @@ void CKKSContext::build_levels() {
           g.neg_qd_mod_target.push_back(qd == 0 ? 0 : moduli_[gi].value - qd);
         }
         for (size_t i = 0; i < g.count; ++i) {
-          const Modulus& mi = moduli_[first + i];
-          const uint64_t inv = inv_mod(product_mod(dq, i, mi), mi);
+          const ring::Modulus& mi = moduli_[first + i];
+          const uint64_t inv = ring::inv_mod(product_mod(dq, i, mi), mi);
           g.inv_punctured.push_back(inv);
-          g.inv_punctured_shoup.push_back(shoup_precompute(inv, mi.value));
+          g.inv_punctured_shoup.push_back(ring::shoup_precompute(inv, mi.value));
           for (size_t t = 0; t < targets; ++t) {
             const size_t gi = t <= l ? t : coeff_count_ + (t - l - 1);
             g.punctured_mod_target[i * targets + t] = product_mod(dq, i, moduli_[gi]);
@@ -151,22 +151,23 @@ void CKKSContext::build_levels() {
     }
     // Exact CRT.
     d.crt_words = l + 2;
-    d.q_product = mp::product(qv);
+    d.q_product = ring::mp::product(qv);
     d.q_product.resize(d.crt_words, 0);
     d.half_q = d.q_product;
-    mp::shift_right_one(d.half_q.data(), d.crt_words);
+    ring::mp::shift_right_one(d.half_q.data(), d.crt_words);
     d.punctured.assign((l + 1) * d.crt_words, 0);
     for (size_t i = 0; i <= l; ++i) {
       std::vector<uint64_t> others;
       for (size_t k = 0; k <= l; ++k) {
         if (k != i) others.push_back(qv[k]);
       }
-      std::vector<uint64_t> prod = mp::product(others);
+      std::vector<uint64_t> prod = ring::mp::product(others);
       prod.resize(d.crt_words, 0);
       std::copy(prod.begin(), prod.end(), d.punctured.begin() + static_cast<long>(i * d.crt_words));
-      const uint64_t inv = inv_mod(mp::mod_word(prod.data(), d.crt_words, moduli_[i]), moduli_[i]);
+      const uint64_t inv =
+          ring::inv_mod(ring::mp::mod_word(prod.data(), d.crt_words, moduli_[i]), moduli_[i]);
       d.inv_punctured.push_back(inv);
-      d.inv_punctured_shoup.push_back(shoup_precompute(inv, qv[i]));
+      d.inv_punctured_shoup.push_back(ring::shoup_precompute(inv, qv[i]));
     }
   }
 }
@@ -174,27 +175,27 @@ void CKKSContext::build_levels() {
 void CKKSContext::build_mod_down() {
   std::vector<uint64_t> pv;
   for (size_t k = 0; k < special_count_; ++k) pv.push_back(moduli_[coeff_count_ + k].value);
-  std::vector<uint64_t> big_p = mp::product(pv);
+  std::vector<uint64_t> big_p = ring::mp::product(pv);
   std::vector<uint64_t> half_p = big_p;
-  mp::shift_right_one(half_p.data(), half_p.size());
+  ring::mp::shift_right_one(half_p.data(), half_p.size());
   ModDownData& md = mod_down_;
   for (size_t i = 0; i < coeff_count_; ++i) {
-    const Modulus& m = moduli_[i];
-    const uint64_t p_mod = mp::mod_word(big_p.data(), big_p.size(), m);
+    const ring::Modulus& m = moduli_[i];
+    const uint64_t p_mod = ring::mp::mod_word(big_p.data(), big_p.size(), m);
     md.p_mod_q.push_back(p_mod);
-    const uint64_t inv = inv_mod(p_mod, m);
+    const uint64_t inv = ring::inv_mod(p_mod, m);
     md.inv_p_mod_q.push_back(inv);
-    md.inv_p_mod_q_shoup.push_back(shoup_precompute(inv, m.value));
-    md.half_p_mod_q.push_back(mp::mod_word(half_p.data(), half_p.size(), m));
+    md.inv_p_mod_q_shoup.push_back(ring::shoup_precompute(inv, m.value));
+    md.half_p_mod_q.push_back(ring::mp::mod_word(half_p.data(), half_p.size(), m));
   }
   md.p_hat_mod_q.resize(special_count_ * coeff_count_);
   for (size_t k = 0; k < special_count_; ++k) {
-    const Modulus& pk = moduli_[coeff_count_ + k];
-    md.half_p_mod_p.push_back(mp::mod_word(half_p.data(), half_p.size(), pk));
+    const ring::Modulus& pk = moduli_[coeff_count_ + k];
+    md.half_p_mod_p.push_back(ring::mp::mod_word(half_p.data(), half_p.size(), pk));
     md.inv_p.push_back(1.0 / static_cast<double>(pk.value));
-    const uint64_t inv = inv_mod(product_mod(pv, k, pk), pk);
+    const uint64_t inv = ring::inv_mod(product_mod(pv, k, pk), pk);
     md.inv_p_hat.push_back(inv);
-    md.inv_p_hat_shoup.push_back(shoup_precompute(inv, pk.value));
+    md.inv_p_hat_shoup.push_back(ring::shoup_precompute(inv, pk.value));
     for (size_t i = 0; i < coeff_count_; ++i) {
       md.p_hat_mod_q[k * coeff_count_ + i] = product_mod(pv, k, moduli_[i]);
     }
@@ -213,7 +214,7 @@ const std::vector<uint32_t>& CKKSContext::galois_permutation(uint32_t elt) const
   // Slot j holds a(ψ^e_j), e_j = 2·bitrev(j) + 1; σ(a)(ψ^e_j) = a(ψ^(e_j·elt)).
   auto perm = std::make_unique<std::vector<uint32_t>>(n_);
   std::vector<uint32_t> rev(n_);
-  for (size_t j = 0; j < n_; ++j) rev[j] = bit_reverse(static_cast<uint32_t>(j), log_n_);
+  for (size_t j = 0; j < n_; ++j) rev[j] = ring::bit_reverse(static_cast<uint32_t>(j), log_n_);
   for (size_t j = 0; j < n_; ++j) {
     const uint64_t e = (2 * static_cast<uint64_t>(rev[j]) + 1) * elt % two_n;
     (*perm)[j] = rev[(e - 1) / 2];

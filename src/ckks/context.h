@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "ckks/encryption_params.h"
-#include "ckks/modulus.h"
-#include "ckks/ntt.h"
+#include "ring/modulus.h"
+#include "ring/ntt.h"
 
 namespace heinfer::ckks {
 
@@ -94,9 +94,9 @@ class CKKSContext {
   size_t digit_count(size_t level) const { return levels_.at(level).digits.size(); }
 
   /// Prime i (q's first, then p's) and its NTT tables.
-  const Modulus& modulus(size_t i) const { return moduli_[i]; }
-  const std::vector<Modulus>& moduli() const { return moduli_; }
-  const NTTTables& ntt(size_t i) const { return ntt_[i]; }
+  const ring::Modulus& modulus(size_t i) const { return moduli_[i]; }
+  const std::vector<ring::Modulus>& moduli() const { return moduli_; }
+  const ring::NTTTables& ntt(size_t i) const { return ntt_[i]; }
   const LevelData& level_data(size_t level) const { return levels_.at(level); }
   const ModDownData& mod_down() const { return mod_down_; }
 
@@ -132,8 +132,8 @@ class CKKSContext {
   int log_n_ = 0;
   size_t coeff_count_ = 0, special_count_ = 0;
   SecurityLevel security_ = SecurityLevel::TC128;
-  std::vector<Modulus> moduli_;
-  std::vector<NTTTables> ntt_;
+  std::vector<ring::Modulus> moduli_;
+  std::vector<ring::NTTTables> ntt_;
   std::vector<LevelData> levels_;
   ModDownData mod_down_;
   std::vector<uint64_t> imag_unit_;

@@ -4,8 +4,8 @@
 
 #include <stdexcept>
 
-#include "ckks/parallel.h"
-#include "ckks/poly_arith.h"
+#include "ring/parallel.h"
+#include "ring/poly_arith.h"
 
 namespace heinfer::ckks {
 
@@ -18,8 +18,8 @@ Decryptor::Decryptor(ContextPtr context, const SecretKey& secret_key)
   }
   secret_squared_.resize(q_count * n);
   for (size_t i = 0; i < q_count; ++i) {
-    multiply_poly(secret_.limb(i, n), secret_.limb(i, n), secret_squared_.data() + i * n, n,
-                  ctx.modulus(i));
+    ring::multiply_poly(secret_.limb(i, n), secret_.limb(i, n), secret_squared_.data() + i * n, n,
+                        ctx.modulus(i));
   }
 }
 
@@ -43,13 +43,14 @@ void Decryptor::decrypt(const Ciphertext& ct, Plaintext& out) const {
   }
   out.resize(n, level);
   out.set_scale(ct.scale());
-#pragma omp parallel for if (detail::use_parallel(lq, 3 * n))
+#pragma omp parallel for if (ring::detail::use_parallel(lq, 3 * n))
   for (size_t i = 0; i < lq; ++i) {
-    const Modulus& q = ctx.modulus(i);
+    const ring::Modulus& q = ctx.modulus(i);
     uint64_t* m = out.limb(i);
-    multiply_poly(c1 + i * n, secret_.limb(i, n), m, n, q);
-    if (ct.size() == 3) multiply_add_poly(ct.limb(2, i), secret_squared_.data() + i * n, m, n, q);
-    add_poly(m, ct.limb(0, i), m, n, q);
+    ring::multiply_poly(c1 + i * n, secret_.limb(i, n), m, n, q);
+    if (ct.size() == 3)
+      ring::multiply_add_poly(ct.limb(2, i), secret_squared_.data() + i * n, m, n, q);
+    ring::add_poly(m, ct.limb(0, i), m, n, q);
   }
 }
 

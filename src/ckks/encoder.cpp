@@ -7,9 +7,9 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "ckks/multiprecision.h"
-#include "ckks/parallel.h"
 #include "ckks/scalar_encoding.h"
+#include "ring/multiprecision.h"
+#include "ring/parallel.h"
 
 namespace heinfer::ckks {
 
@@ -100,9 +100,9 @@ void CKKSEncoder::encode_slots(std::vector<std::complex<double>>& slots, double 
   }
   out.resize(n, level);
   out.set_scale(scale);
-#pragma omp parallel for if (detail::use_parallel(level + 1, n * 16))
+#pragma omp parallel for if (ring::detail::use_parallel(level + 1, n * 16))
   for (size_t i = 0; i <= level; ++i) {
-    const Modulus& q = ctx.modulus(i);
+    const ring::Modulus& q = ctx.modulus(i);
     uint64_t* dst = out.limb(i);
     for (size_t k = 0; k < n; ++k) dst[k] = double_to_residue(coeffs[k], q);
     ctx.ntt(i).forward(dst);
@@ -116,7 +116,7 @@ void CKKSEncoder::decode_coefficients(const Plaintext& plain, std::vector<double
     throw std::invalid_argument("CKKSEncoder: plaintext does not match the context");
   }
   std::vector<uint64_t> coeff(plain.data());
-#pragma omp parallel for if (detail::use_parallel(level + 1, n * 16))
+#pragma omp parallel for if (ring::detail::use_parallel(level + 1, n * 16))
   for (size_t i = 0; i <= level; ++i) ctx.ntt(i).inverse(coeff.data() + i * n);
 
   out.resize(n);
@@ -132,26 +132,26 @@ void CKKSEncoder::decode_coefficients(const Plaintext& plain, std::vector<double
   // Exact CRT: x = Σ_i [x_i (Q/q_i)^-1]_{q_i} · Q/q_i mod Q, then centered.
   const LevelData& ld = ctx.level_data(level);
   const size_t words = ld.crt_words;
-#pragma omp parallel if (detail::use_parallel(n, (level + 1) * (level + 2)))
+#pragma omp parallel if (ring::detail::use_parallel(n, (level + 1) * (level + 2)))
   {
     std::vector<uint64_t> acc(words), mag(words);
 #pragma omp for
     for (size_t k = 0; k < n; ++k) {
       std::fill(acc.begin(), acc.end(), 0);
       for (size_t i = 0; i <= level; ++i) {
-        const uint64_t y = mul_mod_shoup(coeff[i * n + k], ld.inv_punctured[i],
-                                         ld.inv_punctured_shoup[i], ctx.modulus(i).value);
-        mp::multiply_add_word(acc.data(), ld.punctured.data() + i * words, y, words);
+        const uint64_t y = ring::mul_mod_shoup(coeff[i * n + k], ld.inv_punctured[i],
+                                               ld.inv_punctured_shoup[i], ctx.modulus(i).value);
+        ring::mp::multiply_add_word(acc.data(), ld.punctured.data() + i * words, y, words);
       }
-      while (mp::compare(acc.data(), ld.q_product.data(), words) >= 0) {
-        mp::sub(acc.data(), ld.q_product.data(), words);
+      while (ring::mp::compare(acc.data(), ld.q_product.data(), words) >= 0) {
+        ring::mp::sub(acc.data(), ld.q_product.data(), words);
       }
       double v;
-      if (mp::compare(acc.data(), ld.half_q.data(), words) > 0) {
-        mp::sub(ld.q_product.data(), acc.data(), mag.data(), words);
-        v = -mp::to_double(mag.data(), words);
+      if (ring::mp::compare(acc.data(), ld.half_q.data(), words) > 0) {
+        ring::mp::sub(ld.q_product.data(), acc.data(), mag.data(), words);
+        v = -ring::mp::to_double(mag.data(), words);
       } else {
-        v = mp::to_double(acc.data(), words);
+        v = ring::mp::to_double(acc.data(), words);
       }
       out[k] = v * inv_scale;
     }

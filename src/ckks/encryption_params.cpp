@@ -3,7 +3,7 @@
 #include <stdexcept>
 #include <utility>
 
-#include "ckks/primes.h"
+#include "ring/primes.h"
 
 namespace heinfer::ckks {
 
@@ -54,7 +54,7 @@ void EncryptionParameters::resolve_primes(std::vector<uint64_t>& coeff,
   }
   std::vector<int> all(special_bits_);
   all.insert(all.end(), coeff_bits_.begin(), coeff_bits_.end());
-  const std::vector<uint64_t> primes = generate_ntt_primes(all, n_);
+  const std::vector<uint64_t> primes = ring::generate_ntt_primes(all, n_);
   special.assign(primes.begin(), primes.begin() + static_cast<long>(special_bits_.size()));
   coeff.assign(primes.begin() + static_cast<long>(special_bits_.size()), primes.end());
 }

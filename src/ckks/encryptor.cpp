@@ -6,10 +6,10 @@
 #include <vector>
 
 #include "ckks/key_switch.h"
-#include "ckks/parallel.h"
-#include "ckks/poly_arith.h"
-#include "ckks/random.h"
 #include "ckks/scratch.h"
+#include "ring/parallel.h"
+#include "ring/poly_arith.h"
+#include "ring/random.h"
 
 namespace heinfer::ckks {
 
@@ -53,28 +53,28 @@ void Encryptor::encrypt(const Plaintext& plain, Ciphertext& out) const {
 
   std::vector<int8_t> small(3 * n);  // u, e0, e1
   {
-    Prng prng(random_seed(), StreamPurpose::Error);
-    sample_ternary(prng, small.data(), n);
-    sample_gaussian(prng, small.data() + n, 2 * n);
+    ring::Prng prng(ring::random_seed(), ring::StreamPurpose::Error);
+    ring::sample_ternary(prng, small.data(), n);
+    ring::sample_gaussian(prng, small.data() + n, 2 * n);
   }
   uint64_t* ext = detail::scratch(detail::Scratch::Encrypt, 2 * targets * n);
   const uint64_t* pk = public_key_->data.data();
-#pragma omp parallel for if (detail::use_parallel(targets, n * 16))
+#pragma omp parallel for if (ring::detail::use_parallel(targets, n * 16))
   for (size_t t = 0; t < targets; ++t) {
     const size_t gi = t < lq ? t : q_count + (t - lq);
-    const Modulus& q = ctx.modulus(gi);
+    const ring::Modulus& q = ctx.modulus(gi);
     uint64_t* u = detail::scratch(detail::Scratch::EncryptLimb, n);
-    small_to_limb(small.data(), n, q, u);
+    ring::small_to_limb(small.data(), n, q, u);
     ctx.ntt(gi).forward(u);
-    multiply_poly(u, pk + gi * n, ext + t * n, n, q);
-    multiply_poly(u, pk + (key_limbs + gi) * n, ext + (targets + t) * n, n, q);
+    ring::multiply_poly(u, pk + gi * n, ext + t * n, n, q);
+    ring::multiply_poly(u, pk + (key_limbs + gi) * n, ext + (targets + t) * n, n, q);
   }
   out.resize(n, 2, level);
   detail::ModDownTarget md[2] = {{ext, small.data() + n, out.poly(0), false},
                                  {ext + targets * n, small.data() + 2 * n, out.poly(1), false}};
   detail::mod_down(ctx, level, md, 2);
   for (size_t i = 0; i < lq; ++i) {
-    add_poly(out.limb(0, i), plain.limb(i), out.limb(0, i), n, ctx.modulus(i));
+    ring::add_poly(out.limb(0, i), plain.limb(i), out.limb(0, i), n, ctx.modulus(i));
   }
   out.set_scale(plain.scale());
   out.set_ntt_form(true);
@@ -85,24 +85,24 @@ void Encryptor::encrypt_symmetric(const Plaintext& plain, Ciphertext& out) const
   check_plain(plain);
   const CKKSContext& ctx = *context_;
   const size_t n = ctx.n(), level = plain.level(), lq = level + 1;
-  const Seed seed = random_seed();
+  const ring::Seed seed = ring::random_seed();
   out.resize(n, 2, level);
   expand_ciphertext_mask(ctx, seed, level, out.poly(1));
   std::vector<int8_t> e(n);
   {
-    Prng prng(random_seed(), StreamPurpose::Error);
-    sample_gaussian(prng, e.data(), n);
+    ring::Prng prng(ring::random_seed(), ring::StreamPurpose::Error);
+    ring::sample_gaussian(prng, e.data(), n);
   }
-#pragma omp parallel for if (detail::use_parallel(lq, n * 16))
+#pragma omp parallel for if (ring::detail::use_parallel(lq, n * 16))
   for (size_t i = 0; i < lq; ++i) {
-    const Modulus& q = ctx.modulus(i);
+    const ring::Modulus& q = ctx.modulus(i);
     uint64_t* en = detail::scratch(detail::Scratch::EncryptLimb, n);
-    small_to_limb(e.data(), n, q, en);
+    ring::small_to_limb(e.data(), n, q, en);
     ctx.ntt(i).forward(en);
     uint64_t* c0 = out.limb(0, i);
-    multiply_poly(out.limb(1, i), secret_key_->limb(i, n), c0, n, q);
-    sub_poly(en, c0, c0, n, q);
-    add_poly(c0, plain.limb(i), c0, n, q);
+    ring::multiply_poly(out.limb(1, i), secret_key_->limb(i, n), c0, n, q);
+    ring::sub_poly(en, c0, c0, n, q);
+    ring::add_poly(c0, plain.limb(i), c0, n, q);
   }
   out.set_scale(plain.scale());
   out.set_ntt_form(true);

@@ -1,5 +1,4 @@
 // Evaluator: checks, additive operations, products by constants, levels, NTT.
-#include "ckks/parallel.h"
 #include "ckks/evaluator.h"
 
 #include <omp.h>
@@ -10,8 +9,9 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "ckks/poly_arith.h"
 #include "ckks/scalar_encoding.h"
+#include "ring/parallel.h"
+#include "ring/poly_arith.h"
 
 namespace heinfer::ckks {
 
@@ -73,20 +73,20 @@ void add_sub(const CKKSContext& ctx, const Ciphertext& a, const Ciphertext& b, C
   const double scale = a.scale();
   out.resize(n, size, level);  // keeps the data of an aliased operand (same shape or more polys)
   const size_t tasks = size * lq;
-#pragma omp parallel for if (detail::use_parallel(tasks, n))
+#pragma omp parallel for if (ring::detail::use_parallel(tasks, n))
   for (size_t t = 0; t < tasks; ++t) {
     const size_t p = t / lq, i = t % lq;
-    const Modulus& q = ctx.modulus(i);
+    const ring::Modulus& q = ctx.modulus(i);
     uint64_t* dst = out.limb(p, i);
     if (p < sa && p < sb) {
-      if (op == AddOp::Add) add_poly(a.limb(p, i), b.limb(p, i), dst, n, q);
-      else sub_poly(a.limb(p, i), b.limb(p, i), dst, n, q);
+      if (op == AddOp::Add) ring::add_poly(a.limb(p, i), b.limb(p, i), dst, n, q);
+      else ring::sub_poly(a.limb(p, i), b.limb(p, i), dst, n, q);
     } else if (p < sa) {
       copy_limb(a.limb(p, i), dst, n);
     } else if (op == AddOp::Add) {
       copy_limb(b.limb(p, i), dst, n);
     } else {
-      negate_poly(b.limb(p, i), dst, n, q);
+      ring::negate_poly(b.limb(p, i), dst, n, q);
     }
   }
   out.set_scale(scale);
@@ -117,10 +117,10 @@ void Evaluator::negate(const Ciphertext& a, Ciphertext& out) const {
   const size_t n = ctx.n(), lq = a.limb_count(), tasks = a.size() * lq;
   const double scale = a.scale();
   out.resize(n, a.size(), a.level());
-#pragma omp parallel for if (detail::use_parallel(tasks, n))
+#pragma omp parallel for if (ring::detail::use_parallel(tasks, n))
   for (size_t t = 0; t < tasks; ++t) {
     const size_t p = t / lq, i = t % lq;
-    negate_poly(a.limb(p, i), out.limb(p, i), n, ctx.modulus(i));
+    ring::negate_poly(a.limb(p, i), out.limb(p, i), n, ctx.modulus(i));
   }
   out.set_scale(scale);
   out.set_ntt_form(true);
@@ -145,7 +145,7 @@ void map_c0(const CKKSContext& ctx, const Ciphertext& a, Ciphertext& out, F&& f)
   const size_t n = ctx.n(), lq = a.limb_count(), size = a.size(), tasks = size * lq;
   const double scale = a.scale();
   out.resize(n, size, a.level());
-#pragma omp parallel for if (detail::use_parallel(tasks, n))
+#pragma omp parallel for if (ring::detail::use_parallel(tasks, n))
   for (size_t t = 0; t < tasks; ++t) {
     const size_t p = t / lq, i = t % lq;
     if (p == 0) f(a.limb(0, i), out.limb(0, i), i);
@@ -163,7 +163,7 @@ void Evaluator::add_plain(const Ciphertext& a, const Plaintext& p, Ciphertext& o
   check_same_scale(a.scale(), p.scale(), "add_plain");
   const CKKSContext& ctx = *context_;
   map_c0(ctx, a, out, [&](const uint64_t* src, uint64_t* dst, size_t i) {
-    add_poly(src, p.limb(i), dst, ctx.n(), ctx.modulus(i));
+    ring::add_poly(src, p.limb(i), dst, ctx.n(), ctx.modulus(i));
   });
 }
 
@@ -173,7 +173,7 @@ void Evaluator::sub_plain(const Ciphertext& a, const Plaintext& p, Ciphertext& o
   check_same_scale(a.scale(), p.scale(), "sub_plain");
   const CKKSContext& ctx = *context_;
   map_c0(ctx, a, out, [&](const uint64_t* src, uint64_t* dst, size_t i) {
-    sub_poly(src, p.limb(i), dst, ctx.n(), ctx.modulus(i));
+    ring::sub_poly(src, p.limb(i), dst, ctx.n(), ctx.modulus(i));
   });
 }
 
@@ -183,7 +183,7 @@ void Evaluator::add_scalar(const Ciphertext& a, double value, Ciphertext& out) c
   uint64_t r[256];
   encode_scalar(ctx, value, a.scale(), a.level(), r);
   map_c0(ctx, a, out, [&](const uint64_t* src, uint64_t* dst, size_t i) {
-    add_scalar_poly(src, r[i], dst, ctx.n(), ctx.modulus(i));
+    ring::add_scalar_poly(src, r[i], dst, ctx.n(), ctx.modulus(i));
   });
 }
 
@@ -195,10 +195,10 @@ void Evaluator::add_scalar_packed(const Ciphertext& a, double value, Ciphertext&
   const size_t half = ctx.n() / 2;
   map_c0(ctx, a, out, [&](const uint64_t* src, uint64_t* dst, size_t i) {
     // r·(1 + X^{N/2}) in the NTT domain: r(1 + I) on the first half, r(1 - I) on the second.
-    const Modulus& q = ctx.modulus(i);
-    const uint64_t ri = mul_mod(r[i], ctx.imag_unit(i), q);
-    add_scalar_poly(src, add_mod(r[i], ri, q.value), dst, half, q);
-    add_scalar_poly(src + half, sub_mod(r[i], ri, q.value), dst + half, half, q);
+    const ring::Modulus& q = ctx.modulus(i);
+    const uint64_t ri = ring::mul_mod(r[i], ctx.imag_unit(i), q);
+    ring::add_scalar_poly(src, ring::add_mod(r[i], ri, q.value), dst, half, q);
+    ring::add_scalar_poly(src + half, ring::sub_mod(r[i], ri, q.value), dst + half, half, q);
   });
 }
 
@@ -211,10 +211,10 @@ void Evaluator::multiply_plain(const Ciphertext& a, const Plaintext& p, Cipherte
   const size_t n = ctx.n(), lq = a.limb_count(), tasks = a.size() * lq;
   const double scale = a.scale() * p.scale();
   out.resize(n, a.size(), a.level());
-#pragma omp parallel for if (detail::use_parallel(tasks, n))
+#pragma omp parallel for if (ring::detail::use_parallel(tasks, n))
   for (size_t t = 0; t < tasks; ++t) {
     const size_t pi = t / lq, i = t % lq;
-    multiply_poly(a.limb(pi, i), p.limb(i), out.limb(pi, i), n, ctx.modulus(i));
+    ring::multiply_poly(a.limb(pi, i), p.limb(i), out.limb(pi, i), n, ctx.modulus(i));
   }
   out.set_scale(scale);
   out.set_ntt_form(true);
@@ -232,10 +232,10 @@ void Evaluator::multiply_scalar(const Ciphertext& a, double value, double scale,
   const size_t n = ctx.n(), lq = a.limb_count(), tasks = a.size() * lq;
   const double out_scale = a.scale() * scale;
   out.resize(n, a.size(), a.level());
-#pragma omp parallel for if (detail::use_parallel(tasks, n))
+#pragma omp parallel for if (ring::detail::use_parallel(tasks, n))
   for (size_t t = 0; t < tasks; ++t) {
     const size_t p = t / lq, i = t % lq;
-    multiply_scalar_poly(a.limb(p, i), r[i], out.limb(p, i), n, ctx.modulus(i));
+    ring::multiply_scalar_poly(a.limb(p, i), r[i], out.limb(p, i), n, ctx.modulus(i));
   }
   out.set_scale(out_scale);
   out.set_ntt_form(true);
@@ -301,7 +301,7 @@ void Evaluator::multiply_scalar_accumulate(std::span<const Ciphertext* const> in
   Ciphertext& dst = aliased ? tmp : out;
   dst.resize(n, size, level);
   const size_t tasks = size * lq;
-#pragma omp parallel if (detail::use_parallel(tasks, n * count))
+#pragma omp parallel if (ring::detail::use_parallel(tasks, n * count))
   {
     std::vector<const uint64_t*> in(count);
 #pragma omp for
@@ -309,8 +309,8 @@ void Evaluator::multiply_scalar_accumulate(std::span<const Ciphertext* const> in
       const size_t i = t % lq;
       const size_t offset = t * n;  // (p * lq + i) * n, identical in every input
       for (size_t k = 0; k < count; ++k) in[k] = bases[k] + offset;
-      dot_scalar_poly(in.data(), residues.data() + i * count, count, dst.data().data() + offset,
-                      n, ctx.modulus(i));
+      ring::dot_scalar_poly(in.data(), residues.data() + i * count, count,
+                            dst.data().data() + offset, n, ctx.modulus(i));
     }
   }
   dst.set_scale(out_scale);
@@ -324,13 +324,13 @@ void Evaluator::multiply_by_i(const Ciphertext& a, Ciphertext& out) const {
   const size_t n = ctx.n(), half = n / 2, lq = a.limb_count(), tasks = a.size() * lq;
   const double scale = a.scale();
   out.resize(n, a.size(), a.level());
-#pragma omp parallel for if (detail::use_parallel(tasks, n))
+#pragma omp parallel for if (ring::detail::use_parallel(tasks, n))
   for (size_t t = 0; t < tasks; ++t) {
     const size_t p = t / lq, i = t % lq;
-    const Modulus& q = ctx.modulus(i);
+    const ring::Modulus& q = ctx.modulus(i);
     const uint64_t im = ctx.imag_unit(i);
-    multiply_scalar_poly(a.limb(p, i), im, out.limb(p, i), half, q);
-    multiply_scalar_poly(a.limb(p, i) + half, q.value - im, out.limb(p, i) + half, half, q);
+    ring::multiply_scalar_poly(a.limb(p, i), im, out.limb(p, i), half, q);
+    ring::multiply_scalar_poly(a.limb(p, i) + half, q.value - im, out.limb(p, i) + half, half, q);
   }
   out.set_scale(scale);
   out.set_ntt_form(true);
@@ -389,7 +389,7 @@ void Evaluator::transform_to_ntt_inplace(Ciphertext& a) const {
   check_shape_any_form(*context_, a, "transform_to_ntt");
   if (a.is_ntt_form()) throw std::invalid_argument("transform_to_ntt: already in NTT form");
   const size_t lq = a.limb_count(), tasks = a.size() * lq;
-#pragma omp parallel for if (detail::use_parallel(tasks, context_->n() * 16))
+#pragma omp parallel for if (ring::detail::use_parallel(tasks, context_->n() * 16))
   for (size_t t = 0; t < tasks; ++t) context_->ntt(t % lq).forward(a.limb(t / lq, t % lq));
   a.set_ntt_form(true);
 }
@@ -398,7 +398,7 @@ void Evaluator::transform_from_ntt_inplace(Ciphertext& a) const {
   check_shape_any_form(*context_, a, "transform_from_ntt");
   if (!a.is_ntt_form()) throw std::invalid_argument("transform_from_ntt: not in NTT form");
   const size_t lq = a.limb_count(), tasks = a.size() * lq;
-#pragma omp parallel for if (detail::use_parallel(tasks, context_->n() * 16))
+#pragma omp parallel for if (ring::detail::use_parallel(tasks, context_->n() * 16))
   for (size_t t = 0; t < tasks; ++t) context_->ntt(t % lq).inverse(a.limb(t / lq, t % lq));
   a.set_ntt_form(false);
 }

@@ -8,10 +8,10 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "ckks/parallel.h"
 #include "ckks/evaluator.h"
 #include "ckks/key_switch.h"
 #include "ckks/scratch.h"
+#include "ring/parallel.h"
 
 namespace heinfer::ckks {
 
@@ -53,7 +53,7 @@ void Evaluator::apply_galois(const Ciphertext& a, uint32_t elt, const GaloisKeys
     c0 = out.poly(0);
   }
   const uint32_t* pm = perm.data();
-#pragma omp parallel for if (detail::use_parallel(2 * lq, n))
+#pragma omp parallel for if (ring::detail::use_parallel(2 * lq, n))
   for (size_t t = 0; t < 2 * lq; ++t) {
     const size_t p = t / lq, i = t % lq;
     const uint64_t* src = a.limb(p, i);

@@ -4,11 +4,11 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "ckks/parallel.h"
 #include "ckks/evaluator.h"
 #include "ckks/key_switch.h"
-#include "ckks/poly_arith.h"
 #include "ckks/scratch.h"
+#include "ring/parallel.h"
+#include "ring/poly_arith.h"
 
 namespace heinfer::ckks {
 
@@ -18,18 +18,18 @@ namespace {
 // c2_out (which must not alias anything). a, b, out: size-2 ciphertexts' limb pointers.
 void tensor_limb(const uint64_t* a0, const uint64_t* a1, const uint64_t* b0, const uint64_t* b1,
                  uint64_t* c0, uint64_t* c1, uint64_t* c2, bool square, size_t n,
-                 const Modulus& q) {
-  multiply_poly(a1, b1, c2, n, q);
+                 const ring::Modulus& q) {
+  ring::multiply_poly(a1, b1, c2, n, q);
   if (square) {
-    multiply_poly(a0, a1, c1, n, q);
-    add_poly(c1, c1, c1, n, q);
-    multiply_poly(a0, a0, c0, n, q);
+    ring::multiply_poly(a0, a1, c1, n, q);
+    ring::add_poly(c1, c1, c1, n, q);
+    ring::multiply_poly(a0, a0, c0, n, q);
   } else {
     // Callers pass (a, b) so that only a may alias out: c1 = a1·b0 (in place on a1)
     // + a0·b1; c0 = a0·b0 last.
-    multiply_poly(a1, b0, c1, n, q);
-    multiply_add_poly(a0, b1, c1, n, q);
-    multiply_poly(a0, b0, c0, n, q);
+    ring::multiply_poly(a1, b0, c1, n, q);
+    ring::multiply_add_poly(a0, b1, c1, n, q);
+    ring::multiply_poly(a0, b0, c0, n, q);
   }
 }
 
@@ -49,7 +49,7 @@ void Evaluator::multiply(const Ciphertext& a_in, const Ciphertext& b_in, Ciphert
   const size_t n = ctx.n(), level = a.level(), lq = level + 1;
   const double scale = a.scale() * b.scale();
   out.resize(n, 3, level);  // keeps polys 0 and 1 of an aliased operand
-#pragma omp parallel for if (detail::use_parallel(lq, 4 * n))
+#pragma omp parallel for if (ring::detail::use_parallel(lq, 4 * n))
   for (size_t i = 0; i < lq; ++i) {
     tensor_limb(a.limb(0, i), a.limb(1, i), b.limb(0, i), b.limb(1, i), out.limb(0, i),
                 out.limb(1, i), out.limb(2, i), square, n, ctx.modulus(i));
@@ -94,7 +94,7 @@ void Evaluator::multiply_relinearize(const Ciphertext& a_in, const Ciphertext& b
   const double scale = a.scale() * b.scale();
   uint64_t* c2 = detail::scratch(detail::Scratch::Tensor, lq * n);
   out.resize(n, 2, level);
-#pragma omp parallel for if (detail::use_parallel(lq, 4 * n))
+#pragma omp parallel for if (ring::detail::use_parallel(lq, 4 * n))
   for (size_t i = 0; i < lq; ++i) {
     tensor_limb(a.limb(0, i), a.limb(1, i), b.limb(0, i), b.limb(1, i), out.limb(0, i),
                 out.limb(1, i), c2 + i * n, square, n, ctx.modulus(i));

@@ -6,9 +6,9 @@
 #include <set>
 #include <stdexcept>
 
-#include "ckks/parallel.h"
-#include "ckks/poly_arith.h"
-#include "ckks/random.h"
+#include "ring/parallel.h"
+#include "ring/poly_arith.h"
+#include "ring/random.h"
 
 namespace heinfer::ckks {
 
@@ -18,12 +18,12 @@ namespace {
 void rlwe_limb(const CKKSContext& ctx, size_t i, const int8_t* e, const uint64_t* a,
                const uint64_t* s, uint64_t* out) {
   const size_t n = ctx.n();
-  const Modulus& q = ctx.modulus(i);
+  const ring::Modulus& q = ctx.modulus(i);
   std::vector<uint64_t> e_ntt(n);
-  small_to_limb(e, n, q, e_ntt.data());
+  ring::small_to_limb(e, n, q, e_ntt.data());
   ctx.ntt(i).forward(e_ntt.data());
-  multiply_poly(a, s, out, n, q);
-  sub_poly(e_ntt.data(), out, out, n, q);
+  ring::multiply_poly(a, s, out, n, q);
+  ring::sub_poly(e_ntt.data(), out, out, n, q);
 }
 
 }  // namespace
@@ -33,14 +33,14 @@ KeyGenerator::KeyGenerator(ContextPtr context) : context_(std::move(context)) {
   const size_t n = ctx.n(), limbs = ctx.key_limb_count();
   std::vector<int8_t> s(n);
   {
-    Prng prng(random_seed(), StreamPurpose::Secret);
-    sample_ternary(prng, s.data(), n);
+    ring::Prng prng(ring::random_seed(), ring::StreamPurpose::Secret);
+    ring::sample_ternary(prng, s.data(), n);
   }
   secret_.data().resize(limbs * n);
-#pragma omp parallel for if (detail::use_parallel(limbs, n * 16))
+#pragma omp parallel for if (ring::detail::use_parallel(limbs, n * 16))
   for (size_t i = 0; i < limbs; ++i) {
     uint64_t* dst = secret_.data().data() + i * n;
-    small_to_limb(s.data(), n, ctx.modulus(i), dst);
+    ring::small_to_limb(s.data(), n, ctx.modulus(i), dst);
     ctx.ntt(i).forward(dst);
   }
   sodium_memzero(s.data(), s.size());
@@ -58,12 +58,12 @@ PublicKey KeyGenerator::create_public_key() const {
   const size_t n = ctx.n(), limbs = ctx.key_limb_count();
   PublicKey pk;
   pk.seeded = true;
-  pk.seed = random_seed();
+  pk.seed = ring::random_seed();
   expand_public_key_mask(ctx, pk);
   std::vector<int8_t> e(n);
-  Prng prng(random_seed(), StreamPurpose::Error);
-  sample_gaussian(prng, e.data(), n);
-#pragma omp parallel for if (detail::use_parallel(limbs, n * 16))
+  ring::Prng prng(ring::random_seed(), ring::StreamPurpose::Error);
+  ring::sample_gaussian(prng, e.data(), n);
+#pragma omp parallel for if (ring::detail::use_parallel(limbs, n * 16))
   for (size_t i = 0; i < limbs; ++i) {
     rlwe_limb(ctx, i, e.data(), pk.data.data() + (limbs + i) * n, secret_.limb(i, n),
               pk.data.data() + i * n);
@@ -78,26 +78,26 @@ KeySwitchingKey KeyGenerator::make_key_switching_key(const uint64_t* new_secret)
   KeySwitchingKey key;
   key.digits = ctx.digit_count(ctx.max_level());
   key.seeded = true;
-  key.seed = random_seed();
+  key.seed = ring::random_seed();
   expand_key_switching_mask(ctx, key);
-  const Seed error_seed = random_seed();
+  const ring::Seed error_seed = ring::random_seed();
   std::vector<int8_t> errors(key.digits * n);
   for (size_t j = 0; j < key.digits; ++j) {
-    Prng prng(error_seed, StreamPurpose::Error, static_cast<uint32_t>(j));
-    sample_gaussian(prng, errors.data() + j * n, n);
+    ring::Prng prng(error_seed, ring::StreamPurpose::Error, static_cast<uint32_t>(j));
+    ring::sample_gaussian(prng, errors.data() + j * n, n);
   }
   const size_t tasks = key.digits * limbs;
-#pragma omp parallel for if (detail::use_parallel(tasks, n * 16))
+#pragma omp parallel for if (ring::detail::use_parallel(tasks, n * 16))
   for (size_t t = 0; t < tasks; ++t) {
     const size_t j = t / limbs, i = t % limbs;
     uint64_t* b = key.data.data() + ((j * 2) * limbs + i) * n;
     const uint64_t* a = key.data.data() + ((j * 2 + 1) * limbs + i) * n;
     rlwe_limb(ctx, i, errors.data() + j * n, a, secret_.limb(i, n), b);
     if (i < q_count && i / alpha == j) {  // q_i in digit j: + (P mod q_i) · s'
-      const Modulus& q = ctx.modulus(i);
+      const ring::Modulus& q = ctx.modulus(i);
       std::vector<uint64_t> t2(n);
-      multiply_scalar_poly(new_secret + i * n, ctx.mod_down().p_mod_q[i], t2.data(), n, q);
-      add_poly(b, t2.data(), b, n, q);
+      ring::multiply_scalar_poly(new_secret + i * n, ctx.mod_down().p_mod_q[i], t2.data(), n, q);
+      ring::add_poly(b, t2.data(), b, n, q);
     }
   }
   return key;
@@ -108,7 +108,8 @@ RelinKeys KeyGenerator::create_relin_keys() const {
   const size_t n = ctx.n(), limbs = ctx.key_limb_count();
   std::vector<uint64_t> s2(limbs * n);
   for (size_t i = 0; i < limbs; ++i) {
-    multiply_poly(secret_.limb(i, n), secret_.limb(i, n), s2.data() + i * n, n, ctx.modulus(i));
+    ring::multiply_poly(secret_.limb(i, n), secret_.limb(i, n), s2.data() + i * n, n,
+                        ctx.modulus(i));
   }
   RelinKeys rk;
   rk.key = make_key_switching_key(s2.data());

@@ -6,7 +6,7 @@
 #include <stdexcept>
 
 #include "ckks/context.h"
-#include "ckks/parallel.h"
+#include "ring/parallel.h"
 
 namespace heinfer::ckks {
 
@@ -28,10 +28,10 @@ void expand_public_key_mask(const CKKSContext& context, PublicKey& pk) {
   if (!pk.seeded) throw std::logic_error("expand_public_key_mask: key is not seeded");
   const size_t n = context.n(), limbs = context.key_limb_count();
   pk.data.resize(2 * limbs * n);
-#pragma omp parallel for if (detail::use_parallel(limbs, n * 8))
+#pragma omp parallel for if (ring::detail::use_parallel(limbs, n * 8))
   for (size_t i = 0; i < limbs; ++i) {
-    Prng prng(pk.seed, StreamPurpose::PublicKeyMask, 0, static_cast<uint32_t>(i));
-    sample_uniform(prng, context.modulus(i), pk.data.data() + (limbs + i) * n, n);
+    ring::Prng prng(pk.seed, ring::StreamPurpose::PublicKeyMask, 0, static_cast<uint32_t>(i));
+    ring::sample_uniform(prng, context.modulus(i), pk.data.data() + (limbs + i) * n, n);
   }
 }
 
@@ -40,13 +40,13 @@ void expand_key_switching_mask(const CKKSContext& context, KeySwitchingKey& key)
   const size_t n = context.n(), limbs = context.key_limb_count();
   key.data.resize(key.digits * 2 * limbs * n);
   const size_t tasks = key.digits * limbs;
-#pragma omp parallel for if (detail::use_parallel(tasks, n * 8))
+#pragma omp parallel for if (ring::detail::use_parallel(tasks, n * 8))
   for (size_t t = 0; t < tasks; ++t) {
     const size_t j = t / limbs, i = t % limbs;
-    Prng prng(key.seed, StreamPurpose::KeySwitchMask, static_cast<uint32_t>(j),
-              static_cast<uint32_t>(i));
+    ring::Prng prng(key.seed, ring::StreamPurpose::KeySwitchMask, static_cast<uint32_t>(j),
+                    static_cast<uint32_t>(i));
     uint64_t* a = key.data.data() + ((j * 2 + 1) * limbs + i) * n;
-    sample_uniform(prng, context.modulus(i), a, n);
+    ring::sample_uniform(prng, context.modulus(i), a, n);
   }
 }
 

@@ -7,7 +7,7 @@
 #include <map>
 #include <vector>
 
-#include "ckks/random.h"
+#include "ring/random.h"
 
 namespace heinfer::ckks {
 
@@ -34,7 +34,7 @@ class SecretKey {
 struct PublicKey {
   std::vector<uint64_t> data;
   bool seeded = false;
-  Seed seed{};
+  ring::Seed seed{};
 };
 
 /// A hybrid key-switching key from s' to s (Han & Ki, CT-RSA 2020, section 3):
@@ -47,7 +47,7 @@ struct KeySwitchingKey {
   std::vector<uint64_t> data;
   size_t digits = 0;
   bool seeded = false;
-  Seed seed{};
+  ring::Seed seed{};
 
   /// Polynomial `poly` (0: b, 1: a) of digit j, limb i (key_limbs = limbs per poly).
   const uint64_t* limb(size_t j, size_t poly, size_t i, size_t key_limbs, size_t n) const {

@@ -8,18 +8,19 @@
 
 namespace heinfer::ckks {
 
-uint64_t double_to_residue(double x, const Modulus& q) {
+uint64_t double_to_residue(double x, const ring::Modulus& q) {
   const double ax = std::fabs(x);
   uint64_t r;
   if (ax < 9223372036854775808.0) {  // 2^63
-    r = reduce_64(static_cast<uint64_t>(ax), q);
+    r = ring::reduce_64(static_cast<uint64_t>(ax), q);
   } else {
     int e = 0;
     const double mant = std::frexp(ax, &e);  // ax = mant · 2^e, mant in [0.5, 1)
     const uint64_t m53 = static_cast<uint64_t>(std::ldexp(mant, 53));
-    r = mul_mod(reduce_64(m53, q), pow_mod(2, static_cast<uint64_t>(e - 53), q), q);
+    r = ring::mul_mod(ring::reduce_64(m53, q), ring::pow_mod(2, static_cast<uint64_t>(e - 53), q),
+                      q);
   }
-  return x < 0 ? negate_mod(r, q.value) : r;
+  return x < 0 ? ring::negate_mod(r, q.value) : r;
 }
 
 void encode_scalar(const CKKSContext& context, double value, double scale, size_t level,

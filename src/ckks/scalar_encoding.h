@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "ckks/modulus.h"
+#include "ring/modulus.h"
 
 namespace heinfer::ckks {
 
@@ -20,6 +20,6 @@ void encode_scalar(const CKKSContext& context, double value, double scale, size_
                    uint64_t* out);
 
 /// round(x) mod q for an integral double x (|x| < 2^1024), exact.
-uint64_t double_to_residue(double rounded, const Modulus& q);
+uint64_t double_to_residue(double rounded, const ring::Modulus& q);
 
 }  // namespace heinfer::ckks

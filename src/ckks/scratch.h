@@ -1,5 +1,5 @@
-// Per-thread, grow-only scratch buffers so that hot paths (key switching, rescale,
-// rotation, encryption) do not allocate after warm-up. Internal to src/ckks.
+// The scratch-buffer slots of the scheme layer (key switching, rescale, rotation,
+// encryption) over the per-thread, grow-only buffers of ring/scratch.h. Internal to src/ckks.
 //
 // Each slot is one buffer per thread; a function must not hold a slot while calling
 // another function that uses the same slot. OpenMP worker threads have their own.
@@ -7,6 +7,8 @@
 
 #include <cstddef>
 #include <cstdint>
+
+#include "ring/scratch.h"
 
 namespace heinfer::ckks::detail {
 
@@ -28,6 +30,6 @@ enum class Scratch : int {
 
 /// A buffer of at least `words` 64-bit words for this thread and slot (contents
 /// unspecified).
-uint64_t* scratch(Scratch slot, size_t words);
+inline uint64_t* scratch(Scratch slot, size_t words) { return ring::detail::scratch(slot, words); }
 
 }  // namespace heinfer::ckks::detail

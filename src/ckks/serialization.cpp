@@ -3,9 +3,9 @@
 #include <cmath>
 #include <string>
 
-#include "ckks/primes.h"
 #include "ckks/serialization_format.h"
 #include "ckks/sizes.h"
+#include "ring/primes.h"
 
 namespace heinfer::ckks {
 
@@ -150,7 +150,7 @@ EncryptionParameters load_parameters(std::istream& in, uint64_t max_bytes) {
   for (auto& v : p) v = r.u64();
   for (const auto* list : {&q, &p}) {
     for (uint64_t v : *list) {
-      if (v >= (uint64_t{1} << 60) || v % (2 * n) != 1 || !is_prime(v)) {
+      if (v >= (uint64_t{1} << 60) || v % (2 * n) != 1 || !ring::is_prime(v)) {
         throw SerializationError("Parameters: " + std::to_string(v) +
                                  " is not a prime < 2^60 congruent to 1 mod 2N");
       }
@@ -216,7 +216,7 @@ Ciphertext load_ciphertext(std::istream& in, const CKKSContext& ctx, uint64_t ma
   }
   const size_t n = ctx.n(), lq = level + 1, stored = compact ? 1 : size;
   r.require((compact ? 32 : 0) + stored * poly_bytes(ctx, lq, [](size_t i) { return i; }), what);
-  Seed seed{};
+  ring::Seed seed{};
   if (compact) r.bytes(seed.data(), seed.size());
   Ciphertext ct;
   ct.resize(n, size, level);

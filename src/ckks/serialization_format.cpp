@@ -40,7 +40,7 @@ void Writer::f64(double v) {
   u64(bits);
 }
 
-void Writer::coeffs(const uint64_t* p, size_t n, const Modulus& q) {
+void Writer::coeffs(const uint64_t* p, size_t n, const ring::Modulus& q) {
   const size_t w = coeff_width(q);
   std::vector<uint8_t> buf(n * w);
   for (size_t k = 0; k < n; ++k) {
@@ -122,7 +122,7 @@ Header Reader::header(ObjectType expected, uint64_t max_bytes) {
   return h;
 }
 
-void Reader::coeffs(uint64_t* out, size_t n, const Modulus& q, const char* what) {
+void Reader::coeffs(uint64_t* out, size_t n, const ring::Modulus& q, const char* what) {
   const size_t w = coeff_width(q);
   buf_.resize(n * w);
   get(buf_.data(), buf_.size());

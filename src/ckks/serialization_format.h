@@ -19,7 +19,9 @@ inline constexpr size_t kHeaderBytes = 48;
 const char* object_type_name(uint16_t type);
 
 /// Bytes per stored coefficient modulo q.
-inline size_t coeff_width(const Modulus& q) { return static_cast<size_t>((q.bit_count + 7) / 8); }
+inline size_t coeff_width(const ring::Modulus& q) {
+  return static_cast<size_t>((q.bit_count + 7) / 8);
+}
 
 class Writer {
  public:
@@ -31,7 +33,7 @@ class Writer {
   void f64(double v);
   void bytes(const uint8_t* p, size_t len) { put(p, len); }
   /// n coefficients of limb modulo q, ceil(bits/8) bytes each.
-  void coeffs(const uint64_t* p, size_t n, const Modulus& q);
+  void coeffs(const uint64_t* p, size_t n, const ring::Modulus& q);
   void header(ObjectType type, const Fingerprint& fp, uint64_t body_size);
 
  private:
@@ -59,7 +61,7 @@ class Reader {
   double f64();
   void bytes(uint8_t* p, size_t len) { get(p, len); }
   /// n coefficients modulo q; throws if one is >= q. `what` names the object.
-  void coeffs(uint64_t* out, size_t n, const Modulus& q, const char* what);
+  void coeffs(uint64_t* out, size_t n, const ring::Modulus& q, const char* what);
   /// Throws unless exactly `bytes` body bytes remain (the size implied by the declared
   /// shape; checked before allocating).
   void require(uint64_t bytes, const char* what) const;

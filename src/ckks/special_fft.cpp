@@ -5,7 +5,7 @@
 #include <stdexcept>
 #include <utility>
 
-#include "ckks/ntt.h"
+#include "ring/ntt.h"
 
 namespace heinfer::ckks {
 
@@ -37,7 +37,8 @@ SpecialFFT::SpecialFFT(size_t n) : n_(n), slots_(n / 2) {
     }
   }
   bitrev_.resize(slots_);
-  for (size_t i = 0; i < slots_; ++i) bitrev_[i] = bit_reverse(static_cast<uint32_t>(i), log_slots_);
+  for (size_t i = 0; i < slots_; ++i)
+    bitrev_[i] = ring::bit_reverse(static_cast<uint32_t>(i), log_slots_);
 }
 
 void SpecialFFT::bit_reverse_permute(std::complex<double>* a) const {

@@ -6,9 +6,9 @@
 #include <stdexcept>
 #include <string>
 
-#include "ckks/poly_arith.h"
+#include "ring/poly_arith.h"
 #include "ckks/scalar_encoding.h"
-#include "runtime/multi_dot.h"
+#include "ring/multi_dot.h"
 
 namespace heinfer::runtime {
 
@@ -171,7 +171,7 @@ void EncryptedBackend::flush(Tensor& y, std::vector<Acc>& accs) const {
     if (!a.cts.empty()) size = std::max(size, a.cts[0]->size());
   }
   // Outputs reading the same input list (all outputs of a dense Gemm, the channels of a
-  // convolution at one position) are evaluated together (detail::multi_dot).
+  // convolution at one position) are evaluated together (ring::detail::multi_dot).
   std::vector<std::vector<std::size_t>> groups;
   {
     std::map<std::vector<const ckks::Ciphertext*>, std::size_t> index;
@@ -209,7 +209,7 @@ void EncryptedBackend::flush(Tensor& y, std::vector<Acc>& accs) const {
           scal[m] = residues[members[m]].data() + i * count;
           outp[m] = out[members[m]]->data().data() + offset;
         }
-        detail::multi_dot(ptrs.data(), count, scal.data(), members.size(), outp.data(), len, ctx.modulus(i));
+        ring::detail::multi_dot(ptrs.data(), count, scal.data(), members.size(), outp.data(), len, ctx.modulus(i));
       }
     }
   }

@@ -2,9 +2,9 @@
 #include <gtest/gtest.h>
 #include <sodium.h>
 
-#include "ckks/multiprecision.h"
-#include "ckks/poly_arith.h"
-#include "ckks/primes.h"
+#include "ring/multiprecision.h"
+#include "ring/poly_arith.h"
+#include "ring/primes.h"
 #include "test_util.h"
 
 namespace heinfer::ckks::test {
@@ -20,7 +20,7 @@ TEST(Context, ShapeAndPrimes) {
   const int bits[] = {43, 43, 44, 44, 44};
   for (size_t i = 0; i < 5; ++i) {
     EXPECT_EQ(ctx->modulus(i).bit_count, bits[i]);
-    EXPECT_TRUE(is_prime(ctx->modulus(i).value));
+    EXPECT_TRUE(ring::is_prime(ctx->modulus(i).value));
     EXPECT_EQ(ctx->modulus(i).value % (2 * 8192), 1u);
   }
   // Special primes are generated first: the largest 44-bit one is p_0.
@@ -74,7 +74,7 @@ TEST(Context, RejectsInvalidParameters) {
   p.set_coeff_modulus({q0, q0}, {q1});  // repeated
   EXPECT_THROW(CKKSContext::create(p), std::invalid_argument);
   p.set_coeff_modulus({q0 + 2 * 4096}, {q1});  // probably not prime; certainly checked
-  if (!is_prime(q0 + 2 * 4096)) {
+  if (!ring::is_prime(q0 + 2 * 4096)) {
     EXPECT_THROW(CKKSContext::create(p), std::invalid_argument);
   }
   p.set_coeff_modulus({1000003}, {q1});  // prime but not 1 mod 2N
@@ -84,7 +84,7 @@ TEST(Context, RejectsInvalidParameters) {
 TEST(Context, GaloisPermutationMatchesCoefficientAutomorphism) {
   auto ctx = make_context(4096, {36, 36}, {37});
   const size_t n = ctx->n();
-  const Modulus& q = ctx->modulus(0);
+  const ring::Modulus& q = ctx->modulus(0);
   std::mt19937_64 rng(3);
   std::vector<uint64_t> a(n);
   for (auto& v : a) v = rng() % q.value;
@@ -94,7 +94,7 @@ TEST(Context, GaloisPermutationMatchesCoefficientAutomorphism) {
     for (size_t k = 0; k < n; ++k) {
       const uint64_t e = k * g % (2 * n);
       if (e < n) sigma[e] = a[k];
-      else sigma[e - n] = negate_mod(a[k], q.value);
+      else sigma[e - n] = ring::negate_mod(a[k], q.value);
     }
     std::vector<uint64_t> a_ntt(a), s_ntt(sigma);
     ctx->ntt(0).forward(a_ntt.data());
@@ -110,9 +110,9 @@ TEST(Context, ImaginaryUnitIsXToTheHalfN) {
   auto ctx = make_context(4096, {36, 36}, {37});
   const size_t n = ctx->n();
   for (size_t i = 0; i < ctx->key_limb_count(); ++i) {
-    const Modulus& q = ctx->modulus(i);
+    const ring::Modulus& q = ctx->modulus(i);
     const uint64_t im = ctx->imag_unit(i);
-    EXPECT_EQ(mul_mod(im, im, q), q.value - 1);
+    EXPECT_EQ(ring::mul_mod(im, im, q), q.value - 1);
     std::vector<uint64_t> x(n, 0);
     x[n / 2] = 1;
     ctx->ntt(i).forward(x.data());
@@ -125,40 +125,24 @@ TEST(Context, LevelAndModDownConstants) {
   for (size_t l = 1; l <= ctx->max_level(); ++l) {
     const LevelData& d = ctx->level_data(l);
     for (size_t i = 0; i < l; ++i) {
-      EXPECT_EQ(mul_mod(d.inv_q_last[i], reduce_64(ctx->modulus(l).value, ctx->modulus(i)),
-                        ctx->modulus(i)),
+      EXPECT_EQ(ring::mul_mod(d.inv_q_last[i],
+                              ring::reduce_64(ctx->modulus(l).value, ctx->modulus(i)),
+                              ctx->modulus(i)),
                 1u);
     }
     // CRT: Q mod q_i == 0, Q/q_i · inv ≡ 1.
     for (size_t i = 0; i <= l; ++i) {
-      EXPECT_EQ(mp::mod_word(d.q_product.data(), d.crt_words, ctx->modulus(i)), 0u);
-      const uint64_t punct = mp::mod_word(d.punctured.data() + i * d.crt_words, d.crt_words,
-                                          ctx->modulus(i));
-      EXPECT_EQ(mul_mod(punct, d.inv_punctured[i], ctx->modulus(i)), 1u);
+      EXPECT_EQ(ring::mp::mod_word(d.q_product.data(), d.crt_words, ctx->modulus(i)), 0u);
+      const uint64_t punct =
+          ring::mp::mod_word(d.punctured.data() + i * d.crt_words, d.crt_words, ctx->modulus(i));
+      EXPECT_EQ(ring::mul_mod(punct, d.inv_punctured[i], ctx->modulus(i)), 1u);
     }
     EXPECT_EQ(d.digits.size(), (l + 2) / 2);
   }
   const ModDownData& md = ctx->mod_down();
   for (size_t i = 0; i <= ctx->max_level(); ++i) {
-    EXPECT_EQ(mul_mod(md.p_mod_q[i], md.inv_p_mod_q[i], ctx->modulus(i)), 1u);
+    EXPECT_EQ(ring::mul_mod(md.p_mod_q[i], md.inv_p_mod_q[i], ctx->modulus(i)), 1u);
   }
-}
-
-TEST(Multiprecision, ProductModAndDouble) {
-  const std::vector<uint64_t> f = {(uint64_t{1} << 60) - 93, (uint64_t{1} << 59) - 55, 1000003};
-  const auto p = mp::product(f);
-  ASSERT_EQ(p.size(), 4u);
-  for (uint64_t v : f) EXPECT_EQ(mp::mod_word(p.data(), p.size(), Modulus(v)), 0u);
-  EXPECT_NEAR(mp::log2(p.data(), p.size()), std::log2(static_cast<double>(f[0])) +
-                                                 std::log2(static_cast<double>(f[1])) +
-                                                 std::log2(1000003.0),
-              1e-9);
-  std::vector<uint64_t> a = p, b = p;
-  b[0] += 1;
-  EXPECT_EQ(mp::compare(a.data(), b.data(), 4), -1);
-  EXPECT_EQ(mp::sub(a.data(), b.data(), 4), 1u);  // borrow
-  const std::vector<uint64_t> two64 = {0, 1};
-  EXPECT_EQ(mp::to_double(two64.data(), 2), std::ldexp(1.0, 64));
 }
 
 }  // namespace heinfer::ckks::test

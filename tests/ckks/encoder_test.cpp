@@ -145,7 +145,7 @@ TEST(ScalarEncoding, ResiduesAreExactBeyond2To63) {
       const double scaled = std::nearbyint(value * scale);
       encode_scalar(*b.ctx, value, scale, 3, r);
       // Independent exact reference through 128-bit integers (|scaled| < 2^127).
-      const u128 mag = static_cast<u128>(std::fabs(scaled));
+      const ring::u128 mag = static_cast<ring::u128>(std::fabs(scaled));
       for (size_t i = 0; i <= 3; ++i) {
         const uint64_t q = b.ctx->modulus(i).value;
         uint64_t expect = static_cast<uint64_t>(mag % q);

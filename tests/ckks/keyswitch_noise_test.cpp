@@ -4,7 +4,7 @@
 
 #include <cstdio>
 
-#include "ckks/poly_arith.h"
+#include "ring/poly_arith.h"
 #include "test_util.h"
 
 namespace heinfer::ckks::test {
@@ -15,7 +15,7 @@ namespace {
 double noise_bits(const Bundle& b, const Plaintext& x, const Plaintext& y) {
   Plaintext d = x;
   for (size_t i = 0; i <= x.level(); ++i) {
-    sub_poly(x.limb(i), y.limb(i), d.limb(i), b.ctx->n(), b.ctx->modulus(i));
+    ring::sub_poly(x.limb(i), y.limb(i), d.limb(i), b.ctx->n(), b.ctx->modulus(i));
   }
   d.set_scale(1.0);
   std::vector<double> c;
@@ -112,7 +112,7 @@ TEST(KeySwitchNoise, ErrorIsNotStructured) {
     Plaintext diff = pc;  // decrypt(conj(c)) - σ(decrypt(c)): the key-switching error
     for (size_t i = 0; i <= top; ++i) {
       for (size_t j = 0; j < n; ++j) diff.limb(i)[j] = pc.limb(i)[perm[j]];
-      sub_poly(pr.limb(i), diff.limb(i), diff.limb(i), n, b->ctx->modulus(i));
+      ring::sub_poly(pr.limb(i), diff.limb(i), diff.limb(i), n, b->ctx->modulus(i));
     }
     diff.set_scale(1.0);
     std::vector<double> coeffs;

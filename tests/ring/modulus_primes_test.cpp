@@ -7,11 +7,11 @@
 #include <stdexcept>
 #include <vector>
 
-#include "ckks/modulus.h"
-#include "ckks/primes.h"
+#include "ring/modulus.h"
+#include "ring/primes.h"
 #include "ring_test_util.h"
 
-namespace heinfer::ckks::test {
+namespace heinfer::ring::test {
 namespace {
 
 bool trial_division_prime(uint64_t n) {
@@ -208,4 +208,4 @@ TEST(Modulus, AddSubNegate) {
 }
 
 }  // namespace
-}  // namespace heinfer::ckks::test
+}  // namespace heinfer::ring::test

@@ -1,6 +1,6 @@
 // Negacyclic NTT: against naive convolution and direct evaluation, round trips, and the
 // portable and AVX-512 IFMA paths compared bit for bit.
-#include "ckks/ntt.h"
+#include "ring/ntt.h"
 
 #include <gtest/gtest.h>
 
@@ -9,10 +9,10 @@
 #include <stdexcept>
 #include <vector>
 
-#include "ckks/poly_arith.h"
+#include "ring/poly_arith.h"
 #include "ring_test_util.h"
 
-namespace heinfer::ckks::test {
+namespace heinfer::ring::test {
 namespace {
 
 /// c = a · b in Z_q[X]/(X^n + 1), O(n^2).
@@ -242,4 +242,4 @@ TEST(Ntt, BitReverse) {
 }
 
 }  // namespace
-}  // namespace heinfer::ckks::test
+}  // namespace heinfer::ring::test

@@ -1,5 +1,5 @@
 // Per-limb kernels against a naive 128-bit reference, on both code paths.
-#include "ckks/poly_arith.h"
+#include "ring/poly_arith.h"
 
 #include <gtest/gtest.h>
 
@@ -10,7 +10,7 @@
 
 #include "ring_test_util.h"
 
-namespace heinfer::ckks::test {
+namespace heinfer::ring::test {
 namespace {
 
 /// Moduli around every boundary: tiny, mid-size, the largest primes below 2^50 (last IFMA
@@ -227,4 +227,4 @@ TEST(PolyArith, PathsBitIdentical) {
 }
 
 }  // namespace
-}  // namespace heinfer::ckks::test
+}  // namespace heinfer::ring::test

@@ -9,11 +9,11 @@
 #include <string>
 #include <vector>
 
-#include "ckks/cpu_features.h"
-#include "ckks/modulus.h"
-#include "ckks/primes.h"
+#include "ring/cpu_features.h"
+#include "ring/modulus.h"
+#include "ring/primes.h"
 
-namespace heinfer::ckks::test {
+namespace heinfer::ring::test {
 
 /// Restores the SIMD setting of the process when it goes out of scope.
 class SimdGuard {
@@ -60,4 +60,4 @@ inline uint64_t ref_mul(uint64_t a, uint64_t b, uint64_t q) {
   return static_cast<uint64_t>((static_cast<u128>(a) * b) % q);
 }
 
-}  // namespace heinfer::ckks::test
+}  // namespace heinfer::ring::test

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace heinfer::ckks {
+namespace heinfer::ring {
 
 /// Deterministic Miller-Rabin primality test, exact for all 64-bit n
 /// (bases 2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37; Jaeschke 1993).
@@ -23,4 +23,4 @@ std::vector<uint64_t> generate_ntt_primes(const std::vector<int>& bit_sizes, siz
 /// Deterministic. Throws std::invalid_argument if q is not ≡ 1 (mod 2n).
 uint64_t minimal_primitive_root(uint64_t q, size_t n);
 
-}  // namespace heinfer::ckks
+}  // namespace heinfer::ring

@@ -20,7 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace heinfer::ckks::simd {
+namespace heinfer::ring::simd {
 
 /// Twiddle tables of one NTTTables for the IFMA NTT (all owned by NTTTables).
 struct NttIfmaTables {
@@ -76,4 +76,4 @@ inline uint64_t shoup52(uint64_t w, uint64_t q) {
   return static_cast<uint64_t>((static_cast<u128_t>(w) << 52) / q);
 }
 
-}  // namespace heinfer::ckks::simd
+}  // namespace heinfer::ring::simd

@@ -1,10 +1,10 @@
-#include "ckks/cpu_features.h"
+#include "ring/cpu_features.h"
 
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
 
-namespace heinfer::ckks {
+namespace heinfer::ring {
 
 bool cpu_has_avx512_ifma() {
   static const bool has = [] {
@@ -33,4 +33,4 @@ void set_simd_enabled(bool enabled) {
   simd_flag().store(enabled && cpu_has_avx512_ifma(), std::memory_order_relaxed);
 }
 
-}  // namespace heinfer::ckks
+}  // namespace heinfer::ring

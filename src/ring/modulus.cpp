@@ -1,9 +1,9 @@
-#include "ckks/modulus.h"
+#include "ring/modulus.h"
 
 #include <stdexcept>
 #include <string>
 
-namespace heinfer::ckks {
+namespace heinfer::ring {
 
 Modulus::Modulus(uint64_t q) : value(q) {
   if (q < 2 || q >= (uint64_t{1} << 61)) {
@@ -37,4 +37,4 @@ uint64_t inv_mod(uint64_t a, const Modulus& m) {
   return pow_mod(a, m.value - 2, m);
 }
 
-}  // namespace heinfer::ckks
+}  // namespace heinfer::ring

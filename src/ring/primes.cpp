@@ -1,12 +1,12 @@
-#include "ckks/primes.h"
+#include "ring/primes.h"
 
 #include <algorithm>
 #include <stdexcept>
 #include <string>
 
-#include "ckks/modulus.h"
+#include "ring/modulus.h"
 
-namespace heinfer::ckks {
+namespace heinfer::ring {
 
 namespace {
 
@@ -115,4 +115,4 @@ uint64_t minimal_primitive_root(uint64_t q, size_t n) {
   return best;
 }
 
-}  // namespace heinfer::ckks
+}  // namespace heinfer::ring

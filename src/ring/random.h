@@ -16,9 +16,9 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "ckks/modulus.h"
+#include "ring/modulus.h"
 
-namespace heinfer::ckks {
+namespace heinfer::ring {
 
 /// A 32-byte PRNG seed.
 using Seed = std::array<uint8_t, 32>;
@@ -73,4 +73,4 @@ void sample_uniform(Prng& prng, const Modulus& q, uint64_t* out, size_t n);
 /// out[i] = x[i] mod q (x small, signed).
 void small_to_limb(const int8_t* x, size_t n, const Modulus& q, uint64_t* out);
 
-}  // namespace heinfer::ckks
+}  // namespace heinfer::ring

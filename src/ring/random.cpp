@@ -1,4 +1,4 @@
-#include "ckks/random.h"
+#include "ring/random.h"
 
 #include <sodium.h>
 
@@ -8,7 +8,7 @@
 #include <cstring>
 #include <stdexcept>
 
-namespace heinfer::ckks {
+namespace heinfer::ring {
 
 namespace {
 
@@ -153,4 +153,4 @@ void small_to_limb(const int8_t* x, size_t n, const Modulus& q, uint64_t* out) {
   }
 }
 
-}  // namespace heinfer::ckks
+}  // namespace heinfer::ring

@@ -1,20 +1,21 @@
-// The multi-output dot product used by the encrypted backend equals dot_scalar_poly per
-// output (IFMA and portable paths, any output count, long sums falling back).
+// The multi-output dot product of ring/multi_dot.h (used by the encrypted backend's linear
+// layers) equals dot_scalar_poly per output (IFMA and portable paths, any output count,
+// long sums falling back).
 #include <gtest/gtest.h>
 
 #include <random>
 #include <vector>
 
-#include "ckks/cpu_features.h"
-#include "ckks/poly_arith.h"
-#include "ckks/primes.h"
-#include "runtime/multi_dot.h"
+#include "ring/cpu_features.h"
+#include "ring/multi_dot.h"
+#include "ring/poly_arith.h"
+#include "ring/primes.h"
 
-namespace heinfer {
+namespace heinfer::ring::test {
 namespace {
 
 void check(std::size_t bits, std::size_t count, std::size_t outputs, std::size_t len, std::uint32_t seed) {
-  const ckks::Modulus q(ckks::generate_ntt_primes({static_cast<int>(bits)}, 2048)[0]);
+  const Modulus q(generate_ntt_primes({static_cast<int>(bits)}, 2048)[0]);
   std::mt19937_64 rng(seed);
   std::uniform_int_distribution<std::uint64_t> d(0, q.value - 1);
   std::vector<std::vector<std::uint64_t>> in(count, std::vector<std::uint64_t>(len));
@@ -30,9 +31,9 @@ void check(std::size_t bits, std::size_t count, std::size_t outputs, std::size_t
   std::vector<std::vector<std::uint64_t>> got(outputs, std::vector<std::uint64_t>(len, 7)), want = got;
   std::vector<std::uint64_t*> optr;
   for (auto& v : got) optr.push_back(v.data());
-  runtime::detail::multi_dot(ptrs.data(), count, sptr.data(), outputs, optr.data(), len, q);
+  detail::multi_dot(ptrs.data(), count, sptr.data(), outputs, optr.data(), len, q);
   for (std::size_t m = 0; m < outputs; ++m) {
-    ckks::dot_scalar_poly(ptrs.data(), sptr[m], count, want[m].data(), len, q);
+    dot_scalar_poly(ptrs.data(), sptr[m], count, want[m].data(), len, q);
     EXPECT_EQ(got[m], want[m]) << "bits " << bits << " count " << count << " output " << m;
   }
 }
@@ -44,12 +45,12 @@ TEST(MultiDot, MatchesDotScalarPolyPerOutput) {
   check(30, 845, 6, 64, 13);
   check(55, 20, 4, 64, 14);    // q >= 2^50: portable path
   check(49, 10, 4, 24, 15);    // len not a multiple of 16: portable path
-  if (ckks::cpu_has_avx512_ifma()) {
-    ckks::set_simd_enabled(false);
+  if (cpu_has_avx512_ifma()) {
+    set_simd_enabled(false);
     check(49, 37, 4, 64, 16);
-    ckks::set_simd_enabled(true);
+    set_simd_enabled(true);
   }
 }
 
 }  // namespace
-}  // namespace heinfer
+}  // namespace heinfer::ring::test

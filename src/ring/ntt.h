@@ -24,9 +24,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "ckks/modulus.h"
+#include "ring/modulus.h"
 
-namespace heinfer::ckks {
+namespace heinfer::ring {
 
 /// Precomputed twiddle factors for one prime. Immutable after construction; share freely.
 class NTTTables {
@@ -90,4 +90,4 @@ inline uint32_t bit_reverse(uint32_t x, int bits) {
   return r;
 }
 
-}  // namespace heinfer::ckks
+}  // namespace heinfer::ring

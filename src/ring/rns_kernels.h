@@ -1,4 +1,4 @@
-// Internal element-wise RNS glue kernels of the scheme layer (key switching, rescale,
+// Internal element-wise RNS glue kernels for the scheme layer (src/ckks: key switching, rescale,
 // encryption): reductions between primes, centered lifts, small additive terms.
 // Portable versions plus an AVX-512 variant of the same branch-free source
 // (rns_kernels_avx512.cpp, auto-vectorised), selected when simd_enabled()
@@ -8,9 +8,9 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "ckks/modulus.h"
+#include "ring/modulus.h"
 
-namespace heinfer::ckks::detail {
+namespace heinfer::ring::detail {
 
 /// out = in mod m, for in[x] < from.
 void reduce_limb(const uint64_t* in, uint64_t from, const Modulus& m, uint64_t* out, size_t n);
@@ -24,4 +24,4 @@ void add_small(uint64_t* x, const int8_t* e, uint64_t s, uint64_t q, size_t n);
 /// x = x - s - e mod q (e small signed, may be null; s < q).
 void sub_small(uint64_t* x, const int8_t* e, uint64_t s, uint64_t q, size_t n);
 
-}  // namespace heinfer::ckks::detail
+}  // namespace heinfer::ring::detail

@@ -1,13 +1,13 @@
-#include "ckks/ntt.h"
+#include "ring/ntt.h"
 
 #include <stdexcept>
 #include <string>
 
-#include "ckks/cpu_features.h"
-#include "ckks/primes.h"
-#include "ckks/simd_kernels.h"
+#include "ring/cpu_features.h"
+#include "ring/primes.h"
+#include "ring/simd_kernels.h"
 
-namespace heinfer::ckks {
+namespace heinfer::ring {
 
 NTTTables::NTTTables(size_t n, const Modulus& q) : n_(n), q_(q) {
   if (n < 8 || n > (size_t{1} << 17) || (n & (n - 1)) != 0) {
@@ -181,4 +181,4 @@ void NTTTables::inverse(uint64_t* a) const {
   inverse_scalar(a);
 }
 
-}  // namespace heinfer::ckks
+}  // namespace heinfer::ring

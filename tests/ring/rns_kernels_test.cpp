@@ -1,21 +1,15 @@
-// The scheme-layer RNS kernels: AVX-512 and portable paths agree bit for bit and match
-// a direct reference; whole key switches agree across paths.
+// The RNS glue kernels of ring/rns_kernels.h: AVX-512 and portable paths agree bit for bit
+// and match a direct reference (whole key switches across paths: tests/ckks/simd_paths_test.cpp).
 #include <gtest/gtest.h>
 
-#include "ckks/cpu_features.h"
-#include "ckks/primes.h"
-#include "ckks/rns_kernels.h"
-#include "test_util.h"
+#include "ring/cpu_features.h"
+#include "ring/primes.h"
+#include "ring/rns_kernels.h"
+#include "ring_test_util.h"
 
-namespace heinfer::ckks::test {
+namespace heinfer::ring::test {
 
 namespace {
-
-// Restores the SIMD setting at scope exit.
-struct SimdGuard {
-  bool saved = simd_enabled();
-  ~SimdGuard() { set_simd_enabled(saved); }
-};
 
 int64_t centered(uint64_t v, uint64_t q) {
   return v > q / 2 ? static_cast<int64_t>(v) - static_cast<int64_t>(q) : static_cast<int64_t>(v);
@@ -67,24 +61,4 @@ TEST(RnsKernels, MatchReferenceOnBothPaths) {
   }
 }
 
-TEST(RnsKernels, KeySwitchIsIdenticalOnBothPaths) {
-  if (!cpu_has_avx512_ifma()) GTEST_SKIP() << "no AVX-512 IFMA on this CPU: one path only";
-  SimdGuard guard;
-  for (const Bundle* b : {&bundle_8192(), &bundle_8192_alpha2()}) {
-    const GaloisKeys gk = b->keygen->create_galois_keys({3});
-    Ciphertext c = b->encrypt_real(random_reals(64, 1.0, 1), std::ldexp(1.0, 30), 3), t;
-    b->eval->multiply(c, c, t);
-    Ciphertext r[2], s[2], q[2];
-    for (int simd = 0; simd < 2; ++simd) {
-      set_simd_enabled(simd == 1);
-      b->eval->relinearize(t, b->rk, r[simd]);
-      b->eval->rotate(c, 3, gk, s[simd]);
-      b->eval->rescale(r[simd], q[simd]);
-    }
-    EXPECT_EQ(r[0].data(), r[1].data());
-    EXPECT_EQ(s[0].data(), s[1].data());
-    EXPECT_EQ(q[0].data(), q[1].data());
-  }
-}
-
-}  // namespace heinfer::ckks::test
+}  // namespace heinfer::ring::test

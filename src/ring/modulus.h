@@ -15,7 +15,7 @@
 
 #include <cstdint>
 
-namespace heinfer::ckks {
+namespace heinfer::ring {
 
 __extension__ typedef unsigned __int128 u128;
 
@@ -93,4 +93,4 @@ uint64_t pow_mod(uint64_t base, uint64_t exp, const Modulus& m);
 /// Multiplicative inverse of a modulo prime q. Throws std::invalid_argument if a ≡ 0.
 uint64_t inv_mod(uint64_t a, const Modulus& m);
 
-}  // namespace heinfer::ckks
+}  // namespace heinfer::ring

@@ -13,9 +13,9 @@
 
 #include <algorithm>
 
-#include "ckks/simd_kernels.h"
+#include "ring/simd_kernels.h"
 
-namespace heinfer::ckks::simd {
+namespace heinfer::ring::simd {
 
 namespace {
 
@@ -262,4 +262,4 @@ void dot_scalar_poly_ifma(const uint64_t* const* inputs, const uint64_t* scalars
   }
 }
 
-}  // namespace heinfer::ckks::simd
+}  // namespace heinfer::ring::simd

@@ -8,7 +8,7 @@
 
 #include <cstdint>
 
-namespace heinfer::ckks {
+namespace heinfer::ring {
 
 /// True if this CPU supports AVX512F, AVX512IFMA, AVX512VL, AVX512DQ and AVX512BW.
 bool cpu_has_avx512_ifma();
@@ -29,4 +29,4 @@ inline constexpr uint64_t kIfmaModulusBound = uint64_t{1} << 50;
 /// True if the IFMA kernels apply to modulus q right now.
 inline bool use_ifma(uint64_t q) { return q < kIfmaModulusBound && simd_enabled(); }
 
-}  // namespace heinfer::ckks
+}  // namespace heinfer::ring

@@ -30,9 +30,9 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
-#include "ckks/simd_kernels.h"
+#include "ring/simd_kernels.h"
 
-namespace heinfer::ckks::simd {
+namespace heinfer::ring::simd {
 
 namespace {
 
@@ -446,4 +446,4 @@ void ntt_inverse_ifma(const NttIfmaTables& tab, uint64_t* a) {
   inv_stages(a, 0, split, 1, 0, tab, c);
 }
 
-}  // namespace heinfer::ckks::simd
+}  // namespace heinfer::ring::simd

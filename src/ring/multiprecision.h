@@ -6,9 +6,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "ckks/modulus.h"
+#include "ring/modulus.h"
 
-namespace heinfer::ckks::mp {
+namespace heinfer::ring::mp {
 
 /// Product of the given word-sized factors; the result has factors.size() + 1 words.
 std::vector<uint64_t> product(const std::vector<uint64_t>& factors);
@@ -37,4 +37,4 @@ double log2(const uint64_t* a, size_t words);
 /// a >>= 1.
 void shift_right_one(uint64_t* a, size_t words);
 
-}  // namespace heinfer::ckks::mp
+}  // namespace heinfer::ring::mp

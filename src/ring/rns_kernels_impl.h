@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace heinfer::ckks::detail::impl {
+namespace heinfer::ring::detail::impl {
 
 inline uint64_t mask_if(bool c) { return uint64_t{0} - static_cast<uint64_t>(c); }
 inline uint64_t small_mod(int8_t e, uint64_t q) {
@@ -59,4 +59,4 @@ inline void sub_small(uint64_t* __restrict x, const int8_t* __restrict e, uint64
   }
 }
 
-}  // namespace heinfer::ckks::detail::impl
+}  // namespace heinfer::ring::detail::impl

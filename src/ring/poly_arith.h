@@ -18,9 +18,9 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "ckks/modulus.h"
+#include "ring/modulus.h"
 
-namespace heinfer::ckks {
+namespace heinfer::ring {
 
 void add_poly(const uint64_t* a, const uint64_t* b, uint64_t* out, size_t n, const Modulus& q);
 void sub_poly(const uint64_t* a, const uint64_t* b, uint64_t* out, size_t n, const Modulus& q);
@@ -49,4 +49,4 @@ void add_scalar_poly(const uint64_t* a, uint64_t scalar, uint64_t* out, size_t n
 void dot_scalar_poly(const uint64_t* const* inputs, const uint64_t* scalars, size_t count,
                      uint64_t* out, size_t n, const Modulus& q);
 
-}  // namespace heinfer::ckks
+}  // namespace heinfer::ring

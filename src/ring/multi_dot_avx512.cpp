@@ -1,5 +1,5 @@
-// AVX-512 IFMA kernel of runtime/multi_dot.h (compiled with -mavx512ifma; called only
-// after ckks::use_ifma). Products x·s (x, s < q < 2^50) are accumulated as their low and
+// AVX-512 IFMA kernel of ring/multi_dot.h (compiled with -mavx512ifma; called only
+// after use_ifma). Products x·s (x, s < q < 2^50) are accumulated as their low and
 // high 52-bit halves in 64-bit lanes (vpmadd52luq / vpmadd52huq): the low sums stay below
 // 2^64 for up to 4096 terms, the high sums below 2^60; the value lo + 2^52·hi is then
 // reduced once per coefficient, in vector form: with h = hi + (lo >> 52) = h0 + 2^52·h1,
@@ -10,20 +10,20 @@
 
 // GCC 12's AVX-512 headers build the unused pass-through operand of masked builtins from
 // _mm512_undefined_epi32(), which -Wmaybe-uninitialized reports inside the header (a
-// known false positive, GCC bug 105593; ckks/*_avx512.cpp silence it the same way).
+// known false positive, GCC bug 105593; the other ring/*_avx512.cpp silence it the same way).
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
-#include "runtime/multi_dot.h"
+#include "ring/multi_dot.h"
 
-namespace heinfer::runtime::detail {
+namespace heinfer::ring::detail {
 namespace {
 
 constexpr std::uint64_t kMask52 = (std::uint64_t{1} << 52) - 1;
 
 std::uint64_t shoup52(std::uint64_t w, std::uint64_t q) {
-  return static_cast<std::uint64_t>((static_cast<ckks::u128>(w) << 52) / q);
+  return static_cast<std::uint64_t>((static_cast<u128>(w) << 52) / q);
 }
 
 struct Fold {
@@ -37,8 +37,8 @@ struct Fold {
     neg_q = set((std::uint64_t{1} << 52) - qv);
     mask = set(kMask52);
     zero = _mm512_setzero_si512();
-    const auto r1 = static_cast<std::uint64_t>((static_cast<ckks::u128>(1) << 52) % qv);
-    const auto r2 = static_cast<std::uint64_t>((static_cast<ckks::u128>(r1) * r1) % qv);
+    const auto r1 = static_cast<std::uint64_t>((static_cast<u128>(1) << 52) % qv);
+    const auto r2 = static_cast<std::uint64_t>((static_cast<u128>(r1) * r1) % qv);
     one = set(1);
     one_s = set(shoup52(1, qv));
     c1 = set(r1);
@@ -96,7 +96,7 @@ void block16(const std::uint64_t* const* inputs, std::size_t count, const std::u
 }  // namespace
 
 void multi_dot_ifma(const std::uint64_t* const* inputs, std::size_t count, const std::uint64_t* const* scalars,
-                    std::size_t outputs, std::uint64_t* const* out, std::size_t len, const ckks::Modulus& q) {
+                    std::size_t outputs, std::uint64_t* const* out, std::size_t len, const Modulus& q) {
   const Fold f(q.value);
   for (std::size_t base = 0; base < len; base += 16) {
     switch (outputs) {
@@ -108,4 +108,4 @@ void multi_dot_ifma(const std::uint64_t* const* inputs, std::size_t count, const
   }
 }
 
-}  // namespace heinfer::runtime::detail
+}  // namespace heinfer::ring::detail

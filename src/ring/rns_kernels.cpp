@@ -1,11 +1,11 @@
-#include "ckks/rns_kernels.h"
+#include "ring/rns_kernels.h"
 
 #include <cstring>
 
-#include "ckks/cpu_features.h"
-#include "ckks/rns_kernels_impl.h"
+#include "ring/cpu_features.h"
+#include "ring/rns_kernels_impl.h"
 
-namespace heinfer::ckks::detail {
+namespace heinfer::ring::detail {
 
 namespace avx512 {  // rns_kernels_avx512.cpp
 void reduce_sub_limb(const uint64_t* in, uint64_t m, uint64_t s, uint64_t* out, size_t n);
@@ -61,4 +61,4 @@ void sub_small(uint64_t* x, const int8_t* e, uint64_t s, uint64_t q, size_t n) {
   else impl::sub_small(x, e, s, q, n);
 }
 
-}  // namespace heinfer::ckks::detail
+}  // namespace heinfer::ring::detail

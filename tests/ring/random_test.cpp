@@ -4,9 +4,9 @@
 #include <cmath>
 #include <map>
 
-#include "ckks/random.h"
+#include "ring/random.h"
 
-namespace heinfer::ckks::test {
+namespace heinfer::ring::test {
 
 TEST(Random, SeedsDiffer) { EXPECT_NE(random_seed(), random_seed()); }
 
@@ -85,4 +85,4 @@ TEST(Random, SmallToLimb) {
   EXPECT_EQ(out[3], 96u);
 }
 
-}  // namespace heinfer::ckks::test
+}  // namespace heinfer::ring::test

@@ -1,12 +1,12 @@
-#include "ckks/poly_arith.h"
+#include "ring/poly_arith.h"
 
 #include <algorithm>
 #include <vector>
 
-#include "ckks/cpu_features.h"
-#include "ckks/simd_kernels.h"
+#include "ring/cpu_features.h"
+#include "ring/simd_kernels.h"
 
-namespace heinfer::ckks {
+namespace heinfer::ring {
 
 namespace {
 
@@ -100,4 +100,4 @@ void dot_scalar_poly(const uint64_t* const* inputs, const uint64_t* scalars, siz
   }
 }
 
-}  // namespace heinfer::ckks
+}  // namespace heinfer::ring

@@ -1,10 +1,10 @@
-#include "ckks/multiprecision.h"
+#include "ring/multiprecision.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
-namespace heinfer::ckks::mp {
+namespace heinfer::ring::mp {
 
 std::vector<uint64_t> product(const std::vector<uint64_t>& factors) {
   std::vector<uint64_t> r(factors.size() + 1, 0);
@@ -94,4 +94,4 @@ void shift_right_one(uint64_t* a, size_t words) {
   }
 }
 
-}  // namespace heinfer::ckks::mp
+}  // namespace heinfer::ring::mp

@@ -1,0 +1,21 @@
+#include "ring/multi_dot.h"
+
+#include <algorithm>
+
+#include "ring/cpu_features.h"
+#include "ring/poly_arith.h"
+
+namespace heinfer::ring::detail {
+
+void multi_dot(const std::uint64_t* const* inputs, std::size_t count, const std::uint64_t* const* scalars,
+               std::size_t outputs, std::uint64_t* const* out, std::size_t len, const Modulus& q) {
+  if (use_ifma(q.value) && len % 16 == 0 && count <= 4096 && count > 0) {
+    for (std::size_t m = 0; m < outputs; m += 4) {
+      multi_dot_ifma(inputs, count, scalars + m, std::min<std::size_t>(4, outputs - m), out + m, len, q);
+    }
+    return;
+  }
+  for (std::size_t m = 0; m < outputs; ++m) dot_scalar_poly(inputs, scalars[m], count, out[m], len, q);
+}
+
+}  // namespace heinfer::ring::detail

@@ -1,0 +1,25 @@
+// Internal: multi-output lazy-reduction dot products over one RNS limb (the linear layers
+// of the encrypted backend): several outputs that read the same input list are accumulated
+// together, so each input vector loaded from cache feeds several outputs (register blocking).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "ring/modulus.h"
+
+namespace heinfer::ring::detail {
+
+/// For m = 0..outputs-1 and i < len:
+///   out[m][i] = Σ_k inputs[k][i] · scalars[m][k]  mod q   (k < count, scalars < q)
+/// with one reduction per output coefficient — the same values as dot_scalar_poly
+/// per output. Uses AVX-512 IFMA (4 outputs × 16 coefficients per register block) when
+/// use_ifma(q), len % 16 == 0 and count <= 4096; else dot_scalar_poly per output.
+void multi_dot(const std::uint64_t* const* inputs, std::size_t count, const std::uint64_t* const* scalars,
+               std::size_t outputs, std::uint64_t* const* out, std::size_t len, const Modulus& q);
+
+/// The IFMA kernel (multi_dot_avx512.cpp); preconditions as above, outputs <= 4.
+void multi_dot_ifma(const std::uint64_t* const* inputs, std::size_t count, const std::uint64_t* const* scalars,
+                    std::size_t outputs, std::uint64_t* const* out, std::size_t len, const Modulus& q);
+
+}  // namespace heinfer::ring::detail
