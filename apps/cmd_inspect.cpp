@@ -24,6 +24,7 @@
 #include "plan/cost_model.h"
 #include "runtime/cost_calibration.h"
 #include "plan/footprint.h"
+#include "plan/level_rules.h"
 #include "model/analysis.h"
 #include "model/error.h"
 #include "model/liveness.h"
@@ -123,6 +124,7 @@ double since(std::chrono::steady_clock::time_point t0) {
 
 void print_graph(const model::Graph& g, const InspectOptions& o) {
   const model::GraphAnalysis a = model::analyze(g);
+  const plan::LevelRules rules = plan::level_rules(g);  // depths as the encrypted runtime runs them
   std::printf("model: %s (opset %lld)\n", o.model.c_str(), static_cast<long long>(g.opset));
   for (model::TensorId t : g.inputs) {
     const auto& x = g.tensors[static_cast<std::size_t>(t)];
@@ -135,31 +137,35 @@ void print_graph(const model::Graph& g, const InspectOptions& o) {
   std::printf("\n%4s  %-28s %-18s %-22s %-12s %14s %6s %5s %7s\n", "#", "node", "op", "output shape",
               "class", "MACs/sample", "levels", "depth", "segment");
   std::int64_t total_macs = 0;
+  int max_depth = 0;
   for (std::size_t i = 0; i < g.nodes.size(); ++i) {
     const model::Node& n = g.nodes[i];
     const model::NodeAnalysis& na = a.nodes[i];
+    const plan::NodeLevels& nl = rules.nodes[i];
     total_macs += na.macs;
+    max_depth = std::max({max_depth, nl.input_depth, nl.output_depth});
     const auto& out = g.tensors[static_cast<std::size_t>(n.outputs[0])];
     const std::string seg = na.segment >= 0 ? std::to_string(na.segment) : "-";
-    const std::string depth = na.op_class == model::OpClass::ClientAided
-                                  ? "in " + std::to_string(na.input_depth)
-                                  : std::to_string(na.depth);
+    const std::string depth = na.op_class == model::OpClass::ClientAided ? "in " + std::to_string(nl.input_depth)
+                                                                          : std::to_string(nl.output_depth);
     std::printf("%4zu  %-28s %-18s %-22s %-12s %14lld %6d %5s %7s\n", i, tail(n.name, 28).c_str(),
                 std::string(model::op_name(n.op)).c_str(), batched(out.shape, o.batch).c_str(),
                 std::string(model::op_class_name(na.op_class)).c_str(),
                 static_cast<long long>(na.macs), na.levels, depth.c_str(), seg.c_str());
   }
-  std::printf("\nsegments between client-aided layers (multiplicative depth = levels a fresh "
-              "ciphertext needs):\n");
+  std::printf("\nsegments between client-aided layers (depth = levels a fresh ciphertext needs, "
+              "pending unmasking factors included):\n");
   for (std::size_t s = 0; s < a.segments.size(); ++s) {
     const auto& seg = a.segments[s];
-    std::printf("  segment %zu: %s, depth %d\n", s, node_list(seg.nodes).c_str(), seg.depth);
+    int depth = 0;
+    for (int k : seg.nodes) depth = std::max(depth, rules.nodes[static_cast<std::size_t>(k)].output_depth);
+    std::printf("  segment %zu: %s, depth %d\n", s, node_list(seg.nodes).c_str(), depth);
   }
   int client = 0;
   for (const auto& na : a.nodes) client += na.op_class == model::OpClass::ClientAided;
   const std::int64_t peak = model::peak_live_elements(g);
   std::printf("\nnodes: %zu (%d client-aided), MACs/sample: %lld, max segment depth: %d\n",
-              g.nodes.size(), client, static_cast<long long>(total_macs), a.max_depth);
+              g.nodes.size(), client, static_cast<long long>(total_macs), max_depth);
   std::printf("peak live activation elements (ciphertexts under batch-axis packing): %lld\n",
               static_cast<long long>(peak));
   if (o.batch > 0) {

@@ -100,7 +100,6 @@ std::int64_t macs(const Graph& g, const Node& n) {
 GraphAnalysis analyze(const Graph& g) {
   GraphAnalysis a;
   a.nodes.resize(g.nodes.size());
-  std::vector<int> tensor_depth(g.tensors.size(), 0);
   std::vector<int> tensor_segment(g.tensors.size(), -1);
   // Union-find over nodes to build connected segments.
   std::vector<int> parent(g.nodes.size());
@@ -117,19 +116,13 @@ GraphAnalysis analyze(const Graph& g) {
     na.op_class = classify(n);
     na.levels = levels(g, n);
     na.macs = macs(g, n);
+    if (na.op_class == OpClass::ClientAided) continue;
     for (TensorId t : n.inputs) {
       if (t == kNoTensor || g.tensors[static_cast<std::size_t>(t)].is_constant) continue;
-      na.input_depth = std::max(na.input_depth, tensor_depth[static_cast<std::size_t>(t)]);
       const int producer = tensor_segment[static_cast<std::size_t>(t)];
-      if (na.op_class != OpClass::ClientAided && producer >= 0) {
-        parent[static_cast<std::size_t>(find(producer))] = find(static_cast<int>(i));
-      }
+      if (producer >= 0) parent[static_cast<std::size_t>(find(producer))] = find(static_cast<int>(i));
     }
-    na.depth = na.op_class == OpClass::ClientAided ? 0 : na.input_depth + na.levels;
-    if (na.op_class != OpClass::ClientAided) {
-      tensor_segment[static_cast<std::size_t>(n.outputs[0])] = static_cast<int>(i);
-    }
-    tensor_depth[static_cast<std::size_t>(n.outputs[0])] = na.depth;
+    tensor_segment[static_cast<std::size_t>(n.outputs[0])] = static_cast<int>(i);
   }
   std::vector<int> segment_of_root(g.nodes.size(), -1);
   for (std::size_t i = 0; i < g.nodes.size(); ++i) {
@@ -139,11 +132,8 @@ GraphAnalysis analyze(const Graph& g) {
       segment_of_root[root] = static_cast<int>(a.segments.size());
       a.segments.emplace_back();
     }
-    Segment& s = a.segments[static_cast<std::size_t>(segment_of_root[root])];
-    s.nodes.push_back(static_cast<int>(i));
-    s.depth = std::max(s.depth, a.nodes[i].depth);
+    a.segments[static_cast<std::size_t>(segment_of_root[root])].nodes.push_back(static_cast<int>(i));
     a.nodes[i].segment = segment_of_root[root];
-    a.max_depth = std::max(a.max_depth, s.depth);
   }
   return a;
 }

@@ -1,6 +1,7 @@
 // Analysis of a shape-inferred graph for homomorphic evaluation: the class of every op,
-// the multiplicative levels it consumes, the multiplicative depth of each segment between
-// client-aided layers, and multiply-accumulate counts. Feeds CKKS parameter selection.
+// whether its weights need a rescale, the segments between client-aided layers, and
+// multiply-accumulate counts. The levels and depths of encrypted execution are the plan's
+// (plan/level_rules.h), not this file's.
 #pragma once
 
 #include <cstdint>
@@ -39,12 +40,7 @@ std::int64_t macs(const Graph& g, const Node& node);
 
 struct NodeAnalysis {
   OpClass op_class = OpClass::Linear;
-  int levels = 0;
-  /// Levels consumed on the path from the last client-aided layer (or the encrypted input)
-  /// to the node's input / output. Client-aided nodes have depth 0 (the client re-encrypts
-  /// a fresh ciphertext); their input_depth is the depth the client decrypts at.
-  int input_depth = 0;
-  int depth = 0;
+  int levels = 0;    ///< levels(g, node)
   int segment = -1;  ///< index into GraphAnalysis::segments; -1 for client-aided nodes
   std::int64_t macs = 0;
 };
@@ -52,13 +48,11 @@ struct NodeAnalysis {
 /// A maximal connected group of linear/polynomial nodes between client-aided layers.
 struct Segment {
   std::vector<int> nodes;  ///< node indices, topological order
-  int depth = 0;           ///< max depth of its nodes: the levels a fresh ciphertext needs
 };
 
 struct GraphAnalysis {
   std::vector<NodeAnalysis> nodes;  ///< parallel to Graph::nodes
   std::vector<Segment> segments;    ///< in order of their first node
-  int max_depth = 0;                ///< max over segments
 };
 
 /// Analyzes a graph after shape inference (and the folding passes).

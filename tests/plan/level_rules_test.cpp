@@ -1,0 +1,98 @@
+// plan::level_rules on hand-built graphs: the depth of every node as the executor runs it
+// (pending unmasking factors included), and level_requirements from it.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "../common/onnx_builder.h"
+#include "plan/level_rules.h"
+#include "plan/parameters.h"
+
+namespace heinfer {
+namespace {
+
+using plan::NodeKind;
+using test::ModelBuilder;
+
+int node_index(const model::Graph& g, const std::string& name) {
+  for (std::size_t i = 0; i < g.nodes.size(); ++i) {
+    if (g.nodes[i].name == name) return static_cast<int>(i);
+  }
+  ADD_FAILURE() << "no node " << name;
+  return 0;
+}
+
+/// x -> conv -> square1 -> add_const -> relu -> flatten -> gemm -> scale -> residual(+flatten)
+///   -> square2 -> softmax.
+model::Graph depth_model() {
+  ModelBuilder b;
+  b.input("x", {1, 3, 3}).output("y");
+  b.initializer("w", {2, 1, 2, 2}, {0.5f, 1, 1, 1, 1, 1, 1, 1});
+  b.initializer("c", {1}, {0.25f});
+  b.initializer("fc", {8, 8}, std::vector<float>(64, 0.125f));
+  b.initializer("three", {8}, std::vector<float>(8, 3.0f));
+  b.node("Conv", {"x", "w"}, {"c1"}, "conv");
+  b.node("Mul", {"c1", "c1"}, {"s1"}, "square1");
+  b.node("Add", {"s1", "c"}, {"a1"}, "add_const");
+  b.node("Relu", {"a1"}, {"r"}, "relu");
+  b.node("Flatten", {"r"}, {"f"}, "flatten");
+  b.node("Gemm", {"f", "fc"}, {"g"}, "gemm");
+  b.node("Mul", {"g", "three"}, {"m"}, "scale");
+  b.node("Add", {"m", "f"}, {"res"}, "residual");
+  b.node("Mul", {"res", "res"}, {"s2"}, "square2");
+  b.node("Softmax", {"s2"}, {"y"}, "softmax");
+  return b.load();
+}
+
+TEST(LevelRules, DepthsWithPendingFactors) {
+  const model::Graph g = depth_model();
+  const plan::LevelRules r = plan::level_rules(g);
+  auto at = [&](const char* name) { return r.nodes[static_cast<std::size_t>(node_index(g, name))]; };
+  EXPECT_EQ(at("conv").output_depth, 1);        // weight 0.5: one rescale
+  EXPECT_EQ(at("square1").output_depth, 2);     // a square: +1, scale no longer Δ
+  EXPECT_EQ(at("add_const").output_depth, 2);   // an addition: no rescale
+  EXPECT_EQ(at("relu").kind, NodeKind::Relu);
+  EXPECT_EQ(at("relu").input_depth, 2);         // the client decrypts at depth 2
+  EXPECT_EQ(at("relu").output_depth, 0);        // fresh, with pending factors 1/R
+  EXPECT_EQ(at("flatten").output_depth, 0);     // shares the round's ciphertexts
+  EXPECT_EQ(at("gemm").output_depth, 1);        // folds the factors into its weights
+  EXPECT_EQ(at("scale").output_depth, 2);
+  // The residual reads the flatten's factors: it rescales although it only adds.
+  EXPECT_TRUE(at("residual").rescale);
+  EXPECT_EQ(at("residual").input_depth, 2);
+  EXPECT_EQ(at("residual").output_depth, 3);
+  EXPECT_EQ(at("square2").output_depth, 4);
+  EXPECT_EQ(at("softmax").kind, NodeKind::FinalSoftmax);
+  EXPECT_EQ(at("softmax").input_depth, 4);
+  EXPECT_EQ(at("softmax").output_depth, -1);
+  const std::vector<double> bounds(g.tensors.size(), 1.0);
+  EXPECT_EQ(plan::level_requirements(g, bounds).levels, 4);
+}
+
+TEST(LevelRules, MixedScalesAndMaxPoolFactorsAreMaterialized) {
+  ModelBuilder b;
+  b.input("x", {1, 4, 4}).output("y").output("r");  // r also an output: the Relu is not fused
+  b.initializer("w", {1, 1, 1, 1}, {0.5f});
+  b.node("Mul", {"x", "x"}, {"sq"}, "square");        // depth 1, scale not Δ
+  b.node("Conv", {"x", "w"}, {"c"}, "conv");          // depth 1, scale Δ
+  b.node("Add", {"sq", "c"}, {"a"}, "add");           // sq brought to Δ first: depth 2
+  b.node("Relu", {"a"}, {"r"}, "relu");               // factors
+  auto& mp = b.node("MaxPool", {"r"}, {"y"}, "pool");  // factors materialized first
+  test::attr(mp, "kernel_shape", std::vector<std::int64_t>{2, 2});
+  test::attr(mp, "strides", std::vector<std::int64_t>{2, 2});
+  const model::Graph g = b.load();
+  const plan::LevelRules r = plan::level_rules(g);
+  const auto& add = r.nodes[static_cast<std::size_t>(node_index(g, "add"))];
+  ASSERT_EQ(add.materialized.size(), 2u);
+  EXPECT_TRUE(add.materialized[0]);
+  EXPECT_FALSE(add.materialized[1]);
+  EXPECT_EQ(add.input_depth, 2);
+  EXPECT_EQ(add.output_depth, 2);  // no weights, no factors: an addition
+  const auto& pool = r.nodes[static_cast<std::size_t>(node_index(g, "pool"))];
+  EXPECT_EQ(pool.kind, NodeKind::MaxPool);
+  EXPECT_EQ(pool.input_depth, 1);   // the Relu's factors applied: +1
+  EXPECT_EQ(pool.output_depth, 0);
+}
+
+}  // namespace
+}  // namespace heinfer
