@@ -122,16 +122,14 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
 
   // Client side: calibrate the ranges on this batch (plaintext run), then plan.
   const auto t_plan = std::chrono::steady_clock::now();
-  std::vector<double> ranges;
-  {
-    std::vector<runtime::PlainTensor> calibration;
-    calibration.push_back(runtime::from_batch_major(std::span<const double>(values), count, in_shape));
-    ranges = runtime::calibrate_ranges(g, calibration);
-  }
   plan::ParameterOptions po;
   po.packing = o.packing == "real" ? ckks::Packing::Real : ckks::Packing::Complex;
   po.scale_bits = o.scale_bits;
-  plan::Parameters plan = plan::plan_parameters(g, ranges, po);
+  plan::Parameters plan = [&] {
+    std::vector<runtime::PlainTensor> calibration;
+    calibration.push_back(runtime::from_batch_major(std::span<const double>(values), count, in_shape));
+    return runtime::calibrated_parameters(g, calibration, po);
+  }();
   if (o.params != "auto") plan::apply_parameter_override(plan, o.params);
   if (o.insecure_n) {
     std::fprintf(stderr, "WARNING: --insecure-ring-degree %zu: parameters are NOT secure (tests only)\n", o.insecure_n);

@@ -88,4 +88,9 @@ std::vector<double> calibrate_ranges(const model::Graph& g, const std::vector<Pl
   return range;
 }
 
+plan::Parameters calibrated_parameters(const model::Graph& g, const std::vector<PlainTensor>& inputs,
+                                       const plan::ParameterOptions& options) {
+  return plan::plan_parameters(g, calibrate_ranges(g, inputs), options);
+}
+
 }  // namespace heinfer::runtime

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "model/graph.h"
+#include "plan/parameters.h"
 #include "runtime/plain_tensor.h"
 
 namespace heinfer::runtime {
@@ -28,5 +29,11 @@ std::int64_t calibration_samples(const model::Graph& g);
 /// when the inputs differ in batch size.
 std::vector<double> calibrate_ranges(const model::Graph& g, const std::vector<PlainTensor>& inputs,
                                      std::int64_t samples_per_part = 0);
+
+/// The parameters of an encrypted run of g, calibrated on `inputs`: calibrate_ranges,
+/// then plan::plan_parameters. The one preparation `heinfer run` (on the client's batch)
+/// and `heinfer serve` (on the model owner's calibration set) share. Throws as those do.
+plan::Parameters calibrated_parameters(const model::Graph& g, const std::vector<PlainTensor>& inputs,
+                                       const plan::ParameterOptions& options = {});
 
 }  // namespace heinfer::runtime

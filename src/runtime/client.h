@@ -57,7 +57,8 @@ class InputError : public std::runtime_error {
 };
 
 struct RoundRequest {
-  std::string layer;                                     ///< node name (for errors)
+  std::int64_t node = -1;                                ///< index of the node the round evaluates
+  std::string layer;                                     ///< "<producer> -> <node name>" (for errors)
   RoundFunction function = RoundFunction::Relu;
   std::vector<std::vector<const ckks::Ciphertext*>> windows;  ///< already masked, shuffled
   double bound = 0;  ///< largest |decoded value| the plan allows in this round

@@ -212,6 +212,7 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, const std::vecto
         if (group_of[static_cast<std::size_t>(r)] >= 0) io.in_groups.push_back(group_of[static_cast<std::size_t>(r)]);
       }
     }
+    run.node = st.node;
     switch (np.kind) {
       case NodeKind::DataMovement:
       case NodeKind::FusedRelu: steps::run_data_movement_step(run, io); break;

@@ -109,6 +109,7 @@ void round(RunState& run, const std::string& layer, RoundFunction f, std::int64_
     }
     const auto perm = random_permutation(count);
     RoundRequest req;
+    req.node = run.node;
     req.layer = layer;
     req.function = f;
     req.bound = bound;

@@ -47,6 +47,7 @@ class RunState {
   memory::CiphertextStore& store;
   const std::int64_t tile_bytes;
   EncryptedBackend be;  ///< the node-independent part of the backend
+  std::int64_t node = -1;  ///< index of the node whose step runs (names its client rounds)
 
   double scale() const { return plan.parameters.scale(); }
   /// Bytes of one ciphertext at `level` in memory (compact: c0 only).
