@@ -2,9 +2,8 @@
 // passes, with per-node class, output shape, multiply-accumulates and multiplicative depth
 // per client-aided segment; with --batch, the predicted encrypted run (issue 6): CKKS
 // parameters planned without data, per-layer ciphertexts / bytes, peak memory without a
-// budget (memory/footprint.h) and time from a quick calibration (memory/cost_model.h).
+// budget (plan/footprint.h) and time from a quick calibration (plan/cost_model.h, runtime/cost_calibration.h).
 #include <CLI/CLI.hpp>
-#include <malloc.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -21,10 +20,12 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "memory/bytes.h"
+#include "memory/process_memory.h"
 #include "plan/cost_model.h"
-#include "runtime/cost_calibration.h"
 #include "plan/footprint.h"
 #include "plan/level_rules.h"
+#include "runtime/cost_calibration.h"
 #include "model/analysis.h"
 #include "model/error.h"
 #include "model/liveness.h"
@@ -35,6 +36,8 @@
 
 namespace heinfer::apps {
 namespace {
+
+using memory::format_bytes;
 
 /// Above this many multiply-accumulates (per sample × samples) the plaintext calibration
 /// of the ranges runs at a reduced resolution or falls back to a fixed bound (the
@@ -73,14 +76,6 @@ std::string batched(const model::Shape& s, std::int64_t batch) {
   std::string r = "[" + (batch > 0 ? std::to_string(batch) : std::string("N"));
   for (std::int64_t d : s) r += ", " + std::to_string(d);
   return r + "]";
-}
-
-std::string human(double b) {
-  char buf[64];
-  if (b >= 1024.0 * 1024 * 1024) std::snprintf(buf, sizeof buf, "%.2f GiB", b / (1024.0 * 1024 * 1024));
-  else if (b >= 1024.0 * 1024) std::snprintf(buf, sizeof buf, "%.1f MiB", b / (1024.0 * 1024));
-  else std::snprintf(buf, sizeof buf, "%.1f KiB", b / 1024.0);
-  return buf;
 }
 
 std::string seconds_text(double s) {
@@ -169,9 +164,8 @@ void print_graph(const model::Graph& g, const InspectOptions& o) {
   std::printf("peak live activation elements (ciphertexts under batch-axis packing): %lld\n",
               static_cast<long long>(peak));
   if (o.batch > 0) {
-    std::printf("plaintext executor activation memory at batch %lld: %.1f MiB\n",
-                static_cast<long long>(o.batch),
-                static_cast<double>(peak) * static_cast<double>(o.batch) * 8.0 / (1024.0 * 1024.0));
+    std::printf("plaintext executor activation memory at batch %lld: %s\n", static_cast<long long>(o.batch),
+                format_bytes(peak * o.batch * static_cast<std::int64_t>(sizeof(double))).c_str());
   }
 }
 
@@ -269,8 +263,7 @@ void predict(const model::Graph& g, const model::LoadOptions& lo, const InspectO
   if (o.threads > 0) omp_set_num_threads(o.threads);
   // As `heinfer run` (apps/run_encrypted.cpp): freed ciphertexts stay in the heap, so the
   // calibration times the executor's steady state, not mmap + first-touch page faults.
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  memory::configure_allocator_for_ciphertexts();
   std::printf("\n== encrypted run prediction (batch %lld) ==\n", static_cast<long long>(o.batch));
   nlohmann::json ranges_info;
   const std::vector<double> ranges = plan_ranges(g, lo, o, ranges_info);
@@ -302,7 +295,7 @@ void predict(const model::Graph& g, const model::LoadOptions& lo, const InspectO
     const plan::NodeFootprint& nf = f.nodes[k];
     std::printf("%4zu  %-28s %-14s %10lld %5d %12s %12s %11s\n", k, tail(n.name, 28).c_str(), kind_name(nf.kind),
                 static_cast<long long>(nf.output_ciphertexts), nf.output_level,
-                human(static_cast<double>(nf.output_bytes)).c_str(), human(static_cast<double>(nf.live_bytes)).c_str(),
+                format_bytes(nf.output_bytes).c_str(), format_bytes(nf.live_bytes).c_str(),
                 seconds_text(t.node_seconds[k] + t.first_touch_node_seconds[k]).c_str());
     layers.push_back({{"index", k},
                       {"name", n.name},
@@ -322,16 +315,16 @@ void predict(const model::Graph& g, const model::LoadOptions& lo, const InspectO
   const std::string peak_name =
       f.peak_node >= 0 ? g.nodes[static_cast<std::size_t>(f.peak_node)].name : std::string("-");
   std::printf("\npredicted peak memory without a budget (all DRAM; pmem tier 0):\n");
-  std::printf("  ciphertexts %s at node %lld (%s)\n", human(static_cast<double>(f.peak_bytes)).c_str(),
+  std::printf("  ciphertexts %s at node %lld (%s)\n", format_bytes(f.peak_bytes).c_str(),
               static_cast<long long>(f.peak_node), peak_name.c_str());
   const std::string streamed_peak_name =
       fs.peak_node >= 0 ? g.nodes[static_cast<std::size_t>(fs.peak_node)].name : std::string("-");
   std::printf("  streamed    %s at node %lld (%s) with streaming across layers (run --streaming on)\n",
-              human(static_cast<double>(fs.peak_bytes)).c_str(), static_cast<long long>(fs.peak_node),
+              format_bytes(fs.peak_bytes).c_str(), static_cast<long long>(fs.peak_node),
               streamed_peak_name.c_str());
-  std::printf("  keys        %s, weights %s\n", human(static_cast<double>(f.key_bytes)).c_str(),
-              human(static_cast<double>(f.weight_bytes)).c_str());
-  std::printf("  total       %s (%lld bytes)\n", human(static_cast<double>(f.total_bytes())).c_str(),
+  std::printf("  keys        %s, weights %s\n", format_bytes(f.key_bytes).c_str(),
+              format_bytes(f.weight_bytes).c_str());
+  std::printf("  total       %s (%lld bytes)\n", format_bytes(f.total_bytes()).c_str(),
               static_cast<long long>(f.total_bytes()));
   if (o.no_time) {
     std::printf("time not predicted (--no-time)\n");

@@ -7,17 +7,20 @@
 #include <stdexcept>
 
 #include "commands.h"
+#include "memory/bytes.h"
 #include "protocol/remote.h"
 #include "model/shape.h"
 #include "runtime/metrics.h"
 #include "runtime/npy.h"
+#include "size_option.h"
 
 namespace heinfer::apps {
 namespace {
 
+using memory::format_bytes;
+
 struct ServeCli {
   std::vector<std::string> models, calibrations;
-  std::string memory_limit;
   protocol::ServerOptions o;
 };
 
@@ -30,13 +33,6 @@ std::pair<std::string, std::string> split_eq(const std::string& s, const char* w
 }
 
 void serve(ServeCli& c) {
-  if (!c.memory_limit.empty()) {
-    try {
-      c.o.memory_limit = protocol::parse_bytes(c.memory_limit);
-    } catch (const std::invalid_argument& e) {
-      throw std::runtime_error(std::string("--memory-limit ") + e.what());
-    }
-  }
   for (const auto& m : c.models) {
     auto [name, path] = split_eq(m, "--model");
     c.o.models.push_back({name, path, ""});
@@ -53,14 +49,6 @@ void serve(ServeCli& c) {
     if (!found) throw std::runtime_error("--calibration " + s + ": no --model named '" + name + "'");
   }
   protocol::serve(c.o);
-}
-
-std::string human_bytes(double b) {
-  char buf[64];
-  if (b >= 1e9) std::snprintf(buf, sizeof buf, "%.2f GB", b / 1e9);
-  else if (b >= 1e6) std::snprintf(buf, sizeof buf, "%.2f MB", b / 1e6);
-  else std::snprintf(buf, sizeof buf, "%.1f kB", b / 1e3);
-  return buf;
 }
 
 struct ClientCli {
@@ -115,17 +103,16 @@ void client(ClientCli& c) {
   std::printf("total            %.2f s\n", r.seconds);
   std::printf("round trips      %lld (%lld client-aided rounds)\n", static_cast<long long>(r.round_trips),
               static_cast<long long>(r.rounds));
-  std::printf("traffic          sent %s, received %s\n", human_bytes(static_cast<double>(r.bytes_sent)).c_str(),
-              human_bytes(static_cast<double>(r.bytes_received)).c_str());
+  std::printf("traffic          sent %s, received %s\n", format_bytes(r.bytes_sent).c_str(),
+              format_bytes(r.bytes_received).c_str());
   if (!r.layers.empty()) {
     std::printf("per layer (server time %.2f s; bytes = ciphertexts on the wire)\n", r.server_seconds);
     std::printf("  %-28s %-12s %9s %8s %5s %12s %12s %6s\n", "layer", "op", "seconds", "cts", "level", "to client",
                 "to server", "trips");
     for (const auto& l : r.layers) {
       std::printf("  %-28s %-12s %9.3f %8lld %5d %12s %12s %6lld\n", l.name.c_str(), l.op.c_str(), l.seconds,
-                  static_cast<long long>(l.ciphertexts), l.level,
-                  human_bytes(static_cast<double>(l.bytes_to_client)).c_str(),
-                  human_bytes(static_cast<double>(l.bytes_to_server)).c_str(), static_cast<long long>(l.round_trips));
+                  static_cast<long long>(l.ciphertexts), l.level, format_bytes(l.bytes_to_client).c_str(),
+                  format_bytes(l.bytes_to_server).c_str(), static_cast<long long>(l.round_trips));
     }
   }
   if (!labels.empty()) {
@@ -151,9 +138,9 @@ void register_serve(CLI::App& app) {
   sub->add_option("--client-ca", c->o.client_ca, "PEM CA: require client certificates (mutual TLS)")
       ->check(CLI::ExistingFile);
   sub->add_option("--max-sessions", c->o.max_sessions, "open sessions at most")->check(CLI::PositiveNumber)->capture_default_str();
-  sub->add_option("--memory-limit", c->memory_limit,
-                  "BYTES (K/M/G/T suffixes, powers of 1024) for all sessions together; a new session waits or "
-                  "is refused beyond it (default: 80% of MemAvailable at start-up)");
+  add_size_option(sub, "--memory-limit", c->o.memory_limit,
+                  "bytes for all sessions together (e.g. 12G, 512MiB; K = 1024); a new session waits or is "
+                  "refused beyond it (default: 80% of MemAvailable at start-up)");
   sub->add_option("--admission-timeout", c->o.admission_timeout_s,
                   "seconds a new session may wait for memory before RESOURCE_EXHAUSTED")
       ->check(CLI::NonNegativeNumber)

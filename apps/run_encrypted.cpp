@@ -3,7 +3,6 @@
 #include "run_encrypted.h"
 
 #include <CLI/CLI.hpp>
-#include <malloc.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -15,8 +14,10 @@
 #include <stdexcept>
 
 #include "ckks/encryption_params.h"
+#include "memory/bytes.h"
 #include "memory/ciphertext_store.h"
 #include "memory/memory_monitor.h"
+#include "memory/process_memory.h"
 #include "model/load.h"
 #include "runtime/batch_runner.h"
 #include "runtime/encrypted_executor.h"
@@ -26,22 +27,17 @@
 #include "plan/parameters.h"
 #include "runtime/calibration.h"
 #include "runtime/profile.h"
+#include "size_option.h"
 
 namespace heinfer::apps {
 namespace {
 
-double peak_rss_mib() {
+using memory::format_bytes;
+
+std::int64_t peak_rss_bytes() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_maxrss) / 1024.0;  // Linux: KiB
-}
-
-std::string human_bytes(double b) {
-  char buf[64];
-  if (b >= 1e9) std::snprintf(buf, sizeof buf, "%.2f GB", b / 1e9);
-  else if (b >= 1e6) std::snprintf(buf, sizeof buf, "%.2f MB", b / 1e6);
-  else std::snprintf(buf, sizeof buf, "%.1f kB", b / 1e3);
-  return buf;
+  return static_cast<std::int64_t>(u.ru_maxrss) * 1024;  // Linux: KiB
 }
 
 }  // namespace
@@ -57,9 +53,9 @@ void add_encrypted_options(CLI::App* sub, EncryptedOptions& o) {
       ->capture_default_str();
   sub->add_option("--scale-bits", o.scale_bits, "encrypted: log2 of the CKKS scale Δ")->capture_default_str();
   sub->add_flag("--check", o.check, "encrypted: also run the plaintext executor and compare");
-  sub->add_option("--dram-budget", o.dram_budget,
-                  "encrypted: bytes of ciphertexts kept in DRAM (K/M/G/T suffixes); beyond it they go to "
-                  "--pmem-dir, or the run stops with a clear error");
+  add_size_option(sub, "--dram-budget", o.dram_budget,
+                  "encrypted: bytes of ciphertexts kept in DRAM (e.g. 16G, 512MiB; K = 1024); beyond it they "
+                  "go to --pmem-dir, or the run stops with a clear error");
   sub->add_option("--pmem-dir", o.pmem_dir,
                   "encrypted: directory of the secondary tier (memkind PMEM heap: persistent memory on DAX, "
                   "else an unlinked SSD-backed file); needs --dram-budget");
@@ -68,7 +64,8 @@ void add_encrypted_options(CLI::App* sub, EncryptedOptions& o) {
                   "exist only as windows of rows (auto: under --dram-budget)")
       ->check(CLI::IsMember({"auto", "on", "off"}))
       ->capture_default_str();
-  sub->add_option("--pmem-max", o.pmem_max, "encrypted: size limit of the secondary tier (default: the filesystem's)");
+  add_size_option(sub, "--pmem-max", o.pmem_max,
+                  "encrypted: size limit of the secondary tier (default: the filesystem's)");
   sub->add_option("--insecure-ring-degree", o.insecure_n,
                   "TESTS ONLY: replace N by this power of two keeping the chain, without the 128-bit "
                   "security check (prints a warning)")
@@ -80,14 +77,8 @@ void add_encrypted_options(CLI::App* sub, EncryptedOptions& o) {
 
 void run_encrypted(const std::string& model_path, const std::string& input, const std::string& output,
                    const std::string& labels_path, std::int64_t batch, int threads, const EncryptedOptions& o) {
-  // Ciphertexts are allocated and freed by the thousand (1-2 MB each): keep freed memory
-  // in the heap instead of returning it to the kernel, which would page-fault and
-  // zero it again on the next allocation.
-  // (Not under a DRAM budget: there resident memory must follow the budget.)
-  if (o.dram_budget.empty()) {
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);  // the largest value glibc accepts
-    mallopt(M_TRIM_THRESHOLD, 1 << 30);
-  }
+  // Not under a DRAM budget: there resident memory must follow the budget.
+  if (o.dram_budget == 0) memory::configure_allocator_for_ciphertexts();
   const model::Graph g = model::load_model(model_path);
   if (g.inputs.size() != 1 || g.outputs.size() != 1) {
     throw std::runtime_error("`run` supports models with one input and one output");
@@ -140,8 +131,8 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
   std::fflush(stdout);
 
   memory::StoreOptions so;
-  if (!o.dram_budget.empty()) so.dram_budget = memory::parse_size(o.dram_budget, "--dram-budget");
-  if (!o.pmem_max.empty()) so.pmem_max = memory::parse_size(o.pmem_max, "--pmem-max");
+  so.dram_budget = o.dram_budget;
+  so.pmem_max = o.pmem_max;
   if (!o.pmem_dir.empty()) {
     if (so.dram_budget == 0) throw std::runtime_error("--pmem-dir needs --dram-budget (what stays in DRAM)");
     so.policy = memory::Placement::Tiered;
@@ -158,10 +149,9 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
   // Test hook (crash safety): HEINFER_KILL_AFTER_NODE=k kills the process after node k.
   if (const char* kill = std::getenv("HEINFER_KILL_AFTER_NODE")) ro.kill_after_node = std::atoi(kill);
   if (so.dram_budget > 0) {
-    std::printf("memory: %s, DRAM budget %.2f GiB%s%s, tiles of <= %.0f MiB%s\n",
-                so.policy == memory::Placement::Tiered ? "tiered" : "dram-only",
-                static_cast<double>(so.dram_budget) / 1073741824.0, so.pmem_dir.empty() ? "" : ", tier in ",
-                so.pmem_dir.c_str(), static_cast<double>(store.tile_bytes()) / 1048576.0,
+    std::printf("memory: %s, DRAM budget %s%s%s, tiles of <= %s%s\n",
+                so.policy == memory::Placement::Tiered ? "tiered" : "dram-only", format_bytes(so.dram_budget).c_str(),
+                so.pmem_dir.empty() ? "" : ", tier in ", so.pmem_dir.c_str(), format_bytes(store.tile_bytes()).c_str(),
                 ro.streaming ? ", streaming across layers" : "");
   }
   runtime::EncryptedSession session(g, plan, ro);
@@ -202,19 +192,16 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
               static_cast<double>(count) / stats.seconds, lat);
   std::printf("client           %.2f s (%.1f%%) in %lld rounds (+ encrypt/decrypt)\n", stats.client_seconds,
               100.0 * stats.client_seconds / stats.seconds, static_cast<long long>(stats.rounds));
-  std::printf("traffic          client->server %s, server->client %s\n",
-              human_bytes(static_cast<double>(stats.bytes_to_server)).c_str(),
-              human_bytes(static_cast<double>(stats.bytes_to_client)).c_str());
+  std::printf("traffic          client->server %s, server->client %s\n", format_bytes(stats.bytes_to_server).c_str(),
+              format_bytes(stats.bytes_to_client).c_str());
   const auto timeline = monitor.finish();
   const auto dram = store.dram(), pmem = store.pmem();
-  std::printf("peak memory      %.0f MiB (maxrss), anonymous %.0f MiB (RssAnon, sampled)\n", peak_rss_mib(),
-              static_cast<double>(monitor.peak_rss_anon()) / 1048576.0);
+  std::printf("peak memory      %s (maxrss), anonymous %s (RssAnon, sampled)\n", format_bytes(peak_rss_bytes()).c_str(),
+              format_bytes(monitor.peak_rss_anon()).c_str());
   std::printf("ciphertexts      DRAM peak %s (written %s); tier peak %s (written %s, read %s)\n",
-              human_bytes(static_cast<double>(dram.peak_bytes)).c_str(),
-              human_bytes(static_cast<double>(dram.bytes_written)).c_str(),
-              human_bytes(static_cast<double>(pmem.peak_bytes)).c_str(),
-              human_bytes(static_cast<double>(pmem.bytes_written)).c_str(),
-              human_bytes(static_cast<double>(pmem.bytes_read)).c_str());
+              format_bytes(dram.peak_bytes).c_str(), format_bytes(dram.bytes_written).c_str(),
+              format_bytes(pmem.peak_bytes).c_str(), format_bytes(pmem.bytes_written).c_str(),
+              format_bytes(pmem.bytes_read).c_str());
   if (!o.profile.empty()) {
     runtime::ProfileInfo info;
     info.model = model_path;
@@ -233,9 +220,9 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
   }
   std::printf("per layer:\n");
   for (const auto& l : stats.layers) {
-    std::printf("  %-24s %-18s %7.3f s  %6lld ct  level %d  dram peak %.0f MiB  tier peak %.0f MiB\n",
-                l.name.c_str(), l.op.c_str(), l.seconds, static_cast<long long>(l.ciphertexts), l.level,
-                static_cast<double>(l.dram_peak_bytes) / 1048576.0, static_cast<double>(l.pmem_peak_bytes) / 1048576.0);
+    std::printf("  %-24s %-18s %7.3f s  %6lld ct  level %d  dram peak %s  tier peak %s\n", l.name.c_str(),
+                l.op.c_str(), l.seconds, static_cast<long long>(l.ciphertexts), l.level,
+                format_bytes(l.dram_peak_bytes).c_str(), format_bytes(l.pmem_peak_bytes).c_str());
   }
   const auto pred = runtime::argmax_rows(yf, count, classes);
   if (!labels.empty()) {

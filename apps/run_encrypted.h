@@ -17,10 +17,10 @@ struct EncryptedOptions {
   bool check = false;              ///< compare with the plaintext executor
   bool progress = true;            ///< per-layer progress on stderr
   int scale_bits = 30;
-  std::string dram_budget;         ///< "" (none) or a size: bytes of ciphertexts kept in DRAM
+  std::int64_t dram_budget = 0;    ///< bytes of ciphertexts kept in DRAM; 0: no budget
   std::string streaming = "auto";  ///< streaming across layers: auto (under a budget), on, off
   std::string pmem_dir;            ///< secondary tier directory (memkind PMEM kind)
-  std::string pmem_max;            ///< "" or a size limit of the tier
+  std::int64_t pmem_max = 0;       ///< size limit of the tier in bytes; 0: the filesystem's
   std::string profile;             ///< per-layer profile JSON (runtime/profile.h)
   std::size_t insecure_n = 0;      ///< tests only: ring degree override without the 128-bit check
   CLI::Option* batch_option = nullptr;  ///< to tell an explicit --batch from the default

@@ -7,7 +7,6 @@
 // packing, N/2 with real). Parameters: depth-aware selection (128-bit secure) calibrated
 // on the given images. The first batch includes first-touch page faults of the process's
 // ciphertext memory; later batches reuse it (a long-running server's steady state).
-#include <malloc.h>
 #include <omp.h>
 
 #include <chrono>
@@ -16,6 +15,7 @@
 #include <cstring>
 #include <string>
 
+#include "memory/process_memory.h"
 #include "model/load.h"
 #include "runtime/encrypted_executor.h"
 #include "runtime/npy.h"
@@ -35,8 +35,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--batches")) batches = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--packing")) packing = argv[i + 1];
   }
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  heinfer::memory::configure_allocator_for_ciphertexts();  // as `heinfer run`
   if (threads > 0) omp_set_num_threads(threads);
   try {
     const model::Graph g = model::load_model(argv[1]);

@@ -1,13 +1,13 @@
 #include "memory/ciphertext_store.h"
 
 #include <algorithm>
-#include <cctype>
 #include <limits>
 #include <mutex>
 #include <string>
 #include <unordered_map>
 #include <utility>
 
+#include "memory/bytes.h"
 #include "memory/secondary_tier.h"
 
 namespace heinfer::memory {
@@ -15,12 +15,6 @@ namespace {
 
 constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
 constexpr std::int64_t kMiB = std::int64_t{1} << 20;
-
-std::string human(std::int64_t b) {
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(b) / static_cast<double>(1 << 30));
-  return buf;
-}
 
 void grow(TierUsage& u, std::int64_t b) {
   u.bytes += b;
@@ -33,28 +27,6 @@ std::int64_t bytes_of(const ckks::Ciphertext& c) {
 }
 
 }  // namespace
-
-std::int64_t parse_size(const std::string& text, const std::string& what) {
-  std::size_t i = 0;
-  while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
-  if (i == 0 || i > 18) throw std::invalid_argument(what + ": '" + text + "' is not a size (e.g. 512M, 16G)");
-  std::int64_t value = std::stoll(text.substr(0, i));
-  std::string unit = text.substr(i);
-  for (auto& ch : unit) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-  if (unit.ends_with("IB")) unit.resize(unit.size() - 2);
-  else if (unit.size() > 1 && unit.back() == 'B') unit.pop_back();
-  int shift = 0;
-  if (unit.empty() || unit == "B") shift = 0;
-  else if (unit == "K") shift = 10;
-  else if (unit == "M") shift = 20;
-  else if (unit == "G") shift = 30;
-  else if (unit == "T") shift = 40;
-  else throw std::invalid_argument(what + ": unknown unit in '" + text + "' (use K, M, G or T)");
-  if (value > (std::numeric_limits<std::int64_t>::max() >> shift)) {
-    throw std::invalid_argument(what + ": '" + text + "' is too large");
-  }
-  return value << shift;
-}
 
 struct CiphertextStore::State {
   struct Group {
@@ -206,7 +178,8 @@ void CiphertextStore::adopt(std::vector<Ptr>& cts, std::span<const std::int64_t>
     bool to_dram = budget == 0 || s.dram.bytes + b <= budget;
     if (!to_dram && s.options.policy == Placement::DramOnly) {
       delete owned;
-      throw BudgetExceeded("the DRAM budget of " + human(budget) + " is exceeded (" + human(s.dram.bytes) +
+      throw BudgetExceeded("the DRAM budget of " + format_bytes(budget) + " is exceeded (" +
+                           format_bytes(s.dram.bytes) +
                            " of ciphertexts stored); give a secondary tier with --pmem-dir DIR, or raise "
                            "--dram-budget");
     }

@@ -57,10 +57,6 @@ class BudgetExceeded : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-/// Parses "123", "512K", "64M", "16G", "1T" (powers of 1024; optional trailing "B"/"iB").
-/// Throws std::invalid_argument naming `what` for anything else or a negative value.
-std::int64_t parse_size(const std::string& text, const std::string& what);
-
 class CiphertextStore {
  public:
   using GroupId = std::int64_t;

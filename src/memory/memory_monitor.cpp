@@ -1,24 +1,10 @@
 #include "memory/memory_monitor.h"
 
-#include <cstdio>
-#include <cstring>
+#include "memory/process_memory.h"
 
 namespace heinfer::memory {
 
-std::int64_t rss_anon_bytes() {
-  std::FILE* f = std::fopen("/proc/self/status", "r");
-  if (!f) return 0;
-  char line[256];
-  long long kib = 0;
-  while (std::fgets(line, sizeof line, f)) {
-    if (std::strncmp(line, "RssAnon:", 8) == 0) {
-      std::sscanf(line + 8, "%lld", &kib);
-      break;
-    }
-  }
-  std::fclose(f);
-  return static_cast<std::int64_t>(kib) * 1024;
-}
+std::int64_t rss_anon_bytes() { return proc_status_bytes("RssAnon"); }
 
 MemoryMonitor::MemoryMonitor(const CiphertextStore* store, std::chrono::milliseconds period)
     : store_(store), start_(std::chrono::steady_clock::now()) {

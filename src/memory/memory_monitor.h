@@ -15,7 +15,7 @@
 
 namespace heinfer::memory {
 
-/// RssAnon of this process in bytes (0 where /proc is unavailable).
+/// RssAnon of this process in bytes (proc_status_bytes("RssAnon"): 0 where /proc is unavailable).
 std::int64_t rss_anon_bytes();
 
 struct MemorySample {

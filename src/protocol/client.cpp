@@ -15,6 +15,7 @@
 
 #include "ckks/secret_key_io.h"
 #include "ckks/serialization.h"
+#include "memory/bytes.h"
 #include "protocol/heinfer.grpc.pb.h"
 #include "protocol/remote.h"
 #include "protocol/wire.h"
@@ -23,6 +24,8 @@
 
 namespace heinfer::protocol {
 namespace {
+
+using memory::format_bytes;
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -77,12 +80,6 @@ void write_private(const std::filesystem::path& p, const std::vector<uint8_t>& b
   }
   if (::fsync(fd) != 0 || ::close(fd) != 0) throw std::runtime_error("cannot write '" + tmp + "'");
   std::filesystem::rename(tmp, p);
-}
-
-std::string mb(std::int64_t b) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f MB", static_cast<double>(b) / 1e6);
-  return buf;
 }
 
 }  // namespace
@@ -183,8 +180,8 @@ ClientResult run_client(const ClientOptions& o, const std::vector<double>& input
     const auto rk = ckks::to_bytes(keys.relin, *context);
     std::vector<uint8_t> gk;
     if (packing == ckks::Packing::Complex) gk = ckks::to_bytes(keys.galois, *context);
-    say("opening a session (" + mb(static_cast<std::int64_t>(rk.size() + gk.size())) +
-        " of evaluation keys; the server reserves " + mb(info.session_reservation()) + ")");
+    say("opening a session (" + format_bytes(static_cast<std::int64_t>(rk.size() + gk.size())) +
+        " of evaluation keys; the server reserves " + format_bytes(info.session_reservation()) + ")");
     // Deadline: the server bounds its wait for memory (--admission-timeout) itself.
     auto ctx = deadline(3600);
     grpc::Status s = open_session(*stub, *ctx, o.model, info.fingerprint(), std::string(rk.begin(), rk.end()),
@@ -246,7 +243,7 @@ ClientResult run_client(const ClientOptions& o, const std::vector<double>& input
     ++res.round_trips;
     ++res.batches;
     say("batch " + std::to_string(res.batches) + " (" + std::to_string(b) + " samples): inputs sent, " +
-        mb(res.bytes_sent - before_input));
+        format_bytes(res.bytes_sent - before_input));
     std::int64_t round_in = 0;
     const auto batch_t0 = std::chrono::steady_clock::now();
     RunSummary summary;
@@ -291,7 +288,8 @@ ClientResult run_client(const ClientOptions& o, const std::vector<double>& input
         // The executor may split one client-aided layer into several rounds (memory tiles).
         std::snprintf(line, sizeof line, "  [node %d/%d] round %lld %s: %zu windows, %s down, %s up (%.2f s)",
                       r.node() + 1, info.nodes(), static_cast<long long>(r.round()), r.layer().c_str(),
-                      window_sizes.size(), mb(round_in).c_str(), mb(res.bytes_sent - before).c_str(),
+                      window_sizes.size(), format_bytes(round_in).c_str(),
+                      format_bytes(res.bytes_sent - before).c_str(),
                       std::chrono::duration<double>(std::chrono::steady_clock::now() - batch_t0).count());
         say(line);
         round_in = 0;
@@ -308,7 +306,7 @@ ClientResult run_client(const ClientOptions& o, const std::vector<double>& input
           out_cts.push_back(s.empty() ? ckks::Ciphertext() : load_ct(s));
         }
         if (c.last()) {
-          say("  outputs received: " + std::to_string(out_cts.size()) + " ciphertexts, " + mb(round_in));
+          say("  outputs received: " + std::to_string(out_cts.size()) + " ciphertexts, " + format_bytes(round_in));
           // The run summary follows (absent if the server ended the stream), after the
           // progress of a final layer the client applies (Softmax) if there is one.
           while (stream->Read(&msg)) {

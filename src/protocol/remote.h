@@ -105,11 +105,8 @@ struct ClientResult {
 ClientResult run_client(const ClientOptions& options, const std::vector<double>& inputs,
                         const std::vector<std::int64_t>& per_sample_shape, std::int64_t count);
 
-/// Parses a byte count with an optional K/M/G/T suffix (powers of 1024; "KiB"/"KB"/"k"
-/// accepted). Throws std::invalid_argument for anything else or a value <= 0.
-std::int64_t parse_bytes(const std::string& text);
-
-/// 80% of MemAvailable (/proc/meminfo) in bytes; throws std::runtime_error if unreadable.
+/// 80% of MemAvailable (memory::mem_available_bytes()) in bytes; throws std::runtime_error
+/// if it cannot be read.
 std::int64_t default_memory_limit();
 
 }  // namespace heinfer::protocol

@@ -7,8 +7,6 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <cctype>
-#include <cmath>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -23,6 +21,8 @@
 #include <thread>
 
 #include "ckks/serialization.h"
+#include "memory/bytes.h"
+#include "memory/process_memory.h"
 #include "plan/encrypted_plan.h"
 #include "plan/footprint.h"
 #include "model/load.h"
@@ -37,6 +37,8 @@
 
 namespace heinfer::protocol {
 
+using memory::format_bytes;
+
 std::string hex(const std::string& bytes) {
   static const char* d = "0123456789abcdef";
   std::string s;
@@ -47,38 +49,12 @@ std::string hex(const std::string& bytes) {
   return s;
 }
 
-std::int64_t parse_bytes(const std::string& text) {
-  std::size_t pos = 0;
-  long double v = 0;
-  try {
-    v = std::stold(text, &pos);
-  } catch (const std::exception&) {
-    throw std::invalid_argument("'" + text + "' is not a byte count (e.g. 12G, 512M)");
-  }
-  std::string suffix = text.substr(pos);
-  for (auto& c : suffix) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  if (suffix.size() > 1 && suffix.back() == 'B') suffix.pop_back();
-  if (suffix.size() == 2 && suffix[1] == 'I') suffix.pop_back();
-  int shift = 0;
-  if (suffix.empty()) shift = 0;
-  else if (suffix == "K") shift = 10;
-  else if (suffix == "M") shift = 20;
-  else if (suffix == "G") shift = 30;
-  else if (suffix == "T") shift = 40;
-  else throw std::invalid_argument("'" + text + "': unknown size suffix (use K, M, G or T)");
-  const long double bytes = std::ldexp(v, shift);
-  if (!(bytes >= 1) || bytes > 9.0e18L) throw std::invalid_argument("'" + text + "': byte count out of range");
-  return static_cast<std::int64_t>(bytes);
-}
-
 std::int64_t default_memory_limit() {
-  std::ifstream in("/proc/meminfo");
-  std::string key, unit;
-  long long kib = 0;
-  while (in >> key >> kib >> unit) {
-    if (key == "MemAvailable:") return static_cast<std::int64_t>(static_cast<double>(kib) * 1024.0 * 0.8);
+  try {
+    return static_cast<std::int64_t>(static_cast<double>(memory::mem_available_bytes()) * 0.8);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(std::string(e.what()) + ": give --memory-limit");
   }
-  throw std::runtime_error("cannot read MemAvailable from /proc/meminfo: give --memory-limit");
 }
 
 namespace {
@@ -91,27 +67,6 @@ using Clock = std::chrono::steady_clock;
 // sessions (docs/remote_inference.md, "Memory admission").
 constexpr double kFootprintFactor = 1.5;
 constexpr std::int64_t kSessionOverhead = std::int64_t{256} << 20;
-
-/// A "VmRSS:"/"VmHWM:" line of /proc/self/status in bytes (0 if unavailable).
-std::int64_t proc_status_bytes(const std::string& key) {
-  std::ifstream in("/proc/self/status");
-  long long kib = 0;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(key, 0) == 0) {
-      std::istringstream(line.substr(key.size())) >> kib;
-      return static_cast<std::int64_t>(kib) * 1024;
-    }
-  }
-  return 0;
-}
-
-std::string gib(std::int64_t b) {
-  char buf[32];
-  if (b < (std::int64_t{1} << 30)) std::snprintf(buf, sizeof buf, "%.2f MiB", static_cast<double>(b) / (1 << 20));
-  else std::snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(b) / static_cast<double>(1 << 30));
-  return buf;
-}
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -318,7 +273,7 @@ class Service final : public Inference::Service {
  public:
   explicit Service(const ServerOptions& o) : o_(o), limit_(o.memory_limit > 0 ? o.memory_limit : default_memory_limit()) {
     for (const ServedModel& sm : o.models) load(sm);
-    std::printf("memory limit %s (%s)\n", gib(limit_).c_str(),
+    std::printf("memory limit %s (%s)\n", format_bytes(limit_).c_str(),
                 o.memory_limit > 0 ? "--memory-limit" : "80% of MemAvailable");
     std::fflush(stdout);
     reaper_ = std::thread([this] { reap(); });
@@ -371,8 +326,8 @@ class Service final : public Inference::Service {
     reply->set_sessions_opened(opened_);
     reply->set_sessions_waited(waited_);
     reply->set_sessions_refused(refused_);
-    reply->set_rss_bytes(proc_status_bytes("VmRSS:"));
-    reply->set_peak_rss_bytes(proc_status_bytes("VmHWM:"));
+    reply->set_rss_bytes(memory::proc_status_bytes("VmRSS"));
+    reply->set_peak_rss_bytes(memory::proc_status_bytes("VmHWM"));
     return grpc::Status::OK;
   }
 
@@ -464,7 +419,7 @@ class Service final : public Inference::Service {
       ++opened_;
     }
     std::printf("session %s opened (model %s, reserved %s)\n", s->id.c_str(), m.name.c_str(),
-                gib(m.reservation).c_str());
+                format_bytes(m.reservation).c_str());
     std::fflush(stdout);
     reply->set_session_id(s->id);
     return grpc::Status::OK;
@@ -555,9 +510,9 @@ class Service final : public Inference::Service {
     if (stop_) return {grpc::StatusCode::UNAVAILABLE, "server shutting down"};
     if (r > limit_) {
       ++refused_;
-      return {grpc::StatusCode::RESOURCE_EXHAUSTED, "model '" + m.name + "' needs " + gib(r) +
+      return {grpc::StatusCode::RESOURCE_EXHAUSTED, "model '" + m.name + "' needs " + format_bytes(r) +
                                                         " per session, more than the server's memory limit of " +
-                                                        gib(limit_) + " (--memory-limit)"};
+                                                        format_bytes(limit_) + " (--memory-limit)"};
     }
     auto busy = [&] {
       ++refused_;
@@ -575,7 +530,7 @@ class Service final : public Inference::Service {
       waited = true;
       ++waiting_;
       std::printf("session for model %s waiting for memory (%s reserved of %s, needs %s)\n", m.name.c_str(),
-                  gib(reserved_).c_str(), gib(limit_).c_str(), gib(r).c_str());
+                  format_bytes(reserved_).c_str(), format_bytes(limit_).c_str(), format_bytes(r).c_str());
       std::fflush(stdout);
       const auto end = Clock::now() + std::chrono::seconds(o_.admission_timeout_s);
       while ((reserved_ + r > limit_ || admitted_ >= o_.max_sessions) && !stop_ && !ctx->IsCancelled() &&
@@ -589,8 +544,8 @@ class Service final : public Inference::Service {
         ++refused_;
         return {grpc::StatusCode::RESOURCE_EXHAUSTED,
                 "server out of memory for a new session after waiting " + std::to_string(o_.admission_timeout_s) +
-                    " s: " + gib(reserved_) + " of the " + gib(limit_) + " limit reserved by " +
-                    std::to_string(admitted_) + " sessions, this one needs " + gib(r) + "; retry later"};
+                    " s: " + format_bytes(reserved_) + " of the " + format_bytes(limit_) + " limit reserved by " +
+                    std::to_string(admitted_) + " sessions, this one needs " + format_bytes(r) + "; retry later"};
       }
       if (admitted_ >= o_.max_sessions) return busy();
     }
@@ -726,7 +681,8 @@ class Service final : public Inference::Service {
     info.set_session_reservation(m->reservation);
     info.set_max_key_bytes(m->max_key_bytes);
     std::printf("model %s: %s; predicted footprint %s, session reservation %s\n", sm.name.c_str(),
-                m->plan.describe().c_str(), gib(fe.total_bytes()).c_str(), gib(m->reservation).c_str());
+                m->plan.describe().c_str(), format_bytes(fe.total_bytes()).c_str(),
+                format_bytes(m->reservation).c_str());
     if (models_.count(sm.name)) throw std::runtime_error("model name '" + sm.name + "' given twice");
     models_[sm.name] = std::move(m);
   }

@@ -2,7 +2,6 @@
 // costs, and the calibrated prediction against the measured per-layer times of the real
 // encrypted executor on the Fashion-MNIST CNN (loose: the machine is shared).
 #include <gtest/gtest.h>
-#include <malloc.h>
 
 #include <algorithm>
 #include <cmath>
@@ -10,9 +9,10 @@
 #include <filesystem>
 
 #include "../common/onnx_builder.h"
+#include "memory/process_memory.h"
 #include "plan/cost_model.h"
-#include "runtime/cost_calibration.h"
 #include "plan/footprint.h"
+#include "runtime/cost_calibration.h"
 #include "model/load.h"
 #include "runtime/encrypted_executor.h"
 #include "runtime/npy.h"
@@ -125,8 +125,7 @@ TEST(CostModel, DepthwiseConvolutionUsesThePerOutputRate) {
 // the ratio predicted / measured ranged 0.63-1.67 over ten runs).
 TEST(CostModel, FashionMnistCnnAgainstTheExecutor) {
   if (!std::filesystem::exists(kModels / "fmnist_cnn.onnx")) GTEST_SKIP() << "models/ not present";
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // as `heinfer run` and `heinfer inspect`
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  memory::configure_allocator_for_ciphertexts();  // as `heinfer run` and `heinfer inspect`
   const model::Graph g = model::load_model(kModels / "fmnist_cnn.onnx");
   const auto images = runtime::read_npy(kModels / "fmnist_test64_images.npy").to_double();
   const runtime::PlainTensor x = runtime::from_batch_major(std::span<const double>(images), 64, {1, 28, 28});

@@ -281,16 +281,29 @@ double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) 
   return e;
 }
 
-TEST(RemoteOptions, ParseBytes) {
-  EXPECT_EQ(proto::parse_bytes("512"), 512);
-  EXPECT_EQ(proto::parse_bytes("4K"), 4096);
-  EXPECT_EQ(proto::parse_bytes("3mb"), 3 << 20);
-  EXPECT_EQ(proto::parse_bytes("12GiB"), std::int64_t{12} << 30);
-  EXPECT_EQ(proto::parse_bytes("1.5G"), std::int64_t{3} << 29);
-  EXPECT_EQ(proto::parse_bytes("2T"), std::int64_t{2} << 40);
-  for (const char* bad : {"", "abc", "5X", "-1", "0", "0.5", "nan", "1e30", "4 K B"}) {
-    EXPECT_THROW(proto::parse_bytes(bad), std::invalid_argument) << bad;
+// --memory-limit is parsed by CLI11 (apps/size_option.h): units in powers of 1024; a bad
+// size is refused before anything loads, with an error naming the option.
+TEST(RemoteOptions, MemoryLimitSizes) {
+  const fs::path d = fs::temp_directory_path() / ("heinfer_remote_options_" + std::to_string(getpid()));
+  fs::create_directories(d);
+  const std::string missing = "m=" + (d / "missing.onnx").string();
+  auto serve = [&](const std::string& limit) {
+    Process p({kTool.string(), "serve", "--insecure", "--model", missing, "--memory-limit", limit}, d / "serve.log");
+    const int code = p.wait(60s);
+    return std::make_pair(code, p.output());
+  };
+  for (const char* bad : {"", "abc", "5X", "-1", "0", "0.5", "1.5G", "1e30", "4 K B", "99999999999999999999"}) {
+    const auto [code, out] = serve(bad);
+    EXPECT_NE(code, 0) << bad;
+    EXPECT_NE(out.find("--memory-limit:"), std::string::npos) << bad << ": " << out;
   }
+  for (const char* good : {"512", "4K", "3mb", "12GiB", "1 GB", "2T"}) {
+    const auto [code, out] = serve(good);
+    EXPECT_NE(code, 0) << good;  // accepted; then the model is missing
+    EXPECT_EQ(out.find("--memory-limit"), std::string::npos) << good << ": " << out;
+    EXPECT_NE(out.find("missing.onnx"), std::string::npos) << good << ": " << out;
+  }
+  fs::remove_all(d);
   EXPECT_GT(proto::default_memory_limit(), 0);
 }
 
@@ -312,9 +325,9 @@ TEST_F(RemoteTest, TlsClientMatchesEmbeddedRun) {
   EXPECT_GE(rounds, 2);
   EXPECT_NE(out.find("round 1 /relu1/Relu -> /pool1/MaxPool"), std::string::npos) << out;
   EXPECT_NE(out.find(" /conv2/Conv -> /relu2/Relu: "), std::string::npos) << out;
-  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(/pool1/MaxPool +MaxPool .* 1\.03 GB +179\.98 MB +(\d+)\n)"))) << out;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(/pool1/MaxPool +MaxPool .* 980\.38 MiB +171\.64 MiB +(\d+)\n)"))) << out;
   const int pool_trips = std::stoi(m[1].str());
-  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(/relu2/Relu +Relu .* 514\.00 MB +359\.96 MB +(\d+)\n)"))) << out;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(/relu2/Relu +Relu .* 490\.19 MiB +343\.29 MiB +(\d+)\n)"))) << out;
   EXPECT_EQ(pool_trips + std::stoi(m[1].str()), rounds);
   const auto a = heinfer::runtime::read_npy(dir / "remote.npy").to_double();
   const auto b = heinfer::runtime::read_npy(dir / "local.npy").to_double();

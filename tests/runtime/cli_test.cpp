@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <utility>
 
 #include "runtime/npy.h"
 
@@ -79,6 +80,32 @@ TEST_F(Cli, InspectPrintsClassesAndSegmentDepth) {
   EXPECT_NE(r.output.find("polynomial"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("segment 0: nodes 0..5 (6 nodes), depth 5"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("[8, 845]"), std::string::npos) << r.output;
+}
+
+// Byte counts are parsed by CLI11 (apps/size_option.h): units in powers of 1024; a bad
+// size is refused before anything runs, with an error naming the option.
+TEST_F(Cli, SizeOptionsUseBinaryUnitsAndRefuseBadSizes) {
+  const std::string run = "run '" + (kModels / "fmnist_cryptonets.onnx").string() + "' --input '" +
+                          (kModels / "fmnist_test64_images.npy").string() + "' --output '" +
+                          (dir_ / "y.npy").string() + "' --quiet --threads 1 --insecure-ring-degree 2048";
+  for (const std::string option : {"--dram-budget", "--pmem-max"}) {
+    for (const char* bad : {"12X", "1.5G", "0", "-1", "abc", "''", "99999999999999999999", "16E"}) {
+      const Result r = sh(run + " " + option + " " + bad);
+      EXPECT_NE(r.status, 0) << option << " " << bad;
+      EXPECT_NE(r.output.find(option + ":"), std::string::npos) << option << " " << bad << ": " << r.output;
+      EXPECT_EQ(r.output.find("parameters:"), std::string::npos) << option << " " << bad << ": " << r.output;
+    }
+  }
+  // A good size reaches the store: a budget below one input tensor of ciphertexts stops
+  // the run with the store's error, which prints the budget back.
+  const std::pair<const char*, const char*> sizes[] = {
+      {"1536", "1.50 KiB"}, {"1K", "1.00 KiB"}, {"3m", "3.00 MiB"}, {"'2 MiB'", "2.00 MiB"}, {"1kb", "1.00 KiB"}};
+  for (const auto& [arg, shown] : sizes) {
+    const Result r = sh(run + " --dram-budget " + arg);
+    EXPECT_NE(r.status, 0) << arg;
+    EXPECT_NE(r.output.find(std::string("the DRAM budget of ") + shown + " is exceeded"), std::string::npos)
+        << arg << ": " << r.output;
+  }
 }
 
 TEST_F(Cli, MalformedModelIsAClearError) {
