@@ -23,16 +23,13 @@
 #include "ckks/serialization.h"
 #include "memory/bytes.h"
 #include "memory/process_memory.h"
-#include "plan/encrypted_plan.h"
-#include "plan/footprint.h"
-#include "model/load.h"
 #include "protocol/heinfer.grpc.pb.h"
 #include "protocol/remote.h"
+#include "protocol/remote_client.h"
+#include "protocol/served_model.h"
+#include "protocol/status_error.h"
 #include "protocol/wire.h"
 #include "runtime/encrypted_executor.h"
-#include "runtime/npy.h"
-#include "plan/parameters.h"
-#include "runtime/calibration.h"
 #include <sodium.h>
 
 namespace heinfer::protocol {
@@ -61,12 +58,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Session memory reservation = kFootprintFactor x plan::predict_footprint(...).total_bytes()
-// + the serialized keys (held while they are loaded) + four messages of gRPC buffers
-// + kSessionOverhead. Calibrated against the measured peak RSS of CNN and CryptoNets
-// sessions (docs/remote_inference.md, "Memory admission").
-constexpr double kFootprintFactor = 1.5;
-constexpr std::int64_t kSessionOverhead = std::int64_t{256} << 20;
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -76,23 +67,6 @@ std::string read_file(const std::string& path) {
   return s.str();
 }
 
-struct StatusError {
-  grpc::Status status;
-};
-
-[[noreturn]] void fail(grpc::StatusCode code, const std::string& msg) { throw StatusError{grpc::Status(code, msg)}; }
-
-struct Model {
-  std::string name;
-  model::Graph g;
-  plan::Parameters plan;
-  plan::EncryptedPlan encrypted;  // levels, stored levels, schedule (the executor runs it)
-  ckks::ContextPtr context;
-  ModelInfo info;
-  std::map<std::string, int> node_index;  // node name -> index (progress, per-layer bytes)
-  std::int64_t reservation = 0;           // bytes one session reserves
-  std::int64_t max_key_bytes = 0;         // bound on one serialized key object
-};
 
 class Service;
 
@@ -111,162 +85,6 @@ struct Session {
   std::unique_ptr<runtime::EncryptedExecutor> executor;
   Clock::time_point last_used = Clock::now();
   std::mutex run_mutex;  // one Infer at a time per session
-};
-
-/// Forwards the executor's client calls over an open Infer stream.
-class RemoteClient : public runtime::Client {
- public:
-  struct Traffic {
-    std::int64_t to_client = 0, to_server = 0, round_trips = 0;
-  };
-
-  RemoteClient(grpc::ServerReaderWriter<ServerMessage, ClientMessage>* stream, const Model& m, int max_mib)
-      : stream_(stream), m_(m), budget_(chunk_budget(max_mib)) {}
-
-  /// Ciphertext bytes per node name, plus "input" and "output".
-  const std::map<std::string, Traffic>& traffic() const { return traffic_; }
-
-  std::int64_t capacity() const override { return m_.plan.capacity(); }
-
-  std::vector<ckks::Ciphertext> encrypt(const runtime::PlainTensor& x, const std::string&, double) override {
-    auto cts = receive(ClientMessage::kInput, "input", &traffic_["input"].to_server);
-    traffic_["input"].round_trips = 1;  // the input -> output exchange
-    if (static_cast<std::int64_t>(cts.size()) != model::numel(x.shape)) {
-      fail(grpc::StatusCode::INVALID_ARGUMENT, "input: expected " + std::to_string(model::numel(x.shape)) +
-                                                   " ciphertexts, got " + std::to_string(cts.size()));
-    }
-    return cts;
-  }
-
-  /// Progress per layer to the data owner (best effort: a failed write ends the stream,
-  /// which the next round or the outputs report).
-  void layer_done(std::size_t node, const runtime::LayerStats& l) override {
-    ServerMessage msg;
-    auto* p = msg.mutable_progress();
-    p->set_node(static_cast<int>(node));
-    p->set_name(l.name);
-    p->set_op(l.op);
-    p->set_seconds(l.seconds);
-    p->set_ciphertexts(l.ciphertexts);
-    p->set_level(l.level);
-    p->set_elapsed(std::chrono::duration<double>(Clock::now() - start_).count());
-    stream_->Write(msg);
-  }
-
-  std::vector<ckks::Ciphertext> round(const runtime::RoundRequest& r) override {
-    ++rounds_;
-    // r.layer is "<producer> -> <node>": the round belongs to <node>.
-    const std::size_t arrow = r.layer.rfind(" -> ");
-    const std::string node = arrow == std::string::npos ? r.layer : r.layer.substr(arrow + 4);
-    Traffic& t = traffic_[node];
-    ++t.round_trips;
-    const auto it = m_.node_index.find(node);
-    const int node_index = it == m_.node_index.end() ? -1 : it->second;
-    const double elapsed = std::chrono::duration<double>(Clock::now() - start_).count();
-    ServerMessage msg;
-    std::size_t bytes = 0;
-    auto* rr = msg.mutable_round();
-    auto reset = [&] {
-      rr->set_round(rounds_);
-      rr->set_layer(r.layer);
-      rr->set_function(static_cast<int>(r.function));
-      rr->set_bound(r.bound);
-      rr->set_node(node_index);
-      rr->set_elapsed(elapsed);
-    };
-    reset();
-    for (const auto& w : r.windows) {
-      auto* pw = rr->add_windows();
-      for (const ckks::Ciphertext* ct : w) {
-        pw->add_ciphertexts(ct_bytes(*ct, *m_.context));
-        bytes += pw->ciphertexts().rbegin()->size();
-        t.to_client += static_cast<std::int64_t>(pw->ciphertexts().rbegin()->size());
-      }
-      if (bytes >= budget_) {
-        send(msg);
-        msg.Clear();
-        rr = msg.mutable_round();
-        reset();
-        bytes = 0;
-      }
-    }
-    rr->set_last(true);
-    send(msg);
-    auto reply = receive(ClientMessage::kRoundReply, "round reply of " + r.layer, &t.to_server);
-    if (reply.size() != r.windows.size()) {
-      fail(grpc::StatusCode::INVALID_ARGUMENT, "round reply of " + r.layer + ": expected " +
-                                                   std::to_string(r.windows.size()) + " ciphertexts, got " +
-                                                   std::to_string(reply.size()));
-    }
-    return reply;
-  }
-
-  runtime::PlainTensor decrypt(const std::vector<const ckks::Ciphertext*>& cts, const std::vector<double>& factors,
-                               const model::Shape& shape, std::int64_t batch, const std::string& layer,
-                               double bound) override {
-    ServerMessage msg;
-    auto* o = msg.mutable_output();
-    for (double f : factors) o->add_factors(f);
-    for (auto d : shape) o->add_shape(d);
-    std::size_t bytes = 0;
-    auto fill = [&] {
-      o->set_batch(batch);
-      o->set_layer(layer);
-      o->set_bound(bound);
-    };
-    fill();
-    for (const ckks::Ciphertext* ct : cts) {
-      o->add_ciphertexts(ct ? ct_bytes(*ct, *m_.context) : std::string());
-      bytes += o->ciphertexts().rbegin()->size();
-      traffic_["output"].to_client += static_cast<std::int64_t>(o->ciphertexts().rbegin()->size());
-      if (bytes >= budget_) {
-        send(msg);
-        msg.Clear();
-        o = msg.mutable_output();
-        fill();
-        bytes = 0;
-      }
-    }
-    o->set_last(true);
-    send(msg);
-    runtime::PlainTensor y;  // the server never sees the outputs
-    y.shape = shape;
-    y.batch = batch;
-    y.data.assign(static_cast<std::size_t>(model::numel(shape) * batch), 0.0);
-    return y;
-  }
-
- private:
-  void send(const ServerMessage& m) {
-    if (!stream_->Write(m)) fail(grpc::StatusCode::CANCELLED, "client disconnected");
-  }
-
-  std::vector<ckks::Ciphertext> receive(ClientMessage::KindCase kind, const std::string& what, std::int64_t* bytes) {
-    std::vector<ckks::Ciphertext> out;
-    ClientMessage msg;
-    for (;;) {
-      if (!stream_->Read(&msg)) fail(grpc::StatusCode::CANCELLED, "client disconnected during " + what);
-      if (msg.kind_case() != kind) fail(grpc::StatusCode::INVALID_ARGUMENT, "protocol: unexpected message during " + what);
-      const CiphertextChunk& c = kind == ClientMessage::kInput ? msg.input() : msg.round_reply();
-      for (const std::string& b : c.ciphertexts()) {
-        *bytes += static_cast<std::int64_t>(b.size());
-        try {
-          out.push_back(ckks::load_ciphertext(
-              std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(b.data()), b.size()), *m_.context));
-        } catch (const ckks::SerializationError& e) {
-          fail(grpc::StatusCode::INVALID_ARGUMENT, what + ": ciphertext rejected: " + e.what());
-        }
-      }
-      if (c.last()) return out;
-    }
-  }
-
-  grpc::ServerReaderWriter<ServerMessage, ClientMessage>* stream_;
-  const Model& m_;
-  std::size_t budget_;
-  std::int64_t rounds_ = 0;
-  Clock::time_point start_ = Clock::now();
-  std::map<std::string, Traffic> traffic_;
 };
 
 class Service final : public Inference::Service {
@@ -607,85 +425,10 @@ class Service final : public Inference::Service {
   }
 
   void load(const ServedModel& sm) {
-    auto m = std::make_unique<Model>();
-    m->name = sm.name;
-    m->g = model::load_model(sm.path);
-    if (m->g.inputs.size() != 1 || m->g.outputs.size() != 1) {
-      throw std::runtime_error("model '" + sm.name + "' has " + std::to_string(m->g.inputs.size()) + " inputs and " +
-                               std::to_string(m->g.outputs.size()) +
-                               " outputs: serve supports one input and one output (the protocol carries one "
-                               "input and one output tensor per batch)");
-    }
-    ModelInfo& info = m->info;
-    int rounds = 0;
-    for (std::size_t k = 0; k < m->g.nodes.size(); ++k) {
-      const model::Node& n = m->g.nodes[k];
-      m->node_index[n.name] = static_cast<int>(k);
-      switch (plan::node_kind(m->g, n)) {
-        case plan::NodeKind::Relu:
-        case plan::NodeKind::MaxPool:
-        case plan::NodeKind::Clip:
-        case plan::NodeKind::LeakyRelu: ++rounds; break;
-        case plan::NodeKind::FinalSoftmax: {
-          // Applied by the client after decryption, like the embedded executor's client.
-          const auto& sp = std::get<model::SoftmaxParams>(n.params);
-          info.set_output_function(n.op == model::OpType::Softmax ? SOFTMAX : LOG_SOFTMAX);
-          info.add_softmax_dims(sp.outer);
-          info.add_softmax_dims(sp.n);
-          info.add_softmax_dims(sp.inner);
-          break;
-        }
-        default: break;
-      }
-    }
-    info.set_rounds(rounds);
-    info.set_nodes(static_cast<int>(m->g.nodes.size()));
-    if (sm.calibration.empty()) {
-      throw std::runtime_error("model '" + sm.name + "': needs --calibration " + sm.name + "=X.npy");
-    }
-    const model::Shape& in_shape = m->g.tensors[static_cast<std::size_t>(m->g.inputs[0])].shape;
-    const model::Shape& out_shape = m->g.tensors[static_cast<std::size_t>(m->g.outputs[0])].shape;
-    const runtime::NpyArray cal = runtime::read_npy(sm.calibration);
-    const model::Shape per_sample(cal.shape.begin() + (cal.shape.empty() ? 0 : 1), cal.shape.end());
-    if (cal.shape.empty() || per_sample != in_shape || cal.shape[0] == 0) {
-      throw std::runtime_error("calibration '" + sm.calibration + "' has shape " + model::to_string(cal.shape));
-    }
-    const std::vector<double> v = cal.to_double();
-    const auto all = runtime::from_batch_major(std::span<const double>(v), cal.shape[0], in_shape);
-    const std::vector<double> ranges = runtime::calibrate_ranges(m->g, {all});
-    m->plan = plan::plan_parameters(m->g, ranges, plan::ParameterOptions{});
-    m->context = ckks::CKKSContext::create(m->plan.params);
-    // A key-switching key has at most key_limb_count() components of 2 polynomials over
-    // key_limb_count() limbs of N 8-byte words (+ headers).
-    const auto limbs = static_cast<std::int64_t>(m->context->key_limb_count());
-    m->max_key_bytes = limbs * limbs * 2 * static_cast<std::int64_t>(m->context->n()) * 8 + (1 << 20);
-    m->encrypted = plan::make_plan(m->g, m->plan);
-    const plan::FootprintEstimate fe = plan::predict_footprint(m->g, m->encrypted);
-    m->reservation = static_cast<std::int64_t>(kFootprintFactor * static_cast<double>(fe.total_bytes())) +
-                     fe.key_bytes + 4 * (std::int64_t{o_.max_message_mib} << 20) + kSessionOverhead;
-    const auto pb = ckks::to_bytes(m->context->parameters());
-    info.set_parameters(std::string(pb.begin(), pb.end()));
-    const auto& fp = m->context->fingerprint();
-    info.set_fingerprint(std::string(fp.begin(), fp.end()));
-    info.set_complex_packing(m->plan.packing == ckks::Packing::Complex);
-    info.set_scale_bits(m->plan.scale_bits);
-    for (auto d : in_shape) info.add_input_shape(d);
-    for (auto d : out_shape) info.add_output_shape(d);
-    info.set_input_bound(m->plan.bounds[static_cast<std::size_t>(m->g.inputs[0])]);
-    info.set_capacity(m->plan.capacity());
-    if (m->plan.packing == ckks::Packing::Complex) {
-      info.add_galois_elements(static_cast<uint32_t>(2 * m->context->n() - 1));  // conjugation
-    }
-    info.set_input_name(m->g.tensors[static_cast<std::size_t>(m->g.inputs[0])].name);
-    info.set_description(m->plan.describe());
-    info.set_session_reservation(m->reservation);
-    info.set_max_key_bytes(m->max_key_bytes);
-    std::printf("model %s: %s; predicted footprint %s, session reservation %s\n", sm.name.c_str(),
-                m->plan.describe().c_str(), format_bytes(fe.total_bytes()).c_str(),
-                format_bytes(m->reservation).c_str());
     if (models_.count(sm.name)) throw std::runtime_error("model name '" + sm.name + "' given twice");
-    models_[sm.name] = std::move(m);
+    models_[sm.name] = prepare_served_model(sm, o_.max_message_mib);
   }
+
 
   ServerOptions o_;
   std::map<std::string, std::unique_ptr<Model>> models_;  // immutable after construction

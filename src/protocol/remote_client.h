@@ -1,0 +1,180 @@
+// Internal to the server: the executor's runtime::Client for a data owner at the other
+// end of an Infer stream. Encryption, rounds and decryption are forwarded as messages;
+// what comes back is checked against the request (counts, parameters) and refused with a
+// StatusError. The server never sees the outputs (decrypt returns zeros).
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "protocol/served_model.h"
+#include "protocol/status_error.h"
+#include "protocol/wire.h"
+#include "runtime/client.h"
+#include "runtime/run_stats.h"
+
+namespace heinfer::protocol {
+
+/// Forwards the executor's client calls over an open Infer stream.
+class RemoteClient : public runtime::Client {
+  using Clock = std::chrono::steady_clock;
+
+
+ public:
+  struct Traffic {
+    std::int64_t to_client = 0, to_server = 0, round_trips = 0;
+  };
+
+  RemoteClient(grpc::ServerReaderWriter<ServerMessage, ClientMessage>* stream, const Model& m, int max_mib)
+      : stream_(stream), m_(m), budget_(chunk_budget(max_mib)) {}
+
+  /// Ciphertext bytes per node name, plus "input" and "output".
+  const std::map<std::string, Traffic>& traffic() const { return traffic_; }
+
+  std::int64_t capacity() const override { return m_.plan.capacity(); }
+
+  std::vector<ckks::Ciphertext> encrypt(const runtime::PlainTensor& x, const std::string&, double) override {
+    auto cts = receive(ClientMessage::kInput, "input", &traffic_["input"].to_server);
+    traffic_["input"].round_trips = 1;  // the input -> output exchange
+    if (static_cast<std::int64_t>(cts.size()) != model::numel(x.shape)) {
+      fail(grpc::StatusCode::INVALID_ARGUMENT, "input: expected " + std::to_string(model::numel(x.shape)) +
+                                                   " ciphertexts, got " + std::to_string(cts.size()));
+    }
+    return cts;
+  }
+
+  /// Progress per layer to the data owner (best effort: a failed write ends the stream,
+  /// which the next round or the outputs report).
+  void layer_done(std::size_t node, const runtime::LayerStats& l) override {
+    ServerMessage msg;
+    auto* p = msg.mutable_progress();
+    p->set_node(static_cast<int>(node));
+    p->set_name(l.name);
+    p->set_op(l.op);
+    p->set_seconds(l.seconds);
+    p->set_ciphertexts(l.ciphertexts);
+    p->set_level(l.level);
+    p->set_elapsed(std::chrono::duration<double>(Clock::now() - start_).count());
+    stream_->Write(msg);
+  }
+
+  std::vector<ckks::Ciphertext> round(const runtime::RoundRequest& r) override {
+    ++rounds_;
+    if (r.node < 0 || r.node >= static_cast<std::int64_t>(m_.g.nodes.size())) {
+      throw std::logic_error("a round without a node of model '" + m_.name + "'");
+    }
+    Traffic& t = traffic_[m_.g.nodes[static_cast<std::size_t>(r.node)].name];
+    ++t.round_trips;
+    const double elapsed = std::chrono::duration<double>(Clock::now() - start_).count();
+    ServerMessage msg;
+    std::size_t bytes = 0;
+    auto* rr = msg.mutable_round();
+    auto reset = [&] {
+      rr->set_round(rounds_);
+      rr->set_layer(r.layer);
+      rr->set_function(static_cast<int>(r.function));
+      rr->set_bound(r.bound);
+      rr->set_node(static_cast<int>(r.node));
+      rr->set_elapsed(elapsed);
+    };
+    reset();
+    for (const auto& w : r.windows) {
+      auto* pw = rr->add_windows();
+      for (const ckks::Ciphertext* ct : w) {
+        pw->add_ciphertexts(ct_bytes(*ct, *m_.context));
+        bytes += pw->ciphertexts().rbegin()->size();
+        t.to_client += static_cast<std::int64_t>(pw->ciphertexts().rbegin()->size());
+      }
+      if (bytes >= budget_) {
+        send(msg);
+        msg.Clear();
+        rr = msg.mutable_round();
+        reset();
+        bytes = 0;
+      }
+    }
+    rr->set_last(true);
+    send(msg);
+    auto reply = receive(ClientMessage::kRoundReply, "round reply of " + r.layer, &t.to_server);
+    if (reply.size() != r.windows.size()) {
+      fail(grpc::StatusCode::INVALID_ARGUMENT, "round reply of " + r.layer + ": expected " +
+                                                   std::to_string(r.windows.size()) + " ciphertexts, got " +
+                                                   std::to_string(reply.size()));
+    }
+    return reply;
+  }
+
+  runtime::PlainTensor decrypt(const std::vector<const ckks::Ciphertext*>& cts, const std::vector<double>& factors,
+                               const model::Shape& shape, std::int64_t batch, const std::string& layer,
+                               double bound) override {
+    ServerMessage msg;
+    auto* o = msg.mutable_output();
+    for (double f : factors) o->add_factors(f);
+    for (auto d : shape) o->add_shape(d);
+    std::size_t bytes = 0;
+    auto fill = [&] {
+      o->set_batch(batch);
+      o->set_layer(layer);
+      o->set_bound(bound);
+    };
+    fill();
+    for (const ckks::Ciphertext* ct : cts) {
+      o->add_ciphertexts(ct ? ct_bytes(*ct, *m_.context) : std::string());
+      bytes += o->ciphertexts().rbegin()->size();
+      traffic_["output"].to_client += static_cast<std::int64_t>(o->ciphertexts().rbegin()->size());
+      if (bytes >= budget_) {
+        send(msg);
+        msg.Clear();
+        o = msg.mutable_output();
+        fill();
+        bytes = 0;
+      }
+    }
+    o->set_last(true);
+    send(msg);
+    runtime::PlainTensor y;  // the server never sees the outputs
+    y.shape = shape;
+    y.batch = batch;
+    y.data.assign(static_cast<std::size_t>(model::numel(shape) * batch), 0.0);
+    return y;
+  }
+
+ private:
+  void send(const ServerMessage& m) {
+    if (!stream_->Write(m)) fail(grpc::StatusCode::CANCELLED, "client disconnected");
+  }
+
+  std::vector<ckks::Ciphertext> receive(ClientMessage::KindCase kind, const std::string& what, std::int64_t* bytes) {
+    std::vector<ckks::Ciphertext> out;
+    ClientMessage msg;
+    for (;;) {
+      if (!stream_->Read(&msg)) fail(grpc::StatusCode::CANCELLED, "client disconnected during " + what);
+      if (msg.kind_case() != kind) fail(grpc::StatusCode::INVALID_ARGUMENT, "protocol: unexpected message during " + what);
+      const CiphertextChunk& c = kind == ClientMessage::kInput ? msg.input() : msg.round_reply();
+      for (const std::string& b : c.ciphertexts()) {
+        *bytes += static_cast<std::int64_t>(b.size());
+        try {
+          out.push_back(ckks::load_ciphertext(
+              std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(b.data()), b.size()), *m_.context));
+        } catch (const ckks::SerializationError& e) {
+          fail(grpc::StatusCode::INVALID_ARGUMENT, what + ": ciphertext rejected: " + e.what());
+        }
+      }
+      if (c.last()) return out;
+    }
+  }
+
+  grpc::ServerReaderWriter<ServerMessage, ClientMessage>* stream_;
+  const Model& m_;
+  std::size_t budget_;
+  std::int64_t rounds_ = 0;
+  Clock::time_point start_ = Clock::now();
+  std::map<std::string, Traffic> traffic_;
+};
+
+}  // namespace heinfer::protocol

@@ -1,0 +1,39 @@
+// Internal to the server: a served model, prepared once at start-up (load, calibrate on
+// the model owner's calibration set, plan) with the ModelInfo clients fetch and the
+// memory a session reserves.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "ckks/context.h"
+#include "model/graph.h"
+#include "plan/encrypted_plan.h"
+#include "plan/parameters.h"
+#include "protocol/heinfer.grpc.pb.h"
+#include "protocol/remote.h"
+
+namespace heinfer::protocol {
+
+/// A model as the server serves it: prepared once at start-up, immutable afterwards.
+struct Model {
+  std::string name;
+  model::Graph g;
+  plan::Parameters plan;
+  plan::EncryptedPlan encrypted;  // levels, stored levels, schedule (the executor runs it)
+  ckks::ContextPtr context;
+  ModelInfo info;
+  std::int64_t reservation = 0;           // bytes one session reserves
+  std::int64_t max_key_bytes = 0;         // bound on one serialized key object
+};
+
+/// Loads, calibrates (runtime::calibrated_parameters, as `heinfer run`) and plans `sm`,
+/// and fills its ModelInfo. A session reserves kFootprintFactor × the predicted footprint
+/// + the keys + four messages of `max_message_mib` + a fixed overhead. Throws
+/// std::runtime_error (with the model's name) for a model with other than one input and
+/// one output, a missing or mis-shaped calibration set; model::ModelError and
+/// std::invalid_argument as loading and planning do.
+std::unique_ptr<Model> prepare_served_model(const ServedModel& sm, int max_message_mib);
+
+}  // namespace heinfer::protocol
