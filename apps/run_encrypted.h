@@ -12,7 +12,7 @@ class Option;
 namespace heinfer::apps {
 
 struct EncryptedOptions {
-  std::string params = "auto";     ///< "auto" or a JSON file (runtime/parameter_selection.h)
+  std::string params = "auto";     ///< "auto" or a JSON file (plan/parameters.h)
   std::string packing = "auto";    ///< complex | real | auto (model-dependent default)
   bool check = false;              ///< compare with the plaintext executor
   bool progress = true;            ///< per-layer progress on stderr

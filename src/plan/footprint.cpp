@@ -337,7 +337,7 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
   est.unstreamed_peak_bytes = est.peak_bytes;
   if (!plan.options.streaming) return est;
 
-  // ---- pass 3: streaming across layers (runtime/stream_schedule.h) ----
+  // ---- pass 3: streaming across layers (plan/stream_schedule.h) ----
   // Replays the executor's schedule: a storage holds the rows produced and not released
   // of the tensors pointing into it (all of it for a whole tensor); a band adds its share
   // of the node's final outputs and working set (the rows of the inputs it reads for
