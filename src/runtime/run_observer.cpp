@@ -4,6 +4,8 @@
 #include <csignal>
 #include <cstdio>
 
+#include "memory/bytes.h"
+
 namespace heinfer::runtime {
 namespace {
 
@@ -27,10 +29,9 @@ void ProgressPrinter::band_done(std::size_t node, const plan::StreamStep& step, 
 }
 
 void ProgressPrinter::node_done(std::size_t node, std::size_t nodes, const LayerStats& ls) {
-  std::fprintf(stderr, "  [%zu/%zu] %-24s %-18s %7lld ct  level %2d  %8.3f s  dram %7.1f MiB  tier %7.1f MiB\n",
-               node + 1, nodes, ls.name.c_str(), ls.op.c_str(), static_cast<long long>(ls.ciphertexts), ls.level,
-               ls.seconds, static_cast<double>(ls.dram_bytes) / 1048576.0,
-               static_cast<double>(ls.pmem_bytes) / 1048576.0);
+  std::fprintf(stderr, "  [%zu/%zu] %-24s %-18s %7lld ct  level %2d  %8.3f s  dram %10s  tier %10s\n", node + 1,
+               nodes, ls.name.c_str(), ls.op.c_str(), static_cast<long long>(ls.ciphertexts), ls.level, ls.seconds,
+               memory::format_bytes(ls.dram_bytes).c_str(), memory::format_bytes(ls.pmem_bytes).c_str());
 }
 
 void FaultInjector::node_done(std::size_t node, std::size_t nodes, const LayerStats& ls) {

@@ -26,8 +26,8 @@ class RunObserver {
   }
 };
 
-/// One line per layer on stderr (name, op, ciphertexts, level, seconds, DRAM and tier
-/// MiB), and a line per streamed band at most every 10 s.
+/// One line per layer on stderr (name, op, ciphertexts, level, seconds, the store's
+/// DRAM and tier bytes), and a line per streamed band at most every 10 s.
 class ProgressPrinter : public RunObserver {
  public:
   explicit ProgressPrinter(const model::Graph& g) : g_(g) {}

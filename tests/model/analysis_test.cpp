@@ -1,6 +1,7 @@
 // Op classification, weight levels, segments between client-aided layers, MACs and liveness.
 #include <gtest/gtest.h>
 
+#include "../common/depth_model.h"
 #include "../common/onnx_builder.h"
 #include "model/analysis.h"
 #include "model/liveness.h"
@@ -12,36 +13,8 @@ using model::OpClass;
 using test::attr;
 using test::ModelBuilder;
 
-int node_index(const model::Graph& g, const std::string& name) {
-  for (std::size_t i = 0; i < g.nodes.size(); ++i) {
-    if (g.nodes[i].name == name) return static_cast<int>(i);
-  }
-  ADD_FAILURE() << "no node " << name;
-  return 0;
-}
-
-/// x -> conv(1) -> square(1) -> add const(0) -> relu | -> gemm(1) -> mul const(1) -> a
-///                                                  | -> flatten(0) ---------------> b
-/// a + b (residual: max) -> square -> softmax.
-ModelBuilder depth_model() {
-  ModelBuilder b;
-  b.input("x", {1, 3, 3}).output("y");
-  b.initializer("w", {2, 1, 2, 2}, {0.5f, 1, 1, 1, 1, 1, 1, 1});
-  b.initializer("c", {1}, {0.25f});
-  b.initializer("fc", {8, 8}, std::vector<float>(64, 0.125f));
-  b.initializer("three", {8}, std::vector<float>(8, 3.0f));
-  b.node("Conv", {"x", "w"}, {"c1"}, "conv");
-  b.node("Mul", {"c1", "c1"}, {"s1"}, "square1");
-  b.node("Add", {"s1", "c"}, {"a1"}, "add_const");
-  b.node("Relu", {"a1"}, {"r"}, "relu");
-  b.node("Flatten", {"r"}, {"f"}, "flatten");
-  b.node("Gemm", {"f", "fc"}, {"g"}, "gemm");
-  b.node("Mul", {"g", "three"}, {"m"}, "scale");
-  b.node("Add", {"m", "f"}, {"res"}, "residual");
-  b.node("Mul", {"res", "res"}, {"s2"}, "square2");
-  b.node("Softmax", {"s2"}, {"y"}, "softmax");
-  return b;
-}
+using test::depth_model;
+using test::node_index;
 
 TEST(Analysis, ClassesLevelsAndSegmentsOnHandBuiltGraph) {
   const model::Graph g = depth_model().load();

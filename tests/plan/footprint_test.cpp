@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "../common/onnx_builder.h"
+#include "predict.h"
 #include "plan/footprint.h"
 #include "model/error.h"
 #include "model/load.h"
@@ -27,18 +28,8 @@ namespace heinfer {
 namespace {
 
 using plan::NodeKind;
-
-/// The footprint of `parameters` planned with o's schedule options (tile bytes, streaming).
-struct Options : plan::FootprintOptions {
-  std::int64_t tile_bytes = std::int64_t{1} << 30;
-  bool streaming = false;
-};
-plan::FootprintEstimate predict(const model::Graph& g, const plan::Parameters& parameters, const Options& o = {}) {
-  plan::ScheduleOptions so;
-  so.tile_bytes = o.tile_bytes;
-  so.streaming = o.streaming;
-  return plan::predict_footprint(g, plan::make_plan(g, parameters, so), o);
-}
+using test::Options;
+using test::predict;
 
 constexpr std::size_t kN = 4096;
 const std::filesystem::path kModels = std::filesystem::path(HEINFER_SOURCE_DIR) / "models";

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "../common/depth_model.h"
 #include "../common/onnx_builder.h"
 #include "plan/level_rules.h"
 #include "plan/parameters.h"
@@ -14,38 +15,10 @@ namespace {
 using plan::NodeKind;
 using test::ModelBuilder;
 
-int node_index(const model::Graph& g, const std::string& name) {
-  for (std::size_t i = 0; i < g.nodes.size(); ++i) {
-    if (g.nodes[i].name == name) return static_cast<int>(i);
-  }
-  ADD_FAILURE() << "no node " << name;
-  return 0;
-}
-
-/// x -> conv -> square1 -> add_const -> relu -> flatten -> gemm -> scale -> residual(+flatten)
-///   -> square2 -> softmax.
-model::Graph depth_model() {
-  ModelBuilder b;
-  b.input("x", {1, 3, 3}).output("y");
-  b.initializer("w", {2, 1, 2, 2}, {0.5f, 1, 1, 1, 1, 1, 1, 1});
-  b.initializer("c", {1}, {0.25f});
-  b.initializer("fc", {8, 8}, std::vector<float>(64, 0.125f));
-  b.initializer("three", {8}, std::vector<float>(8, 3.0f));
-  b.node("Conv", {"x", "w"}, {"c1"}, "conv");
-  b.node("Mul", {"c1", "c1"}, {"s1"}, "square1");
-  b.node("Add", {"s1", "c"}, {"a1"}, "add_const");
-  b.node("Relu", {"a1"}, {"r"}, "relu");
-  b.node("Flatten", {"r"}, {"f"}, "flatten");
-  b.node("Gemm", {"f", "fc"}, {"g"}, "gemm");
-  b.node("Mul", {"g", "three"}, {"m"}, "scale");
-  b.node("Add", {"m", "f"}, {"res"}, "residual");
-  b.node("Mul", {"res", "res"}, {"s2"}, "square2");
-  b.node("Softmax", {"s2"}, {"y"}, "softmax");
-  return b.load();
-}
+using test::node_index;
 
 TEST(LevelRules, DepthsWithPendingFactors) {
-  const model::Graph g = depth_model();
+  const model::Graph g = test::depth_model().load();
   const plan::LevelRules r = plan::level_rules(g);
   auto at = [&](const char* name) { return r.nodes[static_cast<std::size_t>(node_index(g, name))]; };
   EXPECT_EQ(at("conv").output_depth, 1);        // weight 0.5: one rescale
