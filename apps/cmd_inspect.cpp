@@ -1,6 +1,6 @@
 // `heinfer inspect MODEL.onnx [--batch B] [--resolution HxW] [--json OUT]`: the graph after
 // passes, with per-node class, output shape, multiply-accumulates and multiplicative depth
-// per client-aided segment; with --batch, the predicted encrypted run (issue 6): CKKS
+// per client-aided segment; with --batch, the predicted encrypted run: CKKS
 // parameters planned without data, per-layer ciphertexts / bytes, peak memory without a
 // budget (plan/footprint.h) and time from a quick calibration (plan/cost_model.h, runtime/cost_calibration.h).
 #include <CLI/CLI.hpp>

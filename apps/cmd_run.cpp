@@ -24,7 +24,7 @@ struct RunOptions {
   bool plain = false;
   std::int64_t batch = 256;
   int threads = 0;
-  EncryptedOptions encrypted;  // issue 4: options of the encrypted path (run_encrypted.h)
+  EncryptedOptions encrypted;  // options of the encrypted path (run_encrypted.h)
 };
 
 void run(const RunOptions& o) {

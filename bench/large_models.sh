@@ -1,5 +1,5 @@
 #!/bin/sh
-# Issue 6 benchmarks: large models encrypted end to end under a DRAM budget with a file
+# Memory-bounded execution benchmarks: large models encrypted end to end under a DRAM budget with a file
 # tier, batch 2048, at secure parameters (the planner's smallest 128-bit N).
 #   sh bench/large_models.sh [BUILD_DIR] [WORK_DIR] [CASES]
 # CASES: space-separated names among mobilenet_v2_0.35_96 (the anchor case),

@@ -1,4 +1,4 @@
-// Streaming across consecutive layers (issue 6): the order in which an executor computes
+// Streaming across consecutive layers: the order in which an executor computes
 // bands of output rows of a chain of spatial nodes, so that the intermediate tensors of
 // the chain never exist whole — only a window of rows each (the rows a reader still
 // needs: its kernel height plus one band), so that peak memory follows the width of the

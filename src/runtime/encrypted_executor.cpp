@@ -327,7 +327,7 @@ EncryptedSession::EncryptedSession(const model::Graph& g, const plan::Parameters
   client = std::make_unique<LocalClient>(context, parameters.packing, parameters.scale());
   plan::ScheduleOptions so;
   so.streaming = options.streaming;
-  so.tile_bytes = options.store ? options.store->tile_bytes() : memory::CiphertextStore(memory::StoreOptions{}).tile_bytes();
+  if (options.store) so.tile_bytes = options.store->tile_bytes();  // else the private store's (1 GiB)
   executor = std::make_unique<EncryptedExecutor>(g, plan::make_plan(g, parameters, so), context,
                                                  client->evaluation_keys(), std::move(options));
 }

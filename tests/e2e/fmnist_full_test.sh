@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 4 acceptance on real data: the whole Fashion-MNIST test set (10,000 images) through
+# Acceptance on real data: the whole Fashion-MNIST test set (10,000 images) through
 # both committed models, encrypted, must agree with the plaintext executor on >= 99.9% of
 # images (top-1), and the max |logit error| is printed.
 # Usage: fmnist_full_test.sh HEINFER_BINARY SOURCE_DIR

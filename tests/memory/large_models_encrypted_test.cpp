@@ -1,4 +1,4 @@
-// Issue 6 acceptance in the test suite: MobileNetV2 (width 0.35) and ResNet-50 at 32x32,
+// Memory-bounded execution in the test suite: MobileNetV2 (width 0.35) and ResNet-50 at 32x32,
 // encrypted end to end by `heinfer run` under a DRAM budget well below their unbounded
 // footprint, with a file tier (--pmem-dir):
 //  - outputs agree with the plaintext executor;
@@ -145,7 +145,7 @@ TEST_P(LargeModelsEncrypted, UnderBudgetWithFileTier) {
   fs::remove_all(dir);
 }
 
-INSTANTIATE_TEST_SUITE_P(Issue6, LargeModelsEncrypted,
+INSTANTIATE_TEST_SUITE_P(LargeModels, LargeModelsEncrypted,
                          ::testing::Values(Case{"mobilenet_v2", "0.35", "64M", 64 << 20, 25, "", "2048"},
                                            // Random-weight ResNet-50 activations reach ~2^7 (2^12 more
                                            // when masked): Δ = 2^28 keeps the base modulus at 58 bits.

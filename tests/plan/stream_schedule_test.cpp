@@ -1,4 +1,4 @@
-// plan::row_map and plan::stream_schedule (streaming across layers, issue 6):
+// plan::row_map and plan::stream_schedule (streaming across layers):
 //  - row maps against a brute-force enumeration of the input rows each output row's
 //    window touches;
 //  - every schedule (synthetic graphs: residual Add, stride-2 and dilated convs, pools,

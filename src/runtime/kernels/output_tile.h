@@ -1,5 +1,5 @@
 // A tile of a node's output elements, so that a kernel can produce its output piece by
-// piece (memory-bounded execution, issue 6): the row-major element indices
+// piece (memory-bounded execution): the row-major element indices
 //   { (first_row + r) * row_stride + s : r in [0, rows), s in [begin, end) }.
 // For an output [C, H, W], channels c0..c1 of a band of rows h0..h1 is first_row = c0,
 // rows = c1 - c0, row_stride = H*W, [h0*W, h1*W); a contiguous range (Gemm outputs) is
