@@ -272,14 +272,15 @@ void predict(const model::Graph& g, const model::LoadOptions& lo, const InspectO
   po.scale_bits = o.scale_bits;
   const plan::Parameters plan = plan_for_prediction(g, ranges, po);
   std::printf("parameters: %s\n", plan.describe().c_str());
-  const plan::FootprintEstimate f = plan::predict_footprint(g, plan::make_plan(g, plan));
+  const plan::EncryptedPlan ep = plan::make_plan(g, plan);
+  const plan::FootprintEstimate f = plan::predict_footprint(g, ep);
   plan::ScheduleOptions streaming;
   streaming.streaming = true;
   const plan::FootprintEstimate fs = plan::predict_footprint(g, plan::make_plan(g, plan, streaming));
   plan::CostCalibration c;  // --no-time: all unit costs 0
   c.threads = omp_get_max_threads();
   if (!o.no_time) c = runtime::calibrate_costs(plan);
-  const plan::TimeEstimate t = plan::predict_time(g, f, c, o.batch, plan.capacity());
+  const plan::TimeEstimate t = plan::predict_time(g, ep, f, c, o.batch, plan.capacity());
   if (!o.no_time) {
     std::printf("calibration: %.2f s at %d threads (per limb: MAC %.3g/%.3g ns shared/single, output %.3g us; "
                 "round %.3g ms sent + %.3g ms reply per ciphertext)\n",
@@ -293,22 +294,24 @@ void predict(const model::Graph& g, const model::LoadOptions& lo, const InspectO
   for (std::size_t k = 0; k < g.nodes.size(); ++k) {
     const model::Node& n = g.nodes[k];
     const plan::NodeFootprint& nf = f.nodes[k];
-    std::printf("%4zu  %-28s %-14s %10lld %5d %12s %12s %11s\n", k, tail(n.name, 28).c_str(), kind_name(nf.kind),
-                static_cast<long long>(nf.output_ciphertexts), nf.output_level,
+    const plan::NodePlan& np = ep.nodes[k];
+    std::printf("%4zu  %-28s %-14s %10lld %5d %12s %12s %11s\n", k, tail(n.name, 28).c_str(), kind_name(np.kind),
+                static_cast<long long>(np.output_ciphertexts), np.output_level,
                 format_bytes(nf.output_bytes).c_str(), format_bytes(nf.live_bytes).c_str(),
                 seconds_text(t.node_seconds[k] + t.first_touch_node_seconds[k]).c_str());
     layers.push_back({{"index", k},
                       {"name", n.name},
                       {"op", std::string(model::op_name(n.op))},
-                      {"kind", kind_name(nf.kind)},
-                      {"ciphertexts", nf.output_ciphertexts},
-                      {"level", nf.output_level},
-                      {"input_level", nf.input_level},
+                      {"kind", kind_name(np.kind)},
+                      {"ciphertexts", np.output_ciphertexts},
+                      {"level", np.output_level},
+                      {"input_level", np.input_level},
                       {"output_bytes", nf.output_bytes},
                       {"live_bytes", nf.live_bytes},
                       {"live_streamed_bytes", fs.nodes[k].live_bytes},
                       {"mac_terms", nf.mac_terms},
-                      {"round_ciphertexts", nf.round_ciphertexts},
+                      {"round_ciphertexts", np.round_ciphertexts},
+                      {"rounds", np.rounds},
                       {"seconds", t.node_seconds[k]},
                       {"first_batch_seconds", t.node_seconds[k] + t.first_touch_node_seconds[k]}});
   }

@@ -66,10 +66,12 @@ void add_encrypted_options(CLI::App* sub, EncryptedOptions& o) {
       ->capture_default_str();
   add_size_option(sub, "--pmem-max", o.pmem_max,
                   "encrypted: size limit of the secondary tier (default: the filesystem's)");
+#ifdef HEINFER_TEST_HOOKS
   sub->add_option("--insecure-ring-degree", o.insecure_n,
-                  "TESTS ONLY: replace N by this power of two keeping the chain, without the 128-bit "
-                  "security check (prints a warning)")
+                  "TEST BUILDS ONLY: replace N by this power of two keeping the chain, without the "
+                  "128-bit security check (prints a warning)")
       ->group("");  // hidden
+#endif
   sub->add_option("--profile", o.profile,
                   "encrypted: write a per-layer profile (time, ciphertexts, bytes per tier, round traffic) as JSON");
   sub->add_flag("--quiet{false}", o.progress, "encrypted: no per-layer progress lines");
@@ -146,8 +148,10 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
   ro.store = &store;
   ro.monitor = &monitor;
   ro.streaming = o.streaming == "on" || (o.streaming == "auto" && so.dram_budget > 0);
+#ifdef HEINFER_TEST_HOOKS
   // Test hook (crash safety): HEINFER_KILL_AFTER_NODE=k kills the process after node k.
   if (const char* kill = std::getenv("HEINFER_KILL_AFTER_NODE")) ro.kill_after_node = std::atoi(kill);
+#endif
   if (so.dram_budget > 0) {
     std::printf("memory: %s, DRAM budget %s%s%s, tiles of <= %s%s\n",
                 so.policy == memory::Placement::Tiered ? "tiered" : "dram-only", format_bytes(so.dram_budget).c_str(),

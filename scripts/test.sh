@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 BUILD_DIR=${BUILD_DIR:-build}
 cd "$BUILD_DIR"
-OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} ctest --output-on-failure -j "${JOBS:-$(nproc)}" "$@"
+# The long tests (label `long`: the 224x224 models, hours) run in scripts/long_tests.sh.
+OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} ctest --output-on-failure -j "${JOBS:-$(nproc)}" -LE long "$@"

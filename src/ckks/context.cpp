@@ -55,9 +55,8 @@ std::shared_ptr<const CKKSContext> CKKSContext::create(const EncryptionParameter
 
 CKKSContext::CKKSContext(const EncryptionParameters& parms) : security_(parms.security_level()) {
   n_ = parms.poly_modulus_degree();
-  if (n_ < (size_t{1} << 11) || n_ > (size_t{1} << 16) || (n_ & (n_ - 1)) != 0) {
-    throw std::invalid_argument("CKKSContext: N = " + std::to_string(n_) +
-                                " is not a power of two in [2048, 65536]");
+  if (!valid_ring_degree(n_, security_)) {
+    throw std::invalid_argument("CKKSContext: N = " + std::to_string(n_) + " is not " + ring_degree_rule(security_));
   }
   log_n_ = __builtin_ctzll(n_);
   std::vector<uint64_t> q, p;

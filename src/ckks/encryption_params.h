@@ -16,7 +16,7 @@ namespace heinfer::ckks {
 class EncryptionParameters {
  public:
   EncryptionParameters() = default;
-  /// n = poly modulus degree N, a power of two in [2^11, 2^16].
+  /// n = poly modulus degree N (ckks/security.h: valid_ring_degree; checked by CKKSContext).
   EncryptionParameters(size_t n, std::vector<int> coeff_bits, std::vector<int> special_bits,
                        SecurityLevel security = SecurityLevel::TC128);
 

@@ -6,6 +6,16 @@
 
 namespace heinfer::ckks {
 
+bool valid_ring_degree(size_t n, SecurityLevel level) {
+  const size_t lowest = level == SecurityLevel::None ? size_t{1} << 4 : size_t{1} << 11;
+  return n >= lowest && n <= (size_t{1} << 16) && (n & (n - 1)) == 0;
+}
+
+std::string ring_degree_rule(SecurityLevel level) {
+  return level == SecurityLevel::None ? "a power of two in [16, 65536] (insecure, tests only)"
+                                      : "a power of two in [2048, 65536]";
+}
+
 int max_log_qp_128(size_t n) {
   // HE Standard (Albrecht et al.), Table 1, 128-bit security, ternary secret.
   switch (n) {

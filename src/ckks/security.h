@@ -10,12 +10,20 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace heinfer::ckks {
 
 /// Required security. `None` disables the check (tests only; a warning is printed to
 /// stderr whenever a context is created with it).
 enum class SecurityLevel : uint8_t { None = 0, TC128 = 128 };
+
+/// Whether n is a ring degree heinfer accepts at `level`: a power of two in [2^11, 2^16];
+/// with SecurityLevel::None (tests only) down to 2^4, so that tests of large models run
+/// with tiny ciphertexts (the kernels take n >= 8; ring/ntt.h).
+bool valid_ring_degree(size_t n, SecurityLevel level);
+/// The rule valid_ring_degree checks, for error messages ("a power of two in [...]").
+std::string ring_degree_rule(SecurityLevel level);
 
 /// Largest log2(QP) in bits allowed at 128-bit security for ring degree n (ternary
 /// secret, HE Standard Table 1): 27, 54, 109, 218, 438, 881, 1761 for n = 2^10 … 2^16.

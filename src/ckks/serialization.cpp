@@ -133,16 +133,16 @@ EncryptionParameters load_parameters(std::istream& in, uint64_t max_bytes) {
   const uint32_t nq = r.u32(), np = r.u32();
   const uint8_t sec = r.u8(), r1 = r.u8();
   const uint16_t r2 = r.u16();
-  if (n < 2048 || n > 65536 || (n & (n - 1)) != 0) {
-    throw SerializationError("Parameters: N = " + std::to_string(n) +
-                             " is not a power of two in [2048, 65536]");
+  if ((sec != 0 && sec != 128) || r1 != 0 || r2 != 0) {
+    throw SerializationError("Parameters: invalid security level or flags");
+  }
+  const auto level = static_cast<SecurityLevel>(sec);
+  if (!valid_ring_degree(n, level)) {
+    throw SerializationError("Parameters: N = " + std::to_string(n) + " is not " + ring_degree_rule(level));
   }
   if (nq == 0 || nq > 256 || np == 0 || np > 64) {
     throw SerializationError("Parameters: prime counts out of range (" + std::to_string(nq) +
                              " chain, " + std::to_string(np) + " special)");
-  }
-  if ((sec != 0 && sec != 128) || r1 != 0 || r2 != 0) {
-    throw SerializationError("Parameters: invalid security level or flags");
   }
   r.require(8ull * (nq + np), what);
   std::vector<uint64_t> q(nq), p(np);

@@ -328,8 +328,8 @@ std::int64_t CiphertextStore::live_ciphertexts() const {
 }
 
 std::int64_t CiphertextStore::tile_bytes() const {
-  if (options_.dram_budget == 0) return 1024 * kMiB;
-  return std::clamp(options_.dram_budget / 4, 128 * kMiB, 1024 * kMiB);
+  if (options_.dram_budget == 0) return kMaxTileBytes;
+  return std::clamp(options_.dram_budget / 4, kMiB, kMaxTileBytes);
 }
 
 }  // namespace heinfer::memory

@@ -57,6 +57,9 @@ class BudgetExceeded : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// The largest working set per tile, and the tile without a DRAM budget: 1 GiB.
+inline constexpr std::int64_t kMaxTileBytes = std::int64_t{1} << 30;
+
 class CiphertextStore {
  public:
   using GroupId = std::int64_t;
@@ -116,8 +119,9 @@ class CiphertextStore {
   std::int64_t live_ciphertexts() const;
 
   /// Suggested bytes of transient working set per tile (outputs produced before they
-  /// are adopted, expanded inputs): 1/4 of the DRAM budget, within [128 MiB, 1 GiB]
-  /// (the working set beside the budget stays well under 1 GiB); 1 GiB without a budget.
+  /// are adopted, expanded inputs): 1/4 of the DRAM budget, within [1 MiB,
+  /// kMaxTileBytes] (the working set beside the budget stays well under 1 GiB);
+  /// kMaxTileBytes without a budget.
   std::int64_t tile_bytes() const;
 
   struct State;

@@ -6,10 +6,10 @@
 
 namespace heinfer::plan {
 
-double predict_node_seconds(const model::Graph& g, const model::Node& n, const NodeFootprint& f,
-                            const CostCalibration& c) {
-  const double limbs = static_cast<double>(std::max(f.input_level, 0) + 1);
-  const double outputs = static_cast<double>(f.output_ciphertexts);
+double predict_node_seconds(const model::Graph& g, const model::Node& n, const NodePlan& np,
+                            const NodeFootprint& f, const CostCalibration& c) {
+  const double limbs = static_cast<double>(std::max(np.input_level, 0) + 1);
+  const double outputs = static_cast<double>(np.output_ciphertexts);
   // Outputs reading their own inputs: depthwise/grouped convolutions with one input
   // channel per group, element-wise products, BatchNormalization, pooling windows.
   bool single = true;
@@ -20,12 +20,12 @@ double predict_node_seconds(const model::Graph& g, const model::Node& n, const N
   }
   const double mac = single ? c.mac_single : c.mac_shared;
   double s = 0;
-  switch (f.kind) {
+  switch (np.kind) {
     case NodeKind::DataMovement:
     case NodeKind::FusedRelu:
     case NodeKind::FinalSoftmax: break;
     case NodeKind::Linear:
-      if (f.rescale) s += static_cast<double>(f.mac_terms) * limbs * mac + outputs * limbs * c.output_limb;
+      if (np.rescale) s += static_cast<double>(f.mac_terms) * limbs * mac + outputs * limbs * c.output_limb;
       else s += static_cast<double>(f.additions) * limbs * c.add_limb + outputs * limbs * c.copy_limb;
       break;
     case NodeKind::Square: s += static_cast<double>(f.squares) * limbs * c.square_limb; break;
@@ -33,10 +33,10 @@ double predict_node_seconds(const model::Graph& g, const model::Node& n, const N
     case NodeKind::MaxPool:
     case NodeKind::Clip:
     case NodeKind::LeakyRelu:
-      s += static_cast<double>(f.round_ciphertexts) * c.round_send + static_cast<double>(f.round_replies) * c.round_reply;
-      if (f.kind == NodeKind::Clip || f.kind == NodeKind::LeakyRelu) {
+      s += static_cast<double>(np.round_ciphertexts) * c.round_send + static_cast<double>(np.round_replies) * c.round_reply;
+      if (np.kind == NodeKind::Clip || np.kind == NodeKind::LeakyRelu) {
         // shifted copies + lowered replies + the recombination (one MAC + rescale per output)
-        s += static_cast<double>(f.round_ciphertexts + f.aligned) * limbs * c.copy_limb;
+        s += static_cast<double>(np.round_ciphertexts + f.aligned) * limbs * c.copy_limb;
         s += static_cast<double>(f.mac_terms) * limbs * c.mac_single + outputs * limbs * c.output_limb;
       }
       break;
@@ -45,21 +45,21 @@ double predict_node_seconds(const model::Graph& g, const model::Node& n, const N
   // element) and level alignment.
   s += static_cast<double>(f.fresh_inputs) * limbs * c.expand_limb;
   s += static_cast<double>(f.materialized) * (limbs + 1) * (c.mac_single + c.output_limb);
-  if (f.kind != NodeKind::Clip && f.kind != NodeKind::LeakyRelu) {
+  if (np.kind != NodeKind::Clip && np.kind != NodeKind::LeakyRelu) {
     s += static_cast<double>(f.aligned) * limbs * c.copy_limb;
   }
   return s;
 }
 
-TimeEstimate predict_time(const model::Graph& g, const FootprintEstimate& f, const CostCalibration& c,
-                          std::int64_t samples, std::int64_t capacity) {
+TimeEstimate predict_time(const model::Graph& g, const EncryptedPlan& plan, const FootprintEstimate& f,
+                          const CostCalibration& c, std::int64_t samples, std::int64_t capacity) {
   if (samples <= 0 || capacity <= 0) throw std::invalid_argument("predict_time: samples and capacity must be positive");
   TimeEstimate t;
   t.node_seconds.resize(g.nodes.size());
   t.first_touch_node_seconds.resize(g.nodes.size());
   std::int64_t high = 0;
   for (std::size_t k = 0; k < g.nodes.size(); ++k) {
-    const double steady = predict_node_seconds(g, g.nodes[k], f.nodes.at(k), c);
+    const double steady = predict_node_seconds(g, g.nodes[k], plan.nodes.at(k), f.nodes.at(k), c);
     const std::int64_t live = f.nodes.at(k).live_bytes;
     const double touch = live > high ? static_cast<double>(live - high) * c.first_touch : 0.0;
     high = std::max(high, live);

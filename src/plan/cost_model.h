@@ -61,12 +61,12 @@ struct TimeEstimate {
 };
 
 /// Seconds of one node from its work counts (see the file comment).
-double predict_node_seconds(const model::Graph& g, const model::Node& n, const NodeFootprint& f,
-                            const CostCalibration& c);
+double predict_node_seconds(const model::Graph& g, const model::Node& n, const NodePlan& np,
+                            const NodeFootprint& f, const CostCalibration& c);
 
 /// Predicts the time of `samples` samples (> 0) with capacity samples per ciphertext.
 /// Throws std::invalid_argument if samples or capacity is not positive.
-TimeEstimate predict_time(const model::Graph& g, const FootprintEstimate& f, const CostCalibration& c,
-                          std::int64_t samples, std::int64_t capacity);
+TimeEstimate predict_time(const model::Graph& g, const EncryptedPlan& plan, const FootprintEstimate& f,
+                          const CostCalibration& c, std::int64_t samples, std::int64_t capacity);
 
 }  // namespace heinfer::plan

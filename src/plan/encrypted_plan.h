@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "memory/ciphertext_store.h"
 #include "model/graph.h"
 #include "plan/node_kind.h"
 #include "plan/parameters.h"
@@ -45,6 +46,21 @@ struct NodePlan {
   /// Client round: ciphertexts masked and sent (window entries; padding taps excluded),
   /// windows (one fresh reply each).
   std::int64_t round_ciphertexts = 0, round_replies = 0;
+  /// Client round: output elements (items) per round message; a node (or a streamed
+  /// band) of k items runs ceil(k / round_items) rounds. Items are sized so that one
+  /// round's working set (masked windows, fresh replies, the in-process client's copies)
+  /// is about half of ScheduleOptions::tile_bytes.
+  std::int64_t round_items = 0;
+  std::int64_t rounds = 0;  ///< client round messages of the node over all its steps (at most)
+  int round_level = -1;     ///< client round: the level of every window ciphertext
+  /// Client round: ciphertexts per window (at most): the MaxPool kernel's taps, else 1.
+  std::int64_t round_window_size = 0;
+  bool round_fused_relu = false;  ///< MaxPool round reading a fused Relu: max(0, max(window))
+  /// Client round: the largest |decoded masked value| the client accepts (an overflow
+  /// check): the input's bound (plus the largest Clip shift) × its largest inverse
+  /// pending factor × kMaskMax. The same for every round of the node, whatever the
+  /// masks drawn; announced to a remote client, which checks against it.
+  double round_bound = 0;
   std::vector<model::TensorId> free_after;  ///< activations whose last reader is this node
 };
 
@@ -57,6 +73,16 @@ struct TensorPlan {
   bool factors = false;    ///< may carry pending unmasking factors
   bool at_delta = true;    ///< scale is Δ (false after a square)
   double bound = 0;        ///< largest |value| allowed (Parameters::bounds)
+  /// Largest 1/f over its pending unmasking factors f (true value = f × decrypted value):
+  /// 1 without factors; a Relu round multiplies its input's by the largest mask.
+  double max_inverse_factor = 1;
+  /// The produced tensors whose ciphertexts (store groups) this tensor holds: itself for
+  /// a node that computes new ciphertexts; for a data-movement node or a fused Relu, the
+  /// groups of its inputs (it shares their ciphertexts) and its own (constants it adds).
+  std::vector<model::TensorId> aliases;
+  /// For a produced tensor (or graph input): the nodes that read its group, directly or
+  /// through an alias, in ascending order.
+  std::vector<std::int64_t> readers;
 };
 
 struct ScheduleOptions {
@@ -64,7 +90,7 @@ struct ScheduleOptions {
   bool streaming = false;
   /// Working set per tile of a node (memory::CiphertextStore::tile_bytes()); bands hold
   /// about tile_bytes / 8 of top-level ciphertexts (at least one row).
-  std::int64_t tile_bytes = std::int64_t{1} << 30;
+  std::int64_t tile_bytes = memory::kMaxTileBytes;
 };
 
 struct EncryptedPlan {
@@ -77,6 +103,10 @@ struct EncryptedPlan {
   std::vector<bool> inputs_on_demand;  ///< per tensor: a graph input encrypted band by band
   std::int64_t band_elements = 1;    ///< StreamOptions::band_elements of `steps`
 };
+
+/// The first node after position `after` that reads the group of produced tensor t
+/// (INT64_MAX: none).
+std::int64_t next_reader(const EncryptedPlan& p, model::TensorId t, std::int64_t after);
 
 /// Per node: whether it can run on bands of output rows: Conv / pools /
 /// BatchNormalization / elementwise nodes on [C, H, W] activations with row maps

@@ -141,12 +141,6 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
     const model::Node& n = g.nodes[k];
     const NodePlan& np = plan.nodes[k];
     NodeFootprint& nf = est.nodes[k];
-    nf.kind = np.kind;
-    nf.input_level = np.input_level;
-    nf.output_level = np.output_level;
-    nf.rescale = np.rescale;
-    nf.round_ciphertexts = np.round_ciphertexts;
-    nf.round_replies = np.round_replies;
     const TensorId out = n.outputs[0];
     const std::int64_t out_count = elems(g, out);
     std::vector<std::size_t> data;  // indices into n.inputs
@@ -212,12 +206,11 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
           break;
         }
         nf.mac_terms = np.round_replies + (np.combines_input ? out_count : 0);
-        nf.aligned = nf.round_replies;  // replies lowered to the combination level
+        nf.aligned = np.round_replies;  // replies lowered to the combination level
         create(np.output_level, false);
         break;
       }
     }
-    nf.output_ciphertexts = np.output_ciphertexts;
     val[static_cast<std::size_t>(out)] = std::move(y);
   }
 
@@ -251,14 +244,15 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
   for (std::size_t k = 0; k < g.nodes.size(); ++k) {
     const model::Node& n = g.nodes[k];
     NodeFootprint& nf = est.nodes[k];
+    const NodePlan& np = plan.nodes[k];
     const TensorId out = n.outputs[0];
     const std::int64_t out_count = elems(g, out);
     const Value& y = val[static_cast<std::size_t>(out)];
     const int y_level = plan.nodes[k].output_level;
     // Nodes that compute on their inputs hold expanded copies of compact fresh inputs and
     // level-aligned copies of inputs stored above the level they are read at.
-    const bool computes = nf.kind != NodeKind::DataMovement && nf.kind != NodeKind::FusedRelu &&
-                          nf.kind != NodeKind::FinalSoftmax;
+    const bool computes = np.kind != NodeKind::DataMovement && np.kind != NodeKind::FusedRelu &&
+                          np.kind != NodeKind::FinalSoftmax;
     std::int64_t expand = 0, copies = 0;
     if (computes) {
       std::vector<int> seen;
@@ -272,42 +266,42 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
         }
         if (x.stored_level > l) copies += x.count * ct(l);
       }
-      copies += nf.materialized * ct(nf.input_level + 1);  // allocated before the rescale
+      copies += nf.materialized * ct(np.input_level + 1);  // allocated before the rescale
     }
     std::int64_t transient = 0;
     std::int64_t out_bytes = 0;
-    switch (nf.kind) {
+    switch (np.kind) {
       case NodeKind::DataMovement:
       case NodeKind::FusedRelu: break;
       case NodeKind::Linear:
-        if (nf.rescale) {
+        if (np.rescale) {
           // Outputs allocated at the input level before the rescale; per term one encoded
           // residue per limb and an (input pointer, weight) pair.
-          out_bytes = out_count * ct(nf.input_level);
-          transient = nf.mac_terms * (8 * (nf.input_level + 1) + 16);
+          out_bytes = out_count * ct(np.input_level);
+          transient = nf.mac_terms * (8 * (np.input_level + 1) + 16);
         } else {
           out_bytes = out_count * ct(y_level);
           transient = nf.additions * 16;
         }
         break;
-      case NodeKind::Square: out_bytes = out_count * ct(nf.input_level); break;
+      case NodeKind::Square: out_bytes = out_count * ct(np.input_level); break;
       case NodeKind::Relu:
       case NodeKind::MaxPool:
         // Masked window copies (expanded, at the input level) + the replies.
-        transient = nf.round_ciphertexts * ct(nf.input_level);
+        transient = np.round_ciphertexts * ct(np.input_level);
         out_bytes = out_count * ct(L, o.compact_fresh);
         break;
       case NodeKind::Clip:
       case NodeKind::LeakyRelu: {
-        if (nf.round_ciphertexts == 0) {
+        if (np.round_ciphertexts == 0) {
           out_bytes = created[k] >= 0 ? out_count * ct(y_level) : 0;
           break;
         }
         // Per element: its masked windows (at the input level), the compact replies and
         // their expanded, lowered copies, the output before the rescale.
         out_bytes = out_count * ct(y_level + 1);
-        transient = nf.round_ciphertexts * ct(nf.input_level) +
-                    nf.round_replies * (ct(L, o.compact_fresh) + ct(y_level + 1));
+        transient = np.round_ciphertexts * ct(np.input_level) +
+                    np.round_replies * (ct(L, o.compact_fresh) + ct(y_level + 1));
         break;
       }
       case NodeKind::FinalSoftmax: break;
@@ -315,7 +309,7 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
     // The outputs in their final form stay; the rest is the working set, which the
     // executor bounds by processing tiles / round chunks of about tile_bytes.
     std::int64_t final_out = 0;
-    switch (nf.kind) {
+    switch (np.kind) {
       case NodeKind::Linear:
       case NodeKind::Square:
       case NodeKind::Clip:
@@ -323,7 +317,7 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
       default: final_out = out_bytes; break;
     }
     work[k] = {final_out, expand, copies, transient + (out_bytes - final_out)};
-    nf.live_bytes = live + final_out + capped_working(nf.kind, expand, copies + transient + (out_bytes - final_out), tile_bytes);
+    nf.live_bytes = live + final_out + capped_working(np.kind, expand, copies + transient + (out_bytes - final_out), tile_bytes);
     if (nf.live_bytes > est.peak_bytes) {
       est.peak_bytes = nf.live_bytes;
       est.peak_node = static_cast<std::int64_t>(k);
@@ -402,7 +396,7 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
       auto& p = produced[static_cast<std::size_t>(t)];
       p = std::max(p, step.streamed && m ? m->end(step.row_end) : rows_of(t));
     }
-    std::int64_t band = w.final_out + capped_working(nf.kind, w.expand, w.copies + w.rest, tile_bytes);
+    std::int64_t band = w.final_out + capped_working(plan.nodes[k].kind, w.expand, w.copies + w.rest, tile_bytes);
     if (step.streamed) {
       const auto h = static_cast<double>(rows_of(out));
       const double f_out = static_cast<double>(step.row_end - step.row_begin) / h;
@@ -417,7 +411,7 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
       }
       if (f_in == 0) f_in = f_out;
       auto share = [](std::int64_t bytes, double f) { return std::llround(static_cast<double>(bytes) * f); };
-      band = share(w.final_out, f_out) + capped_working(nf.kind, share(w.expand, f_in),
+      band = share(w.final_out, f_out) + capped_working(plan.nodes[k].kind, share(w.expand, f_in),
                                                         share(w.copies, f_in) + share(w.rest, f_out), tile_bytes);
     }
     const std::int64_t bytes = live_bytes() + band;

@@ -41,25 +41,19 @@ struct FootprintOptions {
   bool lowest_level_storage = true;
 };
 
+/// Per node, beside its NodePlan (kind, levels, rescale, output and round ciphertexts).
 struct NodeFootprint {
   /// Bytes of all live ciphertexts while the node runs (streaming: the most over its
   /// bands).
   std::int64_t live_bytes = 0;
   std::int64_t output_bytes = 0;     ///< bytes of the node's output ciphertexts
-  std::int64_t output_ciphertexts = 0;
-  int output_level = -1;             ///< -1: plaintext on the client (final Softmax)
 
   // ---- the work of the node (inputs of the time model, plan/cost_model.h) ----
-  NodeKind kind = NodeKind::Linear;
-  int input_level = -1;              ///< common level the node reads its inputs at
-  bool rescale = false;              ///< linear: one rescale per output
   /// Multiply-accumulate terms (ciphertext × nonzero scalar) of the node, all outputs,
   /// counted from the weights (model/analysis.h macs scaled by the nonzero fraction).
   std::int64_t mac_terms = 0;
   std::int64_t additions = 0;        ///< ciphertext additions (non-rescaling linear nodes)
   std::int64_t squares = 0;          ///< ciphertext squares (multiply_packed / relinearize)
-  std::int64_t round_ciphertexts = 0;  ///< ciphertexts masked and sent to the client
-  std::int64_t round_replies = 0;      ///< fresh ciphertexts the client returns
   std::int64_t materialized = 0;       ///< elements whose pending factors are applied first
   std::int64_t aligned = 0;            ///< ciphertexts mod-switched to align levels
   /// Compact fresh input ciphertexts the node expands (once each) before computing.

@@ -153,7 +153,7 @@ Parameters plan_parameters(const model::Graph& g, const std::vector<double>& ran
 void apply_parameter_override(Parameters& plan, std::size_t n, std::vector<int> coeff_bits,
                               std::vector<int> special_bits, int scale_bits) {
   auto fail = [](const std::string& m) { throw std::invalid_argument("--params: " + m); };
-  if (n < 2048 || n > 65536 || (n & (n - 1)) != 0) fail("n must be a power of two in [2048, 65536]");
+  if (!ckks::valid_ring_degree(n, ckks::SecurityLevel::TC128)) fail("n must be " + ckks::ring_degree_rule(ckks::SecurityLevel::TC128));
   if (coeff_bits.empty() || special_bits.empty()) fail("coeff_bits and special_bits must be non-empty");
   if (scale_bits < 20 || scale_bits > 50) fail("scale_bits must be in [20, 50]");
   const int needed_levels = plan.needs.levels;

@@ -17,6 +17,7 @@
 #include "ckks/serialization.h"
 #include "memory/bytes.h"
 #include "protocol/heinfer.grpc.pb.h"
+#include "protocol/client_checks.h"
 #include "protocol/remote.h"
 #include "protocol/wire.h"
 #include "runtime/kernels/client_aided.h"
@@ -156,12 +157,8 @@ ClientResult run_client(const ClientOptions& o, const std::vector<double>& input
     throw std::runtime_error("input has per-sample shape " + model::to_string(per_sample_shape) + " but model '" +
                              o.model + "' expects " + model::to_string(in_shape));
   }
-  const ckks::EncryptionParameters parms = ckks::load_parameters(span_of(info.parameters()));
-  const ckks::ContextPtr context = ckks::CKKSContext::create(parms);
-  const auto& fp = context->fingerprint();
-  if (info.fingerprint() != std::string(fp.begin(), fp.end())) {
-    throw std::runtime_error("server sent parameters whose fingerprint does not match");
-  }
+  const ckks::ContextPtr context = accepted_parameters(info.parameters(), info.fingerprint());
+  const ckks::EncryptionParameters& parms = context->parameters();
   const ckks::Packing packing = info.complex_packing() ? ckks::Packing::Complex : ckks::Packing::Real;
   runtime::LocalClient local(context, packing, std::ldexp(1.0, info.scale_bits()));
   if (!o.key_dir.empty()) {
@@ -229,21 +226,26 @@ ClientResult run_client(const ClientOptions& o, const std::vector<double>& input
       c->set_last(true);
       write(m);
     };
+    const runtime::PlainTensor x = runtime::from_batch_major(
+        std::span<const double>(inputs).subspan(static_cast<std::size_t>(start * in_e), static_cast<std::size_t>(b * in_e)),
+        b, in_shape);
+    // The whole batch is checked against the input range before anything is sent: a
+    // refusal half-way through would tell the server where the input left the range.
+    for (double v : x.data) {
+      if (!std::isfinite(v) || std::fabs(v) > info.input_bound()) {
+        throw runtime::InputError("input '" + info.input_name() + "': a value is not finite or exceeds the planned "
+                                  "input range " + std::to_string(info.input_bound()) + "; nothing was sent");
+      }
+    }
     {
       ClientMessage m;
       m.mutable_start()->set_session_id(session_id);
       m.mutable_start()->set_batch(b);
       write(m);
     }
-    const runtime::PlainTensor x = runtime::from_batch_major(
-        std::span<const double>(inputs).subspan(static_cast<std::size_t>(start * in_e), static_cast<std::size_t>(b * in_e)),
-        b, in_shape);
-    const std::int64_t before_input = res.bytes_sent;
-    send_cts(local.encrypt(x, info.input_name(), info.input_bound()), false);
-    ++res.round_trips;
     ++res.batches;
-    say("batch " + std::to_string(res.batches) + " (" + std::to_string(b) + " samples): inputs sent, " +
-        format_bytes(res.bytes_sent - before_input));
+    std::vector<bool> encrypted(static_cast<std::size_t>(in_e), false);  // each element at most once
+    std::int64_t input_bytes = 0, input_sent = 0;
     std::int64_t round_in = 0;
     const auto batch_t0 = std::chrono::steady_clock::now();
     RunSummary summary;
@@ -254,6 +256,7 @@ ClientResult run_client(const ClientOptions& o, const std::vector<double>& input
     std::vector<bool> out_zero;
     OutputChunk out_head;
     bool have_head = false;
+    ScheduleCheck schedule(info);  // rounds and outputs against the announcement
     ServerMessage msg;
     for (;;) {
       if (!stream->Read(&msg)) {
@@ -263,17 +266,45 @@ ClientResult run_client(const ClientOptions& o, const std::vector<double>& input
       }
       res.bytes_received += static_cast<std::int64_t>(msg.ByteSizeLong());
       round_in += static_cast<std::int64_t>(msg.ByteSizeLong());
-      if (msg.has_round()) {
+      if (msg.has_encrypt()) {
+        // The server asks for elements of the input (checked: protocol/client_checks.h).
+        runtime::PlainTensor part;
+        part.batch = b;
+        for (std::int64_t e : requested_elements(msg.encrypt(), encrypted)) {
+          const auto v = x.element(e);
+          part.data.insert(part.data.end(), v.begin(), v.end());
+        }
+        part.shape = {static_cast<std::int64_t>(part.data.size()) / b};
+        const std::int64_t before = res.bytes_sent;
+        send_cts(local.encrypt_tensor(part, info.input_name(), info.input_bound()), false);
+        ++res.round_trips;
+        input_bytes += res.bytes_sent - before;
+        input_sent += part.shape[0];
+        if (input_sent == in_e) {
+          say("batch " + std::to_string(res.batches) + " (" + std::to_string(b) + " samples): inputs sent, " +
+              format_bytes(input_bytes));
+        }
+        round_in = 0;
+      } else if (msg.has_round()) {
         const RoundRequest& r = msg.round();
+        const RoundSpec& spec = schedule.round_chunk(r, static_cast<std::int64_t>(window_sizes.size()));
         for (const Window& w : r.windows()) {
           window_sizes.push_back(static_cast<std::size_t>(w.ciphertexts_size()));
-          for (const std::string& c : w.ciphertexts()) round_cts.push_back(load_ct(c));
+          for (const std::string& c : w.ciphertexts()) {
+            round_cts.push_back(load_ct(c));
+            if (static_cast<int>(round_cts.back().level()) != spec.level()) {
+              throw std::runtime_error("protocol: round of node " + std::to_string(r.node()) + ": a ciphertext at level " +
+                                       std::to_string(round_cts.back().level()) + ", announced " +
+                                       std::to_string(spec.level()));
+            }
+          }
         }
         if (!r.last()) continue;
+        schedule.round_done(r.node());
         runtime::RoundRequest req;
         req.layer = r.layer();
-        req.function = static_cast<runtime::RoundFunction>(r.function());
-        req.bound = r.bound();
+        req.function = static_cast<runtime::RoundFunction>(spec.function());
+        req.bound = spec.bound();  // the announced bound, never the request's
         std::size_t k = 0;
         for (std::size_t ws : window_sizes) {
           std::vector<const ckks::Ciphertext*> w;
@@ -297,6 +328,7 @@ ClientResult run_client(const ClientOptions& o, const std::vector<double>& input
         window_sizes.clear();
       } else if (msg.has_output()) {
         const OutputChunk& c = msg.output();
+        schedule.output_chunk(c, static_cast<std::int64_t>(out_cts.size()), b);
         if (!have_head) {
           out_head = c;
           have_head = true;

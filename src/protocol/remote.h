@@ -91,7 +91,7 @@ struct ClientResult {
   std::vector<std::int64_t> output_shape;  ///< per sample
   std::int64_t bytes_sent = 0, bytes_received = 0;  ///< protobuf message bytes
   std::int64_t rounds = 0;          ///< client-aided rounds (all batches)
-  std::int64_t round_trips = 0;     ///< rounds + one input->output exchange per batch
+  std::int64_t round_trips = 0;     ///< rounds + input requests per batch
   std::int64_t batches = 0;
   std::string description;          ///< the server's plan
   double seconds = 0;

@@ -30,22 +30,36 @@ class RemoteClient : public runtime::Client {
     std::int64_t to_client = 0, to_server = 0, round_trips = 0;
   };
 
-  RemoteClient(grpc::ServerReaderWriter<ServerMessage, ClientMessage>* stream, const Model& m, int max_mib)
-      : stream_(stream), m_(m), budget_(chunk_budget(max_mib)) {}
+  /// `batch`: the samples the client announced in Start (checked by the caller).
+  RemoteClient(grpc::ServerReaderWriter<ServerMessage, ClientMessage>* stream, const Model& m, int max_mib,
+               std::int64_t batch)
+      : stream_(stream), m_(m), budget_(chunk_budget(max_mib)), batch_(batch) {}
 
   /// Ciphertext bytes per node name, plus "input" and "output".
   const std::map<std::string, Traffic>& traffic() const { return traffic_; }
 
   std::int64_t capacity() const override { return m_.plan.capacity(); }
 
-  std::vector<ckks::Ciphertext> encrypt(const runtime::PlainTensor& x, const std::string&, double) override {
-    auto cts = receive(ClientMessage::kInput, "input", &traffic_["input"].to_server);
-    traffic_["input"].round_trips = 1;  // the input -> output exchange
-    if (static_cast<std::int64_t>(cts.size()) != model::numel(x.shape)) {
-      fail(grpc::StatusCode::INVALID_ARGUMENT, "input: expected " + std::to_string(model::numel(x.shape)) +
-                                                   " ciphertexts, got " + std::to_string(cts.size()));
+  std::int64_t batch() const override { return batch_; }
+  bool encrypts_parts() const override { return true; }
+
+  /// Asks the data owner for elements of its input (EncryptRequest, as ranges) and
+  /// receives exactly that many ciphertexts.
+  std::vector<ckks::Ciphertext> encrypt(const runtime::EncryptRequest& r) override {
+    ServerMessage msg;
+    auto* e = msg.mutable_encrypt();
+    e->set_input(static_cast<int>(r.input));
+    for (std::size_t i = 0; i < r.elements.size();) {
+      std::size_t j = i + 1;
+      while (j < r.elements.size() && r.elements[j] == r.elements[j - 1] + 1) ++j;
+      e->add_ranges(r.elements[i]);
+      e->add_ranges(r.elements[j - 1] + 1);
+      i = j;
     }
-    return cts;
+    send(msg);
+    ++traffic_["input"].round_trips;
+    return receive(ClientMessage::kInput, "input", &traffic_["input"].to_server,
+                   static_cast<std::int64_t>(r.elements.size()));
   }
 
   /// Progress per layer to the data owner (best effort: a failed write ends the stream,
@@ -100,12 +114,8 @@ class RemoteClient : public runtime::Client {
     }
     rr->set_last(true);
     send(msg);
-    auto reply = receive(ClientMessage::kRoundReply, "round reply of " + r.layer, &t.to_server);
-    if (reply.size() != r.windows.size()) {
-      fail(grpc::StatusCode::INVALID_ARGUMENT, "round reply of " + r.layer + ": expected " +
-                                                   std::to_string(r.windows.size()) + " ciphertexts, got " +
-                                                   std::to_string(reply.size()));
-    }
+    auto reply = receive(ClientMessage::kRoundReply, "round reply of " + r.layer, &t.to_server,
+                         static_cast<std::int64_t>(r.windows.size()));
     return reply;
   }
 
@@ -149,13 +159,20 @@ class RemoteClient : public runtime::Client {
     if (!stream_->Write(m)) fail(grpc::StatusCode::CANCELLED, "client disconnected");
   }
 
-  std::vector<ckks::Ciphertext> receive(ClientMessage::KindCase kind, const std::string& what, std::int64_t* bytes) {
+  /// Ciphertexts of one chunked reply of `kind`; more than `expected` is refused as soon
+  /// as it arrives (the reply cannot grow the server's memory past the request).
+  std::vector<ckks::Ciphertext> receive(ClientMessage::KindCase kind, const std::string& what, std::int64_t* bytes,
+                                        std::int64_t expected) {
     std::vector<ckks::Ciphertext> out;
     ClientMessage msg;
     for (;;) {
       if (!stream_->Read(&msg)) fail(grpc::StatusCode::CANCELLED, "client disconnected during " + what);
       if (msg.kind_case() != kind) fail(grpc::StatusCode::INVALID_ARGUMENT, "protocol: unexpected message during " + what);
       const CiphertextChunk& c = kind == ClientMessage::kInput ? msg.input() : msg.round_reply();
+      if (static_cast<std::int64_t>(out.size()) + c.ciphertexts_size() > expected) {
+        fail(grpc::StatusCode::INVALID_ARGUMENT, what + ": more than the " + std::to_string(expected) +
+                                                     " ciphertexts asked for");
+      }
       for (const std::string& b : c.ciphertexts()) {
         *bytes += static_cast<std::int64_t>(b.size());
         try {
@@ -165,13 +182,20 @@ class RemoteClient : public runtime::Client {
           fail(grpc::StatusCode::INVALID_ARGUMENT, what + ": ciphertext rejected: " + e.what());
         }
       }
-      if (c.last()) return out;
+      if (c.last()) {
+        if (static_cast<std::int64_t>(out.size()) != expected) {
+          fail(grpc::StatusCode::INVALID_ARGUMENT, what + ": expected " + std::to_string(expected) +
+                                                       " ciphertexts, got " + std::to_string(out.size()));
+        }
+        return out;
+      }
     }
   }
 
   grpc::ServerReaderWriter<ServerMessage, ClientMessage>* stream_;
   const Model& m_;
   std::size_t budget_;
+  std::int64_t batch_;
   std::int64_t rounds_ = 0;
   Clock::time_point start_ = Clock::now();
   std::map<std::string, Traffic> traffic_;

@@ -9,6 +9,7 @@
 #include "model/load.h"
 #include "plan/footprint.h"
 #include "runtime/calibration.h"
+#include "runtime/client.h"
 #include "runtime/npy.h"
 
 namespace heinfer::protocol {
@@ -76,6 +77,24 @@ std::unique_ptr<Model> prepare_served_model(const ServedModel& sm, int max_messa
   const plan::FootprintEstimate fe = plan::predict_footprint(m->g, m->encrypted);
   m->reservation = static_cast<std::int64_t>(kFootprintFactor * static_cast<double>(fe.total_bytes())) +
                    fe.key_bytes + 4 * (std::int64_t{max_message_mib} << 20) + kSessionOverhead;
+  for (std::size_t k = 0; k < m->g.nodes.size(); ++k) {  // the round schedule
+    const plan::NodePlan& np = m->encrypted.nodes[k];
+    if (!plan::is_round(np.kind) || np.identity) continue;
+    RoundSpec* r = info.add_schedule();
+    r->set_node(static_cast<int>(k));
+    const runtime::RoundFunction f = np.kind != plan::NodeKind::MaxPool ? runtime::RoundFunction::Relu
+                                     : np.round_fused_relu             ? runtime::RoundFunction::ReluMax
+                                                                       : runtime::RoundFunction::Max;
+    r->set_function(static_cast<int>(f));
+    r->set_windows(np.round_replies);
+    const std::int64_t per_item = np.round_replies / std::max<std::int64_t>(1, np.output_ciphertexts);
+    r->set_max_windows(np.round_items * std::max<std::int64_t>(1, per_item));
+    r->set_window_size(static_cast<int>(np.round_window_size));
+    r->set_rounds(static_cast<int>(np.rounds));
+    r->set_level(np.round_level);
+    r->set_bound(np.round_bound);
+  }
+  info.set_output_ciphertexts(m->encrypted.nodes.empty() ? 0 : model::numel(out_shape));
   const auto pb = ckks::to_bytes(m->context->parameters());
   info.set_parameters(std::string(pb.begin(), pb.end()));
   const auto& fp = m->context->fingerprint();

@@ -273,14 +273,10 @@ class Service final : public Inference::Service {
       return {grpc::StatusCode::INVALID_ARGUMENT,
               "batch " + std::to_string(batch) + " outside [1, " + std::to_string(m.plan.capacity()) + "]"};
     }
-    runtime::PlainTensor x;  // placeholder: the inputs arrive encrypted
-    x.shape = m.g.tensors[static_cast<std::size_t>(m.g.inputs[0])].shape;
-    x.batch = batch;
-    x.data.assign(static_cast<std::size_t>(model::numel(x.shape) * batch), 0.0);
-    RemoteClient remote(stream, m, o_.max_message_mib);
+    RemoteClient remote(stream, m, o_.max_message_mib, batch);
     runtime::EncryptedRunStats stats;
     try {
-      s->executor->run(remote, {x}, stats);
+      s->executor->run(remote, stats);
     } catch (const StatusError& e) {
       run_lock.unlock();
       drop(s->id, "dropped (" + e.status.error_message() + ")");
@@ -457,6 +453,12 @@ void serve(const ServerOptions& o) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::shared_ptr<grpc::ServerCredentials> creds;
   if (o.insecure) {
+    // Without TLS anyone on the path reads and rewrites the traffic: loopback only.
+    const std::string host = o.listen.substr(0, o.listen.rfind(':'));
+    if (host != "127.0.0.1" && host != "localhost" && host != "[::1]" && host != "::1") {
+      throw std::runtime_error("serve: --insecure listens on loopback addresses only (127.0.0.1, [::1], localhost), "
+                               "not on '" + host + "'; use TLS (--tls-cert, --tls-key) to serve other hosts");
+    }
     std::fprintf(stderr, "WARNING: --insecure: serving without TLS; ciphertexts and keys travel in the clear\n");
     creds = grpc::InsecureServerCredentials();
   } else {

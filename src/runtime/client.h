@@ -13,20 +13,21 @@
 // client decrypts, applies the function and returns one fresh symmetric (seeded,
 // compact: half size on the wire) ciphertext per window, encrypted at the top level.
 //
-// What the client learns per round, per sample: for an element-wise Relu round the
-// multiset of values R_e·x_e with an unknown independent R_e in [2^7, 2^12) per element,
-// in a random order: the sign of every pre-activation value and its magnitude up to the
-// unknown factor (so ratios are hidden, but zero / sign pattern and coarse magnitude
-// statistics leak), not which neuron a value belongs to; for a MaxPool round the
-// values of each window scaled by one common R, so the ratios between elements of a
-// window (and its argmax) are revealed, but not the absolute values or the window's
-// position; for Clip/LeakyRelu the same as Relu for x - bound. The slot of a sample
-// is fixed, so values of one sample across a round are linkable. The client also
-// learns the model's architecture (layer sizes, which layers are client-aided) and,
-// after decryption, the outputs (logits), which are its own.
+// What the client learns per round: for an element-wise Relu round the values R_e·x_e
+// with an unknown independent R_e in [2^7, 2^12) per element, in a random order; R_e is
+// the same for every slot (sample) of the ciphertext. Within one sample this hides
+// ratios between elements but not the sign pattern or coarse magnitudes; across samples
+// it hides nothing: a client that chooses its batch (x0, x0 + t·e_k, 0) divides slot by
+// slot, R_e cancels and it reads the first layer's weight-to-bias ratios exactly
+// (docs/security.md states what each party learns, and what is not protected yet). For
+// a MaxPool round: the values of each window scaled by one common R (ratios within a
+// window and its argmax revealed). For Clip/LeakyRelu: as Relu for x - bound. The client
+// also learns the model's architecture (layer sizes, which layers are client-aided) and
+// the outputs, which are its own.
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -64,6 +65,15 @@ struct RoundRequest {
   double bound = 0;  ///< largest |decoded value| the plan allows in this round
 };
 
+/// What the server asks the client to encrypt: some elements of one of the model's
+/// inputs, for all the samples of the client's batch.
+struct EncryptRequest {
+  std::size_t input = 0;                    ///< index into the model's inputs
+  std::span<const std::int64_t> elements;   ///< per-sample element indices (row-major), ascending
+  std::string name;                         ///< the input's name (for errors)
+  double bound = 0;                         ///< largest |value| the plan allows
+};
+
 struct LayerStats;  // runtime/encrypted_executor.h
 
 /// The client. Implementations hold the secret key; the server never sees it.
@@ -74,15 +84,17 @@ class Client {
   /// Samples per ciphertext (the batch capacity).
   virtual std::int64_t capacity() const = 0;
 
-  /// Encrypts a plaintext batch (x.batch <= capacity()) at the top level and scale Δ;
-  /// one seeded ciphertext per element (compact: half size). Throws InputError if a
-  /// value is NaN/Inf or |value| > bound (message names `name`).
-  virtual std::vector<ckks::Ciphertext> encrypt(const PlainTensor& x, const std::string& name,
-                                                double bound) = 0;
+  /// Samples in the client's inputs, in [1, capacity()].
+  virtual std::int64_t batch() const = 0;
 
-  /// Whether encrypt() may be called on parts of an input (consecutive elements as a
-  /// PlainTensor of shape [k]), so that the executor bounds the memory of the input.
-  /// Default false: a remote client sends the whole input at once.
+  /// Encrypts the requested elements of the client's own input at the top level and
+  /// scale Δ; one seeded ciphertext per element (compact: half size), in request order.
+  /// Throws InputError if a value is NaN/Inf or |value| > bound (message names the
+  /// input), std::out_of_range for an unknown input or element.
+  virtual std::vector<ckks::Ciphertext> encrypt(const EncryptRequest& request) = 0;
+
+  /// Whether encrypt() may be asked for parts of an input, so that the executor bounds
+  /// the memory of the input. Default false: all of an input at once.
   virtual bool encrypts_parts() const { return false; }
 
   /// One round; returns one compact fresh ciphertext per window (same order).
@@ -90,7 +102,9 @@ class Client {
   virtual std::vector<ckks::Ciphertext> round(const RoundRequest& request) = 0;
 
   /// Decrypts output ciphertexts (nullptr: zeros) times factors into a PlainTensor of
-  /// `batch` samples. Throws OverflowError naming `layer` if |value| > bound.
+  /// `batch` samples. Throws OverflowError naming `layer` if |value| > bound, and
+  /// std::invalid_argument when the counts do not fit (not one ciphertext per element
+  /// of `shape`, factors neither empty nor one per ciphertext, batch not in [1, capacity]).
   virtual PlainTensor decrypt(const std::vector<const ckks::Ciphertext*>& cts,
                               const std::vector<double>& factors, const model::Shape& shape,
                               std::int64_t batch, const std::string& layer, double bound) = 0;

@@ -104,7 +104,8 @@ plan::CostCalibration calibrate_costs(const plan::Parameters& plan) {
   plan::Parameters cp = plan;
   cp.bounds = calibrate_ranges(g, {x});
   for (double& b : cp.bounds) b = std::max(2.0 * b, 1e-3);
-  const plan::FootprintEstimate f = plan::predict_footprint(g, plan::make_plan(g, cp));
+  const plan::EncryptedPlan ep = plan::make_plan(g, cp);
+  const plan::FootprintEstimate f = plan::predict_footprint(g, ep);
 
   // Two runs (the first pays first-touch page faults); per layer the faster.
   EncryptedSession session(g, cp);
@@ -125,7 +126,7 @@ plan::CostCalibration calibrate_costs(const plan::Parameters& plan) {
   // Expanding compact fresh ciphertexts (c1 regenerated from the seed), as the backend
   // does once per node for every compact input it reads.
   {
-    const auto fresh = session.client->encrypt(x, "calibration", 2.0);
+    const auto fresh = session.client->encrypt_tensor(x, "calibration", 2.0);
     std::vector<ckks::Ciphertext> copies(fresh.size());
     double best = INFINITY;
     for (int rep = 0; rep < 2; ++rep) {
@@ -159,8 +160,8 @@ plan::CostCalibration calibrate_costs(const plan::Parameters& plan) {
     throw std::logic_error("calibration graph: no node " + name);
   };
   const std::size_t A = index("A"), R = index("R"), B = index("B"), E = index("E"), M = index("M"), D = index("D");
-  auto limbs = [&](std::size_t k) { return static_cast<double>(f.nodes[k].input_level + 1); };
-  auto outs = [&](std::size_t k) { return static_cast<double>(f.nodes[k].output_ciphertexts); };
+  auto limbs = [&](std::size_t k) { return static_cast<double>(ep.nodes[k].input_level + 1); };
+  auto outs = [&](std::size_t k) { return static_cast<double>(ep.nodes[k].output_ciphertexts); };
   auto terms = [&](std::size_t k) { return static_cast<double>(f.nodes[k].mac_terms); };
   // Layer time without the expansion of its compact inputs.
   auto computing = [&](std::size_t k) {
@@ -180,8 +181,8 @@ plan::CostCalibration calibrate_costs(const plan::Parameters& plan) {
   c.add_limb = layer[E] / (limbs(E) * std::max(1.0, static_cast<double>(f.nodes[E].additions)));
   c.copy_limb = c.add_limb;
   // Rounds: Relu sends n and gets n back; MaxPool sends taps and gets outputs back.
-  const double n_r = static_cast<double>(f.nodes[R].round_ciphertexts);
-  const double s_m = static_cast<double>(f.nodes[M].round_ciphertexts), o_m = static_cast<double>(f.nodes[M].round_replies);
+  const double n_r = static_cast<double>(ep.nodes[R].round_ciphertexts);
+  const double s_m = static_cast<double>(ep.nodes[M].round_ciphertexts), o_m = static_cast<double>(ep.nodes[M].round_replies);
   const double det_r = n_r * o_m - s_m * n_r;  // [n n; s o] · [send reply] = [t_R t_M]
   c.round_send = det_r != 0 ? (layer[R] * o_m - layer[M] * n_r) / det_r : 0;
   c.round_reply = n_r > 0 ? layer[R] / n_r - c.round_send : 0;

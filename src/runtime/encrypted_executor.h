@@ -14,9 +14,9 @@
 // Memory: every ciphertext a node produces is adopted by a memory::CiphertextStore (DRAM
 // budget, optional secondary tier; one store group per tensor, with the schedule position
 // of its next reader, stored at the plan's stored level). Linear nodes and squares run in
-// output tiles of at most store.tile_bytes() of working set; client rounds run in chunks
-// of half that, over the elements in one CSPRNG order for the whole layer (the client
-// never learns positions). Client-refreshed ciphertexts (inputs, round results) stay
+// output tiles of at most the plan's tile bytes of working set; client rounds run in the
+// plan's round sizes, over the elements in one CSPRNG order for the whole layer (the
+// client never learns positions). Client-refreshed ciphertexts (inputs, round results) stay
 // compact (seeded: half size) until a node expands them. Graph inputs that only streamed
 // bands read are encrypted band by band as they are read (by a client that encrypts in
 // parts).
@@ -69,10 +69,15 @@ class EncryptedExecutor {
   EncryptedExecutor(const model::Graph& g, plan::EncryptedPlan plan, ckks::ContextPtr context,
                     const EvaluationKeys& keys, EncryptedRunOptions options = {});
 
-  /// One batch (inputs[i].batch <= capacity): the client encrypts, the server evaluates,
-  /// the client decrypts. Returns the graph outputs. Throws InputError (bad input values),
-  /// OverflowError (naming the layer), model::ModelError (shape mismatch).
-  std::vector<PlainTensor> run(Client& client, const std::vector<PlainTensor>& inputs,
+  /// One batch of the client's (Client::batch() samples, at most the capacity): the
+  /// client encrypts its inputs when asked (input i, elements E), the server evaluates,
+  /// the client decrypts. Returns the graph outputs. Throws InputError (bad input
+  /// values), OverflowError (naming the layer), model::ModelError (batch out of range).
+  std::vector<PlainTensor> run(Client& client, EncryptedRunStats& stats) const;
+  /// Embedded: checks `inputs` (one per graph input, per-sample shapes of the graph, one
+  /// batch) and runs them with the in-process client. Throws model::ModelError on a
+  /// mismatch, and as run(Client&, ...).
+  std::vector<PlainTensor> run(LocalClient& client, const std::vector<PlainTensor>& inputs,
                                EncryptedRunStats& stats) const;
 
   const plan::EncryptedPlan& plan() const { return plan_; }

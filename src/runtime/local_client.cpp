@@ -56,8 +56,30 @@ void LocalClient::encrypt_values(std::span<const double> values, ckks::Ciphertex
   out.compact();
 }
 
-std::vector<ckks::Ciphertext> LocalClient::encrypt(const PlainTensor& x, const std::string& name,
-                                                   double bound) {
+std::int64_t LocalClient::batch() const { return inputs_ && !inputs_->empty() ? (*inputs_)[0].batch : 0; }
+
+std::vector<ckks::Ciphertext> LocalClient::encrypt(const EncryptRequest& r) {
+  if (!inputs_ || r.input >= inputs_->size()) {
+    throw std::out_of_range("input '" + r.name + "': the client has no input " + std::to_string(r.input));
+  }
+  const PlainTensor& x = (*inputs_)[r.input];
+  const std::int64_t elements = x.elements();
+  PlainTensor part;
+  part.shape = {static_cast<std::int64_t>(r.elements.size())};
+  part.batch = x.batch;
+  part.data.reserve(r.elements.size() * static_cast<std::size_t>(x.batch));
+  for (std::int64_t e : r.elements) {
+    if (e < 0 || e >= elements) {
+      throw std::out_of_range("input '" + r.name + "': element " + std::to_string(e) + " outside [0, " +
+                              std::to_string(elements) + ")");
+    }
+    part.data.insert(part.data.end(), x.data.begin() + e * x.batch, x.data.begin() + (e + 1) * x.batch);
+  }
+  return encrypt_tensor(part, r.name, r.bound);
+}
+
+std::vector<ckks::Ciphertext> LocalClient::encrypt_tensor(const PlainTensor& x, const std::string& name,
+                                                          double bound) const {
   if (x.batch <= 0 || x.batch > capacity()) {
     throw InputError("input '" + name + "': batch " + std::to_string(x.batch) +
                      " does not fit in one ciphertext (capacity " + std::to_string(capacity()) + ")");
@@ -136,6 +158,20 @@ std::vector<ckks::Ciphertext> LocalClient::round(const RoundRequest& r) {
 PlainTensor LocalClient::decrypt(const std::vector<const ckks::Ciphertext*>& cts,
                                  const std::vector<double>& factors, const model::Shape& shape,
                                  std::int64_t batch, const std::string& layer, double bound) {
+  // What the server sends is checked before it is used: one ciphertext per element, one
+  // factor per ciphertext (or none), a batch the ciphertexts hold.
+  if (static_cast<std::int64_t>(cts.size()) != model::numel(shape)) {
+    throw std::invalid_argument("layer '" + layer + "': " + std::to_string(cts.size()) + " output ciphertexts for " +
+                                std::to_string(model::numel(shape)) + " elements");
+  }
+  if (!factors.empty() && factors.size() != cts.size()) {
+    throw std::invalid_argument("layer '" + layer + "': " + std::to_string(factors.size()) + " unmasking factors for " +
+                                std::to_string(cts.size()) + " ciphertexts");
+  }
+  if (batch <= 0 || batch > capacity()) {
+    throw std::invalid_argument("layer '" + layer + "': batch " + std::to_string(batch) + " outside [1, " +
+                                std::to_string(capacity()) + "]");
+  }
   PlainTensor y = make_plain_tensor(shape, batch);
   const auto elements = static_cast<std::int64_t>(cts.size());
   std::vector<std::string> errors(cts.size());

@@ -32,9 +32,15 @@ class LocalClient : public Client {
   const EvaluationKeys& evaluation_keys();
 
   std::int64_t capacity() const override;
-  std::vector<ckks::Ciphertext> encrypt(const PlainTensor& x, const std::string& name,
-                                        double bound) override;
+  /// The inputs encrypt() reads (one per model input, one batch; nullptr: none). They
+  /// must outlive the run.
+  void set_inputs(const std::vector<PlainTensor>* inputs) { inputs_ = inputs; }
+  std::int64_t batch() const override;
+  std::vector<ckks::Ciphertext> encrypt(const EncryptRequest& request) override;
   bool encrypts_parts() const override { return true; }
+  /// Encrypts all of x (x.batch <= capacity()), one ciphertext per element in order;
+  /// unused slots repeat the batch. Throws InputError as encrypt() does.
+  std::vector<ckks::Ciphertext> encrypt_tensor(const PlainTensor& x, const std::string& name, double bound) const;
   std::vector<ckks::Ciphertext> round(const RoundRequest& request) override;
   PlainTensor decrypt(const std::vector<const ckks::Ciphertext*>& cts,
                       const std::vector<double>& factors, const model::Shape& shape,
@@ -60,6 +66,7 @@ class LocalClient : public Client {
   ckks::Encryptor encryptor_;
   ckks::Decryptor decryptor_;
   std::unique_ptr<EvaluationKeys> keys_;
+  const std::vector<PlainTensor>* inputs_ = nullptr;
   bool recording_ = false;
   std::vector<double> observed_;
 };

@@ -66,6 +66,7 @@ void write_profile(const std::filesystem::path& path, const ProfileInfo& info, c
       layers.back()["plan"] = {
           {"level", np.output_stored_level},
           {"ciphertexts", np.output_ciphertexts},
+          {"rounds", np.rounds},
           {"stored_bytes", info.footprint ? info.footprint->nodes.at(k).output_bytes : 0},
           {"streamed", info.plan->options.streaming && np.streamable}};
     }

@@ -20,7 +20,7 @@
 //               "rss_anon_peak_bytes": during (sampled),
 //               "bytes_to_client": round traffic, "bytes_to_server": ..., "rounds": n,
 //               "stored_bytes": the store's bytes of the output after the layer,
-//               "plan": {"level": ..., "ciphertexts": ..., "stored_bytes": ...,
+//               "plan": {"level": ..., "ciphertexts": ..., "rounds": at most, "stored_bytes": ...,
 //                        "streamed": whether the plan runs it band by band}}],
 //   "timeline": [{"t": s, "dram_bytes": ..., "pmem_bytes": ..., "rss_anon_bytes": ...}]
 //                sampled every ~20 ms and at every layer boundary

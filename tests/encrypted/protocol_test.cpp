@@ -216,7 +216,7 @@ TEST(EncryptedProtocol, WireBytesMatchSerialization) {
   const auto x = signed_input(3);
   const auto plan = test::test_plan(g, x, ckks::Packing::Complex, 2048);
   runtime::EncryptedSession s(g, plan);
-  auto cts = s.client->encrypt(x, "x", 1e9);
+  auto cts = s.client->encrypt_tensor(x, "x", 1e9);
   ASSERT_TRUE(cts[0].is_compact());
   EXPECT_EQ(ckks::serialized_size(cts[0], *s.context),
             static_cast<std::int64_t>(ckks::to_bytes(cts[0], *s.context).size()));

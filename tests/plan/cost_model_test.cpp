@@ -66,15 +66,15 @@ TEST(CostModel, NodeFormulaByHand) {
   // Conv: 288 terms × 3 limbs × shared MAC + 32 outputs × 3 limbs × output cost + the
   // 16 compact input ciphertexts expanded (3 limbs).
   EXPECT_EQ(f.nodes[0].fresh_inputs, 16);
-  EXPECT_NEAR(plan::predict_node_seconds(g, g.nodes[0], f.nodes[0], cal),
+  EXPECT_NEAR(plan::predict_node_seconds(g, g.nodes[0], f.plan.nodes[0], f.nodes[0], cal),
               288 * 3 * 1e-6 + 32 * 3 * 1e-4 + 16 * 3 * 7e-6, 1e-12);
   // Relu round at level 1: 32 sent, 32 replies.
-  EXPECT_NEAR(plan::predict_node_seconds(g, g.nodes[1], f.nodes[1], cal), 32 * 1e-3 + 32 * 2e-3, 1e-12);
-  EXPECT_EQ(plan::predict_node_seconds(g, g.nodes[2], f.nodes[2], cal), 0.0);
+  EXPECT_NEAR(plan::predict_node_seconds(g, g.nodes[1], f.plan.nodes[1], f.nodes[1], cal), 32 * 1e-3 + 32 * 2e-3, 1e-12);
+  EXPECT_EQ(plan::predict_node_seconds(g, g.nodes[2], f.plan.nodes[2], f.nodes[2], cal), 0.0);
   // Gemm: reads the Relu's 32 compact fresh outputs (through the Flatten).
-  EXPECT_NEAR(plan::predict_node_seconds(g, g.nodes[3], f.nodes[3], cal),
+  EXPECT_NEAR(plan::predict_node_seconds(g, g.nodes[3], f.plan.nodes[3], f.nodes[3], cal),
               96 * 3 * 1e-6 + 3 * 3 * 1e-4 + 32 * 3 * 7e-6, 1e-12);
-  const auto t = plan::predict_time(g, f, cal, 10000, 4096);
+  const auto t = plan::predict_time(g, f.plan, f, cal, 10000, 4096);
   EXPECT_EQ(t.batches, 3);
   EXPECT_NEAR(t.encrypt_seconds, 16 * 4e-3, 1e-12);
   EXPECT_NEAR(t.decrypt_seconds, 3 * 5e-4, 1e-12);
@@ -85,11 +85,11 @@ TEST(CostModel, NodeFormulaByHand) {
   // First touch: the heap grows to the predicted peak once, in the first batch.
   auto cal2 = cal;
   cal2.first_touch = 1e-9;
-  const auto t2 = plan::predict_time(g, f, cal2, 10000, 4096);
+  const auto t2 = plan::predict_time(g, f.plan, f, cal2, 10000, 4096);
   EXPECT_NEAR(t2.first_touch_seconds, static_cast<double>(f.peak_bytes) * 1e-9, 1e-12);
   EXPECT_NEAR(t2.first_touch_node_seconds[0], static_cast<double>(f.nodes[0].live_bytes) * 1e-9, 1e-12);
   EXPECT_NEAR(t2.total_seconds, 3 * t.batch_seconds + t2.first_touch_seconds, 1e-12);
-  EXPECT_THROW(plan::predict_time(g, f, cal, 0, 4096), std::invalid_argument);
+  EXPECT_THROW(plan::predict_time(g, f.plan, f, cal, 0, 4096), std::invalid_argument);
 }
 
 TEST(CostModel, DepthwiseConvolutionUsesThePerOutputRate) {
@@ -105,7 +105,7 @@ TEST(CostModel, DepthwiseConvolutionUsesThePerOutputRate) {
   const auto f = predict(g, plan);
   // 3 channels × 2×2 outputs × 9 taps, 2 limbs, single-output rate.
   EXPECT_EQ(f.nodes[0].mac_terms, 108);
-  EXPECT_NEAR(plan::predict_node_seconds(g, g.nodes[0], f.nodes[0], unit_costs()),
+  EXPECT_NEAR(plan::predict_node_seconds(g, g.nodes[0], f.plan.nodes[0], f.nodes[0], unit_costs()),
               108 * 2 * 3e-6 + 12 * 2 * 1e-4 + 48 * 2 * 7e-6, 1e-12);
 }
 
@@ -126,7 +126,7 @@ TEST(CostModel, FashionMnistCnnAgainstTheExecutor) {
   const auto f = predict(g, plan);
   const auto cal = runtime::calibrate_costs(plan);  // its duration is a benchmark's business, not a test's
   EXPECT_GT(cal.seconds, 0.0);
-  const auto t = plan::predict_time(g, f, cal, 64, plan.capacity());
+  const auto t = plan::predict_time(g, f.plan, f, cal, 64, plan.capacity());
   runtime::EncryptedSession s(g, plan);
   runtime::EncryptedRunStats warm;
   s.executor->run(*s.client, {x}, warm);  // first touch of the ciphertext memory

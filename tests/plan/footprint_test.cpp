@@ -76,16 +76,16 @@ TEST(Footprint, HandCountConvReluGemm) {
   ASSERT_EQ(f.nodes.size(), 4u);
   // Levels: conv rescales (2 -> 1), the Relu round returns fresh top-level ciphertexts,
   // Flatten shares them, the Gemm folds the pending factors (2 -> 1).
-  EXPECT_EQ(f.nodes[0].output_level, 1);
-  EXPECT_EQ(f.nodes[1].output_level, 2);
-  EXPECT_EQ(f.nodes[2].output_level, 2);
-  EXPECT_EQ(f.nodes[3].output_level, 1);
-  EXPECT_EQ(f.nodes[1].kind, plan::NodeKind::Relu);
-  EXPECT_EQ(f.nodes[0].output_ciphertexts, 32);
-  EXPECT_EQ(f.nodes[3].output_ciphertexts, 3);
+  EXPECT_EQ(f.plan.nodes[0].output_level, 1);
+  EXPECT_EQ(f.plan.nodes[1].output_level, 2);
+  EXPECT_EQ(f.plan.nodes[2].output_level, 2);
+  EXPECT_EQ(f.plan.nodes[3].output_level, 1);
+  EXPECT_EQ(f.plan.nodes[1].kind, plan::NodeKind::Relu);
+  EXPECT_EQ(f.plan.nodes[0].output_ciphertexts, 32);
+  EXPECT_EQ(f.plan.nodes[3].output_ciphertexts, 3);
   EXPECT_EQ(f.nodes[0].mac_terms, 32 * 9);  // model::macs counts every tap (padding included)
   EXPECT_EQ(f.nodes[3].mac_terms, 96);
-  EXPECT_EQ(f.nodes[1].round_ciphertexts, 32);
+  EXPECT_EQ(f.plan.nodes[1].round_ciphertexts, 32);
   // Live bytes, by hand (transient accumulators: per term 8·(l+1) + 16 bytes).
   const std::int64_t x = cts(16, 2, true);
   const std::int64_t live0 = x + x /*expanded copy*/ + cts(32, 2) /*pre-rescale outputs*/ + 288 * (8 * 3 + 16);
@@ -139,11 +139,11 @@ TEST(Footprint, LowestLevelStorageAndAlignmentCopies) {
   const auto hi = predict(g, plan, o);
   o.lowest_level_storage = true;
   const auto lo = predict(g, plan, o);
-  EXPECT_EQ(hi.nodes[0].output_level, 2);
+  EXPECT_EQ(hi.plan.nodes[0].output_level, 2);
   EXPECT_EQ(hi.nodes[0].additions, 8);
-  EXPECT_FALSE(hi.nodes[0].rescale);
-  EXPECT_EQ(hi.nodes[2].output_level, 0);
-  EXPECT_EQ(hi.nodes[3].output_level, 0);
+  EXPECT_FALSE(hi.plan.nodes[0].rescale);
+  EXPECT_EQ(hi.plan.nodes[2].output_level, 0);
+  EXPECT_EQ(hi.plan.nodes[3].output_level, 0);
   EXPECT_EQ(hi.nodes[3].aligned, 4);
   EXPECT_EQ(hi.nodes[0].output_bytes, cts(4, 2));
   EXPECT_EQ(lo.nodes[0].output_bytes, cts(4, 0));
@@ -204,16 +204,16 @@ TEST(Footprint, ClipBlockLevelsMatchTheExecutor) {
   plan.params = ckks::EncryptionParameters(2048, plan.params.coeff_bits(), plan.params.special_bits(),
                                            ckks::SecurityLevel::None);
   const auto f = predict(g, plan);
-  EXPECT_EQ(f.nodes[1].kind, plan::NodeKind::Clip);
-  EXPECT_EQ(f.nodes[1].output_level, f.max_level - 1);  // recombined at the top level
-  EXPECT_EQ(f.nodes[1].round_ciphertexts, 2 * 4 * 16);  // one window per finite bound
+  EXPECT_EQ(f.plan.nodes[1].kind, plan::NodeKind::Clip);
+  EXPECT_EQ(f.plan.nodes[1].output_level, f.max_level - 1);  // recombined at the top level
+  EXPECT_EQ(f.plan.nodes[1].round_ciphertexts, 2 * 4 * 16);  // one window per finite bound
   runtime::EncryptedSession s(g, plan);
   runtime::EncryptedRunStats st;
   s.executor->run(*s.client, {x}, st);
   ASSERT_EQ(st.layers.size(), g.nodes.size());
   for (std::size_t k = 0; k < g.nodes.size(); ++k) {
-    EXPECT_EQ(f.nodes[k].output_ciphertexts, st.layers[k].ciphertexts) << g.nodes[k].name;
-    EXPECT_EQ(f.nodes[k].output_level, st.layers[k].level) << g.nodes[k].name;
+    EXPECT_EQ(f.plan.nodes[k].output_ciphertexts, st.layers[k].ciphertexts) << g.nodes[k].name;
+    EXPECT_EQ(f.plan.nodes[k].output_level, st.layers[k].level) << g.nodes[k].name;
   }
 }
 
@@ -278,9 +278,9 @@ TEST(Footprint, FashionMnistCnnAgainstTheExecutor) {
   }
   ASSERT_EQ(st.layers.size(), g.nodes.size());
   for (std::size_t k = 0; k < g.nodes.size(); ++k) {
-    if (f.nodes[k].kind == plan::NodeKind::FinalSoftmax) continue;
-    EXPECT_EQ(f.nodes[k].output_ciphertexts, st.layers[k].ciphertexts) << g.nodes[k].name;
-    EXPECT_EQ(f.nodes[k].output_level, st.layers[k].level) << g.nodes[k].name;
+    if (f.plan.nodes[k].kind == plan::NodeKind::FinalSoftmax) continue;
+    EXPECT_EQ(f.plan.nodes[k].output_ciphertexts, st.layers[k].ciphertexts) << g.nodes[k].name;
+    EXPECT_EQ(f.plan.nodes[k].output_level, st.layers[k].level) << g.nodes[k].name;
   }
   const double ratio = static_cast<double>(growth) / static_cast<double>(f.peak_bytes);
   std::printf("CNN N=2048 L=%d: predicted peak %.1f MiB (all expanded %.1f MiB, node %lld), measured heap "
@@ -331,7 +331,7 @@ TEST(Footprint, StreamingLowersThePeakOfAConvChain) {
   ASSERT_EQ(streamed.nodes.size(), whole.nodes.size());
   for (std::size_t k = 0; k < whole.nodes.size(); ++k) {  // the counts do not change
     EXPECT_EQ(streamed.nodes[k].output_bytes, whole.nodes[k].output_bytes);
-    EXPECT_EQ(streamed.nodes[k].output_level, whole.nodes[k].output_level);
+    EXPECT_EQ(streamed.plan.nodes[k].output_level, whole.plan.nodes[k].output_level);
     EXPECT_GT(streamed.nodes[k].live_bytes, 0);
     EXPECT_LE(streamed.nodes[k].live_bytes, streamed.peak_bytes);
   }

@@ -14,13 +14,20 @@ struct Options : plan::FootprintOptions {
   bool streaming = false;
 };
 
+/// A footprint with the plan it was predicted from (kinds, levels, round counts).
+struct Predicted : plan::FootprintEstimate {
+  plan::EncryptedPlan plan;
+};
+
 /// The footprint of `parameters` planned with o's schedule options (tile bytes, streaming).
-inline plan::FootprintEstimate predict(const model::Graph& g, const plan::Parameters& parameters,
-                                       const Options& o = {}) {
+inline Predicted predict(const model::Graph& g, const plan::Parameters& parameters, const Options& o = {}) {
   plan::ScheduleOptions so;
   so.tile_bytes = o.tile_bytes;
   so.streaming = o.streaming;
-  return plan::predict_footprint(g, plan::make_plan(g, parameters, so), o);
+  Predicted out;
+  out.plan = plan::make_plan(g, parameters, so);
+  static_cast<plan::FootprintEstimate&>(out) = plan::predict_footprint(g, out.plan, o);
+  return out;
 }
 
 }  // namespace heinfer::test

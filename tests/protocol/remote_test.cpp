@@ -307,6 +307,31 @@ TEST(RemoteOptions, MemoryLimitSizes) {
   EXPECT_GT(proto::default_memory_limit(), 0);
 }
 
+// Without TLS the traffic can be read and rewritten on the path: --insecure is refused on
+// any address but loopback, before anything loads.
+TEST(RemoteOptions, InsecureListensOnLoopbackOnly) {
+  const fs::path d = fs::temp_directory_path() / ("heinfer_remote_insecure_" + std::to_string(getpid()));
+  fs::create_directories(d);
+  const std::string missing = "m=" + (d / "missing.onnx").string();
+  auto serve = [&](const std::string& listen) {
+    Process p({kTool.string(), "serve", "--insecure", "--listen", listen, "--model", missing}, d / "serve.log");
+    const int code = p.wait(60s);
+    return std::make_pair(code, p.output());
+  };
+  for (const char* open : {"0.0.0.0:0", "[::]:0", "192.0.2.7:0"}) {
+    const auto [code, out] = serve(open);
+    EXPECT_NE(code, 0) << open;
+    EXPECT_NE(out.find("--insecure listens on loopback addresses only"), std::string::npos) << open << ": " << out;
+  }
+  for (const char* loopback : {"127.0.0.1:0", "localhost:0"}) {
+    const auto [code, out] = serve(loopback);
+    EXPECT_NE(code, 0) << loopback;  // accepted; then the model is missing
+    EXPECT_EQ(out.find("loopback addresses only"), std::string::npos) << loopback << ": " << out;
+    EXPECT_NE(out.find("missing.onnx"), std::string::npos) << loopback << ": " << out;
+  }
+  fs::remove_all(d);
+}
+
 TEST_F(RemoteTest, TlsClientMatchesEmbeddedRun) {
   // One after the other: each holds a round of ciphertexts (GBs) in memory.
   Process client(client_args(port, "remote.npy"), dir / "client.log");
@@ -568,17 +593,19 @@ TEST_F(RemoteTest, WrongFingerprintKeysAndCiphertextsAreRejected) {
   m.mutable_start()->set_session_id(id);
   m.mutable_start()->set_batch(1);
   ASSERT_TRUE(stream->Write(m));
+  proto::ServerMessage sm;
+  ASSERT_TRUE(stream->Read(&sm));  // the server asks for the input's elements
+  ASSERT_TRUE(sm.has_encrypt()) << sm.DebugString();
   heinfer::runtime::PlainTensor x;
   x.shape = {1};
   x.batch = 1;
   x.data = {0.5};
-  const auto cts = bad.encrypt(x, "x", 1.0);
+  const auto cts = bad.encrypt_tensor(x, "x", 1.0);
   m.Clear();
   m.mutable_input()->add_ciphertexts(str(heinfer::ckks::to_bytes(cts[0], *other)));
   m.mutable_input()->set_last(true);
   stream->Write(m);
   stream->WritesDone();
-  proto::ServerMessage sm;
   EXPECT_FALSE(stream->Read(&sm));
   const grpc::Status s = stream->Finish();
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
@@ -734,7 +761,7 @@ TEST_F(RemoteTest, MalformedOversizedAndTruncatedMessagesGetClearErrors) {
   x.shape = {1};
   x.batch = 1;
   x.data = {0.25};
-  const std::string ct = str(heinfer::ckks::to_bytes(k.client->encrypt(x, "x", 1.0)[0], *k.context));
+  const std::string ct = str(heinfer::ckks::to_bytes(k.client->encrypt_tensor(x, "x", 1.0)[0], *k.context));
   struct Case {
     std::string what, ct;
     std::int64_t batch;
@@ -755,6 +782,21 @@ TEST_F(RemoteTest, MalformedOversizedAndTruncatedMessagesGetClearErrors) {
     const grpc::Status s = infer_with(*st, {start, input});
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << cs.what;
     EXPECT_NE(s.error_message().find(cs.expect), std::string::npos) << cs.what << ": " << s.error_message();
+    close(*st, id);
+  }
+  // More ciphertexts than the server asked for: refused as the chunk arrives, before the
+  // server holds them (a client cannot grow the server's memory past its request).
+  {
+    ASSERT_TRUE(open(*st, "fmnist", info, k, &id).ok());
+    proto::ClientMessage start;
+    start.mutable_start()->set_session_id(id);
+    start.mutable_start()->set_batch(1);
+    proto::ClientMessage many;  // two chunks of 400 (each within the message limit)
+    for (int i = 0; i < 400; ++i) many.mutable_input()->add_ciphertexts(ct);
+    const grpc::Status s = infer_with(*st, {start, many, many});
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+    EXPECT_NE(s.error_message().find("input: more than the 784 ciphertexts asked for"), std::string::npos)
+        << s.error_message();
     close(*st, id);
   }
   // A stream that ends in the middle of the inputs.
@@ -883,7 +925,7 @@ TEST_F(RemoteTest, SigtermShutsDownCleanly) {
   auto st = proto::Inference::NewStub(channel(p2));
   std::string id;
   ASSERT_TRUE(open(*st, "fmnist", info, k, &id).ok());
-  // An Infer call in flight, blocked waiting for the rest of the inputs.
+  // An Infer call in flight, blocked waiting for the inputs it asked for.
   grpc::ClientContext c;
   c.set_deadline(std::chrono::system_clock::now() + 60s);
   auto stream = st->Infer(&c);
@@ -891,12 +933,13 @@ TEST_F(RemoteTest, SigtermShutsDownCleanly) {
   m.mutable_start()->set_session_id(id);
   m.mutable_start()->set_batch(1);
   ASSERT_TRUE(stream->Write(m));
-  std::this_thread::sleep_for(300ms);
+  proto::ServerMessage sm;
+  ASSERT_TRUE(stream->Read(&sm));
+  ASSERT_TRUE(sm.has_encrypt()) << sm.DebugString();
   ASSERT_EQ(::kill(srv->pid, SIGTERM), 0);
   EXPECT_EQ(srv->wait(30s), 0) << srv->output();
   EXPECT_NE(srv->output().find("received SIGTERM: shutting down"), std::string::npos) << srv->output();
   EXPECT_NE(srv->output().find("server stopped"), std::string::npos) << srv->output();
-  proto::ServerMessage sm;
   EXPECT_FALSE(stream->Read(&sm));
   EXPECT_FALSE(stream->Finish().ok());
 }

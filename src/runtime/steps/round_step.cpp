@@ -63,19 +63,18 @@ const EncryptedTensor& materialized(RunState& run, const EncryptedTensor& x, boo
 
 /// One client-aided layer: `items` elements, each with one or more masked windows
 /// (windows_of(item, out) appends them). The items are processed in one CSPRNG order
-/// for the whole layer, in chunks of about run.tile_bytes (item_bytes each); each window
+/// for the whole layer, in rounds of the plan's NodePlan::round_items; each window
 /// is multiplied by its own CSPRNG integer mask R (shift s: R·x - R·s) and the windows
 /// of a chunk are shuffled before they go to the client. consume(items, fresh, masks)
 /// receives, per item of the chunk, the fresh compact ciphertexts and masks of its
 /// windows (in windows_of order).
 template <class WindowsOf, class Consume>
-void round(RunState& run, const std::string& layer, RoundFunction f, std::int64_t items, double bound,
-           std::int64_t item_bytes, std::size_t zero_level, double zero_scale, WindowsOf windows_of,
-           Consume consume) {
+void round(RunState& run, const std::string& layer, RoundFunction f, std::int64_t items, std::size_t zero_level,
+           double zero_scale, WindowsOf windows_of, Consume consume) {
   const auto order = random_permutation(static_cast<std::size_t>(items));
-  // Half a tile: an in-process client holds its own copies of the chunk (decoded
-  // values, fresh ciphertexts) beside the server's.
-  const std::int64_t chunk = std::max<std::int64_t>(1, run.tile_bytes / 2 / std::max<std::int64_t>(1, item_bytes));
+  const plan::NodePlan& np = run.plan.nodes[static_cast<std::size_t>(run.node)];
+  const std::int64_t chunk = np.round_items;
+  if (chunk <= 0) throw std::logic_error(layer + ": the plan has no client round here");
   CiphertextPtr zero;
   for (std::int64_t c0 = 0; c0 < items; c0 += chunk) {
     const std::int64_t k = std::min(chunk, items - c0);
@@ -112,7 +111,7 @@ void round(RunState& run, const std::string& layer, RoundFunction f, std::int64_
     req.node = run.node;
     req.layer = layer;
     req.function = f;
-    req.bound = bound;
+    req.bound = np.round_bound;
     req.windows.resize(count);
     for (std::size_t i = 0; i < count; ++i) {
       for (const auto& c : masked[perm[i]]) {
@@ -145,13 +144,6 @@ void round(RunState& run, const std::string& layer, RoundFunction f, std::int64_
   }
 }
 
-/// Round bound: the largest |decoded masked value| allowed.
-double round_bound(const EncryptedTensor& x, double true_bound) {
-  double inv = 1.0;
-  for (double f : x.factor) inv = std::max(inv, 1.0 / f);
-  return true_bound * inv * kMaskMax;
-}
-
 /// The output of a Relu round on x (filled by relu()).
 EncryptedTensor relu_output(const RunState& run, const EncryptedTensor& x) {
   EncryptedTensor y;
@@ -166,15 +158,13 @@ EncryptedTensor relu_output(const RunState& run, const EncryptedTensor& x) {
 /// Relu round over `elements` of x (a whole node, or one streamed band): y_e = fresh
 /// R_e·relu(x_e) with factor f_e / R_e (kept compact).
 void relu(RunState& run, const EncryptedTensor& x, EncryptedTensor& y, std::span<const std::int64_t> elements,
-          const std::string& layer, double bound, GroupId group) {
+          const std::string& layer, GroupId group) {
   std::vector<std::int64_t> idx;
   idx.reserve(elements.size());
   for (std::int64_t e : elements) {
     if (x.cts[static_cast<std::size_t>(e)]) idx.push_back(e);
   }
-  const std::int64_t item_bytes = 2 * run.ct_bytes(x.level) + run.ct_bytes(y.level, true);
-  round(run, layer, RoundFunction::Relu, static_cast<std::int64_t>(idx.size()), round_bound(x, bound), item_bytes,
-        x.level, x.scale,
+  round(run, layer, RoundFunction::Relu, static_cast<std::int64_t>(idx.size()), x.level, x.scale,
         [&](std::size_t item, std::vector<std::vector<WindowRef>>& out) {
           out.push_back({WindowRef{x.cts[static_cast<std::size_t>(idx[item])].get(), 0.0}});
         },
@@ -207,7 +197,7 @@ EncryptedTensor max_pool_output(const RunState& run, const model::Shape& y_shape
 /// the plan says so (`materialize`: x may carry pending factors), x is first
 /// materialized, which only a whole node may need.
 void max_pool(RunState& run, const EncryptedTensor& x_in, bool materialize, EncryptedTensor& y,
-              std::span<const std::int64_t> outputs, const model::Node& n, bool fused_relu, double bound,
+              std::span<const std::int64_t> outputs, const model::Node& n, bool fused_relu,
               const std::string& layer, GroupId group) {
   const auto& p = std::get<model::PoolParams>(n.params);
   EncryptedTensor m;
@@ -215,9 +205,8 @@ void max_pool(RunState& run, const EncryptedTensor& x_in, bool materialize, Encr
                                           static_cast<std::int64_t>(outputs.size()) == y.elements(), n, m, group);
   const model::WindowIndexer win(x.shape, y.shape, p.kernel, p.strides, p.dilations, p.pads_begin,
                                    p.pads_end);
-  const std::int64_t item_bytes = win.kernel_size * 2 * run.ct_bytes(x.level) + run.ct_bytes(y.level, true);
   round(run, layer, fused_relu ? RoundFunction::ReluMax : RoundFunction::Max, static_cast<std::int64_t>(outputs.size()),
-        round_bound(x, bound), item_bytes, x.level, x.scale,
+        x.level, x.scale,
         [&](std::size_t item, std::vector<std::vector<WindowRef>>& out) {
           const std::int64_t idx = outputs[item];
           const std::int64_t c = idx / win.out_size, os = idx % win.out_size;
@@ -254,7 +243,7 @@ void max_pool(RunState& run, const EncryptedTensor& x_in, bool materialize, Encr
 /// first call, `first`). An x whose scale is not Δ (a square's output) is first brought
 /// to Δ, which only a whole node may need.
 void clip_or_leaky(RunState& run, const EncryptedTensor& x_in, const plan::NodePlan& np, EncryptedTensor& y,
-                   bool first, std::span<const std::int64_t> elements, const model::Node& n, double bound,
+                   bool first, std::span<const std::int64_t> elements, const model::Node& n,
                    const std::string& layer, GroupId group) {
   EncryptedTensor m;
   const bool materialize = std::any_of(np.materialized.begin(), np.materialized.end(), [](bool b) { return b; });
@@ -276,8 +265,6 @@ void clip_or_leaky(RunState& run, const EncryptedTensor& x_in, const plan::NodeP
   if (leaky) shifts.push_back(0.0);
   if (std::isfinite(lo)) shifts.push_back(lo);
   if (std::isfinite(hi)) shifts.push_back(hi);
-  double max_shift = 0;
-  for (double s : shifts) max_shift = std::max(max_shift, std::fabs(s));
   const bool uses_x = np.combines_input;
   const auto level = static_cast<std::size_t>(np.combine_level);
   if (x.level < static_cast<std::size_t>(np.input_level) || (uses_x && x.level != level)) {
@@ -294,11 +281,7 @@ void clip_or_leaky(RunState& run, const EncryptedTensor& x_in, const plan::NodeP
     y.scale = run.scale();
     y.cts.resize(x.cts.size());
   }
-  const auto windows = static_cast<std::int64_t>(shifts.size());
-  const std::int64_t item_bytes =
-      windows * (2 * run.ct_bytes(x.level) + 3 * run.ct_bytes(run.ctx.max_level())) + 2 * run.ct_bytes(level);
-  round(run, layer, RoundFunction::Relu, static_cast<std::int64_t>(elements.size()), round_bound(x, bound + max_shift),
-        item_bytes, x.level, x.scale,
+  round(run, layer, RoundFunction::Relu, static_cast<std::int64_t>(elements.size()), x.level, x.scale,
         [&](std::size_t item, std::vector<std::vector<WindowRef>>& out) {
           const std::int64_t e = elements[item];
           const ckks::Ciphertext* c = x.cts[static_cast<std::size_t>(e)].get();
@@ -355,18 +338,18 @@ void run_round_step(RunState& run, StepIO& s) {
     case plan::NodeKind::Relu:
       check_input_levels(s, static_cast<std::size_t>(s.np.input_level));
       if (s.st.first) s.y = relu_output(run, x);
-      relu(run, x, s.y, s.elements, s.round_layer, s.x_bound, s.group);
+      relu(run, x, s.y, s.elements, s.round_layer, s.group);
       break;
     case plan::NodeKind::MaxPool: {
       bool materialize = false;
       for (bool b : s.np.materialized) materialize = materialize || b;
       if (s.st.first) s.y = max_pool_output(run, s.y_shape);
-      max_pool(run, x, materialize, s.y, s.elements, n, s.fused_input, s.x_bound, s.round_layer, s.group);
+      max_pool(run, x, materialize, s.y, s.elements, n, s.np.round_fused_relu, s.round_layer, s.group);
       break;
     }
     case plan::NodeKind::Clip:
     case plan::NodeKind::LeakyRelu:
-      clip_or_leaky(run, x, s.np, s.y, s.st.first, s.elements, n, s.x_bound, s.round_layer, s.group);
+      clip_or_leaky(run, x, s.np, s.y, s.st.first, s.elements, n, s.round_layer, s.group);
       break;
     default: throw std::logic_error(model::node_label(n) + ": not a client round");
   }

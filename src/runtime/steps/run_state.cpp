@@ -20,7 +20,7 @@ RunState::RunState(const model::Graph& g_, const plan::EncryptedPlan& plan_, con
                    const ckks::Evaluator& eval_, const EvaluationKeys& keys, Client& client_,
                    EncryptedRunStats& stats_, memory::CiphertextStore& store_)
     : g(g_), plan(plan_), ctx(ctx_), eval(eval_), client(client_), stats(stats_), store(store_),
-      tile_bytes(store_.tile_bytes()) {
+      tile_bytes(plan_.options.tile_bytes) {
   be.eval = &eval;
   be.relin = &keys.relin;
   be.galois = &keys.galois;
@@ -32,40 +32,33 @@ std::int64_t RunState::ct_bytes(std::size_t level, bool compact) const {
   return ckks::ciphertext_bytes(ctx.n(), static_cast<int>(level), compact);
 }
 
-EncryptedTensor RunState::input_tensor(const PlainTensor& x) const {
+EncryptedTensor RunState::input_tensor(const model::Shape& shape) const {
   EncryptedTensor t;
-  t.shape = x.shape;
+  t.shape = shape;
   t.level = ctx.max_level();
   t.scale = scale();
-  t.cts.resize(static_cast<std::size_t>(model::numel(x.shape)));
+  t.cts.resize(static_cast<std::size_t>(model::numel(shape)));
   return t;
 }
 
-void RunState::encrypt_elements(const PlainTensor& x, EncryptedTensor& t, std::span<const std::int64_t> elements,
+void RunState::encrypt_elements(std::size_t input, EncryptedTensor& t, std::span<const std::int64_t> elements,
                                 const std::string& name, double bound, GroupId group) {
   const auto total = static_cast<std::int64_t>(elements.size());
   const std::int64_t part =
       client.encrypts_parts() ? std::max<std::int64_t>(1, tile_bytes / ct_bytes(ctx.max_level(), true)) : total;
   for (std::int64_t p0 = 0; p0 < total; p0 += part) {
     const std::int64_t k = std::min(part, total - p0);
-    const auto these = elements.subspan(static_cast<std::size_t>(p0), static_cast<std::size_t>(k));
+    EncryptRequest req;
+    req.input = input;
+    req.elements = elements.subspan(static_cast<std::size_t>(p0), static_cast<std::size_t>(k));
+    req.name = name;
+    req.bound = bound;
     const auto t0 = std::chrono::steady_clock::now();
-    std::vector<ckks::Ciphertext> cts;
-    if (k == t.elements()) {
-      cts = client.encrypt(x, name, bound);  // all of it, in order
-    } else {
-      PlainTensor slice;
-      slice.shape = {k};
-      slice.batch = x.batch;
-      slice.data.reserve(static_cast<std::size_t>(k * x.batch));
-      for (std::int64_t e : these) {
-        slice.data.insert(slice.data.end(), x.data.begin() + e * x.batch, x.data.begin() + (e + 1) * x.batch);
-      }
-      cts = client.encrypt(slice, name, bound);
-    }
+    std::vector<ckks::Ciphertext> cts = client.encrypt(req);
     stats.client_seconds += since(t0);
     if (static_cast<std::int64_t>(cts.size()) != k) {
-      throw std::runtime_error(name + ": the client encrypted a wrong number of elements");
+      throw std::runtime_error(name + ": the client encrypted " + std::to_string(cts.size()) + " elements, " +
+                               std::to_string(k) + " were asked for");
     }
     for (std::int64_t i = 0; i < k; ++i) {
       auto& c = cts[static_cast<std::size_t>(i)];
@@ -73,10 +66,10 @@ void RunState::encrypt_elements(const PlainTensor& x, EncryptedTensor& t, std::s
         throw std::runtime_error(name + ": the client sent a ciphertext with wrong parameters");
       }
       stats.bytes_to_server += ckks::serialized_size(c, ctx);
-      t.cts[static_cast<std::size_t>(these[static_cast<std::size_t>(i)])] =
+      t.cts[static_cast<std::size_t>(req.elements[static_cast<std::size_t>(i)])] =
           std::make_shared<const ckks::Ciphertext>(std::move(c));
     }
-    store.adopt(t.cts, these, group);
+    store.adopt(t.cts, req.elements, group);
   }
 }
 

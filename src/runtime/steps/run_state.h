@@ -45,7 +45,7 @@ class RunState {
   Client& client;
   EncryptedRunStats& stats;
   memory::CiphertextStore& store;
-  const std::int64_t tile_bytes;
+  const std::int64_t tile_bytes;  ///< the plan's ScheduleOptions::tile_bytes
   EncryptedBackend be;  ///< the node-independent part of the backend
   std::int64_t node = -1;  ///< index of the node whose step runs (names its client rounds)
 
@@ -53,12 +53,12 @@ class RunState {
   /// Bytes of one ciphertext at `level` in memory (compact: c0 only).
   std::int64_t ct_bytes(std::size_t level, bool compact = false) const;
 
-  /// The encrypted tensor of graph input x at the top level, without ciphertexts yet.
-  EncryptedTensor input_tensor(const PlainTensor& x) const;
-  /// Encrypts `elements` of graph input x on the client (in parts when the client allows
-  /// it) into t, kept compact in the store. Throws std::runtime_error when the client
-  /// returns a wrong number of ciphertexts or ciphertexts of other parameters.
-  void encrypt_elements(const PlainTensor& x, EncryptedTensor& t, std::span<const std::int64_t> elements,
+  /// An encrypted graph input of per-sample `shape` at the top level, without ciphertexts yet.
+  EncryptedTensor input_tensor(const model::Shape& shape) const;
+  /// Asks the client to encrypt `elements` of its graph input `input` (in parts when the
+  /// client allows it) into t, kept compact in the store. Throws std::runtime_error when
+  /// the client returns a wrong number of ciphertexts or ciphertexts of other parameters.
+  void encrypt_elements(std::size_t input, EncryptedTensor& t, std::span<const std::int64_t> elements,
                         const std::string& name, double bound, GroupId group);
 
   /// Output tiles of a node with output `y_shape` whose elements each need
@@ -90,7 +90,6 @@ struct StepIO {
   std::span<const std::int64_t> elements;  ///< output elements of this step (a band, or all)
   double x_bound = 0;                      ///< bound of the first encrypted input
   std::string round_layer;                 ///< "<producer> -> <node>": names a round's checks
-  bool fused_input = false;                ///< MaxPool: its input is a fused Relu's output
 };
 
 /// The first encrypted input of the step.

@@ -1,0 +1,83 @@
+// Internal to the encrypted executor: the encrypted tensors of one run and their store
+// groups, as the plan's steps produce, read, release and free them.
+//  - graph inputs are encrypted on the client whole before the first step, or band by
+//    band as streamed steps read their rows (EncryptedPlan::inputs_on_demand);
+//  - each step is handed its inputs, its output and their groups (StepIO);
+//  - after a step: the output level is checked against the plan and capped at its stored
+//    level, rows no later band reads are dropped, and after a node's last step the
+//    tensors whose last reader it is are freed and its inputs' groups learn their next
+//    reader (for the tier's eviction order).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/steps/run_state.h"
+
+namespace heinfer::runtime::steps {
+
+class Activations {
+ public:
+  explicit Activations(RunState& run);
+
+  /// Has the client encrypt the graph inputs whole, except those the plan encrypts band
+  /// by band when the client encrypts in parts. Returns the client's batch. Throws
+  /// model::ModelError when the batch is not in [1, capacity].
+  std::int64_t encrypt_inputs();
+
+  /// Encrypts the rows of on-demand inputs that step `st` reads and that are not
+  /// encrypted yet.
+  void encrypt_rows_for(const plan::StreamStep& st);
+
+  /// The inputs, output and groups of step `st` (opens the output's group on the node's
+  /// first step). `elements` must outlive the returned StepIO.
+  StepIO step_io(const plan::StreamStep& st, std::vector<std::int64_t>& elements, EncryptedTensor& scratch);
+
+  /// After step `st` ran: checks the output level on the node's last step (std::logic_error
+  /// when it is not the plan's), caps it at the stored level and releases the rows no
+  /// later band reads.
+  void after_step(const plan::StreamStep& st, StepIO& io);
+  /// After a node's last step: frees the tensors whose last reader it is and tells the
+  /// store when its inputs' groups are read next.
+  void finish_node(const StepIO& io);
+
+  /// A plaintext output computed on the client (a final Softmax).
+  void set_plain_output(model::TensorId t, PlainTensor y) { plain_outputs_[t] = std::move(y); }
+
+  /// The graph outputs, decrypted on the client (or the plaintext ones). Throws
+  /// model::ModelError when one was not computed.
+  std::vector<PlainTensor> outputs(std::int64_t batch);
+
+  /// The tensor that produced t's values, for round and decryption names.
+  const std::string& producer(model::TensorId t) const { return producer_[static_cast<std::size_t>(t)]; }
+
+ private:
+  GroupId open_group(model::TensorId t, std::int64_t now);
+
+  RunState& run_;
+  const model::Graph& g_;
+  const plan::EncryptedPlan& plan_;
+  std::vector<GroupId> group_of_;
+  std::vector<std::string> producer_;
+  std::vector<int> pending_input_;                 ///< per tensor: graph input index encrypted band by band, or -1
+  std::vector<std::int64_t> encrypted_rows_;       ///< rows [0, r) of a pending input encrypted
+  std::vector<std::int64_t> released_;             ///< rows [0, r) dropped
+  std::map<model::TensorId, PlainTensor> plain_outputs_;
+  // Last: destroyed first, before the store their ciphertexts are accounted in.
+  std::vector<std::optional<EncryptedTensor>> values_;
+};
+
+/// Decrypts x on the client into a plaintext tensor of `batch` samples (accounting the
+/// bytes sent to the client and the client's time).
+PlainTensor decrypt_on_client(RunState& run, const EncryptedTensor& x, std::int64_t batch, const std::string& layer,
+                              double bound);
+
+/// Runs one step of the plan: prefetches its inputs from the tier and calls the step
+/// function of the node's kind; a final Softmax is decrypted and applied on the client
+/// into `acts` (plaintext output).
+void run_step(RunState& run, StepIO& io, Activations& acts, std::int64_t batch);
+
+}  // namespace heinfer::runtime::steps
