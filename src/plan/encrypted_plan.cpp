@@ -8,6 +8,7 @@
 #include <string>
 
 #include "ckks/sizes.h"
+#include "model/analysis.h"
 #include "model/error.h"
 #include "model/liveness.h"
 #include "model/window_indexer.h"
@@ -122,6 +123,17 @@ EncryptedPlan make_plan(const model::Graph& g, const Parameters& parameters, con
     np.free_after = free_after[k];
     const model::TensorId y = n.outputs[0];
     np.output_ciphertexts = nl.kind == NodeKind::FinalSoftmax ? 0 : elements(g, y);
+    if (nl.kind == NodeKind::Linear || nl.kind == NodeKind::Square) {
+      std::int64_t in_elements = 0;
+      for (model::TensorId t : n.inputs) {
+        if (is_data(g, t)) in_elements += elements(g, t);
+      }
+      const std::int64_t outs = std::max<std::int64_t>(1, elements(g, y));
+      const std::int64_t terms = std::max<std::int64_t>(1, model::macs(g, n) / outs);
+      np.tile_element_bytes = ckks::ciphertext_bytes(parameters.params.poly_modulus_degree(), np.input_level) *
+                                  (1 + (in_elements + outs - 1) / outs) +
+                              terms * (16 + 8 * (np.input_level + 1)) + 256;
+    }
     model::TensorId x = model::kNoTensor;
     for (model::TensorId t : n.inputs) {
       if (is_data(g, t)) {

@@ -43,6 +43,11 @@ struct NodePlan {
   bool identity = false;  ///< Clip(-inf, inf): shares its input
   bool streamable = false;  ///< may run on bands of output rows
   std::int64_t output_ciphertexts = 0;  ///< 0 for a final Softmax
+  /// Linear and Square nodes: working set per output element, the unit of their tiles
+  /// (at most ScheduleOptions::tile_bytes each): the output before its rescale, the
+  /// expanded inputs it reads on average and, per multiply-accumulate term, an encoded
+  /// weight residue per limb and an (input, weight) pair.
+  std::int64_t tile_element_bytes = 0;
   /// Client round: ciphertexts masked and sent (window entries; padding taps excluded),
   /// windows (one fresh reply each).
   std::int64_t round_ciphertexts = 0, round_replies = 0;

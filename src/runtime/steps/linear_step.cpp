@@ -4,11 +4,10 @@
 // rescaling with the weight-scale trick, nGraph-HE2 §3); pending unmasking factors are
 // folded into the weights. The polynomial step (a square: ciphertext × ciphertext with
 // relinearization, or multiply_packed under complex packing) runs through the same tiles.
-// Outputs are produced in tiles of at most the store's tile bytes of working set.
+// Outputs are produced in tiles of the plan's tile bytes of working set (NodePlan::tile_element_bytes per output).
 #include <cmath>
 #include <cstdint>
 
-#include "model/analysis.h"
 #include "model/error.h"
 #include "runtime/kernels/dispatch.h"
 #include "runtime/steps/run_state.h"
@@ -37,10 +36,8 @@ void run_linear_step(RunState& run, StepIO& s) {
   const EncryptedTensor& x = *first_input(s);
   const auto level = static_cast<std::size_t>(s.np.input_level);
   check_input_levels(s, level);
-  std::int64_t in_elements = 0;
   for (const auto* p : s.in) {
     if (!p) continue;
-    in_elements += p->elements();
     if (std::fabs(p->scale / x.scale - 1.0) > 1e-9) {
       throw model::ModelError(model::node_label(n) + ": encrypted inputs have different scales (" +
                               std::to_string(p->scale) + " vs " + std::to_string(x.scale) +
@@ -66,12 +63,7 @@ void run_linear_step(RunState& run, StepIO& s) {
     y.level = be.rescale ? level - 1 : level;
     y.scale = be.rescale ? run.scale() : x.scale;
   }
-  // Working set per output element: the output, the expanded inputs it reads and, for
-  // deferred multiply-accumulates, its term list and encoded weights.
-  const std::int64_t out_elements = std::max<std::int64_t>(1, model::numel(s.y_shape));
-  const std::int64_t terms = std::max<std::int64_t>(1, model::macs(g, n) / out_elements);
-  const std::int64_t element_bytes = run.ct_bytes(level) * (1 + (in_elements + out_elements - 1) / out_elements) +
-                                     terms * static_cast<std::int64_t>(16 + 8 * (level + 1)) + 256;
+  const std::int64_t element_bytes = s.np.tile_element_bytes;  // the plan's tile unit
   std::vector<EncryptedBackend::Acc> deferred;
   // Expansions of compact inputs are kept across the tiles of one step.
   EncryptedBackend::ExpansionCache expansions;
