@@ -14,6 +14,7 @@
 #include "model/load.h"
 #include "runtime/batch_runner.h"
 #include "runtime/metrics.h"
+#include "runtime/atomic_file.h"
 #include "runtime/npy.h"
 
 namespace heinfer::apps {
@@ -39,18 +40,9 @@ void run(const RunOptions& o) {
   const model::Shape& in_shape = g.tensors[static_cast<std::size_t>(g.inputs[0])].shape;
   const model::Shape& out_shape = g.tensors[static_cast<std::size_t>(g.outputs[0])].shape;
 
-  const runtime::NpyArray x = runtime::read_npy(o.input);
-  if (x.dtype != runtime::NpyDType::Float32 && x.dtype != runtime::NpyDType::Float64) {
-    throw std::runtime_error("input '" + o.input + "' has dtype " + runtime::npy_descr(x.dtype) +
-                             "; expected float32 ('<f4') or float64");
-  }
-  const model::Shape per_sample(x.shape.begin() + (x.shape.empty() ? 0 : 1), x.shape.end());
-  if (x.shape.empty() || per_sample != in_shape || x.shape[0] == 0) {
-    throw std::runtime_error("input '" + o.input + "' has shape " + model::to_string(x.shape) +
-                             " but the model expects [N, " +
-                             model::to_string(in_shape).substr(1) + " with N >= 1");
-  }
-  const std::int64_t count = x.shape[0];
+  runtime::check_output_path(o.output);  // before the run, not after it
+  runtime::InputBatch x = runtime::read_input_batch(o.input, in_shape);
+  const std::int64_t count = x.count;
   std::vector<std::int64_t> labels;
   if (!o.labels.empty()) {
     const runtime::NpyArray l = runtime::read_npy(o.labels);
@@ -67,9 +59,8 @@ void run(const RunOptions& o) {
   }
 
   const auto t0 = std::chrono::steady_clock::now();
-  const std::vector<double> inputs = x.to_double();
   const std::vector<float> y =
-      runtime::run_plain_batched(g, inputs, count, o.batch, runtime::PlainRunOptions{o.threads});
+      runtime::run_plain_batched(g, x.values, count, o.batch, runtime::PlainRunOptions{o.threads});
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   std::vector<std::int64_t> y_shape{count};

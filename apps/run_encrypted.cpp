@@ -22,6 +22,7 @@
 #include "runtime/batch_runner.h"
 #include "runtime/encrypted_executor.h"
 #include "runtime/metrics.h"
+#include "runtime/atomic_file.h"
 #include "runtime/npy.h"
 #include "plan/footprint.h"
 #include "plan/parameters.h"
@@ -87,17 +88,9 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
   }
   const model::Shape& in_shape = g.tensors[static_cast<std::size_t>(g.inputs[0])].shape;
   const model::Shape& out_shape = g.tensors[static_cast<std::size_t>(g.outputs[0])].shape;
-  runtime::NpyArray x = runtime::read_npy(input);
-  if (x.dtype != runtime::NpyDType::Float32 && x.dtype != runtime::NpyDType::Float64) {
-    throw std::runtime_error("input '" + input + "' has dtype " + runtime::npy_descr(x.dtype) +
-                             "; expected float32 ('<f4') or float64");
-  }
-  const model::Shape per_sample(x.shape.begin() + (x.shape.empty() ? 0 : 1), x.shape.end());
-  if (x.shape.empty() || per_sample != in_shape || x.shape[0] == 0) {
-    throw std::runtime_error("input '" + input + "' has shape " + model::to_string(x.shape) +
-                             " but the model expects [N, " + model::to_string(in_shape).substr(1) + " with N >= 1");
-  }
-  const std::int64_t count = x.shape[0];
+  runtime::check_output_path(output);  // before the run, not after it
+  runtime::InputBatch x = runtime::read_input_batch(input, in_shape);
+  const std::int64_t count = x.count;
   std::vector<std::int64_t> labels;
   if (!labels_path.empty()) {
     const runtime::NpyArray l = runtime::read_npy(labels_path);
@@ -107,11 +100,7 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
     }
     labels = l.to_int64();
   }
-  std::vector<double> values = x.to_double();
-  x = runtime::NpyArray{};  // the batch is held once, as float64 (large batches: hundreds of MB)
-  for (double v : values) {
-    if (!std::isfinite(v)) throw std::runtime_error("input '" + input + "' contains NaN/Inf; refusing to encrypt");
-  }
+  std::vector<double> values = std::move(x.values);  // held once, as float64 (large batches: hundreds of MB)
 
   // Client side: calibrate the ranges on this batch (plaintext run), then plan.
   const auto t_plan = std::chrono::steady_clock::now();

@@ -20,9 +20,20 @@ WindowGeometry resolve_window(const Shape& in, const Shape& kernel, const Shape&
     throw ModelError(context + ": kernel_shape/strides/dilations need " + std::to_string(s) +
                      " entries (one per spatial dim of the input)");
   }
+  std::int64_t volume = 1;
   for (std::size_t d = 0; d < s; ++d) {
     if (kernel[d] <= 0 || strides[d] <= 0 || dilations[d] <= 0) {
       throw ModelError(context + ": kernel_shape, strides and dilations must be positive");
+    }
+    if (kernel[d] > kMaxWindowExtent || strides[d] > kMaxWindowExtent || dilations[d] > kMaxWindowExtent ||
+        in[d] > kMaxWindowExtent) {
+      throw ModelError(context + ": kernel_shape, strides, dilations and spatial dims must be at most " +
+                       std::to_string(kMaxWindowExtent));
+    }
+    volume *= kernel[d];  // <= 2^24 per factor, checked before the next: no overflow below 2^63
+    if (volume > kMaxKernelVolume) {
+      throw ModelError(context + ": a window of more than " + std::to_string(kMaxKernelVolume) +
+                       " taps is not supported");
     }
   }
   WindowGeometry g{Shape(s), Shape(s, 0), Shape(s, 0)};
@@ -42,6 +53,9 @@ WindowGeometry resolve_window(const Shape& in, const Shape& kernel, const Shape&
       g.pads_end[d] = (*pads)[s + d];
       if (g.pads_begin[d] < 0 || g.pads_end[d] < 0) {
         throw ModelError(context + ": negative pads are not supported");
+      }
+      if (g.pads_begin[d] > kMaxWindowExtent || g.pads_end[d] > kMaxWindowExtent) {
+        throw ModelError(context + ": pads must be at most " + std::to_string(kMaxWindowExtent));
       }
     }
   }

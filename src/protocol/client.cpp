@@ -4,7 +4,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -65,22 +69,62 @@ const char* code_name(grpc::StatusCode c) {
 }
 
 /// Writes `bytes` to `p` atomically (temporary file created with `mode`, then rename).
-void write_private(const std::filesystem::path& p, const std::vector<uint8_t>& bytes, mode_t mode) {
+/// Writes `bytes` to p with `mode` through a temporary in the same directory (fsync'ed,
+/// then renamed over p). The temporary is removed on every error and `bytes` is wiped
+/// before returning or throwing (it may hold a secret key).
+void write_private(const std::filesystem::path& p, std::vector<uint8_t> bytes, mode_t mode) {
+  struct Wipe {
+    std::vector<uint8_t>& b;
+    ~Wipe() { sodium_memzero(b.data(), b.size()); }
+  } wipe{bytes};
   const std::string tmp = p.string() + ".tmp";
   ::unlink(tmp.c_str());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-  if (fd < 0) throw std::runtime_error("cannot create '" + tmp + "'");
-  std::size_t done = 0;
-  while (done < bytes.size()) {
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+  if (fd < 0) throw std::runtime_error("cannot create '" + tmp + "': " + std::strerror(errno));
+  auto fail = [&](const std::string& what) {
+    const int err = errno;
+    if (fd >= 0) ::close(fd);
+    ::unlink(tmp.c_str());
+    throw std::runtime_error(what + ": " + std::strerror(err));
+  };
+  for (std::size_t done = 0; done < bytes.size();) {
     const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (w <= 0) {
-      ::close(fd);
-      throw std::runtime_error("cannot write '" + tmp + "'");
-    }
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) fail("cannot write '" + tmp + "'");
     done += static_cast<std::size_t>(w);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) throw std::runtime_error("cannot write '" + tmp + "'");
-  std::filesystem::rename(tmp, p);
+  if (::fsync(fd) != 0) fail("cannot write '" + tmp + "'");
+  if (::close(fd) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    throw std::runtime_error("cannot write '" + tmp + "': " + std::strerror(err));
+  }
+  if (::rename(tmp.c_str(), p.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    throw std::runtime_error("cannot rename '" + tmp + "' to '" + p.string() + "': " + std::strerror(err));
+  }
+}
+
+/// The directory of the client's keys: created with mode 0700; a directory that exists
+/// must be ours and writable by no one else (another user could replace the key files).
+void prepare_key_dir(const std::filesystem::path& dir) {
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    std::filesystem::create_directories(dir.parent_path());
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+      throw std::runtime_error("cannot create the key directory '" + dir.string() + "': " + std::strerror(errno));
+    }
+  }
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    throw std::runtime_error("the key directory '" + dir.string() + "' is not a directory");
+  }
+  if (st.st_uid != ::geteuid() || (st.st_mode & 022) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    throw std::runtime_error("the key directory '" + dir.string() + "' (mode " + mode +
+                             ") must belong to this user and be writable by no one else: chmod go-w it");
+  }
 }
 
 }  // namespace
@@ -162,7 +206,7 @@ ClientResult run_client(const ClientOptions& o, const std::vector<double>& input
   const ckks::Packing packing = info.complex_packing() ? ckks::Packing::Complex : ckks::Packing::Real;
   runtime::LocalClient local(context, packing, std::ldexp(1.0, info.scale_bits()));
   if (!o.key_dir.empty()) {
-    std::filesystem::create_directories(o.key_dir);
+    prepare_key_dir(o.key_dir);
     write_private(std::filesystem::path(o.key_dir) / "secret.key",
                   ckks::secret_key_to_bytes(local.secret_key(), *context), 0600);
     write_private(std::filesystem::path(o.key_dir) / "params.bin", ckks::to_bytes(parms), 0644);

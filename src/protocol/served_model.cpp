@@ -60,13 +60,8 @@ std::unique_ptr<Model> prepare_served_model(const ServedModel& sm, int max_messa
   }
   const model::Shape& in_shape = m->g.tensors[static_cast<std::size_t>(m->g.inputs[0])].shape;
   const model::Shape& out_shape = m->g.tensors[static_cast<std::size_t>(m->g.outputs[0])].shape;
-  const runtime::NpyArray cal = runtime::read_npy(sm.calibration);
-  const model::Shape per_sample(cal.shape.begin() + (cal.shape.empty() ? 0 : 1), cal.shape.end());
-  if (cal.shape.empty() || per_sample != in_shape || cal.shape[0] == 0) {
-    throw std::runtime_error("calibration '" + sm.calibration + "' has shape " + model::to_string(cal.shape));
-  }
-  const std::vector<double> v = cal.to_double();
-  const auto all = runtime::from_batch_major(std::span<const double>(v), cal.shape[0], in_shape);
+  const runtime::InputBatch cal = runtime::read_input_batch(sm.calibration, in_shape);  // NaN refused
+  const auto all = runtime::from_batch_major(std::span<const double>(cal.values), cal.count, in_shape);
   m->plan = runtime::calibrated_parameters(m->g, {all});
   m->context = ckks::CKKSContext::create(m->plan.params);
   // A key-switching key has at most key_limb_count() components of 2 polynomials over

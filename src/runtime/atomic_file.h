@@ -1,5 +1,6 @@
-// Writing output files atomically: a temporary file in the same directory, flushed,
-// then rename(2) over the target, so a reader (or a crash) never sees a partial file.
+// Writing output files atomically: a temporary file in the same directory, written and
+// fsync'ed, then rename(2) over the target and the directory fsync'ed, so a reader (or a
+// crash, or a power loss) never sees a partial file.
 #pragma once
 
 #include <filesystem>
@@ -7,8 +8,13 @@
 
 namespace heinfer::runtime {
 
-/// Writes `bytes` to `path` atomically. Throws std::runtime_error naming the file when
-/// the temporary cannot be created, written or renamed (the temporary is removed).
+/// Writes `bytes` to `path` atomically. Throws std::runtime_error naming the file and the
+/// system's reason when the temporary cannot be created, written, flushed or renamed
+/// (the temporary is removed).
 void write_file_atomic(const std::filesystem::path& path, std::string_view bytes);
+
+/// Checks, before a long computation, that `path` can be written: its directory exists
+/// and is writable, and it is not a directory. Throws std::runtime_error with the reason.
+void check_output_path(const std::filesystem::path& path);
 
 }  // namespace heinfer::runtime

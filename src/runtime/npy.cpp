@@ -1,15 +1,16 @@
 #include "runtime/npy.h"
 
-#include "runtime/atomic_file.h"
-
 #include <unistd.h>
 
 #include <bit>
+#include <cmath>
 #include <cctype>
 #include <cstring>
 #include <fstream>
 #include <iterator>
 #include <random>
+
+#include "runtime/atomic_file.h"
 
 namespace heinfer::runtime {
 namespace {
@@ -306,6 +307,35 @@ NpyArray make_npy(NpyDType dtype, std::vector<std::int64_t> shape, std::span<con
     }
   }
   return a;
+}
+
+InputBatch read_input_batch(const std::filesystem::path& path, const std::vector<std::int64_t>& per_sample) {
+  const std::string name = "input '" + path.string() + "'";
+  NpyArray x = read_npy(path);
+  if (x.dtype != NpyDType::Float32 && x.dtype != NpyDType::Float64) {
+    throw NpyError(name + " has dtype " + npy_descr(x.dtype) + "; expected float32 ('<f4') or float64");
+  }
+  const std::vector<std::int64_t> got(x.shape.begin() + (x.shape.empty() ? 0 : 1), x.shape.end());
+  if (x.shape.empty() || got != per_sample || x.shape[0] == 0) {
+    auto text = [](const std::vector<std::int64_t>& s) {
+      std::string t;
+      for (std::size_t i = 0; i < s.size(); ++i) t += (i ? ", " : "") + std::to_string(s[i]);
+      return t;
+    };
+    throw NpyError(name + " has shape [" + text(x.shape) + "] but the model expects [N, " + text(per_sample) +
+                   "] with N >= 1");
+  }
+  InputBatch b;
+  b.count = x.shape[0];
+  b.values = x.to_double();
+  x = NpyArray{};  // held once, as float64
+  const std::size_t per = b.values.size() / static_cast<std::size_t>(b.count);
+  for (std::size_t i = 0; i < b.values.size(); ++i) {
+    if (!std::isfinite(b.values[i])) {
+      throw NpyError(name + ": sample " + std::to_string(i / per) + " contains NaN or Inf");
+    }
+  }
+  return b;
 }
 
 }  // namespace heinfer::runtime

@@ -44,6 +44,19 @@ NpyArray parse_npy(std::span<const unsigned char> bytes, const std::string& sour
 /// Reads and parses a file (NpyError if it cannot be read).
 NpyArray read_npy(const std::filesystem::path& path);
 
+/// A batch of model inputs read from an .npy file: `count` samples of the per-sample
+/// shape, batch-major float64 values.
+struct InputBatch {
+  std::int64_t count = 0;
+  std::vector<double> values;
+};
+
+/// Reads a batch of inputs of per-sample shape `per_sample` from `path`: float32 or
+/// float64, shape [N, per_sample...] with N >= 1, every value finite. Throws NpyError
+/// naming the file and the problem (the dtype, the shape, or the first sample holding
+/// NaN/Inf).
+InputBatch read_input_batch(const std::filesystem::path& path, const std::vector<std::int64_t>& per_sample);
+
 /// Serializes as format 1.0 (2.0 when the header needs it).
 std::vector<unsigned char> serialize_npy(const NpyArray& a);
 

@@ -43,16 +43,18 @@ TEST(EncryptedModels, CryptoNetsSliceMatchesPlaintext) { check_model("fmnist_cry
 
 TEST(EncryptedModels, CnnSliceMatchesPlaintext) { check_model("fmnist_cnn.onnx", 0.01); }
 
-/// `heinfer run` (encrypted) rejects a wrong dtype, a wrong shape and NaN before encrypting.
+/// `heinfer run` (encrypted, and --plain) rejects a wrong dtype, a wrong shape, NaN and an
+/// output path it cannot write before encrypting (or running) anything.
 TEST(EncryptedCli, RejectsBadInputFiles) {
   const std::filesystem::path exe = std::filesystem::path(HEINFER_BINARY_DIR) / "heinfer";
   if (!std::filesystem::exists(exe)) GTEST_SKIP() << "build the `heinfer` target first";
   const auto dir = std::filesystem::temp_directory_path() / "heinfer_cli_test";
   std::filesystem::create_directories(dir);
-  auto run = [&](const runtime::NpyArray& a, const std::string& expect) {
+  auto run = [&](const runtime::NpyArray& a, const std::string& expect, const std::string& extra = "",
+                 const std::string& output = "y.npy") {
     runtime::write_npy(dir / "x.npy", a);
     const std::string cmd = exe.string() + " run " + (kModels / "fmnist_cryptonets.onnx").string() + " --input " +
-                            (dir / "x.npy").string() + " --output " + (dir / "y.npy").string() + " > " +
+                            (dir / "x.npy").string() + " --output " + (dir / output).string() + " " + extra + " > " +
                             (dir / "log.txt").string() + " 2>&1";
     EXPECT_NE(std::system(cmd.c_str()), 0);
     std::ifstream in(dir / "log.txt");
@@ -64,8 +66,11 @@ TEST(EncryptedCli, RejectsBadInputFiles) {
   run(runtime::make_npy(runtime::NpyDType::Int64, {2, 1, 28, 28}, v), "expected float32");
   run(runtime::make_npy(runtime::NpyDType::Float32, {2, 28, 28}, std::span<const double>(v).first(2 * 784)),
       "but the model expects");
-  v[7] = std::nan("");
-  run(runtime::make_npy(runtime::NpyDType::Float32, {2, 1, 28, 28}, v), "NaN/Inf");
+  run(runtime::make_npy(runtime::NpyDType::Float32, {2, 1, 28, 28}, v), "directory", "", "missing/y.npy");
+  run(runtime::make_npy(runtime::NpyDType::Float32, {2, 1, 28, 28}, v), "directory", "--plain", "missing/y.npy");
+  v[784 + 7] = std::nan("");
+  run(runtime::make_npy(runtime::NpyDType::Float32, {2, 1, 28, 28}, v), "sample 1 contains NaN or Inf");
+  run(runtime::make_npy(runtime::NpyDType::Float32, {2, 1, 28, 28}, v), "sample 1 contains NaN or Inf", "--plain");
   std::filesystem::remove_all(dir);
 }
 

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 
 #include "../common/onnx_builder.h"
 #include "model/error.h"
@@ -83,6 +84,40 @@ TEST(ShapeInference, ConvRejectsWrongGroupAndNonConstantWeights) {
   } catch (const model::ModelError& e) {
     EXPECT_NE(std::string(e.what()).find("must be a constant"), std::string::npos) << e.what();
   }
+}
+
+// Hostile window attributes are refused with a clear error before anything is sized from
+// them: pads near INT64_MAX (which overflowed to a "valid" Conv of zeros) and a MaxPool
+// of 46341 x 46341 taps (which allocated 32 GiB of tap tables).
+TEST(ShapeInference, HostileWindowAttributesAreRefused) {
+  auto error = [](ModelBuilder& b) {
+    try {
+      b.load();
+    } catch (const model::ModelError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  ModelBuilder conv;
+  conv.input("x", {1, 5, 5}).output("y");
+  conv.initializer("w", {1, 1, 3, 3}, iota(9));
+  const std::int64_t huge = std::numeric_limits<std::int64_t>::max() - 2;
+  attr(conv.node("Conv", {"x", "w"}, {"y"}, "conv"), "pads", std::vector<std::int64_t>{huge, 0, 4, 0});
+  EXPECT_NE(error(conv).find("pads must be at most 16777216"), std::string::npos) << error(conv);
+
+  ModelBuilder pool;  // a 1x1 input padded to fit the window
+  pool.input("x", {1, 1, 1}).output("y");
+  auto& mp = pool.node("MaxPool", {"x"}, {"y"}, "pool");
+  attr(mp, "kernel_shape", std::vector<std::int64_t>{46341, 46341});
+  attr(mp, "pads", std::vector<std::int64_t>{23170, 23170, 23170, 23170});
+  EXPECT_NE(error(pool).find("more than 1048576 taps"), std::string::npos) << error(pool);
+
+  ModelBuilder stride;
+  stride.input("x", {1, 8, 8}).output("y");
+  auto& n = stride.node("AveragePool", {"x"}, {"y"}, "pool");
+  attr(n, "kernel_shape", std::vector<std::int64_t>{2, 2});
+  attr(n, "strides", std::vector<std::int64_t>{std::int64_t{1} << 40, 1});
+  EXPECT_NE(error(stride).find("must be at most 16777216"), std::string::npos) << error(stride);
 }
 
 TEST(ShapeInference, PoolCeilModeAndPytorchLastWindowRule) {

@@ -484,6 +484,25 @@ TEST_F(RemoteTest, KeyDirHoldsSecretKeyWithMode0600) {
   struct stat st{};
   ASSERT_EQ(stat((dir / "keys" / "secret.key").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
+  ASSERT_EQ(stat((dir / "keys").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);  // created private
+  EXPECT_FALSE(fs::exists(dir / "keys" / "secret.key.tmp"));
+}
+
+TEST_F(RemoteTest, KeyDirWritableByOthersIsRefused) {
+  // A reused key directory that another user could write to (swap the key files, or
+  // plant a symlink): refused before any key is written, nothing left behind.
+  const fs::path keys = dir / "open_keys";
+  fs::create_directories(keys);
+  fs::permissions(keys, fs::perms::all);  // 0777, whatever the umask
+  std::vector<std::string> args = client_args(port, "unused.npy");
+  args.push_back("--key-dir");
+  args.push_back(keys.string());
+  Process client(args, dir / "open_keys.log");
+  ASSERT_EQ(client.wait(60s), 1) << client.output();
+  EXPECT_NE(client.output().find("must belong to this user and be writable by no one else"), std::string::npos)
+      << client.output();
+  EXPECT_TRUE(fs::is_empty(keys));
 }
 
 TEST_F(RemoteTest, WrongCaFailsClearlyAndServerStaysUp) {
