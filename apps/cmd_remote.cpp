@@ -135,6 +135,9 @@ void register_serve(CLI::App& app) {
   sub->add_option("--listen", c->o.listen, "HOST:PORT (port 0: any free port)")->capture_default_str();
   sub->add_option("--tls-cert", c->o.tls_cert, "PEM server certificate chain")->check(CLI::ExistingFile);
   sub->add_option("--tls-key", c->o.tls_key, "PEM server private key")->check(CLI::ExistingFile);
+  sub->add_option("--admin-socket", c->o.admin_socket,
+                  "Unix socket (created mode 0600) where local administrators reach GetStats; over the network "
+                  "GetStats answers mutually authenticated clients only");
   sub->add_option("--client-ca", c->o.client_ca, "PEM CA: require client certificates (mutual TLS)")
       ->check(CLI::ExistingFile);
   sub->add_option("--max-sessions", c->o.max_sessions, "open sessions at most")->check(CLI::PositiveNumber)->capture_default_str();

@@ -48,7 +48,10 @@ struct ServerOptions {
   std::string listen = "127.0.0.1:50051";  ///< port 0: any free port (printed)
   std::string tls_cert, tls_key;           ///< PEM files (required unless insecure)
   std::string client_ca;                   ///< PEM: require and verify client certificates
-  bool insecure = false;                   ///< plaintext (prints a warning)
+  bool insecure = false;                   ///< plaintext (prints a warning; loopback only)
+  /// Unix socket path for local administration ("" : none): GetStats answers calls on it,
+  /// and over the network only mutually authenticated clients (client_ca set).
+  std::string admin_socket;
   int max_sessions = 8;
   std::int64_t memory_limit = 0;  ///< bytes for all sessions; 0: 80% of MemAvailable at start-up
   int admission_timeout_s = 120;  ///< longest wait of a new session for memory (0: refuse at once)

@@ -1,5 +1,7 @@
 // The gRPC server of `heinfer serve` (remote.h describes the protocol and its limits).
 #include <grpcpp/grpcpp.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -134,7 +136,16 @@ class Service final : public Inference::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status GetStats(grpc::ServerContext*, const StatsRequest*, ServerStats* reply) override {
+  grpc::Status GetStats(grpc::ServerContext* ctx, const StatsRequest*, ServerStats* reply) override {
+    // The server's load is for its administrators: the local admin socket, or a client
+    // whose certificate the server verified (mutual TLS).
+    const bool local = ctx->peer().rfind("unix:", 0) == 0;
+    const auto auth = ctx->auth_context();
+    if (!local && !(auth && auth->IsPeerAuthenticated())) {
+      return {grpc::StatusCode::PERMISSION_DENIED,
+              "GetStats answers the admin socket (--admin-socket) and mutually authenticated clients (--client-ca) "
+              "only"};
+    }
     std::lock_guard lock(mu_);
     reply->set_open_sessions(admitted_);
     reply->set_waiting_sessions(waiting_);
@@ -476,11 +487,21 @@ void serve(const ServerOptions& o) {
   grpc::ServerBuilder b;
   int port = 0;
   b.AddListeningPort(o.listen, creds, &port);
+  if (!o.admin_socket.empty()) {
+    ::unlink(o.admin_socket.c_str());  // a stale socket of an earlier run
+    b.AddListeningPort("unix:" + o.admin_socket, grpc::InsecureServerCredentials());
+  }
   b.RegisterService(&service);
   b.SetMaxReceiveMessageSize(o.max_message_mib << 20);
   b.SetMaxSendMessageSize(o.max_message_mib << 20);
+  // The admin socket is created owner-only from the start (no window before the chmod).
+  const mode_t old_mask = ::umask(077);
   std::unique_ptr<grpc::Server> server = b.BuildAndStart();
+  ::umask(old_mask);
   if (!server || port == 0) throw std::runtime_error("serve: cannot listen on " + o.listen);
+  if (!o.admin_socket.empty() && ::chmod(o.admin_socket.c_str(), 0600) != 0) {
+    throw std::runtime_error("serve: cannot restrict the admin socket '" + o.admin_socket + "' to its owner");
+  }
   const std::string host = o.listen.substr(0, o.listen.rfind(':'));
   std::printf("listening on %s:%d (%s)\n", host.c_str(), port,
               o.insecure ? "INSECURE" : (o.client_ca.empty() ? "TLS" : "mutual TLS"));

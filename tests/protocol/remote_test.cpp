@@ -17,6 +17,7 @@
 #include <mutex>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -158,10 +159,13 @@ class RemoteTest : public ::testing::Test {
       args.insert(args.end(), {"--tls-cert", (dir / "server.pem").string(), "--tls-key", (dir / "server.key").string()});
     }
     args.insert(args.end(), extra.begin(), extra.end());
+    const std::string socket = (dir / (log + ".sock")).string();
+    args.insert(args.end(), {"--admin-socket", socket});
     auto p = std::make_unique<Process>(args, dir / log);
     const std::string got = p->wait_for(R"(listening on 127\.0\.0\.1:(\d+))", 60s);
     EXPECT_FALSE(got.empty()) << p->output();
     if (got.empty()) return nullptr;
+    admin_socket()[got] = socket;
     if (port_out) *port_out = got;
     else port = got;
     return p;
@@ -217,11 +221,20 @@ class RemoteTest : public ::testing::Test {
     return info;
   }
 
-  static proto::ServerStats stats(proto::Inference::Stub& st) {
+  /// Per server port: its admin socket (start_server).
+  static std::map<std::string, std::string>& admin_socket() {
+    static std::map<std::string, std::string> m;
+    return m;
+  }
+
+  /// GetStats of the server on `port_` ("" : the suite's), through its admin socket.
+  static proto::ServerStats stats(const std::string& port_ = "") {
+    auto st = proto::Inference::NewStub(
+        grpc::CreateChannel("unix:" + admin_socket()[port_.empty() ? port : port_], grpc::InsecureChannelCredentials()));
     proto::StatsRequest req;
     proto::ServerStats out;
     auto c = ctx();
-    const grpc::Status s = st.GetStats(c.get(), req, &out);
+    const grpc::Status s = st->GetStats(c.get(), req, &out);
     EXPECT_TRUE(s.ok()) << s.error_message();
     return out;
   }
@@ -405,7 +418,7 @@ TEST_F(RemoteTest, EightConcurrentClientsTwoModelsUnderMemoryLimit) {
   port.swap(p2);
   auto st = stub();
   port.swap(p2);
-  const proto::ServerStats s = stats(*st);
+  const proto::ServerStats s = stats(p2);
   EXPECT_EQ(s.sessions_opened(), 8);
   EXPECT_GE(s.sessions_waited(), 1) << srv->output();
   EXPECT_EQ(s.sessions_refused(), 0);
@@ -436,7 +449,7 @@ TEST_F(RemoteTest, MemoryLimitRefusesOrTimesOut) {
     EXPECT_NE(s.error_message().find("more than the server's memory limit of 1.00 MiB (--memory-limit)"),
               std::string::npos) << s.error_message();
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
-    EXPECT_EQ(stats(*st).sessions_refused(), 1);
+    EXPECT_EQ(stats(p2).sessions_refused(), 1);
   }
   // Room for one session: the second waits --admission-timeout seconds, then is refused;
   // after the first closes, a new one is admitted.
@@ -455,7 +468,7 @@ TEST_F(RemoteTest, MemoryLimitRefusesOrTimesOut) {
   EXPECT_NE(s.error_message().find("after waiting 2 s"), std::string::npos) << s.error_message();
   EXPECT_GE(waited, 2s);
   EXPECT_LT(waited, 10s);
-  EXPECT_EQ(stats(*st).open_sessions(), 1);
+  EXPECT_EQ(stats(p2).open_sessions(), 1);
   // A waiting session is admitted as soon as the first one closes.
   std::thread closer([&] {
     std::this_thread::sleep_for(500ms);
@@ -463,7 +476,7 @@ TEST_F(RemoteTest, MemoryLimitRefusesOrTimesOut) {
   });
   EXPECT_TRUE(open(*st, "fmnist", info, k, &id3).ok());
   closer.join();
-  const proto::ServerStats after = stats(*st);
+  const proto::ServerStats after = stats(p2);
   EXPECT_EQ(after.sessions_waited(), 1);
   EXPECT_EQ(after.reserved_bytes(), info.session_reservation());
   EXPECT_TRUE(srv->running());
@@ -505,6 +518,24 @@ TEST_F(RemoteTest, KeyDirWritableByOthersIsRefused) {
   EXPECT_TRUE(fs::is_empty(keys));
 }
 
+TEST_F(RemoteTest, StatsOnlyForTheAdminSocketAndMutualTls) {
+  // Over TLS without a client certificate: the server's load is not anyone's business.
+  {
+    auto st = stub();
+    proto::StatsRequest req;
+    proto::ServerStats out;
+    auto c = ctx();
+    const grpc::Status s = st->GetStats(c.get(), req, &out);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
+    EXPECT_NE(s.error_message().find("admin socket"), std::string::npos) << s.error_message();
+  }
+  // The admin socket is its owner's only, and answers.
+  struct stat st {};
+  ASSERT_EQ(::stat(admin_socket()[port].c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_GE(stats().memory_limit(), 1);
+}
+
 TEST_F(RemoteTest, WrongCaFailsClearlyAndServerStaysUp) {
   Process client(client_args(port, "wrongca.npy", "other.pem"), dir / "wrongca.log");
   ASSERT_EQ(client.wait(60s), 1) << client.output();
@@ -543,6 +574,11 @@ TEST_F(RemoteTest, MutualTlsRequiresAClientCertificateFromTheCa) {
   std::string id;
   ASSERT_TRUE(open(*st, "fmnist", info, k, &id).ok());
   EXPECT_TRUE(close(*st, id).ok());
+  // A client the server authenticated may read its load.
+  proto::ServerStats stats_out;
+  auto c = ctx();
+  EXPECT_TRUE(st->GetStats(c.get(), proto::StatsRequest(), &stats_out).ok());
+  EXPECT_EQ(stats_out.sessions_opened(), 1);
   EXPECT_TRUE(srv->running());
 }
 
@@ -833,7 +869,7 @@ TEST_F(RemoteTest, MalformedOversizedAndTruncatedMessagesGetClearErrors) {
   }
   EXPECT_TRUE(server->running());
   EXPECT_EQ(model_info().capacity(), 8192);
-  EXPECT_EQ(stats(*st).open_sessions(), 0);
+  EXPECT_EQ(stats().open_sessions(), 0);
 }
 
 TEST_F(RemoteTest, ClientKilledMidInferenceFreesTheSession) {
@@ -846,8 +882,8 @@ TEST_F(RemoteTest, ClientKilledMidInferenceFreesTheSession) {
   client.kill_now();
   ASSERT_FALSE(srv->wait_for("session [0-9a-f]+ dropped", 120s).empty()) << srv->output();
   auto st = proto::Inference::NewStub(channel(p2));
-  EXPECT_EQ(stats(*st).open_sessions(), 0);
-  EXPECT_EQ(stats(*st).reserved_bytes(), 0);
+  EXPECT_EQ(stats(p2).open_sessions(), 0);
+  EXPECT_EQ(stats(p2).reserved_bytes(), 0);
   // --max-sessions 1: a new session is admitted, so the old one is really gone.
   const proto::ModelInfo info = model_info(*st, "fmnist");
   const Keys k(info);
@@ -932,7 +968,7 @@ TEST_F(RemoteTest, IdleSessionExpires) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_NE(s.error_message().find("unknown or expired session"), std::string::npos) << s.error_message();
   EXPECT_EQ(close(*st, id).error_code(), grpc::StatusCode::NOT_FOUND);
-  EXPECT_EQ(stats(*st).reserved_bytes(), 0);
+  EXPECT_EQ(stats(p2).reserved_bytes(), 0);
 }
 
 TEST_F(RemoteTest, SigtermShutsDownCleanly) {
