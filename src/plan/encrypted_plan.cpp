@@ -71,6 +71,131 @@ std::vector<bool> streamable(const model::Graph& g, const LevelRules& r) {
   return out;
 }
 
+/// The first input of n that is not a constant (every encrypted node has one).
+model::TensorId first_data_input(const model::Graph& g, const model::Node& n) {
+  for (model::TensorId t : n.inputs) {
+    if (is_data(g, t)) return t;
+  }
+  return model::kNoTensor;
+}
+
+/// Linear and Square nodes: working set per output element (NodePlan::tile_element_bytes).
+std::int64_t tile_element_bytes(const model::Graph& g, const model::Node& n, int input_level, std::size_t ring_degree) {
+  std::int64_t in_elements = 0;
+  for (model::TensorId t : n.inputs) {
+    if (is_data(g, t)) in_elements += elements(g, t);
+  }
+  const std::int64_t outs = std::max<std::int64_t>(1, elements(g, n.outputs[0]));
+  const std::int64_t terms = std::max<std::int64_t>(1, model::macs(g, n) / outs);
+  return ckks::ciphertext_bytes(ring_degree, input_level) * (1 + (in_elements + outs - 1) / outs) +
+         terms * (16 + 8 * (input_level + 1)) + 256;
+}
+
+/// TensorPlan::aliases and ::readers. A data-movement node or fused Relu shares the
+/// ciphertexts (and groups) of its inputs, so the readers of a group are the readers of
+/// every tensor aliasing it.
+void plan_store_groups(const model::Graph& g, EncryptedPlan& p) {
+  for (model::TensorId t : g.inputs) p.tensors[static_cast<std::size_t>(t)].aliases = {t};
+  for (std::size_t k = 0; k < g.nodes.size(); ++k) {
+    const model::Node& n = g.nodes[k];
+    auto& out = p.tensors[static_cast<std::size_t>(n.outputs[0])].aliases;
+    const bool shares = p.nodes[k].kind == NodeKind::DataMovement || p.nodes[k].kind == NodeKind::FusedRelu;
+    out.clear();
+    for (model::TensorId t : n.inputs) {
+      if (!is_data(g, t)) continue;
+      for (model::TensorId r : p.tensors[static_cast<std::size_t>(t)].aliases) {
+        auto& readers = p.tensors[static_cast<std::size_t>(r)].readers;
+        if (readers.empty() || readers.back() != static_cast<std::int64_t>(k)) readers.push_back(static_cast<std::int64_t>(k));
+        if (shares && std::find(out.begin(), out.end(), r) == out.end()) out.push_back(r);
+      }
+    }
+    out.push_back(n.outputs[0]);
+  }
+}
+
+/// TensorPlan::max_inverse_factor and NodePlan::round_bound. Relu rounds divide pending
+/// factors by their masks, MaxPool rounds start from one mask, data movement shares them,
+/// everything else folds or recombines them.
+void plan_round_bounds(const model::Graph& g, EncryptedPlan& p) {
+  for (std::size_t k = 0; k < g.nodes.size(); ++k) {
+    const model::Node& n = g.nodes[k];
+    const NodePlan& np = p.nodes[k];
+    double in_inv = 1;
+    for (std::size_t i = 0; i < n.inputs.size(); ++i) {
+      if (is_data(g, n.inputs[i]) && !np.materialized[i]) {
+        in_inv = std::max(in_inv, p.tensors[static_cast<std::size_t>(n.inputs[i])].max_inverse_factor);
+      }
+    }
+    double& out = p.tensors[static_cast<std::size_t>(n.outputs[0])].max_inverse_factor;
+    switch (np.kind) {
+      case NodeKind::Relu: out = in_inv * kMaskMax; break;
+      case NodeKind::MaxPool: out = kMaskMax; break;
+      case NodeKind::DataMovement:
+      case NodeKind::FusedRelu: out = in_inv; break;
+      case NodeKind::Clip:
+      case NodeKind::LeakyRelu: out = np.identity ? in_inv : 1; break;
+      default: out = 1; break;
+    }
+    if (!is_round(np.kind) || np.identity) continue;
+    double shift = 0;  // Clip: relu(x - lo), relu(x - hi)
+    if (const auto* c = std::get_if<model::ClipParams>(&n.params)) {
+      if (std::isfinite(c->min)) shift = std::max(shift, std::fabs(c->min));
+      if (std::isfinite(c->max)) shift = std::max(shift, std::fabs(c->max));
+    }
+    const model::TensorId x = first_data_input(g, n);
+    p.nodes[k].round_bound = (p.tensors[static_cast<std::size_t>(x)].bound + shift) * in_inv * kMaskMax;
+  }
+}
+
+/// Per client round: items per message within half a tile of working set (an in-process
+/// client holds its own copies of a round: decoded values, fresh ciphertexts), the level
+/// and size of its windows, and whether a MaxPool applies a fused Relu.
+void plan_round_sizes(const model::Graph& g, EncryptedPlan& p) {
+  const int L = p.max_level;
+  // The level each tensor's ciphertexts are held at once produced.
+  std::vector<int> held_level(g.tensors.size(), -1);
+  for (model::TensorId t : g.inputs) held_level[static_cast<std::size_t>(t)] = p.tensors[static_cast<std::size_t>(t)].stored_level;
+  for (std::size_t k = 0; k < g.nodes.size(); ++k) held_level[static_cast<std::size_t>(g.nodes[k].outputs[0])] = p.nodes[k].output_stored_level;
+  const std::size_t n_ring = p.parameters.params.poly_modulus_degree();
+  auto ct = [&](int lvl, bool compact = false) { return ckks::ciphertext_bytes(n_ring, lvl, compact); };
+  for (std::size_t k = 0; k < g.nodes.size(); ++k) {
+    NodePlan& np = p.nodes[k];
+    if (!is_round(np.kind) || np.identity) continue;
+    const model::Node& n = g.nodes[k];
+    const model::TensorId x = first_data_input(g, n);
+    // The level x is held at when the round reads it (brought to Δ first: one lower).
+    const bool materialize = std::any_of(np.materialized.begin(), np.materialized.end(), [](bool b) { return b; });
+    const int held = materialize ? np.input_level : held_level[static_cast<std::size_t>(x)];
+    np.round_level = held;
+    np.round_window_size = 1;
+    if (np.kind == NodeKind::MaxPool) {
+      for (std::int64_t kk : std::get<model::PoolParams>(n.params).kernel) np.round_window_size *= kk;
+      for (std::size_t j = 0; j < g.nodes.size(); ++j) {  // its input's producer
+        if (g.nodes[j].outputs[0] == x) np.round_fused_relu = p.nodes[j].kind == NodeKind::FusedRelu;
+      }
+    }
+    // Per item: its masked windows (expanded, at the level read) twice and its compact
+    // reply; Clip/LeakyRelu also hold the replies expanded and the recombined output.
+    std::int64_t item_bytes = np.round_window_size * 2 * ct(held) + ct(L, true);
+    if (np.kind == NodeKind::Clip || np.kind == NodeKind::LeakyRelu) {
+      const std::int64_t windows = np.round_replies / std::max<std::int64_t>(1, np.output_ciphertexts);
+      item_bytes = windows * (2 * ct(held) + 3 * ct(L)) + 2 * ct(np.combine_level);
+    }
+    np.round_items = std::max<std::int64_t>(1, p.options.tile_bytes / 2 / std::max<std::int64_t>(1, item_bytes));
+  }
+}
+
+/// NodePlan::rounds: per step of a round node, its items over the items per round.
+void count_rounds(const model::Graph& g, EncryptedPlan& p) {
+  for (const StreamStep& st : p.steps) {
+    NodePlan& np = p.nodes[static_cast<std::size_t>(st.node)];
+    if (np.round_items <= 0) continue;
+    const model::Shape& ys = g.tensors[static_cast<std::size_t>(g.nodes[static_cast<std::size_t>(st.node)].outputs[0])].shape;
+    const std::int64_t items = st.streamed ? ys[0] * (st.row_end - st.row_begin) * ys[2] : np.output_ciphertexts;
+    np.rounds += (items + np.round_items - 1) / np.round_items;
+  }
+}
+
 }  // namespace
 
 std::vector<bool> streamable_nodes(const model::Graph& g) { return streamable(g, level_rules(g)); }
@@ -124,23 +249,9 @@ EncryptedPlan make_plan(const model::Graph& g, const Parameters& parameters, con
     const model::TensorId y = n.outputs[0];
     np.output_ciphertexts = nl.kind == NodeKind::FinalSoftmax ? 0 : elements(g, y);
     if (nl.kind == NodeKind::Linear || nl.kind == NodeKind::Square) {
-      std::int64_t in_elements = 0;
-      for (model::TensorId t : n.inputs) {
-        if (is_data(g, t)) in_elements += elements(g, t);
-      }
-      const std::int64_t outs = std::max<std::int64_t>(1, elements(g, y));
-      const std::int64_t terms = std::max<std::int64_t>(1, model::macs(g, n) / outs);
-      np.tile_element_bytes = ckks::ciphertext_bytes(parameters.params.poly_modulus_degree(), np.input_level) *
-                                  (1 + (in_elements + outs - 1) / outs) +
-                              terms * (16 + 8 * (np.input_level + 1)) + 256;
+      np.tile_element_bytes = tile_element_bytes(g, n, np.input_level, parameters.params.poly_modulus_degree());
     }
-    model::TensorId x = model::kNoTensor;
-    for (model::TensorId t : n.inputs) {
-      if (is_data(g, t)) {
-        x = t;
-        break;
-      }
-    }
+    const model::TensorId x = first_data_input(g, n);
     switch (nl.kind) {
       case NodeKind::Relu: np.round_ciphertexts = np.round_replies = elements(g, x); break;
       case NodeKind::MaxPool:
@@ -186,121 +297,16 @@ EncryptedPlan make_plan(const model::Graph& g, const Parameters& parameters, con
     const int stored = p.tensors[static_cast<std::size_t>(g.nodes[k].outputs[0])].stored_level;
     np.output_stored_level = shares ? np.output_level : std::min(np.output_level, stored);
   }
-  // Store groups: a data-movement node or fused Relu shares the ciphertexts (and groups)
-  // of its inputs, so the readers of a group are the readers of every tensor aliasing it.
-  for (model::TensorId t : g.inputs) p.tensors[static_cast<std::size_t>(t)].aliases = {t};
-  for (std::size_t k = 0; k < g.nodes.size(); ++k) {
-    const model::Node& n = g.nodes[k];
-    auto& out = p.tensors[static_cast<std::size_t>(n.outputs[0])].aliases;
-    const bool shares = p.nodes[k].kind == NodeKind::DataMovement || p.nodes[k].kind == NodeKind::FusedRelu;
-    out.clear();
-    for (model::TensorId t : n.inputs) {
-      if (!is_data(g, t)) continue;
-      for (model::TensorId r : p.tensors[static_cast<std::size_t>(t)].aliases) {
-        auto& readers = p.tensors[static_cast<std::size_t>(r)].readers;
-        if (readers.empty() || readers.back() != static_cast<std::int64_t>(k)) readers.push_back(static_cast<std::int64_t>(k));
-        if (shares && std::find(out.begin(), out.end(), r) == out.end()) out.push_back(r);
-      }
-    }
-    out.push_back(n.outputs[0]);
-  }
-  // Pending factors: Relu rounds divide by their masks, MaxPool rounds start from one
-  // mask, data movement shares, everything else folds or recombines them.
-  for (std::size_t k = 0; k < g.nodes.size(); ++k) {
-    const model::Node& n = g.nodes[k];
-    const NodePlan& np = p.nodes[k];
-    double in_inv = 1;
-    for (std::size_t i = 0; i < n.inputs.size(); ++i) {
-      if (is_data(g, n.inputs[i]) && !np.materialized[i]) {
-        in_inv = std::max(in_inv, p.tensors[static_cast<std::size_t>(n.inputs[i])].max_inverse_factor);
-      }
-    }
-    double& out = p.tensors[static_cast<std::size_t>(n.outputs[0])].max_inverse_factor;
-    switch (np.kind) {
-      case NodeKind::Relu: out = in_inv * kMaskMax; break;
-      case NodeKind::MaxPool: out = kMaskMax; break;
-      case NodeKind::DataMovement:
-      case NodeKind::FusedRelu: out = in_inv; break;
-      case NodeKind::Clip:
-      case NodeKind::LeakyRelu: out = np.identity ? in_inv : 1; break;
-      default: out = 1; break;
-    }
-    if (!is_round(np.kind) || np.identity) continue;
-    double shift = 0;  // Clip: relu(x - lo), relu(x - hi)
-    if (const auto* c = std::get_if<model::ClipParams>(&n.params)) {
-      if (std::isfinite(c->min)) shift = std::max(shift, std::fabs(c->min));
-      if (std::isfinite(c->max)) shift = std::max(shift, std::fabs(c->max));
-    }
-    model::TensorId x = model::kNoTensor;
-    for (model::TensorId t : n.inputs) {
-      if (is_data(g, t)) {
-        x = t;
-        break;
-      }
-    }
-    p.nodes[k].round_bound = (p.tensors[static_cast<std::size_t>(x)].bound + shift) * in_inv * kMaskMax;
-  }
-  // The level each tensor's ciphertexts are held at once produced.
-  std::vector<int> held_level(g.tensors.size(), -1);
-  for (model::TensorId t : g.inputs) held_level[static_cast<std::size_t>(t)] = p.tensors[static_cast<std::size_t>(t)].stored_level;
-  for (std::size_t k = 0; k < g.nodes.size(); ++k) held_level[static_cast<std::size_t>(g.nodes[k].outputs[0])] = p.nodes[k].output_stored_level;
-  // Client rounds: items per round within half a tile of working set (an in-process client
-  // holds its own copies of a round: decoded values, fresh ciphertexts).
-  const std::size_t n_ring = parameters.params.poly_modulus_degree();
-  auto ct = [&](int lvl, bool compact = false) { return ckks::ciphertext_bytes(n_ring, lvl, compact); };
-  for (std::size_t k = 0; k < g.nodes.size(); ++k) {
-    NodePlan& np = p.nodes[k];
-    if (!is_round(np.kind) || np.identity) continue;
-    const model::Node& n = g.nodes[k];
-    model::TensorId x = model::kNoTensor;
-    for (model::TensorId t : n.inputs) {
-      if (is_data(g, t)) {
-        x = t;
-        break;
-      }
-    }
-    // The level x is held at when the round reads it (brought to Δ first: one lower).
-    const bool materialize = std::any_of(np.materialized.begin(), np.materialized.end(), [](bool b) { return b; });
-    const int held = materialize ? np.input_level : held_level[static_cast<std::size_t>(x)];
-    std::int64_t item_bytes = 0;
-    switch (np.kind) {
-      case NodeKind::Relu: item_bytes = 2 * ct(held) + ct(L, true); break;
-      case NodeKind::MaxPool: {
-        const auto& pp = std::get<model::PoolParams>(n.params);
-        std::int64_t taps = 1;
-        for (std::int64_t kk : pp.kernel) taps *= kk;
-        item_bytes = taps * 2 * ct(held) + ct(L, true);
-        break;
-      }
-      default: {  // Clip, LeakyRelu: one window per finite bound, recombined at combine_level
-        const std::int64_t windows = np.round_replies / std::max<std::int64_t>(1, np.output_ciphertexts);
-        item_bytes = windows * (2 * ct(held) + 3 * ct(L)) + 2 * ct(np.combine_level);
-        break;
-      }
-    }
-    np.round_items = std::max<std::int64_t>(1, options.tile_bytes / 2 / std::max<std::int64_t>(1, item_bytes));
-    np.round_level = held;
-    np.round_window_size = 1;
-    if (np.kind == NodeKind::MaxPool) {
-      for (std::int64_t kk : std::get<model::PoolParams>(n.params).kernel) np.round_window_size *= kk;
-      for (std::size_t j = 0; j < g.nodes.size(); ++j) {  // its input's producer
-        if (g.nodes[j].outputs[0] == x) np.round_fused_relu = p.nodes[j].kind == NodeKind::FusedRelu;
-      }
-    }
-  }
+  plan_store_groups(g, p);
+  plan_round_bounds(g, p);
+  plan_round_sizes(g, p);
   // The schedule: bands of about tile_bytes / 8 of top-level ciphertexts.
   StreamOptions so;
   so.band_elements = std::max<std::int64_t>(1, options.tile_bytes / ckks::ciphertext_bytes(parameters.params.poly_modulus_degree(), L) / 8);
   p.band_elements = so.band_elements;
   p.steps = stream_schedule(g, options.streaming ? can_stream : std::vector<bool>(g.nodes.size(), false), so);
   p.inputs_on_demand = inputs_on_demand(g, p.steps);
-  for (const StreamStep& st : p.steps) {
-    NodePlan& np = p.nodes[static_cast<std::size_t>(st.node)];
-    if (np.round_items <= 0) continue;
-    const model::Shape& ys = g.tensors[static_cast<std::size_t>(g.nodes[static_cast<std::size_t>(st.node)].outputs[0])].shape;
-    const std::int64_t items = st.streamed ? ys[0] * (st.row_end - st.row_begin) * ys[2] : np.output_ciphertexts;
-    np.rounds += (items + np.round_items - 1) / np.round_items;
-  }
+  count_rounds(g, p);
   return p;
 }
 

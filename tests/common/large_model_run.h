@@ -5,7 +5,7 @@
 //  - outputs agree with the plaintext executor;
 //  - the store keeps at most the budget in DRAM, the tier is used, and the sampled peak
 //    anonymous memory (RssAnon: the heap, not the tier's file-backed pages) stays within
-//    budget + 1 GiB;
+//    budget + 1 GiB (+ 2 GiB at 224x224: the bookkeeping of 10^6-ciphertext tensors);
 //  - every layer's output level, ciphertext count, client rounds and (for layers run
 //    whole) stored bytes equal the plan's (the profile carries both);
 //  - a run killed (SIGKILL) mid-model leaves the previous output file intact, no
@@ -39,7 +39,6 @@ namespace heinfer::test {
 namespace fs = std::filesystem;
 const fs::path kTool = fs::path(HEINFER_SOURCE_DIR) / "tools" / "export_large_models.py";
 const fs::path kExe = fs::path(HEINFER_BINARY_DIR) / "heinfer";
-constexpr std::int64_t kGiB = std::int64_t{1} << 30;
 
 struct Case {
   std::string arch, width, budget;
@@ -48,6 +47,10 @@ struct Case {
   std::string extra;  ///< more `heinfer run` options
   std::string ring_degree;
   std::string resolution = "32";
+  /// Peak anonymous memory allowed above the budget: the weights, the working set and the
+  /// in-memory bookkeeping of every live ciphertext (object, shared pointer, store
+  /// record), which the budget (ciphertext bytes) does not count.
+  std::int64_t rss_allowance = std::int64_t{1} << 30;
 };
 
 inline void PrintTo(const Case& c, std::ostream* os) {
@@ -112,7 +115,8 @@ inline void run_large_model_under_budget(const Case& c) {
   EXPECT_GT(pmem_peak, 0) << "the tier was not used";
   EXPECT_GE(footprint, 3 * c.budget_bytes) << "the budget is not well below the footprint";
   EXPECT_GT(rss_anon, 0);
-  EXPECT_LE(rss_anon, c.budget_bytes + kGiB) << "peak anonymous memory above budget + 1 GiB";
+  EXPECT_LE(rss_anon, c.budget_bytes + c.rss_allowance)
+      << "peak anonymous memory above budget + " << (c.rss_allowance >> 20) << " MiB";
   EXPECT_TRUE(fs::is_empty(dir / "tier"));
   // The executor ran the plan: every layer's output level, ciphertext count and rounds are the
   // plan's, and the bytes stored for the output of every layer the plan runs whole are
