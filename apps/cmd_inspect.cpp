@@ -49,7 +49,8 @@ struct InspectOptions {
   std::int64_t batch = 0;
   std::string resolution;
   std::string json;
-  std::string packing = "complex";
+  std::string packing = "auto";
+  std::string round_masks = "per-window";
   int scale_bits = 30;
   int threads = 0;
   double range = 0;  ///< > 0: fixed |value| bound for every tensor instead of calibrating
@@ -268,7 +269,10 @@ void predict(const model::Graph& g, const model::LoadOptions& lo, const InspectO
   nlohmann::json ranges_info;
   const std::vector<double> ranges = plan_ranges(g, lo, o, ranges_info);
   plan::ParameterOptions po;
-  po.packing = o.packing == "real" ? ckks::Packing::Real : ckks::Packing::Complex;
+  po.masks = plan::parse_round_masks(o.round_masks);
+  po.packing = o.packing == "real" || (o.packing == "auto" && po.masks == plan::RoundMasks::PerSample)
+                   ? ckks::Packing::Real
+                   : ckks::Packing::Complex;
   po.scale_bits = o.scale_bits;
   const plan::Parameters plan = plan_for_prediction(g, ranges, po);
   std::printf("parameters: %s\n", plan.describe().c_str());
@@ -430,8 +434,11 @@ void register_inspect(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   sub->add_option("--resolution", o->resolution, "override the input's spatial dims: H or HxW");
   sub->add_option("--json", o->json, "write the prediction as JSON (atomically; needs --batch)");
-  sub->add_option("--packing", o->packing, "batch packing for the prediction")
-      ->check(CLI::IsMember({"complex", "real"}))
+  sub->add_option("--packing", o->packing, "batch packing for the prediction (auto: real with per-sample masks)")
+      ->check(CLI::IsMember({"auto", "complex", "real"}))
+      ->capture_default_str();
+  sub->add_option("--round-masks", o->round_masks, "masks of the client rounds for the prediction")
+      ->check(CLI::IsMember({"per-window", "per-sample"}))
       ->capture_default_str();
   sub->add_option("--scale-bits", o->scale_bits, "log2 of the CKKS scale for the prediction")->capture_default_str();
   sub->add_option("--range", o->range,

@@ -21,6 +21,7 @@ using memory::format_bytes;
 
 struct ServeCli {
   std::vector<std::string> models, calibrations;
+  std::string round_masks = "per-sample";
   protocol::ServerOptions o;
 };
 
@@ -48,6 +49,7 @@ void serve(ServeCli& c) {
     }
     if (!found) throw std::runtime_error("--calibration " + s + ": no --model named '" + name + "'");
   }
+  c.o.round_masks = plan::parse_round_masks(c.round_masks);
   protocol::serve(c.o);
 }
 
@@ -155,6 +157,11 @@ void register_serve(CLI::App& app) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   sub->add_option("--threads", c->o.threads, "OpenMP threads (0: default)")->check(CLI::NonNegativeNumber);
+  sub->add_option("--round-masks", c->round_masks,
+                  "masks of the client rounds: per-sample (a signed factor per sample, real packing) or "
+                  "per-window (faster; a client that chooses its batch reads weight ratios); docs/security.md")
+      ->check(CLI::IsMember({"per-window", "per-sample"}))
+      ->capture_default_str();
   sub->add_flag("--insecure", c->o.insecure, "serve without TLS (prints a warning)");
   sub->callback([c] { serve(*c); });
 }

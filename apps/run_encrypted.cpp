@@ -52,6 +52,12 @@ void add_encrypted_options(CLI::App* sub, EncryptedOptions& o) {
   sub->add_option("--packing", o.packing, "encrypted: batch packing in the slots (complex: N per ciphertext, real: N/2)")
       ->check(CLI::IsMember({"auto", "complex", "real"}))
       ->capture_default_str();
+  sub->add_option("--round-masks", o.round_masks,
+                  "encrypted: masks of the client rounds: per-window (one factor for all samples; fast; a client "
+                  "that chooses its batch reads weight ratios) or per-sample (a signed factor per sample, signs "
+                  "hidden; real packing, one level per round); docs/security.md")
+      ->check(CLI::IsMember({"per-window", "per-sample"}))
+      ->capture_default_str();
   sub->add_option("--scale-bits", o.scale_bits, "encrypted: log2 of the CKKS scale Δ")->capture_default_str();
   sub->add_flag("--check", o.check, "encrypted: also run the plaintext executor and compare");
   add_size_option(sub, "--dram-budget", o.dram_budget,
@@ -105,7 +111,10 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
   // Client side: calibrate the ranges on this batch (plaintext run), then plan.
   const auto t_plan = std::chrono::steady_clock::now();
   plan::ParameterOptions po;
-  po.packing = o.packing == "real" ? ckks::Packing::Real : ckks::Packing::Complex;
+  po.masks = plan::parse_round_masks(o.round_masks);
+  po.packing = o.packing == "real" || (o.packing == "auto" && po.masks == plan::RoundMasks::PerSample)
+                   ? ckks::Packing::Real
+                   : ckks::Packing::Complex;
   po.scale_bits = o.scale_bits;
   plan::Parameters plan = [&] {
     std::vector<runtime::PlainTensor> calibration;

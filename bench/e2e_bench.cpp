@@ -1,7 +1,7 @@
 // End-to-end encrypted inference benchmark: a model at full batch (every slot used),
 // one JSON line per batch on stdout.
 //
-//   e2e_bench MODEL.onnx IMAGES.npy [--threads T] [--batches K] [--packing complex|real]
+//   e2e_bench MODEL.onnx IMAGES.npy [--threads T] [--batches K] [--packing complex|real] [--round-masks per-window|per-sample]
 //
 // The images are repeated to fill the batch (N samples per ciphertext with complex
 // packing, N/2 with real). Parameters: depth-aware selection (128-bit secure) calibrated
@@ -25,15 +25,16 @@
 int main(int argc, char** argv) {
   using namespace heinfer;
   if (argc < 3) {
-    std::fprintf(stderr, "usage: %s MODEL.onnx IMAGES.npy [--threads T] [--batches K] [--packing complex|real]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s MODEL.onnx IMAGES.npy [--threads T] [--batches K] [--packing complex|real] [--round-masks per-window|per-sample]\n", argv[0]);
     return 2;
   }
   int threads = 0, batches = 2;
-  std::string packing = "complex";
+  std::string packing = "complex", masks = "per-window";
   for (int i = 3; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--batches")) batches = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--packing")) packing = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--round-masks")) masks = argv[i + 1];
   }
   heinfer::memory::configure_allocator_for_ciphertexts();  // as `heinfer run`
   if (threads > 0) omp_set_num_threads(threads);
@@ -46,6 +47,7 @@ int main(int argc, char** argv) {
     const runtime::PlainTensor calib = runtime::from_batch_major(std::span<const double>(images), have, in_shape);
     plan::ParameterOptions po;
     po.packing = packing == "real" ? ckks::Packing::Real : ckks::Packing::Complex;
+    po.masks = plan::parse_round_masks(masks);
     const auto plan = plan::plan_parameters(g, runtime::calibrate_ranges(g, {calib}), po);
     const std::int64_t batch = plan.capacity();
     std::vector<double> x(static_cast<std::size_t>(batch * per));
@@ -61,10 +63,10 @@ int main(int argc, char** argv) {
     for (int k = 0; k < batches; ++k) {
       runtime::EncryptedRunStats st;
       s.executor->run(*s.client, {xt}, st);
-      std::printf("{\"model\":\"%s\",\"packing\":\"%s\",\"n\":%zu,\"levels\":%d,\"threads\":%d,\"batch_index\":%d,"
+      std::printf("{\"model\":\"%s\",\"packing\":\"%s\",\"round_masks\":\"%s\",\"n\":%zu,\"levels\":%d,\"threads\":%d,\"batch_index\":%d,"
                   "\"batch\":%lld,\"latency_s\":%.3f,\"images_per_s\":%.1f,\"client_share\":%.3f,\"rounds\":%lld,"
                   "\"mb_to_server\":%.1f,\"mb_to_client\":%.1f,\"setup_s\":%.2f",
-                  argv[1], packing.c_str(), plan.params.poly_modulus_degree(), plan.needs.levels,
+                  argv[1], packing.c_str(), masks.c_str(), plan.params.poly_modulus_degree(), plan.needs.levels,
                   threads > 0 ? threads : omp_get_max_threads(), k, static_cast<long long>(batch), st.seconds,
                   static_cast<double>(batch) / st.seconds, st.client_seconds / st.seconds,
                   static_cast<long long>(st.rounds), static_cast<double>(st.bytes_to_server) / 1e6,

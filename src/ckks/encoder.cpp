@@ -100,11 +100,19 @@ void CKKSEncoder::encode_slots(std::vector<std::complex<double>>& slots, double 
   }
   out.resize(n, level);
   out.set_scale(scale);
+  // Coefficients below 2^62 (all but huge scales) convert once to integers.
+  const bool small = max_abs < 0x1p62;
+  std::vector<std::int64_t> ic(small ? n : 0);
+  for (size_t k = 0; k < ic.size(); ++k) ic[k] = static_cast<std::int64_t>(coeffs[k]);
 #pragma omp parallel for if (ring::detail::use_parallel(level + 1, n * 16))
   for (size_t i = 0; i <= level; ++i) {
     const ring::Modulus& q = ctx.modulus(i);
     uint64_t* dst = out.limb(i);
-    for (size_t k = 0; k < n; ++k) dst[k] = double_to_residue(coeffs[k], q);
+    if (small) {
+      for (size_t k = 0; k < n; ++k) dst[k] = int_to_residue(ic[k], q);
+    } else {
+      for (size_t k = 0; k < n; ++k) dst[k] = double_to_residue(coeffs[k], q);
+    }
     ctx.ntt(i).forward(dst);
   }
 }

@@ -22,4 +22,11 @@ void encode_scalar(const CKKSContext& context, double value, double scale, size_
 /// round(x) mod q for an integral double x (|x| < 2^1024), exact.
 uint64_t double_to_residue(double rounded, const ring::Modulus& q);
 
+/// x mod q for a signed 64-bit x, exact; no reduction when |x| < q (small coefficients).
+inline uint64_t int_to_residue(std::int64_t x, const ring::Modulus& q) {
+  const uint64_t a = x < 0 ? uint64_t{0} - static_cast<uint64_t>(x) : static_cast<uint64_t>(x);
+  const uint64_t r = a < q.value ? a : ring::reduce_64(a, q);
+  return x < 0 ? ring::negate_mod(r, q.value) : r;
+}
+
 }  // namespace heinfer::ckks

@@ -127,13 +127,14 @@ void plan_round_bounds(const model::Graph& g, EncryptedPlan& p) {
       }
     }
     double& out = p.tensors[static_cast<std::size_t>(n.outputs[0])].max_inverse_factor;
+    const bool per_sample = p.parameters.masks == RoundMasks::PerSample;
     switch (np.kind) {
       case NodeKind::Relu: out = in_inv * kMaskMax; break;
       case NodeKind::MaxPool: out = kMaskMax; break;
       case NodeKind::DataMovement:
       case NodeKind::FusedRelu: out = in_inv; break;
       case NodeKind::Clip:
-      case NodeKind::LeakyRelu: out = np.identity ? in_inv : 1; break;
+      case NodeKind::LeakyRelu: out = np.identity ? in_inv : per_sample ? in_inv * kMaskMax : 1; break;
       default: out = 1; break;
     }
     if (!is_round(np.kind) || np.identity) continue;
@@ -143,7 +144,7 @@ void plan_round_bounds(const model::Graph& g, EncryptedPlan& p) {
       if (std::isfinite(c->max)) shift = std::max(shift, std::fabs(c->max));
     }
     const model::TensorId x = first_data_input(g, n);
-    p.nodes[k].round_bound = (p.tensors[static_cast<std::size_t>(x)].bound + shift) * in_inv * kMaskMax;
+    p.nodes[k].round_bound = (p.tensors[static_cast<std::size_t>(x)].bound + shift) * in_inv * mask_max(p.parameters.masks);
   }
 }
 
@@ -176,8 +177,15 @@ void plan_round_sizes(const model::Graph& g, EncryptedPlan& p) {
     }
     // Per item: its masked windows (expanded, at the level read) twice and its compact
     // reply; Clip/LeakyRelu also hold the replies expanded and the recombined output.
+    // Per-sample masks: per window also its slot factors (N/2 doubles), its replies
+    // compact and expanded with their unmasking plaintexts, and the unmasked output.
     std::int64_t item_bytes = np.round_window_size * 2 * ct(held) + ct(L, true);
-    if (np.kind == NodeKind::Clip || np.kind == NodeKind::LeakyRelu) {
+    if (p.parameters.masks == RoundMasks::PerSample) {
+      const std::int64_t windows = np.round_replies / std::max<std::int64_t>(1, np.output_ciphertexts);
+      const std::int64_t replies = np.round_signed_value ? 2 : 1;
+      item_bytes = windows * (np.round_window_size * 2 * ct(held) + static_cast<std::int64_t>(n_ring / 2 * 8) +
+                              replies * (ct(L, true) + ct(L) + ct(L) / 2)) + ct(L - 1);
+    } else if (np.kind == NodeKind::Clip || np.kind == NodeKind::LeakyRelu) {
       const std::int64_t windows = np.round_replies / std::max<std::int64_t>(1, np.output_ciphertexts);
       item_bytes = windows * (2 * ct(held) + 3 * ct(L)) + 2 * ct(np.combine_level);
     }
@@ -206,7 +214,7 @@ EncryptedPlan make_plan(const model::Graph& g, const Parameters& parameters, con
                                 std::to_string(parameters.bounds.size()) + " tensor bounds, the graph has " +
                                 std::to_string(g.tensors.size()) + " tensors)");
   }
-  const LevelRules rules = level_rules(g);
+  const LevelRules rules = level_rules(g, parameters.masks);
   EncryptedPlan p;
   p.parameters = parameters;
   p.options = options;
@@ -252,8 +260,12 @@ EncryptedPlan make_plan(const model::Graph& g, const Parameters& parameters, con
       np.tile_element_bytes = tile_element_bytes(g, n, np.input_level, parameters.params.poly_modulus_degree());
     }
     const model::TensorId x = first_data_input(g, n);
+    const bool per_sample = parameters.masks == RoundMasks::PerSample;
     switch (nl.kind) {
-      case NodeKind::Relu: np.round_ciphertexts = np.round_replies = elements(g, x); break;
+      case NodeKind::Relu:
+        np.round_ciphertexts = np.round_replies = elements(g, x);
+        np.round_signed_value = per_sample;
+        break;
       case NodeKind::MaxPool:
         np.round_ciphertexts = max_pool_taps(g, n, x);
         np.round_replies = elements(g, y);
@@ -266,6 +278,7 @@ EncryptedPlan make_plan(const model::Graph& g, const Parameters& parameters, con
           windows = (std::isfinite(c->min) ? 1 : 0) + (std::isfinite(c->max) ? 1 : 0);
         }
         np.round_ciphertexts = np.round_replies = windows * elements(g, y);
+        np.round_signed_value = per_sample && windows == 1;
         break;
       }
       default: break;

@@ -49,7 +49,7 @@ struct NodePlan {
   /// weight residue per limb and an (input, weight) pair.
   std::int64_t tile_element_bytes = 0;
   /// Client round: ciphertexts masked and sent (window entries; padding taps excluded),
-  /// windows (one fresh reply each).
+  /// windows (one fresh reply each; two with round_signed_value).
   std::int64_t round_ciphertexts = 0, round_replies = 0;
   /// Client round: output elements (items) per round message; a node (or a streamed
   /// band) of k items runs ceil(k / round_items) rounds. Items are sized so that one
@@ -61,9 +61,13 @@ struct NodePlan {
   /// Client round: ciphertexts per window (at most): the MaxPool kernel's taps, else 1.
   std::int64_t round_window_size = 0;
   bool round_fused_relu = false;  ///< MaxPool round reading a fused Relu: max(0, max(window))
+  /// Per-sample masks: the client returns, per window, the masked value as well as its
+  /// |·| (Relu, LeakyRelu, one-sided Clip: two replies per window); Clip with two
+  /// bounds needs only the |·| of each window.
+  bool round_signed_value = false;
   /// Client round: the largest |decoded masked value| the client accepts (an overflow
   /// check): the input's bound (plus the largest Clip shift) × its largest inverse
-  /// pending factor × kMaskMax. The same for every round of the node, whatever the
+  /// pending factor × mask_max (plan/parameters.h). The same for every round of the node, whatever the
   /// masks drawn; announced to a remote client, which checks against it.
   double round_bound = 0;
   std::vector<model::TensorId> free_after;  ///< activations whose last reader is this node

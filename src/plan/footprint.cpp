@@ -195,7 +195,7 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
       case NodeKind::Relu:
       case NodeKind::MaxPool:
         record_reads(x, tensor(x).level);
-        create(L, true);
+        create(np.output_level, np.output_level == L);  // fresh (compact), or unmasked below L
         break;
       case NodeKind::Clip:
       case NodeKind::LeakyRelu: {
@@ -287,9 +287,13 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
       case NodeKind::Square: out_bytes = out_count * ct(np.input_level); break;
       case NodeKind::Relu:
       case NodeKind::MaxPool:
-        // Masked window copies (expanded, at the input level) + the replies.
+        // Masked window copies (expanded, at the input level) + the replies; per-sample
+        // masks: the replies (two with the signed value) unmasked one level below.
         transient = np.round_ciphertexts * ct(np.input_level);
-        out_bytes = out_count * ct(L, o.compact_fresh);
+        out_bytes = out_count * (np.output_level == L ? ct(L, o.compact_fresh) : ct(y_level));
+        if (np.output_level != L) {
+          transient += np.round_replies * (np.round_signed_value ? 2 : 1) * (ct(L, o.compact_fresh) + ct(L));
+        }
         break;
       case NodeKind::Clip:
       case NodeKind::LeakyRelu: {
@@ -301,7 +305,7 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
         // their expanded, lowered copies, the output before the rescale.
         out_bytes = out_count * ct(y_level + 1);
         transient = np.round_ciphertexts * ct(np.input_level) +
-                    np.round_replies * (ct(L, o.compact_fresh) + ct(y_level + 1));
+                    np.round_replies * (np.round_signed_value ? 2 : 1) * (ct(L, o.compact_fresh) + ct(y_level + 1));
         break;
       }
       case NodeKind::FinalSoftmax: break;

@@ -15,7 +15,9 @@ bool is_data(const model::Graph& g, model::TensorId t) {
 
 }  // namespace
 
-LevelRules level_rules(const model::Graph& g) {
+LevelRules level_rules(const model::Graph& g, RoundMasks masks) {
+  const bool per_sample = masks == RoundMasks::PerSample;
+  const int fresh = per_sample ? 1 : 0;  // depth of a round's output
   LevelRules r;
   r.tensors.resize(g.tensors.size());
   r.nodes.resize(g.nodes.size());
@@ -68,12 +70,14 @@ LevelRules level_rules(const model::Graph& g) {
         break;
       case NodeKind::Relu:
         nl.input_depth = x.depth;
-        y = {0, true, true};
+        nl.rescale = per_sample;
+        y = {fresh, true, true};
         break;
       case NodeKind::MaxPool:
         nl.materialized[data[0]] = x.factors;
         nl.input_depth = x.depth + (x.factors ? 1 : 0);
-        y = {0, true, true};
+        nl.rescale = per_sample;
+        y = {fresh, true, true};
         break;
       case NodeKind::Clip:
       case NodeKind::LeakyRelu: {
@@ -86,6 +90,13 @@ LevelRules level_rules(const model::Graph& g) {
         }
         if (nl.identity) {
           y = x.at_delta ? x : TensorState{nl.input_depth, false, true};
+          break;
+        }
+        if (per_sample) {  // windows of x at any scale; the fresh replies are recombined
+          nl.materialized[data[0]] = false;
+          nl.input_depth = x.depth;
+          nl.rescale = true;
+          y = {fresh, true, true};
           break;
         }
         const bool uses_x = nl.kind == NodeKind::LeakyRelu || std::isinf(lo);

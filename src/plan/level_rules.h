@@ -27,13 +27,18 @@
 //    other than Δ to Δ first (+1); they recombine the fresh round results with one
 //    rescale, at the input depth when they read x (LeakyRelu, Clip without a lower
 //    bound), else at the top level; Clip(-inf, inf) is the identity;
-//  - a final Softmax is applied by the client after decryption.
+//  - a final Softmax is applied by the client after decryption;
+//  - with per-sample masks (plan/parameters.h) every round (Relu, MaxPool, Clip,
+//    LeakyRelu) returns fresh ciphertexts that are unmasked with one plaintext product
+//    and rescale: depth 1 with pending factors; Clip / LeakyRelu then read only the
+//    fresh results (x is returned by the client, masked), so x needs no scale Δ.
 #pragma once
 
 #include <vector>
 
 #include "model/graph.h"
 #include "plan/node_kind.h"
+#include "plan/parameters.h"
 
 namespace heinfer::plan {
 
@@ -67,6 +72,6 @@ struct LevelRules {
 
 /// Applies the rules (file comment) to a prepared graph. Throws model::ModelError for
 /// unsupported nodes (node_kind) and for a node without an encrypted input.
-LevelRules level_rules(const model::Graph& g);
+LevelRules level_rules(const model::Graph& g, RoundMasks masks = RoundMasks::PerWindow);
 
 }  // namespace heinfer::plan

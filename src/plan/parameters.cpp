@@ -22,8 +22,23 @@ int sum_bits(const std::vector<int>& a) {
 
 }  // namespace
 
-LevelRequirements level_requirements(const model::Graph& g, const std::vector<double>& bounds) {
-  const LevelRules rules = level_rules(g);
+std::string_view round_masks_name(RoundMasks m) {
+  return m == RoundMasks::PerSample ? "per-sample" : "per-window";
+}
+
+RoundMasks parse_round_masks(std::string_view s) {
+  if (s == "per-sample") return RoundMasks::PerSample;
+  if (s == "per-window") return RoundMasks::PerWindow;
+  throw std::invalid_argument("round masks must be per-sample or per-window, got '" + std::string(s) + "'");
+}
+
+double mask_max(RoundMasks m) {
+  return m == RoundMasks::PerSample ? std::exp2(kSlotMaskMaxBits) * 1.01 : kMaskMax;
+}
+
+LevelRequirements level_requirements(const model::Graph& g, const std::vector<double>& bounds, RoundMasks masks) {
+  const LevelRules rules = level_rules(g, masks);
+  const double seen = mask_max(masks);  // |masked value| / |value| at most
   // (depth, magnitude) of every point where a ciphertext is decrypted or masked.
   std::vector<std::pair<int, double>> points;
   auto bound = [&](model::TensorId t) { return bounds.at(static_cast<std::size_t>(t)); };
@@ -44,8 +59,8 @@ LevelRequirements level_requirements(const model::Graph& g, const std::vector<do
     const double fmag = factors ? kMaskMax : 1.0;  // |ciphertext value| / |true value|
     const int d = nl.input_depth;
     switch (nl.kind) {
-      case NodeKind::Relu: points.emplace_back(d, bx * fmag * kMaskMax); break;
-      case NodeKind::MaxPool: points.emplace_back(d, bx * fmag * kMaskMax); break;
+      case NodeKind::Relu: points.emplace_back(d, bx * fmag * seen); break;
+      case NodeKind::MaxPool: points.emplace_back(d, bx * fmag * seen); break;
       case NodeKind::Clip:
       case NodeKind::LeakyRelu: {
         if (nl.identity) break;
@@ -54,7 +69,7 @@ LevelRequirements level_requirements(const model::Graph& g, const std::vector<do
           if (std::isfinite(c->min)) shift = std::max(shift, std::fabs(c->min));
           if (std::isfinite(c->max)) shift = std::max(shift, std::fabs(c->max));
         }
-        points.emplace_back(d, (bx + shift) * fmag * kMaskMax);
+        points.emplace_back(d, (bx + shift) * fmag * seen);
         break;
       }
       case NodeKind::FinalSoftmax: points.emplace_back(d, bx * fmag); break;
@@ -92,7 +107,7 @@ std::string Parameters::describe() const {
   for (std::size_t i = 0; i < p.size(); ++i) s << (i ? "," : "") << p[i];
   s << "] log2(QP)=" << sum_bits(q) + sum_bits(p) << " (128-bit bound "
     << ckks::max_log_qp_128(params.poly_modulus_degree()) << ") levels=" << needs.levels
-    << " scale=2^" << scale_bits << " packing=" << ckks::packing_name(packing)
+    << " scale=2^" << scale_bits << " packing=" << ckks::packing_name(packing) << " masks=" << round_masks_name(masks)
     << " samples/ciphertext=" << capacity();
   return s.str();
 }
@@ -112,13 +127,18 @@ Parameters plan_parameters(const model::Graph& g, const std::vector<double>& ran
   if (o.scale_bits < 20 || o.scale_bits > 50) {
     throw std::invalid_argument("scale bits must be in [20, 50], got " + std::to_string(o.scale_bits));
   }
+  if (o.masks == RoundMasks::PerSample && o.packing != ckks::Packing::Real) {
+    throw std::invalid_argument("per-sample round masks need real packing (complex packing puts two samples in one "
+                                "slot, and one slot factor would scale both)");
+  }
   Parameters plan;
   plan.packing = o.packing;
+  plan.masks = o.masks;
   plan.scale_bits = o.scale_bits;
   plan.margin = o.margin;
   plan.bounds.resize(ranges.size());
   for (std::size_t i = 0; i < ranges.size(); ++i) plan.bounds[i] = std::max(ranges[i] * o.margin, 1e-3);
-  plan.needs = level_requirements(g, plan.bounds);
+  plan.needs = level_requirements(g, plan.bounds, o.masks);
   const int q0 = std::max(required_q0_bits(plan, o.noise_bits), o.scale_bits + 10);
   if (q0 > 2 * kMaxBasePrimeBits) {
     throw std::invalid_argument("parameter selection: q_0 would need " + std::to_string(q0) +

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ckks/encryption_params.h"
@@ -24,9 +25,31 @@
 
 namespace heinfer::plan {
 
-/// Masks are uniform integers in [kMaskMin, kMaskMax).
+/// How a client-aided round masks the values the client decrypts (runtime/client.h).
+enum class RoundMasks {
+  /// One integer R per window, the same for every sample: no level, real or complex
+  /// packing; a client that chooses its batch reads ratios between samples.
+  PerWindow,
+  /// A signed per-slot mask per window (ckks/slot_mask.h) and functions written with
+  /// |·| so that signs stay hidden; real packing only (one sample per slot); the replies
+  /// are unmasked with one plaintext product and rescale: one level per round.
+  PerSample,
+};
+std::string_view round_masks_name(RoundMasks m);  ///< "per-window" / "per-sample"
+/// Parses "per-window" / "per-sample"; throws std::invalid_argument otherwise.
+RoundMasks parse_round_masks(std::string_view s);
+
+/// Per-window masks are uniform integers in [kMaskMin, kMaskMax).
 inline constexpr double kMaskMin = 128.0;
 inline constexpr double kMaskMax = 4096.0;
+/// Per-sample masks: |μ| log-uniform in [2^kSlotMaskMinBits, 2^kSlotMaskMaxBits).
+inline constexpr double kSlotMaskMinBits = 9;
+inline constexpr double kSlotMaskMaxBits = 15;
+/// Largest |masked value| / |value| a client sees (2^15 with the rounding margin of
+/// ckks/slot_mask.h for per-sample masks).
+double mask_max(RoundMasks m);
+/// After a round, decoded value = gain × true value, gain <= kMaskMax (the pending
+/// factor is at least 1 / kMaskMax), for both kinds of masks.
 
 /// What the encrypted execution needs from the modulus chain (level_requirements).
 struct LevelRequirements {
@@ -38,11 +61,13 @@ struct LevelRequirements {
 
 /// The deepest depth of the level rules (plan/level_rules.h) on `g` and the magnitudes
 /// decrypted or masked there, given per-tensor bounds (index = TensorId).
-LevelRequirements level_requirements(const model::Graph& g, const std::vector<double>& bounds);
+LevelRequirements level_requirements(const model::Graph& g, const std::vector<double>& bounds,
+                                     RoundMasks masks = RoundMasks::PerWindow);
 
 /// The chosen CKKS parameters of an encrypted run, with the bounds they were chosen for.
 struct Parameters {
   ckks::Packing packing = ckks::Packing::Complex;
+  RoundMasks masks = RoundMasks::PerWindow;
   int scale_bits = 30;                 ///< Δ = 2^scale_bits
   ckks::EncryptionParameters params;   ///< N, chain bit sizes, special bit sizes
   LevelRequirements needs;
@@ -56,13 +81,15 @@ struct Parameters {
 
 struct ParameterOptions {
   ckks::Packing packing = ckks::Packing::Complex;
+  RoundMasks masks = RoundMasks::PerWindow;  ///< PerSample needs Packing::Real
   int scale_bits = 30;
   double margin = 2.0;  ///< calibrated max |value| is multiplied by this
   int noise_bits = 10;  ///< extra bits in q_0 above max|value|·Δ
 };
 
 /// Chooses parameters (see the file comment). Throws std::invalid_argument if no N up
-/// to 2^16 is secure for the required chain or scale_bits is outside [20, 50].
+/// to 2^16 is secure for the required chain, scale_bits is outside [20, 50], or
+/// per-sample masks are asked for with complex packing.
 Parameters plan_parameters(const model::Graph& g, const std::vector<double>& ranges,
                            const ParameterOptions& options = {});
 

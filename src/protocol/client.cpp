@@ -216,6 +216,16 @@ ClientResult run_client(const ClientOptions& o, const std::vector<double>& input
   auto say = [&](const std::string& line) {
     if (o.progress) o.progress(line);
   };
+  {
+    bool per_sample = false;  // Abs rounds: the server masks every sample on its own
+    for (const RoundSpec& r : info.schedule()) {
+      const auto f = static_cast<runtime::RoundFunction>(r.function());
+      per_sample = per_sample || f == runtime::RoundFunction::Abs || f == runtime::RoundFunction::AbsWithValue;
+    }
+    say("parameters N=" + std::to_string(parms.poly_modulus_degree()) + " packing=" +
+        std::string(ckks::packing_name(packing)) + "; " + std::to_string(info.schedule_size()) + " client-aided layers" +
+        (info.schedule_size() == 0 ? "" : per_sample ? " (per-sample masks)" : " (per-window masks)"));
+  }
   std::string session_id;
   {
     const auto rk = ckks::to_bytes(keys.relin, *context);

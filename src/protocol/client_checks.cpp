@@ -6,6 +6,7 @@
 #include <string>
 
 #include "ckks/serialization.h"
+#include "runtime/client.h"
 
 namespace heinfer::protocol {
 
@@ -65,6 +66,17 @@ std::vector<std::int64_t> requested_elements(const EncryptRequest& r, std::vecto
   return out;
 }
 
+namespace {
+
+/// Functions of one element per window (Relu, Abs, AbsWithValue).
+bool one_element(int f) {
+  const auto rf = static_cast<runtime::RoundFunction>(f);
+  return rf == runtime::RoundFunction::Relu || rf == runtime::RoundFunction::Abs ||
+         rf == runtime::RoundFunction::AbsWithValue;
+}
+
+}  // namespace
+
 ScheduleCheck::ScheduleCheck(const ModelInfo& info)
     : info_(info), spec_of_(static_cast<std::size_t>(std::max(info.nodes(), 0)), -1),
       windows_(static_cast<std::size_t>(info.schedule_size()), 0), rounds_(windows_.size(), 0) {
@@ -72,7 +84,8 @@ ScheduleCheck::ScheduleCheck(const ModelInfo& info)
     const RoundSpec& r = info.schedule(i);
     if (r.node() < 0 || r.node() >= info.nodes() || spec_of_[static_cast<std::size_t>(r.node())] >= 0 ||
         r.windows() <= 0 || r.max_windows() <= 0 || r.window_size() <= 0 || r.rounds() <= 0 || r.level() < 0 ||
-        !std::isfinite(r.bound()) || r.bound() <= 0) {
+        !std::isfinite(r.bound()) || r.bound() <= 0 || r.function() < 0 || r.function() >= runtime::kRoundFunctions ||
+        (one_element(r.function()) && r.window_size() != 1)) {
       throw std::runtime_error("protocol: the server announced a malformed round schedule (entry " +
                                std::to_string(i) + ")");
     }

@@ -35,6 +35,8 @@
 #include <string>
 #include <vector>
 
+#include "plan/parameters.h"
+
 namespace heinfer::protocol {
 
 struct ServedModel {
@@ -58,6 +60,9 @@ struct ServerOptions {
   int max_message_mib = 64;
   int session_timeout_s = 600;
   int threads = 0;  ///< OpenMP threads for the executor (0: default)
+  /// Masks of the client rounds (plan/parameters.h). Per-sample (the default) uses real
+  /// packing; per-window lets a client that chooses its batch read weight ratios.
+  plan::RoundMasks round_masks = plan::RoundMasks::PerSample;
 };
 
 /// Runs the server until SIGTERM or SIGINT, then stops accepting calls, cancels the open

@@ -115,7 +115,7 @@ class RemoteClient : public runtime::Client {
     rr->set_last(true);
     send(msg);
     auto reply = receive(ClientMessage::kRoundReply, "round reply of " + r.layer, &t.to_server,
-                         static_cast<std::int64_t>(r.windows.size()));
+                         static_cast<std::int64_t>(r.windows.size() * runtime::replies_per_window(r.function)));
     return reply;
   }
 

@@ -8,6 +8,7 @@
 #include "memory/bytes.h"
 #include "model/load.h"
 #include "plan/footprint.h"
+#include "runtime/round_function.h"
 #include "runtime/calibration.h"
 #include "runtime/client.h"
 #include "runtime/npy.h"
@@ -24,7 +25,7 @@ constexpr std::int64_t kSessionOverhead = std::int64_t{256} << 20;
 
 }  // namespace
 
-std::unique_ptr<Model> prepare_served_model(const ServedModel& sm, int max_message_mib) {
+std::unique_ptr<Model> prepare_served_model(const ServedModel& sm, int max_message_mib, plan::RoundMasks masks) {
   auto m = std::make_unique<Model>();
   m->name = sm.name;
   m->g = model::load_model(sm.path);
@@ -62,7 +63,10 @@ std::unique_ptr<Model> prepare_served_model(const ServedModel& sm, int max_messa
   const model::Shape& out_shape = m->g.tensors[static_cast<std::size_t>(m->g.outputs[0])].shape;
   const runtime::InputBatch cal = runtime::read_input_batch(sm.calibration, in_shape);  // NaN refused
   const auto all = runtime::from_batch_major(std::span<const double>(cal.values), cal.count, in_shape);
-  m->plan = runtime::calibrated_parameters(m->g, {all});
+  plan::ParameterOptions po;
+  po.masks = masks;
+  po.packing = masks == plan::RoundMasks::PerSample ? ckks::Packing::Real : ckks::Packing::Complex;
+  m->plan = runtime::calibrated_parameters(m->g, {all}, po);
   m->context = ckks::CKKSContext::create(m->plan.params);
   // A key-switching key has at most key_limb_count() components of 2 polynomials over
   // key_limb_count() limbs of N 8-byte words (+ headers).
@@ -77,10 +81,7 @@ std::unique_ptr<Model> prepare_served_model(const ServedModel& sm, int max_messa
     if (!plan::is_round(np.kind) || np.identity) continue;
     RoundSpec* r = info.add_schedule();
     r->set_node(static_cast<int>(k));
-    const runtime::RoundFunction f = np.kind != plan::NodeKind::MaxPool ? runtime::RoundFunction::Relu
-                                     : np.round_fused_relu             ? runtime::RoundFunction::ReluMax
-                                                                       : runtime::RoundFunction::Max;
-    r->set_function(static_cast<int>(f));
+    r->set_function(static_cast<int>(runtime::round_function(np, m->plan.masks)));
     r->set_windows(np.round_replies);
     const std::int64_t per_item = np.round_replies / std::max<std::int64_t>(1, np.output_ciphertexts);
     r->set_max_windows(np.round_items * std::max<std::int64_t>(1, per_item));

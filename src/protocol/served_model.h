@@ -34,6 +34,7 @@ struct Model {
 /// std::runtime_error (with the model's name) for a model with other than one input and
 /// one output, a missing or mis-shaped calibration set; model::ModelError and
 /// std::invalid_argument as loading and planning do.
-std::unique_ptr<Model> prepare_served_model(const ServedModel& sm, int max_message_mib);
+std::unique_ptr<Model> prepare_served_model(const ServedModel& sm, int max_message_mib,
+                                            plan::RoundMasks masks = plan::RoundMasks::PerSample);
 
 }  // namespace heinfer::protocol

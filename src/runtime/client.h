@@ -7,23 +7,30 @@
 // server holds only public evaluation keys (relinearization, conjugation) and the model.
 //
 // One round (Client::round): the server sends a batch of ciphertexts grouped into
-// "windows" plus the function to apply. Before sending, the server multiplies every
-// window by its own secret random positive integer R (CSPRNG, one R per window; scalar
-// encoding at scale 1, no level) and shuffles the windows (CSPRNG permutation). The
-// client decrypts, applies the function and returns one fresh symmetric (seeded,
-// compact: half size on the wire) ciphertext per window, encrypted at the top level.
+// "windows" plus the function to apply, masked (below) and shuffled (CSPRNG
+// permutation). The client decrypts, applies the function and returns fresh symmetric
+// (seeded, compact: half size on the wire) ciphertexts, encrypted at the top level.
 //
-// What the client learns per round: for an element-wise Relu round the values R_e·x_e
-// with an unknown independent R_e in [2^7, 2^12) per element, in a random order; R_e is
-// the same for every slot (sample) of the ciphertext. Within one sample this hides
-// ratios between elements but not the sign pattern or coarse magnitudes; across samples
-// it hides nothing: a client that chooses its batch (x0, x0 + t·e_k, 0) divides slot by
-// slot, R_e cancels and it reads the first layer's weight-to-bias ratios exactly
-// (docs/security.md states what each party learns, and what is not protected yet). For
-// a MaxPool round: the values of each window scaled by one common R (ratios within a
-// window and its argmax revealed). For Clip/LeakyRelu: as Relu for x - bound. The client
-// also learns the model's architecture (layer sizes, which layers are client-aided) and
-// the outputs, which are its own.
+// Masks (plan::RoundMasks; docs/security.md states each claim with its test):
+//  - per-window (`heinfer run`'s default): one secret integer R in [2^7, 2^12) per window,
+//    the same for every slot (scalar at scale 1, no level). The client sees R_e·x_e: the
+//    sign of every pre-activation, and, since R_e cancels between samples, exact ratios
+//    between the samples of its batch: a client that chooses its batch (x0, x0 + t·e_k,
+//    0) reads the first layer's weight-to-bias ratios exactly.
+//  - per-sample (`heinfer serve`'s default, real packing): a fresh integer polynomial per
+//    window multiplies sample s by its own factor μ_s, |μ_s| log-uniform in [2^9, 2^15)
+//    with a uniform sign (ckks/slot_mask.h, no level). Functions are evaluated through
+//    |·| (Relu(x) = (x + |x|)/2, Clip and LeakyRelu alike), so Relu, Clip and LeakyRelu
+//    rounds are Abs / AbsWithValue: the client sees μ_s·x_s, whose sign is a fair coin,
+//    and returns |μ_s·x_s| (and μ_s·x_s re-encrypted); the server unmasks with one
+//    plaintext product and rescale (one level per round). One copy of a sample gives no
+//    ratio: the masks of two samples differ by a factor of up to 2^6 and a random sign.
+//    What remains: magnitudes up to the known distribution of log|μ|, so a client that
+//    repeats a sample M times (or a convolution that shares weights over M positions)
+//    estimates log|x| to σ·sqrt(1/M), σ = 1.7 bits; and MaxPool windows share one
+//    positive mask (ratios within a window and its argmax, per sample).
+// The client also learns the model's architecture (layer sizes, which layers are
+// client-aided) and the outputs, which are its own.
 #pragma once
 
 #include <cstdint>
@@ -39,10 +46,16 @@ namespace heinfer::runtime {
 
 /// A non-polynomial function the client evaluates on decrypted (masked) values.
 enum class RoundFunction {
-  Relu,     ///< per window of 1: max(v, 0)
-  Max,      ///< per window: max over its elements
-  ReluMax,  ///< per window: max(0, max over its elements) (fused Relu -> MaxPool)
+  Relu,          ///< per window of 1: max(v, 0)
+  Max,           ///< per window: max over its elements
+  ReluMax,       ///< per window: max(0, max over its elements) (fused Relu -> MaxPool)
+  Abs,           ///< per window of 1: |v|
+  AbsWithValue,  ///< per window of 1: two replies, v (re-encrypted) then |v|
 };
+inline constexpr int kRoundFunctions = 5;
+
+/// Fresh ciphertexts the client returns per window: 2 for AbsWithValue, else 1.
+inline std::size_t replies_per_window(RoundFunction f) { return f == RoundFunction::AbsWithValue ? 2 : 1; }
 
 /// Thrown when a decrypted value exceeds the planned range (a CKKS overflow would make
 /// the result meaningless). what() names the layer.
@@ -97,7 +110,8 @@ class Client {
   /// the memory of the input. Default false: all of an input at once.
   virtual bool encrypts_parts() const { return false; }
 
-  /// One round; returns one compact fresh ciphertext per window (same order).
+  /// One round; returns replies_per_window(function) compact fresh ciphertexts per
+  /// window (window order, then reply order), encrypted at the top level and scale Δ.
   /// Throws OverflowError if a decoded value is not finite or exceeds request.bound.
   virtual std::vector<ckks::Ciphertext> round(const RoundRequest& request) = 0;
 

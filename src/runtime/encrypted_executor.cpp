@@ -96,6 +96,12 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, EncryptedRunStat
   memory::CiphertextStore* store = options_.store;
   if (!store) store = (own_store = std::make_unique<memory::CiphertextStore>(memory::StoreOptions{})).get();
   steps::RunState run(g, plan_, *context_, eval_, keys_, client, stats, *store);
+  std::optional<ckks::CKKSEncoder> encoder;
+  std::optional<ckks::SpecialFFT> fft;
+  if (plan_.parameters.masks == plan::RoundMasks::PerSample) {
+    run.encoder = &encoder.emplace(context_);
+    run.fft = &fft.emplace(context_->n());
+  }
   std::vector<RunObserver*> observers;
   std::optional<ProgressPrinter> printer;
   std::optional<FaultInjector> fault;

@@ -116,9 +116,11 @@ std::vector<ckks::Ciphertext> LocalClient::encrypt_tensor(const PlainTensor& x, 
 }
 
 std::vector<ckks::Ciphertext> LocalClient::round(const RoundRequest& r) {
-  const std::size_t count = r.windows.size();
-  std::vector<ckks::Ciphertext> out(count);
-  std::vector<double> first(recording_ ? count * 8 : 0, 0.0);
+  const std::size_t count = r.windows.size(), replies = replies_per_window(r.function);
+  const bool abs = r.function == RoundFunction::Abs || r.function == RoundFunction::AbsWithValue;
+  std::vector<ckks::Ciphertext> out(count * replies);
+  const std::size_t rs = record_slots_;
+  std::vector<double> first(recording_ ? count * 8 * rs : 0, 0.0);
   std::vector<std::string> errors(count);
   const auto batch = static_cast<std::size_t>(capacity());
 #pragma omp parallel for schedule(dynamic, 4)
@@ -127,7 +129,7 @@ std::vector<ckks::Ciphertext> LocalClient::round(const RoundRequest& r) {
     std::vector<double> acc, v;
     for (std::size_t k = 0; k < win.size(); ++k) {
       decode(*win[k], v);
-      if (recording_ && k < 8) first[w * 8 + k] = v[0];
+      if (recording_ && k < 8) std::copy_n(v.begin(), std::min(rs, v.size()), first.begin() + static_cast<std::ptrdiff_t>((w * 8 + k) * rs));
       for (std::size_t b = 0; b < batch; ++b) {
         if (!std::isfinite(v[b]) || std::fabs(v[b]) > r.bound) {
           errors[w] = "layer '" + r.layer + "': overflow: decrypted |value| " + fmt(std::fabs(v[b])) +
@@ -139,17 +141,27 @@ std::vector<ckks::Ciphertext> LocalClient::round(const RoundRequest& r) {
       if (k == 0) acc = v;
       else for (std::size_t b = 0; b < batch; ++b) acc[b] = std::max(acc[b], v[b]);
     }
-    if (r.function != RoundFunction::Max) {
+    if (abs && win.size() != 1) {
+      errors[w] = "layer '" + r.layer + "': a |.| window of " + std::to_string(win.size()) + " ciphertexts";
+      continue;
+    }
+    if (r.function == RoundFunction::AbsWithValue) encrypt_values(acc, out[w * replies]);
+    if (abs) {
+      for (double& a : acc) a = std::fabs(a);
+    } else if (r.function != RoundFunction::Max) {
       for (double& a : acc) a = std::max(a, 0.0);
     }
-    encrypt_values(acc, out[w]);
+    encrypt_values(acc, out[w * replies + replies - 1]);
   }
   for (const auto& e : errors) {
     if (!e.empty()) throw OverflowError(e);
   }
   if (recording_) {
     for (std::size_t w = 0; w < count; ++w) {
-      for (std::size_t k = 0; k < r.windows[w].size() && k < 8; ++k) observed_.push_back(first[w * 8 + k]);
+      for (std::size_t k = 0; k < r.windows[w].size() && k < 8; ++k) {
+        observed_.insert(observed_.end(), first.begin() + static_cast<std::ptrdiff_t>((w * 8 + k) * rs),
+                         first.begin() + static_cast<std::ptrdiff_t>((w * 8 + k + 1) * rs));
+      }
     }
   }
   return out;

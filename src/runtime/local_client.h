@@ -49,9 +49,13 @@ class LocalClient : public Client {
   /// The secret key (for saving it on the client, e.g. `heinfer client --key-dir`).
   const ckks::SecretKey& secret_key() const { return keygen_.secret_key(); }
 
-  /// Testing aid: when enabled, every round appends the decoded slot-0 value of each
-  /// received ciphertext, in the order received, to observed().
-  void set_recording(bool on) { recording_ = on; }
+  /// Testing aid (a curious client): when enabled, every round appends the decoded values
+  /// of slots [0, slots) of each received ciphertext (the first 8 of a window), in the
+  /// order received, to observed().
+  void set_recording(bool on, std::size_t slots = 1) {
+    recording_ = on;
+    record_slots_ = slots;
+  }
   const std::vector<double>& observed() const { return observed_; }
 
  private:
@@ -68,6 +72,7 @@ class LocalClient : public Client {
   std::unique_ptr<EvaluationKeys> keys_;
   const std::vector<PlainTensor>* inputs_ = nullptr;
   bool recording_ = false;
+  std::size_t record_slots_ = 1;
   std::vector<double> observed_;
 };
 

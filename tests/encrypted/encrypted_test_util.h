@@ -20,9 +20,11 @@ namespace heinfer::test {
 /// A plan from calibration on x; with small_n the ring degree is replaced by `small_n`
 /// (insecure, tests only) keeping the selected chain.
 inline plan::Parameters test_plan(const model::Graph& g, const runtime::PlainTensor& x,
-                                         ckks::Packing packing, std::size_t small_n = 0) {
+                                         ckks::Packing packing, std::size_t small_n = 0,
+                                         plan::RoundMasks masks = plan::RoundMasks::PerWindow) {
   plan::ParameterOptions o;
   o.packing = packing;
+  o.masks = masks;
   plan::Parameters plan = plan::plan_parameters(g, runtime::calibrate_ranges(g, {x}), o);
   if (small_n) {
     plan.params = ckks::EncryptionParameters(small_n, plan.params.coeff_bits(), plan.params.special_bits(),
@@ -39,9 +41,9 @@ struct Comparison {
 
 /// Runs g on x encrypted (one batch) and in plaintext; outputs batch-major.
 inline Comparison compare(const model::Graph& g, const runtime::PlainTensor& x, ckks::Packing packing,
-                          std::size_t small_n = 2048) {
+                          std::size_t small_n = 2048, plan::RoundMasks masks = plan::RoundMasks::PerWindow) {
   Comparison c;
-  const auto plan = test_plan(g, x, packing, small_n);
+  const auto plan = test_plan(g, x, packing, small_n, masks);
   runtime::EncryptedSession s(g, plan);
   const auto y = s.executor->run(*s.client, {x}, c.stats);
   c.encrypted = runtime::to_batch_major(y[0]);

@@ -90,7 +90,7 @@ TEST(EncryptedOps, SquareWithRealPacking) {
   expect_close(compare(g, random_input({6}, kBatch, 23), ckks::Packing::Real));
 }
 
-TEST(EncryptedOps, ReluClipLeakyReluRounds) {
+model::Graph round_net() {
   ModelBuilder b;
   b.input("x", {8}).output("y");
   b.initializer("w", {8, 8}, random_floats(64, 31, -2, 2));
@@ -103,14 +103,40 @@ TEST(EncryptedOps, ReluClipLeakyReluRounds) {
   b.node("Clip", {"h2", "lo", "hi"}, {"c"});  // ReLU6-style, two masked values per element
   b.initializer("w3", {8, 8}, random_floats(64, 33, -2, 2));
   attr(b.node("Gemm", {"c", "w3"}, {"h3"}), "transB", std::int64_t{1});
-  attr(b.node("LeakyRelu", {"h3"}, {"y"}), "alpha", 0.1f);
-  const auto g = b.load();
-  const auto c = compare(g, random_input({8}, kBatch, 34), ckks::Packing::Complex);
-  expect_close(c);
-  EXPECT_EQ(c.stats.rounds, 3);
+  attr(b.node("LeakyRelu", {"h3"}, {"l"}), "alpha", 0.1f);
+  b.initializer("w4", {8, 8}, random_floats(64, 35, -2, 2));
+  attr(b.node("Gemm", {"l", "w4"}, {"h4"}), "transB", std::int64_t{1});
+  b.initializer("lo2", {}, {-0.5f});
+  b.node("Clip", {"h4", "lo2"}, {"c2"});  // lower bound only
+  b.initializer("w5", {8, 8}, random_floats(64, 36, -2, 2));
+  attr(b.node("Gemm", {"c2", "w5"}, {"h5"}), "transB", std::int64_t{1});
+  b.node("Clip", {"h5", "", "hi"}, {"y"});  // upper bound only
+  return b.load();
 }
 
-TEST(EncryptedOps, FusedReluMaxPoolAndPaddedMaxPool) {
+TEST(EncryptedOps, ReluClipLeakyReluRounds) {
+  const auto c = compare(round_net(), random_input({8}, kBatch, 34), ckks::Packing::Complex);
+  expect_close(c);
+  EXPECT_EQ(c.stats.rounds, 5);
+}
+
+TEST(EncryptedOps, ReluClipLeakyReluRoundsWithPerSampleMasks) {
+  // |·| forms of every function (runtime/steps/sample_masked_round.cpp), one level each.
+  const auto g = round_net();
+  const auto c = compare(g, random_input({8}, kBatch, 34), ckks::Packing::Real, 2048, plan::RoundMasks::PerSample);
+  expect_close(c);
+  EXPECT_EQ(c.stats.rounds, 5);
+  const auto pw = test::test_plan(g, random_input({8}, kBatch, 34), ckks::Packing::Real);
+  const auto ps = test::test_plan(g, random_input({8}, kBatch, 34), ckks::Packing::Real, 0, plan::RoundMasks::PerSample);
+  // Every segment is one unmasking rescale + one Gemm; per-window masks recombine
+  // LeakyRelu and one-sided Clip with x at its own level, so levels add up there.
+  EXPECT_EQ(ps.needs.levels, 2);
+  EXPECT_EQ(pw.needs.levels, 4);
+  EXPECT_THROW(test::test_plan(g, random_input({8}, kBatch, 34), ckks::Packing::Complex, 0, plan::RoundMasks::PerSample),
+               std::invalid_argument);
+}
+
+model::Graph max_pool_net() {
   ModelBuilder b;
   b.input("x", {2, 6, 6}).output("y");
   b.initializer("w", {2, 2, 3, 3}, random_floats(36, 41));
@@ -125,10 +151,20 @@ TEST(EncryptedOps, FusedReluMaxPoolAndPaddedMaxPool) {
   attr(p2, "kernel_shape", std::vector<std::int64_t>{2, 2});
   attr(p2, "pads", std::vector<std::int64_t>{1, 1, 1, 1});
   attr(p2, "strides", std::vector<std::int64_t>{2, 2});
-  const auto g = b.load();
-  const auto c = compare(g, random_input({2, 6, 6}, kBatch, 43), ckks::Packing::Complex);
+  return b.load();
+}
+
+TEST(EncryptedOps, FusedReluMaxPoolAndPaddedMaxPool) {
+  const auto c = compare(max_pool_net(), random_input({2, 6, 6}, kBatch, 43), ckks::Packing::Complex);
   expect_close(c);
   EXPECT_EQ(c.stats.rounds, 2);  // Relu fused into the first MaxPool round
+}
+
+TEST(EncryptedOps, FusedReluMaxPoolAndPaddedMaxPoolWithPerSampleMasks) {
+  const auto c = compare(max_pool_net(), random_input({2, 6, 6}, kBatch, 43), ckks::Packing::Real, 2048,
+                         plan::RoundMasks::PerSample);
+  expect_close(c);
+  EXPECT_EQ(c.stats.rounds, 2);
 }
 
 TEST(EncryptedOps, PadConcatTransposeFlattenSoftmax) {

@@ -161,6 +161,9 @@ TEST(EncryptedProtocol, ResidualAddOfMaskedAndLinearTensors) {
   const auto g = b.load();
   const auto c = test::compare(g, random_input({2, 5, 5}, 9, 64), ckks::Packing::Complex);
   EXPECT_LE(c.max_abs_error, 1e-3 * (1 + c.max_abs_plain));
+  // Per-sample masks: the Relu output is unmasked one level below the top.
+  const auto s = test::compare(g, random_input({2, 5, 5}, 9, 64), ckks::Packing::Real, 2048, plan::RoundMasks::PerSample);
+  EXPECT_LE(s.max_abs_error, 1e-3 * (1 + s.max_abs_plain));
 }
 
 TEST(EncryptedProtocol, ParameterSelectionIsSecureAndSufficient) {

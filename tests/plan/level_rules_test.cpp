@@ -67,5 +67,26 @@ TEST(LevelRules, MixedScalesAndMaxPoolFactorsAreMaterialized) {
   EXPECT_EQ(pool.output_depth, 0);
 }
 
+TEST(LevelRules, PerSampleMasksUnmaskWithOneLevelPerRound) {
+  const model::Graph g = test::depth_model().load();
+  const plan::LevelRules r = plan::level_rules(g, plan::RoundMasks::PerSample);
+  auto at = [&](const char* name) { return r.nodes[static_cast<std::size_t>(node_index(g, name))]; };
+  EXPECT_EQ(at("relu").input_depth, 2);
+  EXPECT_TRUE(at("relu").rescale);
+  EXPECT_EQ(at("relu").output_depth, 1);  // fresh replies, unmasked by a product and rescale
+  EXPECT_EQ(at("flatten").output_depth, 1);
+  EXPECT_EQ(at("gemm").output_depth, 2);
+  EXPECT_EQ(at("softmax").input_depth, 5);
+  const std::vector<double> bounds(g.tensors.size(), 1.0);
+  const auto pw = plan::level_requirements(g, bounds), ps = plan::level_requirements(g, bounds, plan::RoundMasks::PerSample);
+  EXPECT_EQ(ps.levels, pw.levels + 1);
+  // The client sees up to 2^15 × the value instead of 2^12 (the Relu decrypts at depth 2,
+  // not the deepest level here, so q_0 is not driven by it).
+  EXPECT_GT(plan::mask_max(plan::RoundMasks::PerSample), 32768.0);
+  EXPECT_EQ(plan::mask_max(plan::RoundMasks::PerWindow), plan::kMaskMax);
+  EXPECT_EQ(plan::parse_round_masks("per-sample"), plan::RoundMasks::PerSample);
+  EXPECT_THROW(plan::parse_round_masks("per-slot"), std::invalid_argument);
+}
+
 }  // namespace
 }  // namespace heinfer

@@ -102,6 +102,11 @@ class RemoteTest : public ::testing::Test {
     if (std::find(extra.begin(), extra.end(), "--insecure") == extra.end()) {
       args.insert(args.end(), {"--tls-cert", (dir / "server.pem").string(), "--tls-key", (dir / "server.key").string()});
     }
+    // Per-window masks unless a test asks otherwise: the tests below check traffic and
+    // timing figures of that mode (PerSampleMasksMatchEmbeddedRun covers the default).
+    if (std::find(extra.begin(), extra.end(), "--round-masks") == extra.end()) {
+      args.insert(args.end(), {"--round-masks", "per-window"});
+    }
     args.insert(args.end(), extra.begin(), extra.end());
     const std::string socket = (dir / (log + ".sock")).string();
     args.insert(args.end(), {"--admin-socket", socket});
@@ -313,6 +318,26 @@ TEST_F(RemoteTest, TlsClientMatchesEmbeddedRun) {
   EXPECT_EQ(pool_trips + std::stoi(m[1].str()), rounds);
   const auto a = heinfer::runtime::read_npy(dir / "remote.npy").to_double();
   const auto b = heinfer::runtime::read_npy(dir / "local.npy").to_double();
+  ASSERT_EQ(a.size(), 640u);
+  EXPECT_EQ(top1(a), top1(b));
+  EXPECT_LT(max_abs_diff(a, b), 1e-2);
+}
+
+TEST_F(RemoteTest, PerSampleMasksMatchEmbeddedRun) {
+  // serve's default masks: per-sample, real packing (docs/security.md, claim 7).
+  Process help({kTool.string(), "serve", "--help"}, dir / "serve_help.log");
+  ASSERT_EQ(help.wait(30s), 0);
+  EXPECT_TRUE(std::regex_search(help.output(), std::regex(R"(--round-masks[^\n]*=per-sample)"))) << help.output();
+  std::string p2;
+  auto srv = start_server("per_sample_server.log", {"--round-masks", "per-sample"}, &p2,
+                          {"fmnist=" + (kModels / "fmnist_cnn.onnx").string()});
+  ASSERT_TRUE(srv);
+  Process client(client_args(p2, "per_sample.npy"), dir / "per_sample_client.log");
+  ASSERT_EQ(client.wait(600s), 0) << client.output();
+  const std::string out = client.output();
+  EXPECT_NE(out.find("packing=real"), std::string::npos) << out;
+  const auto a = heinfer::runtime::read_npy(dir / "per_sample.npy").to_double();
+  const auto b = heinfer::runtime::read_npy(kModels / "fmnist_cnn_test64_logits.npy").to_double();
   ASSERT_EQ(a.size(), 640u);
   EXPECT_EQ(top1(a), top1(b));
   EXPECT_LT(max_abs_diff(a, b), 1e-2);
@@ -626,6 +651,68 @@ grpc::Status infer_with(proto::Inference::Stub& st, const std::vector<proto::Cli
   while (stream->Read(&sm)) {
   }
   return stream->Finish();
+}
+
+/// A field of /proc/PID/status in bytes (VmRSS, VmHWM); -1 if absent.
+std::int64_t proc_status_bytes(pid_t pid, const std::string& field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(field + ":", 0) == 0) return std::stoll(line.substr(field.size() + 1)) * 1024;
+  }
+  return -1;
+}
+
+TEST_F(RemoteTest, MaliciousClientCannotGrowTheServer) {
+  // A fresh server: its peak RSS then measures only this client. The client streams
+  // input chunks without `last` far beyond the 784 ciphertexts asked for, sends a message
+  // over the limit and asks for the statistics without authentication; the server
+  // refuses each and its peak stays within a few messages of its idle size.
+  const proto::ModelInfo info = model_info("fmnist");
+  const Keys k(info);
+  std::string p2;
+  auto srv = start_server("malicious_client.log", {}, &p2, {"fmnist=" + (kModels / "fmnist_cnn.onnx").string()});
+  ASSERT_TRUE(srv);
+  const std::int64_t idle = proc_status_bytes(srv->pid, "VmRSS");
+  ASSERT_GT(idle, 0);
+  auto st = proto::Inference::NewStub(channel(p2, "ca.pem", "", 128));
+  std::string id;
+  ASSERT_TRUE(open(*st, "fmnist", info, k, &id).ok());
+  heinfer::runtime::PlainTensor x;
+  x.shape = {1};
+  x.batch = 1;
+  x.data = {0.25};
+  const std::string ct = str(heinfer::ckks::to_bytes(k.client->encrypt_tensor(x, "x", 1.0)[0], *k.context));
+  proto::ClientMessage start;
+  start.mutable_start()->set_session_id(id);
+  start.mutable_start()->set_batch(1);
+  proto::ClientMessage chunk;  // 300 ciphertexts without `last`, sent 20 times: 6000 for 784
+  for (int i = 0; i < 300; ++i) chunk.mutable_input()->add_ciphertexts(ct);
+  std::vector<proto::ClientMessage> flood = {start};
+  for (int i = 0; i < 20; ++i) flood.push_back(chunk);
+  const grpc::Status s = infer_with(*st, flood);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_NE(s.error_message().find("more than the 784 ciphertexts asked for"), std::string::npos) << s.error_message();
+  close(*st, id);
+  {
+    proto::ModelInfoRequest req;  // over --max-message-mib
+    req.set_model(std::string((65u << 20), 'a'));
+    proto::ModelInfo out;
+    auto c = ctx();
+    EXPECT_EQ(st->GetModelInfo(c.get(), req, &out).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  }
+  {
+    proto::ServerStats out;  // not on the admin socket, no client certificate
+    auto c = ctx();
+    EXPECT_EQ(st->GetStats(c.get(), proto::StatsRequest(), &out).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  }
+  const std::int64_t peak = proc_status_bytes(srv->pid, "VmHWM");
+  const double flood_bytes = 20.0 * 300.0 * static_cast<double>(ct.size());
+  std::printf("server idle %.1f MiB, peak %.1f MiB after a %.1f MiB flood\n", idle / 1048576.0, peak / 1048576.0,
+              flood_bytes / 1048576.0);
+  // Two chunks in flight and the 65 MiB message, at most: far below the flood.
+  EXPECT_LT(peak - idle, std::int64_t{320} << 20);
+  EXPECT_LT(static_cast<double>(peak - idle), 0.5 * flood_bytes);
 }
 
 TEST_F(RemoteTest, MalformedOversizedAndTruncatedMessagesGetClearErrors) {

@@ -32,34 +32,11 @@ double random_mask() {
   return kMaskMin + static_cast<double>(randombytes_uniform(static_cast<uint32_t>(kMaskMax - kMaskMin)));
 }
 
-/// A uniformly random permutation of 0..n-1 (Fisher-Yates, libsodium CSPRNG).
-std::vector<std::size_t> random_permutation(std::size_t n) {
-  std::vector<std::size_t> p(n);
-  for (std::size_t i = 0; i < n; ++i) p[i] = i;
-  for (std::size_t i = n; i > 1; --i) {
-    const std::size_t j = randombytes_uniform(static_cast<uint32_t>(i));
-    std::swap(p[i - 1], p[j]);
-  }
-  return p;
-}
-
 /// One element of a masked window: the value x - shift (ct null: the exact constant 0).
 struct WindowRef {
   const ckks::Ciphertext* ct = nullptr;
   double shift = 0.0;
 };
-
-/// x itself, or, when `needed`, a copy in `scratch` with its pending factors applied and
-/// its scale brought to Δ (RunState::materialize). Only a node that runs whole (`whole`)
-/// may need the copy: the plan keeps the others out of streamed segments.
-const EncryptedTensor& materialized(RunState& run, const EncryptedTensor& x, bool needed, bool whole,
-                                    const model::Node& n, EncryptedTensor& scratch, GroupId group) {
-  if (!needed) return x;
-  if (!whole) throw std::logic_error(n.name + ": a streamed input needs its pending factors or scale applied first");
-  scratch = x;
-  run.materialize(scratch, n.name, group);
-  return scratch;
-}
 
 /// One client-aided layer: `items` elements, each with one or more masked windows
 /// (windows_of(item, out) appends them). The items are processed in one CSPRNG order
@@ -332,6 +309,10 @@ void clip_or_leaky(RunState& run, const EncryptedTensor& x_in, const plan::NodeP
 }  // namespace
 
 void run_round_step(RunState& run, StepIO& s) {
+  if (run.plan.parameters.masks == plan::RoundMasks::PerSample) {
+    run_sample_masked_round_step(run, s);
+    return;
+  }
   const EncryptedTensor& x = *first_input(s);
   const model::Node& n = s.n;
   switch (s.np.kind) {

@@ -1,5 +1,7 @@
 #include "runtime/steps/run_state.h"
 
+#include <sodium.h>
+
 #include <algorithm>
 #include <chrono>
 #include <stdexcept>
@@ -8,6 +10,25 @@
 #include "model/error.h"
 
 namespace heinfer::runtime::steps {
+
+std::vector<std::size_t> random_permutation(std::size_t n) {
+  std::vector<std::size_t> p(n);
+  for (std::size_t i = 0; i < n; ++i) p[i] = i;
+  for (std::size_t i = n; i > 1; --i) {
+    const std::size_t j = randombytes_uniform(static_cast<uint32_t>(i));
+    std::swap(p[i - 1], p[j]);
+  }
+  return p;
+}
+
+const EncryptedTensor& materialized(RunState& run, const EncryptedTensor& x, bool needed, bool whole,
+                                    const model::Node& n, EncryptedTensor& scratch, GroupId group) {
+  if (!needed) return x;
+  if (!whole) throw std::logic_error(n.name + ": a streamed input needs its pending factors or scale applied first");
+  scratch = x;
+  run.materialize(scratch, n.name, group);
+  return scratch;
+}
 namespace {
 
 double since(std::chrono::steady_clock::time_point t0) {

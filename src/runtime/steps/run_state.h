@@ -16,6 +16,8 @@
 #include <vector>
 
 #include "ckks/context.h"
+#include "ckks/encoder.h"
+#include "ckks/special_fft.h"
 #include "ckks/evaluator.h"
 #include "memory/ciphertext_store.h"
 #include "model/graph.h"
@@ -47,6 +49,8 @@ class RunState {
   memory::CiphertextStore& store;
   const std::int64_t tile_bytes;  ///< the plan's ScheduleOptions::tile_bytes
   EncryptedBackend be;  ///< the node-independent part of the backend
+  const ckks::CKKSEncoder* encoder = nullptr;  ///< per-sample rounds: encodes unmasking vectors
+  const ckks::SpecialFFT* fft = nullptr;       ///< per-sample rounds: draws masks
   std::int64_t node = -1;  ///< index of the node whose step runs (names its client rounds)
 
   double scale() const { return plan.parameters.scale(); }
@@ -92,6 +96,16 @@ struct StepIO {
   std::string round_layer;                 ///< "<producer> -> <node>": names a round's checks
 };
 
+/// A uniformly random permutation of 0..n-1 (Fisher-Yates, libsodium CSPRNG).
+std::vector<std::size_t> random_permutation(std::size_t n);
+
+/// x itself, or, when `needed`, a copy in `scratch` with its pending factors applied and
+/// its scale brought to Δ (RunState::materialize). Only a node that runs whole (`whole`)
+/// may need the copy (else std::logic_error): the plan keeps the others out of streamed
+/// segments.
+const EncryptedTensor& materialized(RunState& run, const EncryptedTensor& x, bool needed, bool whole,
+                                    const model::Node& n, EncryptedTensor& scratch, GroupId group);
+
 /// The first encrypted input of the step.
 const EncryptedTensor* first_input(const StepIO& s);
 
@@ -115,6 +129,8 @@ void check_input_levels(const StepIO& s, std::size_t level);
 void run_data_movement_step(RunState& run, StepIO& s);  ///< data_movement_step.cpp
 void run_linear_step(RunState& run, StepIO& s);         ///< linear_step.cpp (Linear, Square)
 void run_round_step(RunState& run, StepIO& s);          ///< round_step.cpp
+/// Rounds under per-sample masks (plan::RoundMasks::PerSample); run_round_step calls it.
+void run_sample_masked_round_step(RunState& run, StepIO& s);  ///< sample_masked_round.cpp
 
 /// Inputs of a node with several encrypted inputs whose scale is not Δ are brought to Δ
 /// first (the plan's `materialized` inputs): copies in `scratch`, pointers in s.in
