@@ -49,12 +49,21 @@ void replace_uses(Graph& g, TensorId from, TensorId to) {
   std::replace(g.outputs.begin(), g.outputs.end(), from, to);
 }
 
+bool is_activation(const Graph& g, TensorId t) {
+  return t != kNoTensor && !g.tensors[static_cast<std::size_t>(t)].is_constant;
+}
+
 int activation_input_count(const Graph& g, const Node& node) {
   int count = 0;
-  for (TensorId t : node.inputs) {
-    if (t != kNoTensor && !g.tensors[static_cast<std::size_t>(t)].is_constant) ++count;
-  }
+  for (TensorId t : node.inputs) count += is_activation(g, t) ? 1 : 0;
   return count;
+}
+
+TensorId first_activation_input(const Graph& g, const Node& node) {
+  for (TensorId t : node.inputs) {
+    if (is_activation(g, t)) return t;
+  }
+  return kNoTensor;
 }
 
 }  // namespace heinfer::model

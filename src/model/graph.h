@@ -76,7 +76,13 @@ bool is_graph_output(const Graph& g, TensorId t);
 /// Rewrites every read of `from` (node inputs and graph outputs) into `to`.
 void replace_uses(Graph& g, TensorId from, TensorId to);
 
+/// Whether t is an activation: present (not kNoTensor) and not a constant.
+bool is_activation(const Graph& g, TensorId t);
+
 /// Number of activation (non-constant) inputs of a node.
 int activation_input_count(const Graph& g, const Node& node);
+
+/// The node's first activation input (kNoTensor if it has none).
+TensorId first_activation_input(const Graph& g, const Node& node);
 
 }  // namespace heinfer::model

@@ -17,10 +17,6 @@
 namespace heinfer::plan {
 namespace {
 
-bool is_data(const model::Graph& g, model::TensorId t) {
-  return t != model::kNoTensor && !g.tensors[static_cast<std::size_t>(t)].is_constant;
-}
-
 std::int64_t elements(const model::Graph& g, model::TensorId t) {
   return model::numel(g.tensors[static_cast<std::size_t>(t)].shape);
 }
@@ -43,7 +39,7 @@ std::int64_t max_pool_taps(const model::Graph& g, const model::Node& n, model::T
 /// Whether an input of node n (per the rules) has a scale other than Δ / pending factors.
 bool any_input(const model::Graph& g, const model::Node& n, const LevelRules& r, bool TensorState::*flag, bool value) {
   for (model::TensorId t : n.inputs) {
-    if (is_data(g, t) && r.tensors[static_cast<std::size_t>(t)].*flag == value) return true;
+    if (model::is_activation(g, t) && r.tensors[static_cast<std::size_t>(t)].*flag == value) return true;
   }
   return false;
 }
@@ -54,7 +50,7 @@ std::vector<bool> streamable(const model::Graph& g, const LevelRules& r) {
     const model::Node& n = g.nodes[k];
     bool maps = true;
     for (std::size_t i = 0; i < n.inputs.size(); ++i) {
-      if (is_data(g, n.inputs[i])) maps = maps && row_map(g, n, i).has_value();
+      if (model::is_activation(g, n.inputs[i])) maps = maps && row_map(g, n, i).has_value();
     }
     const bool off_scale = any_input(g, n, r, &TensorState::at_delta, false);
     const bool factors = any_input(g, n, r, &TensorState::factors, true);
@@ -71,19 +67,11 @@ std::vector<bool> streamable(const model::Graph& g, const LevelRules& r) {
   return out;
 }
 
-/// The first input of n that is not a constant (every encrypted node has one).
-model::TensorId first_data_input(const model::Graph& g, const model::Node& n) {
-  for (model::TensorId t : n.inputs) {
-    if (is_data(g, t)) return t;
-  }
-  return model::kNoTensor;
-}
-
 /// Linear and Square nodes: working set per output element (NodePlan::tile_element_bytes).
 std::int64_t tile_element_bytes(const model::Graph& g, const model::Node& n, int input_level, std::size_t ring_degree) {
   std::int64_t in_elements = 0;
   for (model::TensorId t : n.inputs) {
-    if (is_data(g, t)) in_elements += elements(g, t);
+    if (model::is_activation(g, t)) in_elements += elements(g, t);
   }
   const std::int64_t outs = std::max<std::int64_t>(1, elements(g, n.outputs[0]));
   const std::int64_t terms = std::max<std::int64_t>(1, model::macs(g, n) / outs);
@@ -102,7 +90,7 @@ void plan_store_groups(const model::Graph& g, EncryptedPlan& p) {
     const bool shares = p.nodes[k].kind == NodeKind::DataMovement || p.nodes[k].kind == NodeKind::FusedRelu;
     out.clear();
     for (model::TensorId t : n.inputs) {
-      if (!is_data(g, t)) continue;
+      if (!model::is_activation(g, t)) continue;
       for (model::TensorId r : p.tensors[static_cast<std::size_t>(t)].aliases) {
         auto& readers = p.tensors[static_cast<std::size_t>(r)].readers;
         if (readers.empty() || readers.back() != static_cast<std::int64_t>(k)) readers.push_back(static_cast<std::int64_t>(k));
@@ -122,7 +110,7 @@ void plan_round_bounds(const model::Graph& g, EncryptedPlan& p) {
     const NodePlan& np = p.nodes[k];
     double in_inv = 1;
     for (std::size_t i = 0; i < n.inputs.size(); ++i) {
-      if (is_data(g, n.inputs[i]) && !np.materialized[i]) {
+      if (model::is_activation(g, n.inputs[i]) && !np.materialized[i]) {
         in_inv = std::max(in_inv, p.tensors[static_cast<std::size_t>(n.inputs[i])].max_inverse_factor);
       }
     }
@@ -143,7 +131,7 @@ void plan_round_bounds(const model::Graph& g, EncryptedPlan& p) {
       if (std::isfinite(c->min)) shift = std::max(shift, std::fabs(c->min));
       if (std::isfinite(c->max)) shift = std::max(shift, std::fabs(c->max));
     }
-    const model::TensorId x = first_data_input(g, n);
+    const model::TensorId x = model::first_activation_input(g, n);
     p.nodes[k].round_bound = (p.tensors[static_cast<std::size_t>(x)].bound + shift) * in_inv * mask_max(p.parameters.masks);
   }
 }
@@ -163,7 +151,7 @@ void plan_round_sizes(const model::Graph& g, EncryptedPlan& p) {
     NodePlan& np = p.nodes[k];
     if (!is_round(np.kind) || np.identity) continue;
     const model::Node& n = g.nodes[k];
-    const model::TensorId x = first_data_input(g, n);
+    const model::TensorId x = model::first_activation_input(g, n);
     // The level x is held at when the round reads it (brought to Δ first: one lower).
     const bool materialize = std::any_of(np.materialized.begin(), np.materialized.end(), [](bool b) { return b; });
     const int held = materialize ? np.input_level : held_level[static_cast<std::size_t>(x)];
@@ -259,7 +247,7 @@ EncryptedPlan make_plan(const model::Graph& g, const Parameters& parameters, con
     if (nl.kind == NodeKind::Linear || nl.kind == NodeKind::Square) {
       np.tile_element_bytes = tile_element_bytes(g, n, np.input_level, parameters.params.poly_modulus_degree());
     }
-    const model::TensorId x = first_data_input(g, n);
+    const model::TensorId x = model::first_activation_input(g, n);
     const bool per_sample = parameters.masks == RoundMasks::PerSample;
     switch (nl.kind) {
       case NodeKind::Relu:

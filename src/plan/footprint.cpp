@@ -28,10 +28,6 @@ struct Storage {
   int refs = 0;         ///< live tensors pointing into it
 };
 
-bool is_data(const model::Graph& g, TensorId t) {
-  return t != model::kNoTensor && !g.tensors[static_cast<std::size_t>(t)].is_constant;
-}
-
 std::int64_t elems(const model::Graph& g, TensorId t) {
   return model::numel(g.tensors[static_cast<std::size_t>(t)].shape);
 }
@@ -60,7 +56,7 @@ std::int64_t linear_terms(const model::Graph& g, const model::Node& n) {
     case OpType::Mul:
     case OpType::Div: {
       for (std::size_t i = 0; i < n.inputs.size(); ++i) {
-        if (!is_data(g, n.inputs[i]) && n.inputs[i] != model::kNoTensor) {
+        if (!model::is_activation(g, n.inputs[i]) && n.inputs[i] != model::kNoTensor) {
           return std::llround(static_cast<double>(out) * nonzero_fraction(g, n, i));
         }
       }
@@ -145,7 +141,7 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
     const std::int64_t out_count = elems(g, out);
     std::vector<std::size_t> data;  // indices into n.inputs
     for (std::size_t i = 0; i < n.inputs.size(); ++i) {
-      if (is_data(g, n.inputs[i])) data.push_back(i);
+      if (model::is_activation(g, n.inputs[i])) data.push_back(i);
     }
     const TensorId x = n.inputs[data.at(0)];
     Value y;
@@ -395,7 +391,7 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
     const Work& w = work[k];
     for (std::size_t i = 0; i < n.inputs.size(); ++i) {
       const TensorId t = n.inputs[i];
-      if (!is_data(g, t) || !on_demand[static_cast<std::size_t>(t)]) continue;
+      if (!model::is_activation(g, t) || !on_demand[static_cast<std::size_t>(t)]) continue;
       const auto m = row_map(g, n, i);
       auto& p = produced[static_cast<std::size_t>(t)];
       p = std::max(p, step.streamed && m ? m->end(step.row_end) : rows_of(t));
@@ -406,7 +402,7 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
       const double f_out = static_cast<double>(step.row_end - step.row_begin) / h;
       double f_in = 0;  // the largest share of an input's rows the band reads
       for (std::size_t i = 0; i < n.inputs.size(); ++i) {
-        if (!is_data(g, n.inputs[i])) continue;
+        if (!model::is_activation(g, n.inputs[i])) continue;
         const auto m = row_map(g, n, i);
         if (m && !m->all && m->in_rows > 0) {
           f_in = std::max(f_in, static_cast<double>(m->end(step.row_end) - m->begin(step.row_begin)) /

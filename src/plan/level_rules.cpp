@@ -7,13 +7,6 @@
 #include "model/error.h"
 
 namespace heinfer::plan {
-namespace {
-
-bool is_data(const model::Graph& g, model::TensorId t) {
-  return t != model::kNoTensor && !g.tensors[static_cast<std::size_t>(t)].is_constant;
-}
-
-}  // namespace
 
 LevelRules level_rules(const model::Graph& g, RoundMasks masks) {
   const bool per_sample = masks == RoundMasks::PerSample;
@@ -28,7 +21,7 @@ LevelRules level_rules(const model::Graph& g, RoundMasks masks) {
     nl.materialized.assign(n.inputs.size(), false);
     std::vector<std::size_t> data;  // indices into n.inputs
     for (std::size_t i = 0; i < n.inputs.size(); ++i) {
-      if (is_data(g, n.inputs[i])) data.push_back(i);
+      if (model::is_activation(g, n.inputs[i])) data.push_back(i);
     }
     if (data.empty()) throw model::ModelError(model::node_label(n) + ": no encrypted input");
     auto state = [&](std::size_t i) { return r.tensors[static_cast<std::size_t>(n.inputs[i])]; };

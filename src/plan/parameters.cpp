@@ -50,7 +50,7 @@ LevelRequirements level_requirements(const model::Graph& g, const std::vector<do
     bool factors = false;  // of the inputs as the node computes on them
     for (std::size_t i = 0; i < n.inputs.size(); ++i) {
       const model::TensorId t = n.inputs[i];
-      if (t == model::kNoTensor || g.tensors[static_cast<std::size_t>(t)].is_constant) continue;
+      if (!model::is_activation(g, t)) continue;
       if (x == model::kNoTensor) x = t;
       if (nl.materialized[i]) points.emplace_back(state(t).depth + 1, bound(t));  // unmasked, brought to Δ
       else factors = factors || state(t).factors;

@@ -166,7 +166,7 @@ std::vector<StreamStep> stream_schedule(const model::Graph& g, const std::vector
       // last step (model::activations_to_free): complete their producers (rows no reader
       // needs included) and their other readers first.
       for (model::TensorId t : n.inputs) {
-        if (t == model::kNoTensor || g.tensors[static_cast<std::size_t>(t)].is_constant) continue;
+        if (!model::is_activation(g, t)) continue;
         if (last_reader[static_cast<std::size_t>(t)] != static_cast<int>(k)) continue;
         const std::int64_t p = producer[static_cast<std::size_t>(t)];
         if (p >= 0 && segment[static_cast<std::size_t>(p)] == segment[k]) ensure(static_cast<std::size_t>(p), rows_of(static_cast<std::size_t>(p)));
@@ -178,7 +178,7 @@ std::vector<StreamStep> stream_schedule(const model::Graph& g, const std::vector
     }
     for (std::size_t i = 0; i < n.inputs.size(); ++i) {
       const model::TensorId t = n.inputs[i];
-      if (t == model::kNoTensor || g.tensors[static_cast<std::size_t>(t)].is_constant) continue;
+      if (!model::is_activation(g, t)) continue;
       const std::int64_t p = producer[static_cast<std::size_t>(t)];
       if (p < 0 || segment[static_cast<std::size_t>(p)] != segment[k]) continue;
       const auto m = row_map(g, n, i);

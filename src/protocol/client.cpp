@@ -24,6 +24,7 @@
 #include "protocol/client_checks.h"
 #include "protocol/remote.h"
 #include "protocol/wire.h"
+#include "runtime/atomic_file.h"
 #include "runtime/kernels/client_aided.h"
 #include "runtime/local_client.h"
 
@@ -68,42 +69,15 @@ const char* code_name(grpc::StatusCode c) {
                            s.error_message() + hint);
 }
 
-/// Writes `bytes` to `p` atomically (temporary file created with `mode`, then rename).
-/// Writes `bytes` to p with `mode` through a temporary in the same directory (fsync'ed,
-/// then renamed over p). The temporary is removed on every error and `bytes` is wiped
-/// before returning or throwing (it may hold a secret key).
+/// Writes `bytes` to p with `mode` atomically (runtime/atomic_file.h: the temporary is
+/// created with `mode` and removed on every error); `bytes` is wiped before returning or
+/// throwing (it may hold a secret key).
 void write_private(const std::filesystem::path& p, std::vector<uint8_t> bytes, mode_t mode) {
   struct Wipe {
     std::vector<uint8_t>& b;
     ~Wipe() { sodium_memzero(b.data(), b.size()); }
   } wipe{bytes};
-  const std::string tmp = p.string() + ".tmp";
-  ::unlink(tmp.c_str());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
-  if (fd < 0) throw std::runtime_error("cannot create '" + tmp + "': " + std::strerror(errno));
-  auto fail = [&](const std::string& what) {
-    const int err = errno;
-    if (fd >= 0) ::close(fd);
-    ::unlink(tmp.c_str());
-    throw std::runtime_error(what + ": " + std::strerror(err));
-  };
-  for (std::size_t done = 0; done < bytes.size();) {
-    const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) fail("cannot write '" + tmp + "'");
-    done += static_cast<std::size_t>(w);
-  }
-  if (::fsync(fd) != 0) fail("cannot write '" + tmp + "'");
-  if (::close(fd) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    throw std::runtime_error("cannot write '" + tmp + "': " + std::strerror(err));
-  }
-  if (::rename(tmp.c_str(), p.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    throw std::runtime_error("cannot rename '" + tmp + "' to '" + p.string() + "': " + std::strerror(err));
-  }
+  runtime::write_file_atomic(p, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), mode);
 }
 
 /// The directory of the client's keys: created with mode 0700; a directory that exists

@@ -44,7 +44,7 @@ void calibrate_into(const model::Graph& g, const std::vector<PlainTensor>& input
     const model::Node& n = g.nodes[k];
     std::vector<const PlainTensor*> in;
     for (model::TensorId t : n.inputs) {
-      if (t == model::kNoTensor || g.tensors[static_cast<std::size_t>(t)].is_constant) in.push_back(nullptr);
+      if (!model::is_activation(g, t)) in.push_back(nullptr);
       else in.push_back(&*values[static_cast<std::size_t>(t)]);
     }
     const model::TensorId out = n.outputs[0];

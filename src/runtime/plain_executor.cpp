@@ -68,7 +68,7 @@ std::vector<PlainTensor> run_plain(const model::Graph& g, std::vector<PlainTenso
     const model::Node& n = g.nodes[k];
     std::vector<const PlainTensor*> in;
     for (model::TensorId t : n.inputs) {
-      if (t == model::kNoTensor || g.tensors[static_cast<std::size_t>(t)].is_constant) {
+      if (!model::is_activation(g, t)) {
         in.push_back(nullptr);
         continue;
       }

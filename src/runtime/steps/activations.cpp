@@ -16,10 +16,6 @@ using Clock = std::chrono::steady_clock;
 
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-bool is_data(const model::Graph& g, model::TensorId t) {
-  return t != model::kNoTensor && !g.tensors[static_cast<std::size_t>(t)].is_constant;
-}
-
 std::vector<std::int64_t> all_elements(std::int64_t n) {
   std::vector<std::int64_t> out(static_cast<std::size_t>(n));
   for (std::int64_t e = 0; e < n; ++e) out[static_cast<std::size_t>(e)] = e;
@@ -90,7 +86,7 @@ StepIO Activations::step_io(const plan::StreamStep& st, std::vector<std::int64_t
   const plan::NodePlan& np = plan_.nodes[k];
   const model::TensorId out = n.outputs[0];
   const model::Shape& y_shape = g_.tensors[static_cast<std::size_t>(out)].shape;
-  const model::TensorId x_id = *std::find_if(n.inputs.begin(), n.inputs.end(), [&](model::TensorId t) { return is_data(g_, t); });
+  const model::TensorId x_id = model::first_activation_input(g_, n);
   const GroupId group = st.first ? open_group(out, st.node) : group_of_[static_cast<std::size_t>(out)];
   const bool plain_out = np.kind == NodeKind::FinalSoftmax;
   if (st.first && !plain_out) values_[static_cast<std::size_t>(out)].emplace();
@@ -98,7 +94,7 @@ StepIO Activations::step_io(const plan::StreamStep& st, std::vector<std::int64_t
   StepIO io{n, np, st, {}, {}, plain_out ? scratch : *values_[static_cast<std::size_t>(out)], y_shape, group, elements,
             plan_.tensors[static_cast<std::size_t>(x_id)].bound, producer(x_id) + " -> " + n.name};
   for (model::TensorId t : n.inputs) {
-    if (!is_data(g_, t)) {
+    if (!model::is_activation(g_, t)) {
       io.in.push_back(nullptr);
       continue;
     }
@@ -137,7 +133,7 @@ void Activations::finish_node(const StepIO& io) {
   for (model::TensorId t : io.np.free_after) values_[static_cast<std::size_t>(t)].reset();
   // The inputs' groups are next read later (or never: freed with their tensors).
   for (model::TensorId t : n.inputs) {
-    if (!is_data(g_, t)) continue;
+    if (!model::is_activation(g_, t)) continue;
     for (model::TensorId r : plan_.tensors[static_cast<std::size_t>(t)].aliases) {
       if (group_of_[static_cast<std::size_t>(r)] >= 0) {
         run_.store.set_next_use(group_of_[static_cast<std::size_t>(r)], plan::next_reader(plan_, r, io.st.node));
@@ -197,8 +193,7 @@ void run_step(RunState& run, StepIO& io, Activations& acts, std::int64_t batch) 
       break;
     case NodeKind::FinalSoftmax: {  // on the client, in plaintext
       run.store.prefetch(io.in_groups);
-      const model::TensorId x = *std::find_if(io.n.inputs.begin(), io.n.inputs.end(),
-                                              [&](model::TensorId t) { return is_data(run.g, t); });
+      const model::TensorId x = model::first_activation_input(run.g, io.n);
       const PlainTensor px = decrypt_on_client(run, *first_input(io), batch, acts.producer(x), io.x_bound);
       const auto tc = Clock::now();
       PlainTensor py = make_plain_tensor(io.y_shape, batch);
