@@ -11,14 +11,12 @@
 
 namespace heinfer::ckks {
 
-SlotMask draw_slot_mask(const CKKSContext& ctx, const SpecialFFT& fft, std::size_t level, double min_bits,
-                        double max_bits, bool random_sign) {
+namespace {
+
+/// One draw (see the header), without the range guarantee.
+SlotMask draw_once(const CKKSContext& ctx, const SpecialFFT& fft, std::size_t level, double min_bits, double max_bits,
+                   bool random_sign) {
   const std::size_t n = ctx.n(), half = n / 2;
-  if (!(min_bits >= 1 && min_bits < max_bits && max_bits <= 40)) {
-    throw std::invalid_argument("draw_slot_mask: mask bits must satisfy 1 <= min < max <= 40");
-  }
-  if (level > ctx.max_level()) throw std::invalid_argument("draw_slot_mask: level above the top level");
-  if (fft.slots() != half) throw std::invalid_argument("draw_slot_mask: FFT of another ring degree");
   // Targets t_j = ±2^u_j, u_j uniform (53 random bits each), from the CSPRNG.
   std::vector<uint64_t> bits(half);
   randombytes_buf(bits.data(), bits.size() * sizeof(uint64_t));
@@ -54,6 +52,27 @@ SlotMask draw_slot_mask(const CKKSContext& ctx, const SpecialFFT& fft, std::size
   m.factors.resize(half);
   for (std::size_t j = 0; j < half; ++j) m.factors[j] = slots[j].real();
   return m;
+}
+
+}  // namespace
+
+SlotMask draw_slot_mask(const CKKSContext& ctx, const SpecialFFT& fft, std::size_t level, double min_bits,
+                        double max_bits, bool random_sign) {
+  if (!(min_bits >= 1 && min_bits < max_bits && max_bits <= 40)) {
+    throw std::invalid_argument("draw_slot_mask: mask bits must satisfy 1 <= min < max <= 40");
+  }
+  if (level > ctx.max_level()) throw std::invalid_argument("draw_slot_mask: level above the top level");
+  if (fft.slots() != ctx.n() / 2) throw std::invalid_argument("draw_slot_mask: FFT of another ring degree");
+  // The rounding moves a factor by N(0, N/12): redraw in the rare case a factor leaves
+  // [2^min / 4, 2^max · kSlotMaskSlack], so the range is a guarantee.
+  const double lo = std::exp2(min_bits - 2), hi = std::exp2(max_bits) * kSlotMaskSlack;
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    SlotMask m = draw_once(ctx, fft, level, min_bits, max_bits, random_sign);
+    bool inside = true;
+    for (double f : m.factors) inside = inside && std::fabs(f) >= lo && std::fabs(f) <= hi && (random_sign || f > 0);
+    if (inside) return m;
+  }
+  throw std::runtime_error("draw_slot_mask: 16 draws outside the range (min_bits too small for this ring degree)");
 }
 
 }  // namespace heinfer::ckks

@@ -27,13 +27,18 @@ namespace heinfer::ckks {
 /// A drawn mask: P in the NTT domain over q_0..q_level (scale 1) and its slot factors.
 struct SlotMask {
   Plaintext poly;               ///< the integer polynomial P, NTT form, scale 1
-  std::vector<double> factors;  ///< N/2 reals: μ_j = P(ζ^(5^j)), |μ_j| >= 2^(min_bits) - 7·sqrt(N/12)
+  std::vector<double> factors;  ///< N/2 reals: μ_j = P(ζ^(5^j)), 2^(min_bits - 2) <= |μ_j| <= 2^max_bits · kSlotMaskSlack
 };
 
+/// Largest |μ| / 2^max_bits a drawn mask may have (the rounding's excess, guaranteed).
+inline constexpr double kSlotMaskSlack = 1.02;
+
 /// Draws a mask from the libsodium CSPRNG: |t_j| = 2^u_j with u_j uniform in
-/// [min_bits, max_bits), sign uniform when `random_sign` (else +). Throws
-/// std::invalid_argument unless 1 <= min_bits < max_bits <= 40 and level <= L, or when
-/// `fft` is not of the context's degree.
+/// [min_bits, max_bits), sign uniform when `random_sign` (else +); redrawn until every
+/// factor is in the range of SlotMask::factors (with min_bits = 9: a redraw has
+/// probability below 10^-15 for N <= 8192 and about 1 % at N = 2^16). Throws std::invalid_argument unless
+/// 1 <= min_bits < max_bits <= 40 and level <= L, or when `fft` is not of the context's
+/// degree; std::runtime_error after 16 draws outside the range.
 SlotMask draw_slot_mask(const CKKSContext& context, const SpecialFFT& fft, std::size_t level, double min_bits,
                         double max_bits, bool random_sign);
 

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ckks/security.h"
+#include "ckks/slot_mask.h"
 #include "plan/level_rules.h"
 
 namespace heinfer::plan {
@@ -33,7 +34,7 @@ RoundMasks parse_round_masks(std::string_view s) {
 }
 
 double mask_max(RoundMasks m) {
-  return m == RoundMasks::PerSample ? std::exp2(kSlotMaskMaxBits) * 1.01 : kMaskMax;
+  return m == RoundMasks::PerSample ? std::exp2(kSlotMaskMaxBits) * ckks::kSlotMaskSlack : kMaskMax;
 }
 
 LevelRequirements level_requirements(const model::Graph& g, const std::vector<double>& bounds, RoundMasks masks) {

@@ -11,7 +11,7 @@
 // level; the server multiplies each reply by the plaintext of its coefficients divided
 // by μ (or |μ|) per slot, sums, and rescales once: one level per round. The result is
 // kept at decoded = kMaskMax · true / f (pending factor f / kMaskMax, f the input's
-// factor), which keeps the unmasking plaintexts in [2^-5, 2^2] for their precision.
+// factor), which keeps the unmasking plaintexts in [2^-5, 2^4] for their precision.
 #include <algorithm>
 #include <array>
 #include <chrono>
