@@ -6,10 +6,8 @@
 
 #include <algorithm>
 #include <array>
-#include <chrono>
 #include <cmath>
 
-#include "ckks/sizes.h"
 #include "model/error.h"
 #include "model/window_indexer.h"
 #include "runtime/steps/run_state.h"
@@ -21,11 +19,6 @@ using model::ModelError;
 using model::OpType;
 using plan::kMaskMax;
 using plan::kMaskMin;
-using Clock = std::chrono::steady_clock;
-
-double since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 /// A uniform integer mask in [kMaskMin, kMaskMax) from the libsodium CSPRNG.
 double random_mask() {
@@ -84,23 +77,7 @@ void round(RunState& run, const std::string& layer, RoundFunction f, std::int64_
       }
     }
     const auto perm = random_permutation(count);
-    RoundRequest req;
-    req.node = run.node;
-    req.layer = layer;
-    req.function = f;
-    req.bound = np.round_bound;
-    req.windows.resize(count);
-    for (std::size_t i = 0; i < count; ++i) {
-      for (const auto& c : masked[perm[i]]) {
-        req.windows[i].push_back(&c);
-        run.stats.bytes_to_client += ckks::serialized_size(c, run.ctx);
-      }
-    }
-    const auto t0 = Clock::now();
-    auto reply = run.client.round(req);
-    run.stats.client_seconds += since(t0);
-    ++run.stats.rounds;
-    if (reply.size() != count) throw std::runtime_error(layer + ": the client returned a wrong number of ciphertexts");
+    auto reply = exchange_round(run, layer, f, masked, perm);
     std::vector<std::vector<CiphertextPtr>> fresh(its.size());
     std::vector<std::vector<double>> item_masks(its.size());
     for (std::size_t w = 0; w < count; ++w) {
@@ -109,10 +86,6 @@ void round(RunState& run, const std::string& layer, RoundFunction f, std::int64_
     }
     for (std::size_t i = 0; i < count; ++i) {
       auto& c = reply[i];
-      run.stats.bytes_to_server += ckks::serialized_size(c, run.ctx);
-      if (c.n() != run.ctx.n() || c.level() != run.ctx.max_level()) {
-        throw std::runtime_error(layer + ": the client returned a ciphertext with wrong parameters");
-      }
       const auto [slot, j] = owner[perm[i]];
       fresh[slot][j] = std::make_shared<const ckks::Ciphertext>(std::move(c));
       item_masks[slot][j] = masks[perm[i]];

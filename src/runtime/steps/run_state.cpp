@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <stdexcept>
 
 #include "ckks/sizes.h"
@@ -19,6 +20,38 @@ std::vector<std::size_t> random_permutation(std::size_t n) {
     std::swap(p[i - 1], p[j]);
   }
   return p;
+}
+
+std::vector<ckks::Ciphertext> exchange_round(RunState& run, const std::string& layer, RoundFunction f,
+                                             const std::vector<std::vector<ckks::Ciphertext>>& masked,
+                                             const std::vector<std::size_t>& perm) {
+  const std::size_t count = masked.size();
+  RoundRequest req;
+  req.node = run.node;
+  req.layer = layer;
+  req.function = f;
+  req.bound = run.plan.nodes[static_cast<std::size_t>(run.node)].round_bound;
+  req.windows.resize(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    for (const auto& c : masked[perm[i]]) {
+      req.windows[i].push_back(&c);
+      run.stats.bytes_to_client += ckks::serialized_size(c, run.ctx);
+    }
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  auto reply = run.client.round(req);
+  run.stats.client_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ++run.stats.rounds;
+  if (reply.size() != count * replies_per_window(f)) {
+    throw std::runtime_error(layer + ": the client returned a wrong number of ciphertexts");
+  }
+  for (const ckks::Ciphertext& c : reply) {
+    run.stats.bytes_to_server += ckks::serialized_size(c, run.ctx);
+    if (c.n() != run.ctx.n() || c.level() != run.ctx.max_level() || std::fabs(c.scale() / run.scale() - 1) > 1e-9) {
+      throw std::runtime_error(layer + ": the client returned a ciphertext with wrong parameters");
+    }
+  }
+  return reply;
 }
 
 const EncryptedTensor& materialized(RunState& run, const EncryptedTensor& x, bool needed, bool whole,

@@ -99,6 +99,14 @@ struct StepIO {
 /// A uniformly random permutation of 0..n-1 (Fisher-Yates, libsodium CSPRNG).
 std::vector<std::size_t> random_permutation(std::size_t n);
 
+/// One client round of the running node: window i of the request is masked[perm[i]].
+/// Returns the replies (replies_per_window(f) per window, in request order) after
+/// checking their count, ring degree, top level and scale Δ (std::runtime_error naming
+/// `layer` otherwise); accounts the traffic, the client's time and the round in run.stats.
+std::vector<ckks::Ciphertext> exchange_round(RunState& run, const std::string& layer, RoundFunction f,
+                                             const std::vector<std::vector<ckks::Ciphertext>>& masked,
+                                             const std::vector<std::size_t>& perm);
+
 /// x itself, or, when `needed`, a copy in `scratch` with its pending factors applied and
 /// its scale brought to Δ (RunState::materialize). Only a node that runs whole (`whole`)
 /// may need the copy (else std::logic_error): the plan keeps the others out of streamed

@@ -14,10 +14,8 @@
 // factor), which keeps the unmasking plaintexts in [2^-5, 2^4] for their precision.
 #include <algorithm>
 #include <array>
-#include <chrono>
 #include <cmath>
 
-#include "ckks/sizes.h"
 #include "ckks/slot_mask.h"
 #include "model/error.h"
 #include "model/window_indexer.h"
@@ -27,7 +25,6 @@
 namespace heinfer::runtime::steps {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 constexpr double kGain = plan::kMaskMax;  // decoded output = kGain · true output / f
 
 /// One masked window: the values x - shift of its taps (null tap: the exact constant 0).
@@ -100,36 +97,11 @@ void masked_rounds(RunState& run, std::vector<Item>& items, RoundFunction f, dou
       mu[w] = std::move(m.factors);
     }
     const auto perm = random_permutation(count);
-    RoundRequest req;
-    req.node = run.node;
-    req.layer = layer;
-    req.function = f;
-    req.bound = np.round_bound;
-    req.windows.resize(count);
-    for (std::size_t i = 0; i < count; ++i) {
-      for (const auto& c : masked[perm[i]]) {
-        req.windows[i].push_back(&c);
-        run.stats.bytes_to_client += ckks::serialized_size(c, run.ctx);
-      }
-    }
-    const auto t0 = Clock::now();
-    auto reply = run.client.round(req);
-    run.stats.client_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
-    ++run.stats.rounds;
-    if (reply.size() != count * replies) {
-      throw std::runtime_error(layer + ": the client returned a wrong number of ciphertexts");
-    }
+    auto reply = exchange_round(run, layer, f, masked, perm);
     // fresh[w] = the replies of window w (in owner order).
     std::vector<std::vector<ckks::Ciphertext*>> fresh(count, std::vector<ckks::Ciphertext*>(replies));
     for (std::size_t i = 0; i < count; ++i) {
-      for (std::size_t r = 0; r < replies; ++r) {
-        ckks::Ciphertext& c = reply[i * replies + r];
-        run.stats.bytes_to_server += ckks::serialized_size(c, run.ctx);
-        if (c.n() != run.ctx.n() || c.level() != top || std::fabs(c.scale() / run.scale() - 1) > 1e-9) {
-          throw std::runtime_error(layer + ": the client returned a ciphertext with wrong parameters");
-        }
-        fresh[perm[i]][r] = &c;
-      }
+      for (std::size_t r = 0; r < replies; ++r) fresh[perm[i]][r] = &reply[i * replies + r];
     }
     // Unmask: Σ_windows Σ_replies (coefficient / μ per slot) ⊙ reply, one rescale.
     std::vector<std::size_t> first(k + 1, 0);  // windows of chunk item i: [first[i], first[i+1])
