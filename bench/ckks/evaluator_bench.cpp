@@ -5,7 +5,8 @@
 //   N =  8192: q = {43, 43, 44, 44}, special {44}               scale 2^40
 //   N = 16384: q = {48, 48, 48, 49, 49, 49, 49, 49}, special {49} scale 2^40
 // Ciphertexts are at the top level (all L limbs). MultiplyRelinearize includes the
-// rescale, like SEAL's "multiply + relinearize + rescale" figure. Run with
+// rescale, like SEAL's "multiply + relinearize + rescale" figure. Each line's label is the
+// kernel path (ifma, avx2, portable; HEINFER_SIMD=portable|avx2 caps it). Run with
 //   OMP_NUM_THREADS=1 ckks_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 
@@ -21,6 +22,7 @@
 #include "ckks/encryptor.h"
 #include "ckks/evaluator.h"
 #include "ckks/keygen.h"
+#include "ring/cpu_features.h"
 
 namespace {
 
@@ -82,7 +84,11 @@ Setup& setup(size_t n) {
 void reg(const std::string& op, void (*fn)(benchmark::State&, size_t)) {
   for (size_t n : {4096, 8192, 16384}) {
     benchmark::RegisterBenchmark((op + "/" + std::to_string(n)).c_str(),
-                                 [fn, n](benchmark::State& st) { fn(st, n); })
+                                 [fn, n](benchmark::State& st) {
+                                   fn(st, n);
+                                   // Every prime of these chains is below 2^49: one path for all.
+                                   st.SetLabel(std::string(heinfer::ring::simd_path_name(heinfer::ring::simd_path())));
+                                 })
         ->Unit(benchmark::kMicrosecond);
   }
 }

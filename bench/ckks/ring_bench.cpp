@@ -1,8 +1,10 @@
 // Ring-layer benchmarks: one RNS limb (a 49-bit NTT prime), N = 4096, 8192, 16384.
-//   NTTForward/N, NTTInverse/N               dispatching path (AVX-512 IFMA when available)
+//   NTTForward/N, NTTInverse/N               dispatching path (label: ifma, avx2 or portable;
+//                                            HEINFER_SIMD=portable|avx2 caps it)
 //   NTTForwardScalar/N, NTTInverseScalar/N   portable path
-//   AddPoly/N, MultiplyPoly/N                element-wise kernels (dispatching)
+//   AddPoly/N, MultiplyPoly/N                element-wise kernels (dispatching, labelled)
 //   DotScalarPoly/N                          64 inputs: out = Σ_k in_k · s_k (linear layers)
+//   MultiDot/N/bits                          845 inputs × 8 outputs in 64-coefficient tiles
 // Run single-threaded:
 //   OMP_NUM_THREADS=1 ckks_bench --benchmark_filter='NTT|Poly'
 //     --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
@@ -10,9 +12,12 @@
 
 #include <cstdint>
 #include <random>
+#include <string>
 #include <vector>
 
+#include "ring/cpu_features.h"
 #include "ring/modulus.h"
+#include "ring/multi_dot.h"
 #include "ring/ntt.h"
 #include "ring/poly_arith.h"
 #include "ring/primes.h"
@@ -32,8 +37,8 @@ std::vector<uint64_t> random_limb(size_t n, uint64_t q, uint64_t seed) {
 }
 
 struct Limb {
-  explicit Limb(size_t n)
-      : q(generate_ntt_primes({kPrimeBits}, n)[0]), tables(n, q),
+  explicit Limb(size_t n, int bits = kPrimeBits)
+      : q(generate_ntt_primes({bits}, n)[0]), tables(n, q),
         a(random_limb(n, q.value, 1)), b(random_limb(n, q.value, 2)), out(n) {}
   Modulus q;
   NTTTables tables;
@@ -46,7 +51,7 @@ void NTTForward(benchmark::State& state) {
     l.tables.forward(l.a.data());
     benchmark::ClobberMemory();
   }
-  state.counters["ifma"] = l.tables.uses_ifma();
+  state.SetLabel(std::string(simd_path_name(l.tables.path())));
 }
 
 void NTTInverse(benchmark::State& state) {
@@ -55,7 +60,7 @@ void NTTInverse(benchmark::State& state) {
     l.tables.inverse(l.a.data());
     benchmark::ClobberMemory();
   }
-  state.counters["ifma"] = l.tables.uses_ifma();
+  state.SetLabel(std::string(simd_path_name(l.tables.path())));
 }
 
 void NTTForwardScalar(benchmark::State& state) {
@@ -82,6 +87,7 @@ void AddPoly(benchmark::State& state) {
     benchmark::ClobberMemory();
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * n));
+  state.SetLabel(std::string(simd_path_name(simd_path())));
 }
 
 void MultiplyPoly(benchmark::State& state) {
@@ -92,6 +98,7 @@ void MultiplyPoly(benchmark::State& state) {
     benchmark::ClobberMemory();
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * n));
+  state.SetLabel(std::string(simd_path_name(simd_path())));
 }
 
 void DotScalarPoly(benchmark::State& state) {
@@ -109,10 +116,37 @@ void DotScalarPoly(benchmark::State& state) {
     benchmark::ClobberMemory();
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * n * kDotInputs));
+  state.SetLabel(std::string(simd_path_name(simd_path())));
+}
+
+// A dense layer's inner kernel as the encrypted backend calls it: 845 inputs, 8 outputs
+// (two register blocks), tiles of 64 coefficients over one limb of n coefficients, for a
+// prime of the given bits (range(1)).
+void MultiDot(benchmark::State& state) {
+  constexpr size_t kInputs = 845, kOutputs = 8, kTile = 64;
+  const size_t n = static_cast<size_t>(state.range(0));
+  Limb l(n, static_cast<int>(state.range(1)));
+  std::vector<std::vector<uint64_t>> inputs, scalars, outs(kOutputs, std::vector<uint64_t>(n));
+  for (size_t k = 0; k < kInputs; ++k) inputs.push_back(random_limb(n, l.q.value, 100 + k));
+  for (size_t m = 0; m < kOutputs; ++m) scalars.push_back(random_limb(kInputs, l.q.value, 7 + m));
+  std::vector<const uint64_t*> ptrs(kInputs), sptr(kOutputs);
+  std::vector<uint64_t*> optr(kOutputs);
+  for (size_t m = 0; m < kOutputs; ++m) sptr[m] = scalars[m].data();
+  for (auto _ : state) {
+    for (size_t base = 0; base < n; base += kTile) {
+      for (size_t k = 0; k < kInputs; ++k) ptrs[k] = inputs[k].data() + base;
+      for (size_t m = 0; m < kOutputs; ++m) optr[m] = outs[m].data() + base;
+      detail::multi_dot(ptrs.data(), kInputs, sptr.data(), kOutputs, optr.data(), kTile, l.q);
+    }
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * n * kInputs * kOutputs));
+  state.SetLabel(std::string(simd_path_name(simd_path())));
 }
 
 }  // namespace
 
+BENCHMARK(MultiDot)->Args({64, 49})->Args({64, 30})->Args({8192, 49})->Args({8192, 30});
 BENCHMARK(NTTForward)->Arg(4096)->Arg(8192)->Arg(16384);
 BENCHMARK(NTTInverse)->Arg(4096)->Arg(8192)->Arg(16384);
 BENCHMARK(NTTForwardScalar)->Arg(4096)->Arg(8192)->Arg(16384);

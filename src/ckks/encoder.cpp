@@ -137,31 +137,81 @@ void CKKSEncoder::decode_coefficients(const Plaintext& plain, std::vector<double
     }
     return;
   }
-  // Exact CRT: x = Σ_i [x_i (Q/q_i)^-1]_{q_i} · Q/q_i mod Q, then centered.
+  // Exact CRT: x = Σ_i y_i · Q/q_i mod Q with y_i = [x_i (Q/q_i)^-1]_{q_i}, then centered.
+  // Fast path: v = round(Σ_i y_i / q_i) in doubles is certain unless the sum lies within its
+  // rounding error of a half-integer; then c = Σ_i y_i·Q/q_i - v·Q is computed modulo 2^128
+  // and read as a signed 128-bit integer. c is the centered x if c ≡ x_i (mod q_i) for the
+  // first primes whose product P exceeds Q/2^127 (c - x = k·2^128 with |k| < P/2 and
+  // P | k force k = 0). Otherwise (values near ±Q/2, or large ones) the multiprecision sum
+  // decides.
   const LevelData& ld = ctx.level_data(level);
   const size_t words = ld.crt_words;
-#pragma omp parallel if (ring::detail::use_parallel(n, (level + 1) * (level + 2)))
+  const size_t limbs = level + 1;
+  using ring::u128;
+  __extension__ typedef __int128 i128;
+  std::vector<double> inv_q(limbs);
+  std::vector<u128> punctured_low(limbs);
+  for (size_t i = 0; i < limbs; ++i) {
+    inv_q[i] = 1.0 / static_cast<double>(ctx.modulus(i).value);
+    punctured_low[i] = static_cast<u128>(ld.punctured[i * words]) |
+                       (words > 1 ? static_cast<u128>(ld.punctured[i * words + 1]) << 64 : 0);
+  }
+  const u128 q_low = static_cast<u128>(ld.q_product[0]) |
+                     (words > 1 ? static_cast<u128>(ld.q_product[1]) << 64 : 0);
+  // Bound on |f - Σ y_i/q_i|: three roundings per term (y_i, 1/q_i, the product), one per
+  // partial sum (< limbs).
+  const double error = 4.0 * static_cast<double>(limbs * (limbs + 1)) * 0x1p-53;
+  size_t checks = 0;  // primes to check the 128-bit candidate against
+  for (double bits = 0, need = ring::mp::log2(ld.q_product.data(), words) - 126.0; bits < need;) {
+    if (checks == limbs) break;
+    bits += std::log2(static_cast<double>(ctx.modulus(checks++).value)) - 1.0;
+  }
+  const bool fast = checks < limbs;
+#pragma omp parallel if (ring::detail::use_parallel(n, limbs * (limbs + 1)))
   {
-    std::vector<uint64_t> acc(words), mag(words);
+    std::vector<uint64_t> acc(words), mag(words), y(limbs);
 #pragma omp for
     for (size_t k = 0; k < n; ++k) {
-      std::fill(acc.begin(), acc.end(), 0);
-      for (size_t i = 0; i <= level; ++i) {
-        const uint64_t y = ring::mul_mod_shoup(coeff[i * n + k], ld.inv_punctured[i],
-                                               ld.inv_punctured_shoup[i], ctx.modulus(i).value);
-        ring::mp::multiply_add_word(acc.data(), ld.punctured.data() + i * words, y, words);
+      double f = 0.0;
+      for (size_t i = 0; i < limbs; ++i) {
+        y[i] = ring::mul_mod_shoup(coeff[i * n + k], ld.inv_punctured[i], ld.inv_punctured_shoup[i],
+                                   ctx.modulus(i).value);
+        f += static_cast<double>(y[i]) * inv_q[i];
       }
-      while (ring::mp::compare(acc.data(), ld.q_product.data(), words) >= 0) {
-        ring::mp::sub(acc.data(), ld.q_product.data(), words);
+      const double v = std::nearbyint(f);
+      const double frac = std::fabs(f - v);
+      double value = 0.0;
+      bool exact = false;
+      if (fast && frac + error < 0.5) {
+        u128 x = -static_cast<u128>(static_cast<uint64_t>(v)) * q_low;
+        for (size_t i = 0; i < limbs; ++i) x += static_cast<u128>(y[i]) * punctured_low[i];
+        const auto c = static_cast<i128>(x);
+        const u128 magnitude = c < 0 ? -x : x;
+        exact = true;
+        for (size_t i = 0; i < checks && exact; ++i) {
+          const ring::Modulus& q = ctx.modulus(i);
+          uint64_t r = ring::reduce_128(magnitude, q);
+          if (c < 0 && r != 0) r = q.value - r;
+          exact = r == coeff[i * n + k];
+        }
+        value = static_cast<double>(c);
       }
-      double v;
-      if (ring::mp::compare(acc.data(), ld.half_q.data(), words) > 0) {
-        ring::mp::sub(ld.q_product.data(), acc.data(), mag.data(), words);
-        v = -ring::mp::to_double(mag.data(), words);
-      } else {
-        v = ring::mp::to_double(acc.data(), words);
+      if (!exact) {
+        std::fill(acc.begin(), acc.end(), 0);
+        for (size_t i = 0; i < limbs; ++i) {
+          ring::mp::multiply_add_word(acc.data(), ld.punctured.data() + i * words, y[i], words);
+        }
+        while (ring::mp::compare(acc.data(), ld.q_product.data(), words) >= 0) {
+          ring::mp::sub(acc.data(), ld.q_product.data(), words);
+        }
+        if (ring::mp::compare(acc.data(), ld.half_q.data(), words) > 0) {
+          ring::mp::sub(ld.q_product.data(), acc.data(), mag.data(), words);
+          value = -ring::mp::to_double(mag.data(), words);
+        } else {
+          value = ring::mp::to_double(acc.data(), words);
+        }
       }
-      out[k] = v * inv_scale;
+      out[k] = value * inv_scale;
     }
   }
 }

@@ -4,6 +4,7 @@
 
 #include "ring/cpu_features.h"
 #include "ring/poly_arith.h"
+#include "ring/simd_kernels_avx2.h"
 
 namespace heinfer::ring::detail {
 
@@ -15,6 +16,7 @@ void multi_dot(const std::uint64_t* const* inputs, std::size_t count, const std:
     }
     return;
   }
+  if (use_avx2(q.value) && len % 4 == 0) return avx2::multi_dot(inputs, count, scalars, outputs, out, len, q.value);
   for (std::size_t m = 0; m < outputs; ++m) dot_scalar_poly(inputs, scalars[m], count, out[m], len, q);
 }
 

@@ -14,7 +14,8 @@ namespace heinfer::ring::detail {
 ///   out[m][i] = Σ_k inputs[k][i] · scalars[m][k]  mod q   (k < count, scalars < q)
 /// with one reduction per output coefficient — the same values as dot_scalar_poly
 /// per output. Uses AVX-512 IFMA (4 outputs × 16 coefficients per register block) when
-/// use_ifma(q), len % 16 == 0 and count <= 4096; else dot_scalar_poly per output.
+/// use_ifma(q), len % 16 == 0 and count <= 4096; AVX2 + FMA (4 outputs × 8 coefficients)
+/// when use_avx2(q) and len % 4 == 0; else dot_scalar_poly per output.
 void multi_dot(const std::uint64_t* const* inputs, std::size_t count, const std::uint64_t* const* scalars,
                std::size_t outputs, std::uint64_t* const* out, std::size_t len, const Modulus& q);
 

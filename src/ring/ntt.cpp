@@ -6,6 +6,7 @@
 #include "ring/cpu_features.h"
 #include "ring/primes.h"
 #include "ring/simd_kernels.h"
+#include "ring/simd_kernels_avx2.h"
 
 namespace heinfer::ring {
 
@@ -75,9 +76,54 @@ NTTTables::NTTTables(size_t n, const Modulus& q) : n_(n), q_(q) {
     ifma_[12 * h + 1] = inv_n_w1;
     ifma_[12 * h + 2] = simd::shoup52(inv_n_w1, qv);
   }
+
+  if (qv < kAvx2ModulusBound && n >= 16 && cpu_has_avx2_fma()) {
+    // Layout of avx2_ (doubles; offsets in units of n/2): w [0,2), wq [2,4), iw [4,6),
+    // iwq [6,8), w2 8, w2q 9, iw2 10, iw2q 11, iw1 12, iw1q 13; then n^-1, its quotient,
+    // n^-1·iw[1] and its quotient. A quotient is fl(w/q).
+    const size_t h = n / 2;
+    const double qd = static_cast<double>(qv);
+    avx2_.resize(14 * h + 4);
+    double* d = avx2_.data();
+    for (size_t i = 0; i < n; ++i) {
+      d[i] = static_cast<double>(root_powers_[i]);
+      d[n + i] = d[i] / qd;
+      d[2 * n + i] = static_cast<double>(inv_root_powers_[i]);
+      d[3 * n + i] = d[2 * n + i] / qd;
+    }
+    for (size_t b = 0; b < n / 8; ++b) {
+      for (size_t l = 0; l < 4; ++l) {
+        const size_t k = 4 * b + l;
+        const size_t i2 = n / 4 + 2 * b + l / 2;             // distance 2: group of lane l
+        const size_t i1 = n / 2 + 4 * b + (l == 1 ? 2 : l == 2 ? 1 : l);  // inverse distance 1
+        d[8 * h + k] = d[i2];
+        d[9 * h + k] = d[n + i2];
+        d[10 * h + k] = d[2 * n + i2];
+        d[11 * h + k] = d[3 * n + i2];
+        d[12 * h + k] = d[2 * n + i1];
+        d[13 * h + k] = d[3 * n + i1];
+      }
+    }
+    const uint64_t inv_n_w1 = mul_mod(inv_n_, inv_root_powers_[1], q_);
+    d[14 * h + 0] = static_cast<double>(inv_n_);
+    d[14 * h + 1] = static_cast<double>(inv_n_) / qd;
+    d[14 * h + 2] = static_cast<double>(inv_n_w1);
+    d[14 * h + 3] = static_cast<double>(inv_n_w1) / qd;
+    const avx2::NttReductions r = avx2::ntt_reductions(n, qv);
+    avx2_forward_reduce_ = r.forward;
+    avx2_inverse_reduce_ = r.inverse;
+  }
 }
 
 bool NTTTables::uses_ifma() const { return !ifma_.empty() && use_ifma(q_.value); }
+
+bool NTTTables::uses_avx2() const { return !avx2_.empty() && use_avx2(q_.value); }
+
+SimdPath NTTTables::path() const {
+  if (uses_ifma()) return SimdPath::Ifma;
+  if (uses_avx2()) return SimdPath::Avx2;
+  return SimdPath::Portable;
+}
 
 void NTTTables::forward_scalar(uint64_t* a) const {
   const uint64_t q = q_.value;
@@ -161,12 +207,43 @@ simd::NttIfmaTables ifma_view(size_t n, uint64_t q, const std::vector<uint64_t>&
   return v;
 }
 
+// View of the AVX2 tables (layout: see the constructor).
+avx2::NttTables avx2_view(size_t n, uint64_t q, const std::vector<double>& d, uint32_t forward_reduce,
+                          uint32_t inverse_reduce) {
+  const size_t h = n / 2;
+  avx2::NttTables v;
+  v.n = n;
+  v.q = static_cast<double>(q);
+  v.q_inv = 1.0 / v.q;
+  v.w = d.data();
+  v.wq = d.data() + n;
+  v.iw = d.data() + 2 * n;
+  v.iwq = d.data() + 3 * n;
+  v.w2 = d.data() + 8 * h;
+  v.w2q = d.data() + 9 * h;
+  v.iw2 = d.data() + 10 * h;
+  v.iw2q = d.data() + 11 * h;
+  v.iw1 = d.data() + 12 * h;
+  v.iw1q = d.data() + 13 * h;
+  v.inv_n = d[14 * h + 0];
+  v.inv_n_q = d[14 * h + 1];
+  v.inv_n_w1 = d[14 * h + 2];
+  v.inv_n_w1_q = d[14 * h + 3];
+  v.forward_reduce = forward_reduce;
+  v.inverse_reduce = inverse_reduce;
+  return v;
+}
+
 }  // namespace
 
 void NTTTables::forward(uint64_t* a) const {
   if (uses_ifma()) {
     simd::ntt_forward_ifma(
         ifma_view(n_, q_.value, root_powers_, inv_root_powers_, ifma_, inv_n_), a);
+    return;
+  }
+  if (uses_avx2()) {
+    avx2::ntt_forward(avx2_view(n_, q_.value, avx2_, avx2_forward_reduce_, avx2_inverse_reduce_), a);
     return;
   }
   forward_scalar(a);
@@ -176,6 +253,10 @@ void NTTTables::inverse(uint64_t* a) const {
   if (uses_ifma()) {
     simd::ntt_inverse_ifma(
         ifma_view(n_, q_.value, root_powers_, inv_root_powers_, ifma_, inv_n_), a);
+    return;
+  }
+  if (uses_avx2()) {
+    avx2::ntt_inverse(avx2_view(n_, q_.value, avx2_, avx2_forward_reduce_, avx2_inverse_reduce_), a);
     return;
   }
   inverse_scalar(a);

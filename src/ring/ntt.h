@@ -15,7 +15,13 @@
 // into the last inverse stage. Vectorization strategy after Intel HEXL (F. Boemer et al.,
 // "Intel HEXL: Accelerating Homomorphic Encryption with Intel AVX512-IFMA52", WAHC 2021).
 //
-// Ordering (both paths, scalar and AVX-512 IFMA): after forward(), slot j holds
+// AVX2 + FMA path (ntt_avx2.cpp; q < 2^49, n >= 16): residues held exactly in doubles, lazily
+// reduced in a signed representation below 2^50, products exact by FMA (J. van der Hoeven,
+// G. Lecerf, G. Quintin, "Modular SIMD arithmetic in Mathemagix", ACM TOMS 2016); the
+// stages of distance 2 and 1 fused in registers, the conversions fused into the first and
+// last passes.
+//
+// Ordering (every path: scalar, AVX2, AVX-512 IFMA): after forward(), slot j holds
 // the evaluation a(ψ^(2·bitrev(j, log2 n) + 1)) — "bit-reversed evaluation order".
 // Inputs must be in [0, q); outputs are in [0, q).
 #pragma once
@@ -24,6 +30,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "ring/cpu_features.h"
 #include "ring/modulus.h"
 
 namespace heinfer::ring {
@@ -41,8 +48,8 @@ class NTTTables {
   /// The primitive 2n-th root ψ used (the smallest one, so tables are deterministic).
   uint64_t root() const { return root_; }
 
-  /// In-place forward transform of n coefficients in [0, q). Uses the AVX-512 IFMA kernel
-  /// when uses_ifma(), else forward_scalar(); the results are identical.
+  /// In-place forward transform of n coefficients in [0, q). Runs the kernel of path()
+  /// (AVX-512 IFMA, AVX2 or forward_scalar()); the results are identical.
   void forward(uint64_t* a) const;
   /// In-place inverse transform (includes the 1/n factor); inputs and outputs in [0, q).
   /// Dispatches like forward().
@@ -64,6 +71,10 @@ class NTTTables {
   /// True if forward()/inverse() run the AVX-512 IFMA kernels for these tables right now:
   /// q < 2^50, n >= 16, and use_ifma(q) (CPU support, not disabled; cpu_features.h).
   bool uses_ifma() const;
+  /// True if forward()/inverse() run the AVX2 kernels: q < 2^49, n >= 16, use_avx2(q).
+  bool uses_avx2() const;
+  /// The path forward()/inverse() take right now.
+  SimdPath path() const;
 
  private:
   size_t n_;
@@ -78,6 +89,10 @@ class NTTTables {
   // 52-bit Shoup constants floor(w·2^52/q) of the twiddles, and the twiddles of the stages
   // t = 4 and t = 2 expanded to the vector-lane layout of ntt_avx512.cpp.
   std::vector<uint64_t> ifma_;  // one allocation, see ntt.cpp for the offsets
+  // AVX2 path tables (built only when q < 2^49, n >= 16 and the CPU has AVX2 + FMA): the
+  // twiddles and their quotients fl(w/q) as doubles, and the stages that must reduce.
+  std::vector<double> avx2_;
+  uint32_t avx2_forward_reduce_ = 0, avx2_inverse_reduce_ = 0;
 };
 
 /// Reverses the low `bits` bits of x.

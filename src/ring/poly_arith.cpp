@@ -5,6 +5,7 @@
 
 #include "ring/cpu_features.h"
 #include "ring/simd_kernels.h"
+#include "ring/simd_kernels_avx2.h"
 
 namespace heinfer::ring {
 
@@ -23,30 +24,34 @@ inline uint64_t sub_mod_bf(uint64_t a, uint64_t b, uint64_t q) {  // a, b < q < 
 
 }  // namespace
 
-// The add/sub/negate/add_scalar kernels need only AVX512F (no products), so they take the
-// vector path for every q whenever SIMD is enabled; the others need IFMA and q < 2^50.
+// The add/sub/negate/add_scalar kernels need no products, so they take the selected SIMD
+// path for every q; the others need q below the path's bound (cpu_features.h).
 
 void add_poly(const uint64_t* a, const uint64_t* b, uint64_t* out, size_t n, const Modulus& q) {
   const uint64_t qv = q.value;
-  if (simd_enabled()) return simd::add_poly_avx512(a, b, out, n, qv);
+  if (simd_path() == SimdPath::Ifma) return simd::add_poly_avx512(a, b, out, n, qv);
+  if (simd_path() == SimdPath::Avx2) return avx2::add_poly(a, b, out, n, qv);
   for (size_t i = 0; i < n; ++i) out[i] = reduce_once_bf(a[i] + b[i], qv);
 }
 
 void sub_poly(const uint64_t* a, const uint64_t* b, uint64_t* out, size_t n, const Modulus& q) {
   const uint64_t qv = q.value;
-  if (simd_enabled()) return simd::sub_poly_avx512(a, b, out, n, qv);
+  if (simd_path() == SimdPath::Ifma) return simd::sub_poly_avx512(a, b, out, n, qv);
+  if (simd_path() == SimdPath::Avx2) return avx2::sub_poly(a, b, out, n, qv);
   for (size_t i = 0; i < n; ++i) out[i] = sub_mod_bf(a[i], b[i], qv);
 }
 
 void negate_poly(const uint64_t* a, uint64_t* out, size_t n, const Modulus& q) {
   const uint64_t qv = q.value;
-  if (simd_enabled()) return simd::negate_poly_avx512(a, out, n, qv);
+  if (simd_path() == SimdPath::Ifma) return simd::negate_poly_avx512(a, out, n, qv);
+  if (simd_path() == SimdPath::Avx2) return avx2::negate_poly(a, out, n, qv);
   for (size_t i = 0; i < n; ++i) out[i] = sub_mod_bf(0, a[i], qv);
 }
 
 void multiply_poly(const uint64_t* a, const uint64_t* b, uint64_t* out, size_t n,
                    const Modulus& q) {
   if (use_ifma(q.value)) return simd::multiply_poly_ifma(a, b, out, n, q.value, q.bit_count);
+  if (use_avx2(q.value)) return avx2::multiply_poly(a, b, out, n, q.value);
   for (size_t i = 0; i < n; ++i) out[i] = mul_mod(a[i], b[i], q);
 }
 
@@ -54,6 +59,7 @@ void multiply_add_poly(const uint64_t* a, const uint64_t* b, uint64_t* acc, size
                        const Modulus& q) {
   const uint64_t qv = q.value;
   if (use_ifma(qv)) return simd::multiply_add_poly_ifma(a, b, acc, n, qv, q.bit_count);
+  if (use_avx2(qv)) return avx2::multiply_add_poly(a, b, acc, n, qv);
   for (size_t i = 0; i < n; ++i) acc[i] = reduce_once_bf(acc[i] + mul_mod(a[i], b[i], q), qv);
 }
 
@@ -61,6 +67,7 @@ void multiply_scalar_poly(const uint64_t* a, uint64_t scalar, uint64_t* out, siz
                           const Modulus& q) {
   const uint64_t qv = q.value;
   if (use_ifma(qv)) return simd::multiply_scalar_poly_ifma(a, scalar, out, n, qv);
+  if (use_avx2(qv)) return avx2::multiply_scalar_poly(a, scalar, out, n, qv);
   const uint64_t ws = shoup_precompute(scalar, qv);
   for (size_t i = 0; i < n; ++i) out[i] = mul_mod_shoup(a[i], scalar, ws, qv);
 }
@@ -68,7 +75,8 @@ void multiply_scalar_poly(const uint64_t* a, uint64_t scalar, uint64_t* out, siz
 void add_scalar_poly(const uint64_t* a, uint64_t scalar, uint64_t* out, size_t n,
                      const Modulus& q) {
   const uint64_t qv = q.value;
-  if (simd_enabled()) return simd::add_scalar_poly_avx512(a, scalar, out, n, qv);
+  if (simd_path() == SimdPath::Ifma) return simd::add_scalar_poly_avx512(a, scalar, out, n, qv);
+  if (simd_path() == SimdPath::Avx2) return avx2::add_scalar_poly(a, scalar, out, n, qv);
   for (size_t i = 0; i < n; ++i) out[i] = reduce_once_bf(a[i] + scalar, qv);
 }
 
@@ -77,6 +85,7 @@ void dot_scalar_poly(const uint64_t* const* inputs, const uint64_t* scalars, siz
   if (use_ifma(q.value)) {
     return simd::dot_scalar_poly_ifma(inputs, scalars, count, out, n, q.value);
   }
+  if (use_avx2(q.value) && n % 4 == 0) return avx2::dot_scalar_poly(inputs, scalars, count, out, n, q.value);
   // Each product is < q^2 < 2^(2·bits); this many fit in 128 bits before a reduction.
   const int product_bits = 2 * q.bit_count;
   const size_t terms_per_reduction =

@@ -2,9 +2,9 @@
 //
 // Unless stated otherwise, inputs are in [0, q) and outputs in [0, q); `out` may
 // alias any input (in-place use). In the NTT domain `multiply_poly` is the
-// negacyclic polynomial product. Dispatch: AVX-512 IFMA when use_ifma(q)
-// (cpu_features.h), else portable; results are identical. add/sub/negate/add_scalar need
-// no products and take their AVX-512 path for every q whenever simd_enabled().
+// negacyclic polynomial product. Dispatch: AVX-512 IFMA when use_ifma(q), AVX2 + FMA when
+// use_avx2(q) (cpu_features.h), else portable; results are identical. add/sub/negate/
+// add_scalar need no products and take the selected SIMD path for every q.
 //
 // IFMA kernels (poly_arith_avx512.cpp, q < 2^50; 52-bit arithmetic as in simd_kernels.h):
 //  - multiply_poly / multiply_add_poly: the 104-bit product as lo52/hi52 halves, Barrett
@@ -13,6 +13,9 @@
 //  - multiply_scalar_poly: Shoup with w' = floor(w·2^52/q) (Harvey 2014, β = 2^52).
 //  - dot_scalar_poly: lo52 and hi52 halves of the products summed in separate 64-bit
 //    lanes (4096 products fit), then one reduction of hi·2^52 + lo per coefficient.
+// AVX2 kernels (poly_arith_avx2.cpp, multi_dot_avx2.cpp, q < 2^49): products exact in
+// doubles by FMA, quotients by rounding (van der Hoeven, Lecerf, Quintin, ACM TOMS 2016;
+// simd_kernels_avx2.h); dot products sum reduced products in doubles.
 #pragma once
 
 #include <cstddef>

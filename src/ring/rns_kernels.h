@@ -1,7 +1,7 @@
 // Internal element-wise RNS glue kernels for the scheme layer (src/ckks: key switching, rescale,
 // encryption): reductions between primes, centered lifts, small additive terms.
-// Portable versions plus an AVX-512 variant of the same branch-free source
-// (rns_kernels_avx512.cpp, auto-vectorised), selected when simd_enabled()
+// Portable versions plus AVX2 and AVX-512 builds of the same branch-free source
+// (rns_kernels_avx2.cpp, rns_kernels_avx512.cpp, auto-vectorised), selected by simd_path()
 // (cpu_features.h); results are identical. Values are in [0, q) unless stated.
 #pragma once
 

@@ -2,7 +2,7 @@
 //
 // Not part of the public API. These functions are compiled with AVX-512 enabled and must
 // only be called after the run-time check of cpu_features.h (use_ifma(q) for the
-// IFMA kernels, simd_enabled() for the add/sub/negate kernels, which only need AVX512F).
+// IFMA kernels, simd_path() == SimdPath::Ifma for the add/sub/negate kernels).
 // Every kernel gives results bit-identical to the portable code of ntt.cpp / poly_arith.cpp.
 //
 // 52-bit arithmetic (vpmadd52luq / vpmadd52huq multiply the low 52 bits of two lanes and

@@ -6,6 +6,7 @@
 
 #include "ckks/scalar_encoding.h"
 #include "ckks/special_fft.h"
+#include "ring/multiprecision.h"
 #include "test_util.h"
 
 namespace heinfer::ckks::test {
@@ -180,6 +181,57 @@ TEST(Encoder, DecodeCoefficientsIsExactCenteredCrt) {
   ASSERT_EQ(c.size(), n);
   EXPECT_EQ(c[0], -7.5);
   for (size_t k = 1; k < n; ++k) ASSERT_EQ(c[k], 0.0);
+}
+
+// The CRT composition on all of its paths: small coefficients (exact in 128 bits),
+// coefficients of ±2^140 where Q > 2^145 (a 128-bit candidate that the residue check must
+// reject) and coefficients within a few units of ±Q/2 (the multiprecision fallback), against
+// values known by construction, at every level.
+TEST(Encoder, DecodeCoefficientsNearHalfModulus) {
+  const Bundle& b = bundle_8192();
+  const size_t n = b.ctx->n();
+  for (size_t level = 1; level <= b.ctx->max_level(); ++level) {
+    SCOPED_TRACE("level " + std::to_string(level));
+    std::vector<uint64_t> primes;
+    for (size_t i = 0; i <= level; ++i) primes.push_back(b.ctx->modulus(i).value);
+    const std::vector<uint64_t> q_product = ring::mp::product(primes);
+    const double half_q = std::ldexp(ring::mp::to_double(q_product.data(), q_product.size()), -1);
+    const bool wide = ring::mp::log2(q_product.data(), q_product.size()) > 145.0;
+    Plaintext p;
+    p.resize(n, level);
+    p.set_scale(1.0);
+    // Coefficient k: small values ±(k·2^70 + k) for k < 8; then (Q - 1)/2 - d and
+    // -(Q - 1)/2 + d for d = 0..3 (the centered extremes).
+    std::vector<double> expect(n, 0.0);
+    for (size_t i = 0; i <= level; ++i) {
+      const uint64_t q = primes[i];
+      uint64_t* limb = p.limb(i);
+      std::fill(limb, limb + n, 0);
+      for (size_t k = 0; k < 8; ++k) {
+        const ring::u128 mag = (static_cast<ring::u128>(k) << 70) + k;
+        const auto r = static_cast<uint64_t>(mag % q);
+        limb[k] = (k % 2 == 0 || r == 0) ? r : q - r;
+        expect[k] = (k % 2 == 0 ? 1.0 : -1.0) * static_cast<double>(mag);
+      }
+      const uint64_t half = (q - 1) / 2;  // (Q - 1)/2 ≡ (q - 1)/2 (mod q): Q ≡ 0, 2^-1 = (q + 1)/2
+      for (uint64_t d = 0; d < 4; ++d) {
+        limb[8 + d] = (half + q - d) % q;           // (Q - 1)/2 - d
+        limb[12 + d] = (q - half + d) % q;          // -(Q - 1)/2 + d
+        expect[8 + d] = half_q;
+        expect[12 + d] = -half_q;
+        if (wide) {  // ±(2^140 + d)
+          const uint64_t r = (ring::pow_mod(2, 140, b.ctx->modulus(i)) + d) % q;
+          limb[16 + d] = d % 2 == 0 ? r : (q - r) % q;
+          expect[16 + d] = (d % 2 == 0 ? 1.0 : -1.0) * std::ldexp(1.0, 140);
+        }
+      }
+      b.ctx->ntt(i).forward(limb);
+    }
+    std::vector<double> c;
+    b.encoder->decode_coefficients(p, c);
+    for (size_t k = 0; k < 20; ++k) ASSERT_EQ(c[k], expect[k]) << "coefficient " << k;
+    for (size_t k = 20; k < n; ++k) ASSERT_EQ(c[k], 0.0) << k;
+  }
 }
 
 }  // namespace heinfer::ckks::test

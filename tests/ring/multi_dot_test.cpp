@@ -1,6 +1,6 @@
 // The multi-output dot product of ring/multi_dot.h (used by the encrypted backend's linear
-// layers) equals dot_scalar_poly per output (IFMA and portable paths, any output count,
-// long sums falling back).
+// layers) equals the portable dot_scalar_poly per output, on every path (any output count,
+// long sums, lengths that fall back).
 #include <gtest/gtest.h>
 
 #include <random>
@@ -10,6 +10,7 @@
 #include "ring/multi_dot.h"
 #include "ring/poly_arith.h"
 #include "ring/primes.h"
+#include "ring_test_util.h"
 
 namespace heinfer::ring::test {
 namespace {
@@ -32,25 +33,34 @@ void check(std::size_t bits, std::size_t count, std::size_t outputs, std::size_t
   std::vector<std::uint64_t*> optr;
   for (auto& v : got) optr.push_back(v.data());
   detail::multi_dot(ptrs.data(), count, sptr.data(), outputs, optr.data(), len, q);
+  const SimdPath path = simd_path();
+  set_simd_path(SimdPath::Portable);
   for (std::size_t m = 0; m < outputs; ++m) {
     dot_scalar_poly(ptrs.data(), sptr[m], count, want[m].data(), len, q);
     EXPECT_EQ(got[m], want[m]) << "bits " << bits << " count " << count << " output " << m;
   }
+  set_simd_path(path);
 }
 
-TEST(MultiDot, MatchesDotScalarPolyPerOutput) {
+class MultiDotPaths : public ::testing::TestWithParam<SimdPath> {};
+
+TEST_P(MultiDotPaths, MatchesPortableDotScalarPolyPerOutput) {
+  SimdGuard guard;
+  if (!select_path(GetParam())) GTEST_SKIP() << missing(GetParam());
   for (std::size_t outputs : {1u, 2u, 3u, 4u, 5u, 9u}) check(49, 37, outputs, 64, 1 + static_cast<std::uint32_t>(outputs));
   check(49, 4096, 5, 32, 11);  // the longest IFMA sum
   check(49, 4100, 3, 16, 12);  // falls back
-  check(30, 845, 6, 64, 13);
+  check(30, 845, 6, 64, 13);   // AVX2: 64-bit integer products, folded every ~16 terms
+  check(31, 301, 5, 64, 18);   // AVX2: folded every 4 terms
+  check(20, 77, 4, 8, 19);
+  check(48, 300, 4, 64, 16);   // AVX2: the sums are reduced every few terms
   check(55, 20, 4, 64, 14);    // q >= 2^50: portable path
-  check(49, 10, 4, 24, 15);    // len not a multiple of 16: portable path
-  if (cpu_has_avx512_ifma()) {
-    set_simd_enabled(false);
-    check(49, 37, 4, 64, 16);
-    set_simd_enabled(true);
-  }
+  check(49, 10, 4, 24, 15);    // len not a multiple of 16: AVX2 or portable
+  check(49, 10, 3, 12, 17);    // AVX2 tail of 4
 }
+
+INSTANTIATE_TEST_SUITE_P(Ring, MultiDotPaths, ::testing::ValuesIn(kAllPaths),
+                         [](const auto& info) { return path_name(info.param); });
 
 }  // namespace
 }  // namespace heinfer::ring::test

@@ -1,5 +1,5 @@
 // Negacyclic NTT: against naive convolution and direct evaluation, round trips, and the
-// portable and AVX-512 IFMA paths compared bit for bit.
+// portable, AVX2 and AVX-512 IFMA paths compared bit for bit.
 #include "ring/ntt.h"
 
 #include <gtest/gtest.h>
@@ -49,10 +49,10 @@ struct Case {
   size_t n;
 };
 
-class NttPaths : public ::testing::TestWithParam<bool> {
+class NttPaths : public ::testing::TestWithParam<SimdPath> {
  protected:
   void SetUp() override {
-    if (!select_path(GetParam())) GTEST_SKIP() << "CPU lacks AVX-512 IFMA";
+    if (!select_path(GetParam())) GTEST_SKIP() << missing(GetParam());
   }
   SimdGuard guard_;
 };
@@ -67,7 +67,7 @@ TEST_P(NttPaths, ConvolutionMatchesNaive) {
     SCOPED_TRACE("bits=" + std::to_string(c.bits) + " n=" + std::to_string(c.n));
     const Modulus m(ntt_prime(c.bits, c.n));
     const NTTTables t(c.n, m);
-    EXPECT_EQ(t.uses_ifma(), GetParam() && c.n >= 16 && m.value < kIfmaModulusBound);
+    EXPECT_EQ(t.path(), expected_path(GetParam(), m.value, c.n));
     std::vector<uint64_t> a = random_with_edges(c.n, m.value, rng);
     std::vector<uint64_t> b = random_vector(c.n, m.value, rng);
     b[0] = m.value - 1;
@@ -121,24 +121,27 @@ TEST_P(NttPaths, InverseOfForwardIsIdentity) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Ring, NttPaths, ::testing::Values(false, true),
+INSTANTIATE_TEST_SUITE_P(Ring, NttPaths, ::testing::ValuesIn(kAllPaths),
                          [](const auto& info) { return path_name(info.param); });
 
-// The dispatching forward()/inverse() under the IFMA path against the portable
-// forward_scalar()/inverse_scalar(), bit for bit, on random and edge inputs.
-TEST(Ntt, IfmaPathBitIdenticalToPortable) {
+// The dispatching forward()/inverse() under each SIMD path against the portable
+// forward_scalar()/inverse_scalar(), bit for bit, on random and edge inputs (48- and 49-bit
+// primes make the AVX2 transforms reduce at some stages, the others do not).
+class NttSimdPaths : public ::testing::TestWithParam<SimdPath> {};
+
+TEST_P(NttSimdPaths, BitIdenticalToPortable) {
   SimdGuard guard;
-  if (!select_path(true)) GTEST_SKIP() << "CPU lacks AVX-512 IFMA";
+  if (!select_path(GetParam())) GTEST_SKIP() << missing(GetParam());
   std::mt19937_64 rng(14);
-  size_t checked_ifma = 0;
-  for (int bits : {20, 30, 40, 45, 49, 50}) {
+  size_t checked_simd = 0;
+  for (int bits : {20, 30, 40, 45, 48, 49, 50}) {
     for (size_t n = 8; n <= (size_t{1} << 17); n <<= 1) {
       if (bits == 20 && n > 256) continue;  // too few 20-bit primes ≡ 1 mod 2n
       SCOPED_TRACE("bits=" + std::to_string(bits) + " n=" + std::to_string(n));
       const Modulus m(ntt_prime(bits, n));
       const NTTTables t(n, m);
       const uint64_t q = m.value;
-      checked_ifma += t.uses_ifma();
+      checked_simd += t.path() == GetParam();
       for (int round = 0; round < 2; ++round) {
         const std::vector<uint64_t> in =
             round == 0 ? random_with_edges(n, q, rng) : std::vector<uint64_t>(n, q - 1);
@@ -154,43 +157,52 @@ TEST(Ntt, IfmaPathBitIdenticalToPortable) {
       }
     }
   }
-  EXPECT_GT(checked_ifma, 50u);
+  EXPECT_GT(checked_simd, 50u);
 }
 
-TEST(Ntt, PathsAgreeThroughSetSimdEnabled) {
+// One table object switched between paths at run time gives the same transforms.
+TEST_P(NttSimdPaths, PathsAgreeThroughSetSimdPath) {
   SimdGuard guard;
-  if (!cpu_has_avx512_ifma()) GTEST_SKIP() << "CPU lacks AVX-512 IFMA";
+  if (!select_path(GetParam())) GTEST_SKIP() << missing(GetParam());
   std::mt19937_64 rng(15);
   const size_t n = 4096;
-  const Modulus m(ntt_prime(49, n));
+  const Modulus m(ntt_prime(45, n));
   const NTTTables t(n, m);
   const std::vector<uint64_t> in = random_with_edges(n, m.value, rng);
-  std::vector<uint64_t> portable = in, ifma = in;
-  set_simd_enabled(false);
-  EXPECT_FALSE(t.uses_ifma());
+  std::vector<uint64_t> portable = in, simd = in;
+  set_simd_path(SimdPath::Portable);
+  EXPECT_EQ(t.path(), SimdPath::Portable);
   t.forward(portable.data());
-  set_simd_enabled(true);
-  EXPECT_TRUE(t.uses_ifma());
-  t.forward(ifma.data());
-  EXPECT_EQ(portable, ifma);
-  set_simd_enabled(false);
+  set_simd_path(GetParam());
+  EXPECT_EQ(t.path(), GetParam());
+  t.forward(simd.data());
+  EXPECT_EQ(portable, simd);
+  set_simd_path(SimdPath::Portable);
   t.inverse(portable.data());
-  set_simd_enabled(true);
-  t.inverse(ifma.data());
-  EXPECT_EQ(portable, ifma);
-  EXPECT_EQ(ifma, in);
+  set_simd_path(GetParam());
+  t.inverse(simd.data());
+  EXPECT_EQ(portable, simd);
+  EXPECT_EQ(simd, in);
 }
 
-TEST(Ntt, LargePrimesUseThePortablePath) {
+// Primes above a path's bound, and n < 16, take the portable path.
+TEST_P(NttSimdPaths, LargePrimesUseThePortablePath) {
   SimdGuard guard;
-  set_simd_enabled(true);
+  if (!select_path(GetParam())) GTEST_SKIP() << missing(GetParam());
   const size_t n = 1024;
-  for (int bits : {51, 55, 60}) {
-    const NTTTables t(n, Modulus(ntt_prime(bits, n)));
-    EXPECT_FALSE(t.uses_ifma()) << bits;
+  for (int bits : {50, 51, 55, 60}) {
+    const Modulus m(ntt_prime(bits, n));
+    const NTTTables t(n, m);
+    EXPECT_EQ(t.path(), expected_path(GetParam(), m.value, n)) << bits;
+    if (bits > 50) {
+      EXPECT_EQ(t.path(), SimdPath::Portable) << bits;
+    }
   }
-  EXPECT_FALSE(NTTTables(8, Modulus(ntt_prime(40, 8))).uses_ifma());  // n < 16
+  EXPECT_EQ(NTTTables(8, Modulus(ntt_prime(40, 8))).path(), SimdPath::Portable);  // n < 16
 }
+
+INSTANTIATE_TEST_SUITE_P(Ring, NttSimdPaths, ::testing::ValuesIn(kSimdPaths),
+                         [](const auto& info) { return path_name(info.param); });
 
 TEST(Ntt, CopiedTablesStayValid) {
   SimdGuard guard;

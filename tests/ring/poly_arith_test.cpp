@@ -1,4 +1,4 @@
-// Per-limb kernels against a naive 128-bit reference, on both code paths.
+// Per-limb kernels against a naive 128-bit reference, on every code path.
 #include "ring/poly_arith.h"
 
 #include <gtest/gtest.h>
@@ -13,21 +13,22 @@
 namespace heinfer::ring::test {
 namespace {
 
-/// Moduli around every boundary: tiny, mid-size, the largest primes below 2^50 (last IFMA
-/// size) and above it, near 2^60, and the largest allowed (2^61 - 1).
+/// Moduli around every boundary: tiny, mid-size, the largest primes below 2^49 (last AVX2
+/// size) and 2^50 (last IFMA size) and above them, near 2^60, and the largest allowed
+/// (2^61 - 1).
 std::vector<uint64_t> test_moduli() {
   std::vector<uint64_t> qs = {3, 12289};
-  for (int bits : {30, 49, 50, 51, 55, 60}) qs.push_back(generate_ntt_primes({bits}, 2)[0]);
+  for (int bits : {30, 48, 49, 50, 51, 55, 60}) qs.push_back(generate_ntt_primes({bits}, 2)[0]);
   qs.push_back((uint64_t{1} << 61) - 1);
   return qs;
 }
 
 const std::vector<size_t> kLengths = {1, 7, 8, 9, 31, 32, 33, 64, 100, 1027};
 
-class PolyArithPaths : public ::testing::TestWithParam<bool> {
+class PolyArithPaths : public ::testing::TestWithParam<SimdPath> {
  protected:
   void SetUp() override {
-    if (!select_path(GetParam())) GTEST_SKIP() << "CPU lacks AVX-512 IFMA";
+    if (!select_path(GetParam())) GTEST_SKIP() << missing(GetParam());
   }
   SimdGuard guard_;
 };
@@ -189,16 +190,19 @@ TEST_P(PolyArithPaths, DotScalarPoly) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Ring, PolyArithPaths, ::testing::Values(false, true),
+INSTANTIATE_TEST_SUITE_P(Ring, PolyArithPaths, ::testing::ValuesIn(kAllPaths),
                          [](const auto& info) { return path_name(info.param); });
 
-// Both paths on the same large random data, bit for bit (n = 4096 + 5: full blocks + tail).
-TEST(PolyArith, PathsBitIdentical) {
+// A SIMD path and the portable one on the same large random data, bit for bit
+// (n = 4096 + 5: full blocks + tail).
+class PolyArithSimdPaths : public ::testing::TestWithParam<SimdPath> {};
+
+TEST_P(PolyArithSimdPaths, BitIdenticalToPortable) {
   SimdGuard guard;
-  if (!cpu_has_avx512_ifma()) GTEST_SKIP() << "CPU lacks AVX-512 IFMA";
+  if (!select_path(GetParam())) GTEST_SKIP() << missing(GetParam());
   std::mt19937_64 rng(25);
   const size_t n = 4101;
-  for (int bits : {36, 49, 50}) {
+  for (int bits : {36, 48, 49, 50}) {
     const Modulus q(generate_ntt_primes({bits}, 2)[0]);
     const uint64_t qv = q.value;
     const auto a = random_with_edges(n, qv, rng), b = random_vector(n, qv, rng);
@@ -212,7 +216,7 @@ TEST(PolyArith, PathsBitIdentical) {
     }
     std::vector<uint64_t> r[2][6];
     for (int path = 0; path < 2; ++path) {
-      set_simd_enabled(path == 1);
+      set_simd_path(path == 1 ? GetParam() : SimdPath::Portable);
       for (auto& v : r[path]) v.assign(n, 0);
       add_poly(a.data(), b.data(), r[path][0].data(), n, q);
       sub_poly(a.data(), b.data(), r[path][1].data(), n, q);
@@ -225,6 +229,9 @@ TEST(PolyArith, PathsBitIdentical) {
     for (int k = 0; k < 6; ++k) EXPECT_EQ(r[0][k], r[1][k]) << "bits=" << bits << " kernel " << k;
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Ring, PolyArithSimdPaths, ::testing::ValuesIn(kSimdPaths),
+                         [](const auto& info) { return path_name(info.param); });
 
 }  // namespace
 }  // namespace heinfer::ring::test

@@ -15,26 +15,36 @@
 
 namespace heinfer::ring::test {
 
-/// Restores the SIMD setting of the process when it goes out of scope.
+/// Restores the SIMD path of the process when it goes out of scope.
 class SimdGuard {
  public:
-  SimdGuard() : saved_(simd_enabled()) {}
-  ~SimdGuard() { set_simd_enabled(saved_); }
+  SimdGuard() : saved_(simd_path()) {}
+  ~SimdGuard() { set_simd_path(saved_); }
   SimdGuard(const SimdGuard&) = delete;
   SimdGuard& operator=(const SimdGuard&) = delete;
 
  private:
-  bool saved_;
+  SimdPath saved_;
 };
 
-/// The two code paths: false = portable, true = AVX-512 IFMA.
-inline std::string path_name(bool simd) { return simd ? "ifma" : "portable"; }
+/// Every kernel path, and the SIMD ones (each compared with the portable path).
+inline constexpr SimdPath kAllPaths[] = {SimdPath::Portable, SimdPath::Avx2, SimdPath::Ifma};
+inline constexpr SimdPath kSimdPaths[] = {SimdPath::Avx2, SimdPath::Ifma};
 
-/// Selects a path; returns false (the caller skips) if the IFMA path is asked for on a CPU
-/// without it.
-inline bool select_path(bool simd) {
-  set_simd_enabled(simd);
-  return simd_enabled() == simd;
+inline std::string path_name(SimdPath path) { return std::string(simd_path_name(path)); }
+
+/// Selects a path; returns false (the caller skips) if this CPU lacks it.
+inline bool select_path(SimdPath path) { return set_simd_path(path) == path; }
+
+/// The message of a test skipped for want of a path.
+inline std::string missing(SimdPath path) { return "CPU lacks the " + path_name(path) + " path"; }
+
+/// The path a multiplying kernel takes for prime q and length n under `selected`.
+inline SimdPath expected_path(SimdPath selected, uint64_t q, size_t n) {
+  if (n < 16) return SimdPath::Portable;
+  if (selected == SimdPath::Ifma && q < kIfmaModulusBound) return SimdPath::Ifma;
+  if (selected == SimdPath::Avx2 && q < kAvx2ModulusBound) return SimdPath::Avx2;
+  return SimdPath::Portable;
 }
 
 inline std::vector<uint64_t> random_vector(size_t n, uint64_t q, std::mt19937_64& rng) {
