@@ -19,6 +19,7 @@
 #include "memory/memory_monitor.h"
 #include "memory/process_memory.h"
 #include "model/load.h"
+#include "ring/cpu_features.h"
 #include "runtime/batch_runner.h"
 #include "runtime/encrypted_executor.h"
 #include "runtime/metrics.h"
@@ -187,8 +188,9 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
   std::printf("\n== encrypted inference summary ==\n");
   std::printf("model            %s -> %s\n", model_path.c_str(), output.c_str());
   std::printf("parameters       %s\n", plan.describe().c_str());
-  std::printf("samples          %lld in %zu batch(es) of <= %lld (threads %d)\n", static_cast<long long>(count),
-              batch_seconds.size(), static_cast<long long>(chunk), threads);
+  std::printf("samples          %lld in %zu batch(es) of <= %lld (threads %d, %s kernels)\n",
+              static_cast<long long>(count), batch_seconds.size(), static_cast<long long>(chunk), threads,
+              std::string(ring::simd_path_name(ring::simd_path())).c_str());
   std::printf("setup            %.2f s (calibration, parameters, keys)\n", setup_s);
   std::printf("total            %.2f s, %.1f images/s, latency per batch %.2f s\n", stats.seconds,
               static_cast<double>(count) / stats.seconds, lat);

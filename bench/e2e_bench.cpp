@@ -17,6 +17,7 @@
 
 #include "memory/process_memory.h"
 #include "model/load.h"
+#include "ring/cpu_features.h"
 #include "runtime/encrypted_executor.h"
 #include "runtime/npy.h"
 #include "plan/parameters.h"
@@ -65,12 +66,13 @@ int main(int argc, char** argv) {
       s.executor->run(*s.client, {xt}, st);
       std::printf("{\"model\":\"%s\",\"packing\":\"%s\",\"round_masks\":\"%s\",\"n\":%zu,\"levels\":%d,\"threads\":%d,\"batch_index\":%d,"
                   "\"batch\":%lld,\"latency_s\":%.3f,\"images_per_s\":%.1f,\"client_share\":%.3f,\"rounds\":%lld,"
-                  "\"mb_to_server\":%.1f,\"mb_to_client\":%.1f,\"setup_s\":%.2f",
+                  "\"mb_to_server\":%.1f,\"mb_to_client\":%.1f,\"setup_s\":%.2f,\"kernels\":\"%s\"",
                   argv[1], packing.c_str(), masks.c_str(), plan.params.poly_modulus_degree(), plan.needs.levels,
                   threads > 0 ? threads : omp_get_max_threads(), k, static_cast<long long>(batch), st.seconds,
                   static_cast<double>(batch) / st.seconds, st.client_seconds / st.seconds,
                   static_cast<long long>(st.rounds), static_cast<double>(st.bytes_to_server) / 1e6,
-                  static_cast<double>(st.bytes_to_client) / 1e6, setup);
+                  static_cast<double>(st.bytes_to_client) / 1e6, setup,
+                  std::string(ring::simd_path_name(ring::simd_path())).c_str());
       std::printf(",\"layers\":{");
       for (std::size_t i = 0; i < st.layers.size(); ++i) {
         std::printf("%s\"%s\":%.3f", i ? "," : "", st.layers[i].name.c_str(), st.layers[i].seconds);

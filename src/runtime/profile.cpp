@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ring/cpu_features.h"
 #include "runtime/atomic_file.h"
 
 namespace heinfer::runtime {
@@ -20,6 +21,7 @@ void write_profile(const std::filesystem::path& path, const ProfileInfo& info, c
   j["model"] = info.model;
   j["batch"] = info.batch;
   j["threads"] = info.threads;
+  j["kernels"] = std::string(ring::simd_path_name(ring::simd_path()));
   if (info.plan) {
     const plan::Parameters& pp = info.plan->parameters;
     int bits = 0;

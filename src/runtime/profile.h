@@ -5,6 +5,7 @@
 // {
 //   "format": "heinfer-profile", "version": 1,
 //   "model": "path.onnx", "batch": 2048, "threads": 2,
+//   "kernels": "ifma" | "avx2" | "portable" (ring/cpu_features.h),
 //   "params": {"n": 4096, "levels": 2, "log2_qp": 109, "packing": "complex"},
 //   "memory": {"policy": "tiered" | "dram-only", "dram_budget": B (0: none),
 //              "pmem_dir": "/path" | null},
