@@ -287,21 +287,21 @@ NttReductions ntt_reductions(size_t n, uint64_t q) {
 
 namespace {
 
-using ForwardPass4 = void (*)(const NttTables&, const Consts&, uint64_t*, size_t, size_t);
-using Pass2 = void (*)(const NttTables&, const Consts&, uint64_t*, size_t, size_t);
+// A pass over memory: (tables, constants, data, groups at its first stage, distance).
+using Pass = void (*)(const NttTables&, const Consts&, uint64_t*, size_t, size_t);
 
 // The instantiations, indexed by their flags (bit 2: from words, bit 1: reduce at the first
 // stage, bit 0: at the second).
-constexpr ForwardPass4 kForwardPass4[8] = {
+constexpr Pass kForwardPass4[8] = {
     forward_pass4<false, false, false>, forward_pass4<false, false, true>,
     forward_pass4<false, true, false>,  forward_pass4<false, true, true>,
     forward_pass4<true, false, false>,  forward_pass4<true, false, true>,
     forward_pass4<true, true, false>,   forward_pass4<true, true, true>};
-constexpr Pass2 kForwardStage[4] = {forward_stage<false, false>, forward_stage<false, true>,
+constexpr Pass kForwardStage[4] = {forward_stage<false, false>, forward_stage<false, true>,
                                     forward_stage<true, false>, forward_stage<true, true>};
-constexpr ForwardPass4 kInversePass4[4] = {inverse_pass4<false, false>, inverse_pass4<false, true>,
+constexpr Pass kInversePass4[4] = {inverse_pass4<false, false>, inverse_pass4<false, true>,
                                            inverse_pass4<true, false>, inverse_pass4<true, true>};
-constexpr Pass2 kInverseStage[2] = {inverse_stage<false>, inverse_stage<true>};
+constexpr Pass kInverseStage[2] = {inverse_stage<false>, inverse_stage<true>};
 
 }  // namespace
 
