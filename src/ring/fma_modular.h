@@ -52,16 +52,17 @@ inline __m256d reduce(__m256d x, __m256d q, __m256d q_inv) {
   return _mm256_fnmadd_pd(round_product(x, q_inv), q, x);
 }
 
-/// x mod q in [0, q), for |x| <= 2^50.
-inline __m256d normalize(__m256d x, __m256d q, __m256d q_inv) {
-  const __m256d r = reduce(x, q, q_inv);
-  return _mm256_add_pd(r, _mm256_and_pd(_mm256_cmp_pd(r, _mm256_setzero_pd(), _CMP_LT_OQ), q));
+/// x in (-q, q) to [0, q): adds q where x is negative.
+inline __m256d lift(__m256d x, __m256d q) {
+  return _mm256_add_pd(x, _mm256_and_pd(_mm256_cmp_pd(x, _mm256_setzero_pd(), _CMP_LT_OQ), q));
 }
+
+/// x mod q in [0, q), for |x| <= 2^50.
+inline __m256d normalize(__m256d x, __m256d q, __m256d q_inv) { return lift(reduce(x, q, q_inv), q); }
 
 /// x in (-q, 2q) to [0, q).
 inline __m256d correct(__m256d x, __m256d q) {
-  x = _mm256_sub_pd(x, _mm256_and_pd(_mm256_cmp_pd(x, q, _CMP_GE_OQ), q));
-  return _mm256_add_pd(x, _mm256_and_pd(_mm256_cmp_pd(x, _mm256_setzero_pd(), _CMP_LT_OQ), q));
+  return lift(_mm256_sub_pd(x, _mm256_and_pd(_mm256_cmp_pd(x, q, _CMP_GE_OQ), q)), q);
 }
 
 }  // namespace heinfer::ring::avx2

@@ -85,12 +85,9 @@ inline __m256d product(__m256d a, __m256d b, __m256d q, __m256d q_inv) {
 void multiply_poly(const uint64_t* a, const uint64_t* b, uint64_t* out, size_t n, uint64_t q) {
   const __m256d qd = _mm256_set1_pd(static_cast<double>(q));
   const __m256d qi = _mm256_set1_pd(1.0 / static_cast<double>(q));
-  const __m256d zero = _mm256_setzero_pd();
-  auto body = [&](size_t i) {
-    const __m256d r = product(load_words(a + i), load_words(b + i), qd, qi);
-    store_words(out + i, _mm256_add_pd(r, _mm256_and_pd(_mm256_cmp_pd(r, zero, _CMP_LT_OQ), qd)));
-  };
-  blocks(n, body);
+  blocks(n, [&](size_t i) {
+    store_words(out + i, lift(product(load_words(a + i), load_words(b + i), qd, qi), qd));
+  });
   tail(n, [&](size_t i) {
     out[i] = static_cast<uint64_t>((static_cast<u128>(a[i]) * b[i]) % q);
   });
@@ -113,10 +110,8 @@ void multiply_scalar_poly(const uint64_t* a, uint64_t scalar, uint64_t* out, siz
   const __m256d qd = _mm256_set1_pd(qv);
   const __m256d w = _mm256_set1_pd(static_cast<double>(scalar));
   const __m256d wq = _mm256_set1_pd(static_cast<double>(scalar) / qv);
-  const __m256d zero = _mm256_setzero_pd();
   blocks(n, [&](size_t i) {
-    const __m256d r = mul_mod(load_words(a + i), w, wq, qd);
-    store_words(out + i, _mm256_add_pd(r, _mm256_and_pd(_mm256_cmp_pd(r, zero, _CMP_LT_OQ), qd)));
+    store_words(out + i, lift(mul_mod(load_words(a + i), w, wq, qd), qd));
   });
   tail(n, [&](size_t i) {
     out[i] = static_cast<uint64_t>((static_cast<u128>(a[i]) * scalar) % q);
