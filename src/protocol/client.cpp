@@ -41,10 +41,6 @@ std::string read_text(const std::string& path) {
   return s.str();
 }
 
-std::span<const uint8_t> span_of(const std::string& b) {
-  return {reinterpret_cast<const uint8_t*>(b.data()), b.size()};
-}
-
 const char* code_name(grpc::StatusCode c) {
   switch (c) {
     case grpc::StatusCode::CANCELLED: return "CANCELLED";
@@ -218,13 +214,6 @@ ClientResult run_client(const ClientOptions& o, const std::vector<double>& input
   const std::int64_t in_e = model::numel(in_shape), out_e = model::numel(res.output_shape);
   const std::int64_t cap = info.capacity();
   res.outputs.assign(static_cast<std::size_t>(count * out_e), 0.0);
-  auto load_ct = [&](const std::string& b) {
-    try {
-      return ckks::load_ciphertext(span_of(b), *context);
-    } catch (const ckks::SerializationError& e) {
-      throw std::runtime_error(std::string("server sent an invalid ciphertext: ") + e.what());
-    }
-  };
   for (std::int64_t start = 0; start < count; start += cap) {
     const std::int64_t b = std::min(cap, count - start);
     grpc::ClientContext ctx;
@@ -316,17 +305,7 @@ ClientResult run_client(const ClientOptions& o, const std::vector<double>& input
       } else if (msg.has_round()) {
         const RoundRequest& r = msg.round();
         const RoundSpec& spec = schedule.round_chunk(r, static_cast<std::int64_t>(window_sizes.size()));
-        for (const Window& w : r.windows()) {
-          window_sizes.push_back(static_cast<std::size_t>(w.ciphertexts_size()));
-          for (const std::string& c : w.ciphertexts()) {
-            round_cts.push_back(load_ct(c));
-            if (static_cast<int>(round_cts.back().level()) != spec.level()) {
-              throw std::runtime_error("protocol: round of node " + std::to_string(r.node()) + ": a ciphertext at level " +
-                                       std::to_string(round_cts.back().level()) + ", announced " +
-                                       std::to_string(spec.level()));
-            }
-          }
-        }
+        load_round_chunk(r, spec, *context, round_cts, window_sizes);
         if (!r.last()) continue;
         schedule.round_done(r.node());
         runtime::RoundRequest req;
@@ -361,10 +340,7 @@ ClientResult run_client(const ClientOptions& o, const std::vector<double>& input
           out_head = c;
           have_head = true;
         }
-        for (const std::string& s : c.ciphertexts()) {
-          out_zero.push_back(s.empty());
-          out_cts.push_back(s.empty() ? ckks::Ciphertext() : load_ct(s));
-        }
+        load_output_chunk(c, *context, out_cts, out_zero);
         if (c.last()) {
           say("  outputs received: " + std::to_string(out_cts.size()) + " ciphertexts, " + format_bytes(round_in));
           // The run summary follows (absent if the server ended the stream), after the

@@ -68,6 +68,41 @@ std::vector<std::int64_t> requested_elements(const EncryptRequest& r, std::vecto
 
 namespace {
 
+ckks::Ciphertext load_sent(const std::string& b, const ckks::CKKSContext& context) {
+  try {
+    return ckks::load_ciphertext(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(b.data()), b.size()),
+                                 context);
+  } catch (const ckks::SerializationError& e) {
+    throw std::runtime_error(std::string("server sent an invalid ciphertext: ") + e.what());
+  }
+}
+
+}  // namespace
+
+void load_round_chunk(const RoundRequest& chunk, const RoundSpec& spec, const ckks::CKKSContext& context,
+                      std::vector<ckks::Ciphertext>& cts, std::vector<std::size_t>& window_sizes) {
+  for (const Window& w : chunk.windows()) {
+    window_sizes.push_back(static_cast<std::size_t>(w.ciphertexts_size()));
+    for (const std::string& c : w.ciphertexts()) {
+      cts.push_back(load_sent(c, context));
+      if (static_cast<std::int64_t>(cts.back().level()) != spec.level()) {
+        throw std::runtime_error("protocol: round of node " + std::to_string(chunk.node()) + ": a ciphertext at level " +
+                                 std::to_string(cts.back().level()) + ", announced " + std::to_string(spec.level()));
+      }
+    }
+  }
+}
+
+void load_output_chunk(const OutputChunk& chunk, const ckks::CKKSContext& context, std::vector<ckks::Ciphertext>& cts,
+                       std::vector<bool>& zero) {
+  for (const std::string& s : chunk.ciphertexts()) {
+    zero.push_back(s.empty());
+    cts.push_back(s.empty() ? ckks::Ciphertext() : load_sent(s, context));
+  }
+}
+
+namespace {
+
 /// Functions of one element per window (Relu, Abs, AbsWithValue).
 bool one_element(int f) {
   const auto rf = static_cast<runtime::RoundFunction>(f);
@@ -78,25 +113,31 @@ bool one_element(int f) {
 }  // namespace
 
 ScheduleCheck::ScheduleCheck(const ModelInfo& info)
-    : info_(info), spec_of_(static_cast<std::size_t>(std::max(info.nodes(), 0)), -1),
-      windows_(static_cast<std::size_t>(info.schedule_size()), 0), rounds_(windows_.size(), 0) {
+    : info_(info), windows_(static_cast<std::size_t>(info.schedule_size()), 0), rounds_(windows_.size(), 0) {
   for (int i = 0; i < info.schedule_size(); ++i) {
     const RoundSpec& r = info.schedule(i);
-    if (r.node() < 0 || r.node() >= info.nodes() || spec_of_[static_cast<std::size_t>(r.node())] >= 0 ||
+    if (r.node() < 0 || r.node() >= info.nodes() || spec_of_.count(r.node()) != 0 ||
         r.windows() <= 0 || r.max_windows() <= 0 || r.window_size() <= 0 || r.rounds() <= 0 || r.level() < 0 ||
         !std::isfinite(r.bound()) || r.bound() <= 0 || r.function() < 0 || r.function() >= runtime::kRoundFunctions ||
         (one_element(r.function()) && r.window_size() != 1)) {
       throw std::runtime_error("protocol: the server announced a malformed round schedule (entry " +
                                std::to_string(i) + ")");
     }
-    spec_of_[static_cast<std::size_t>(r.node())] = i;
+    spec_of_[r.node()] = i;
   }
+}
+
+int ScheduleCheck::spec_index(int node) const {
+  const auto found = spec_of_.find(node);
+  if (found == spec_of_.end()) {
+    throw std::runtime_error("protocol: a round for node " + std::to_string(node) + ", which has none");
+  }
+  return found->second;
 }
 
 const RoundSpec& ScheduleCheck::round_chunk(const RoundRequest& chunk, std::int64_t windows_before) {
   const int node = chunk.node();
-  const int i = node >= 0 && node < static_cast<int>(spec_of_.size()) ? spec_of_[static_cast<std::size_t>(node)] : -1;
-  if (i < 0) throw std::runtime_error("protocol: a round for node " + std::to_string(node) + ", which has none");
+  const int i = spec_index(node);
   const RoundSpec& r = info_.schedule(i);
   const std::string at = "protocol: round of node " + std::to_string(node) + ": ";
   if (chunk.function() != r.function()) throw std::runtime_error(at + "another function than announced");
@@ -119,7 +160,7 @@ const RoundSpec& ScheduleCheck::round_chunk(const RoundRequest& chunk, std::int6
 }
 
 void ScheduleCheck::round_done(int node) {
-  const int i = spec_of_.at(static_cast<std::size_t>(node));
+  const int i = spec_index(node);
   if (++rounds_[static_cast<std::size_t>(i)] > info_.schedule(i).rounds()) {
     throw std::runtime_error("protocol: round of node " + std::to_string(node) + ": more than the " +
                              std::to_string(info_.schedule(i).rounds()) + " rounds announced");

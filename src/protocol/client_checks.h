@@ -10,13 +10,16 @@
 //    the node, function, windows, window sizes, rounds and ciphertext levels of each
 //    round, the bound the client checks decrypted values against (the announced one,
 //    never a bound sent with a request), the output's shape, ciphertext count and factors.
-//    Counts are checked as chunks arrive, before their ciphertexts are loaded.
+//    Counts are checked as chunks arrive, before their ciphertexts are loaded, then each
+//    ciphertext is loaded with the validating loader (ckks/serialization.h).
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
+#include "ckks/ciphertext.h"
 #include "ckks/context.h"
 #include "protocol/heinfer.pb.h"
 
@@ -34,6 +37,18 @@ ckks::ContextPtr accepted_parameters(const std::string& bytes, const std::string
 /// out of order or outside [0, encrypted.size()), or an element already encrypted.
 std::vector<std::int64_t> requested_elements(const EncryptRequest& r, std::vector<bool>& encrypted);
 
+/// Loads the ciphertexts of a round request chunk that round_chunk accepted against
+/// `spec`, appending them to `cts` and each window's size to `window_sizes`. Throws
+/// std::runtime_error for an invalid ciphertext or one at another level than announced.
+void load_round_chunk(const RoundRequest& chunk, const RoundSpec& spec, const ckks::CKKSContext& context,
+                      std::vector<ckks::Ciphertext>& cts, std::vector<std::size_t>& window_sizes);
+
+/// Loads the ciphertexts of an output chunk that output_chunk accepted, appending them
+/// to `cts` and to `zero` whether each is a zero element (empty bytes). Throws
+/// std::runtime_error for an invalid ciphertext.
+void load_output_chunk(const OutputChunk& chunk, const ckks::CKKSContext& context, std::vector<ckks::Ciphertext>& cts,
+                       std::vector<bool>& zero);
+
 /// One batch's checks of round requests and outputs against the announced schedule.
 class ScheduleCheck {
  public:
@@ -46,8 +61,8 @@ class ScheduleCheck {
   /// function not announced, more windows per round or per node, or larger windows than
   /// announced.
   const RoundSpec& round_chunk(const RoundRequest& chunk, std::int64_t windows_before);
-  /// The last chunk of a round of `node` arrived: throws when the node asks for more
-  /// rounds than announced.
+  /// The last chunk of a round of `node` arrived: throws when the node has no announced
+  /// rounds or asks for more rounds than announced.
   void round_done(int node);
   /// A chunk of the output; `ciphertexts_before`: ciphertexts in earlier chunks. Throws
   /// on more ciphertexts than announced, or a first chunk whose shape, batch or factor
@@ -55,8 +70,13 @@ class ScheduleCheck {
   void output_chunk(const OutputChunk& chunk, std::int64_t ciphertexts_before, std::int64_t batch);
 
  private:
+  /// The schedule entry of `node`; throws std::runtime_error when it has none.
+  int spec_index(int node) const;
+
   const ModelInfo& info_;
-  std::vector<int> spec_of_;             ///< per node: index into info_.schedule(), or -1
+  /// Per announced node: its index into info_.schedule() (a map: the node count is the
+  /// server's word, so nothing is sized from it).
+  std::map<int, int> spec_of_;
   std::vector<std::int64_t> windows_, rounds_;  ///< per schedule entry, this batch
 };
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "protocol/served_model.h"
+#include "protocol/server_checks.h"
 #include "protocol/status_error.h"
 #include "protocol/wire.h"
 #include "runtime/client.h"
@@ -163,32 +164,14 @@ class RemoteClient : public runtime::Client {
   /// as it arrives (the reply cannot grow the server's memory past the request).
   std::vector<ckks::Ciphertext> receive(ClientMessage::KindCase kind, const std::string& what, std::int64_t* bytes,
                                         std::int64_t expected) {
-    std::vector<ckks::Ciphertext> out;
+    CiphertextReply reply(*m_.context, kind, what, expected);
     ClientMessage msg;
     for (;;) {
       if (!stream_->Read(&msg)) fail(grpc::StatusCode::CANCELLED, "client disconnected during " + what);
-      if (msg.kind_case() != kind) fail(grpc::StatusCode::INVALID_ARGUMENT, "protocol: unexpected message during " + what);
-      const CiphertextChunk& c = kind == ClientMessage::kInput ? msg.input() : msg.round_reply();
-      if (static_cast<std::int64_t>(out.size()) + c.ciphertexts_size() > expected) {
-        fail(grpc::StatusCode::INVALID_ARGUMENT, what + ": more than the " + std::to_string(expected) +
-                                                     " ciphertexts asked for");
-      }
-      for (const std::string& b : c.ciphertexts()) {
-        *bytes += static_cast<std::int64_t>(b.size());
-        try {
-          out.push_back(ckks::load_ciphertext(
-              std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(b.data()), b.size()), *m_.context));
-        } catch (const ckks::SerializationError& e) {
-          fail(grpc::StatusCode::INVALID_ARGUMENT, what + ": ciphertext rejected: " + e.what());
-        }
-      }
-      if (c.last()) {
-        if (static_cast<std::int64_t>(out.size()) != expected) {
-          fail(grpc::StatusCode::INVALID_ARGUMENT, what + ": expected " + std::to_string(expected) +
-                                                       " ciphertexts, got " + std::to_string(out.size()));
-        }
-        return out;
-      }
+      const std::int64_t before = reply.bytes();
+      const bool last = reply.add(msg);
+      *bytes += reply.bytes() - before;
+      if (last) return std::move(reply.ciphertexts());
     }
   }
 

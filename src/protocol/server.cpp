@@ -29,6 +29,7 @@
 #include "protocol/remote.h"
 #include "protocol/remote_client.h"
 #include "protocol/served_model.h"
+#include "protocol/server_checks.h"
 #include "protocol/status_error.h"
 #include "protocol/wire.h"
 #include "runtime/encrypted_executor.h"
@@ -171,19 +172,12 @@ class Service final : public Inference::Service {
     auto it = models_.find(h.model());
     if (it == models_.end()) return unknown_model(h.model());
     const Model& m = *it->second;
-    const auto& fp = m.context->fingerprint();
-    if (h.fingerprint() != std::string(fp.begin(), fp.end())) {
-      return {grpc::StatusCode::INVALID_ARGUMENT,
-              "parameter fingerprint " + hex(h.fingerprint()) + " does not match model '" + m.name + "' (" +
-                  hex(std::string(fp.begin(), fp.end())) + "); call GetModelInfo again"};
-    }
-    const bool complex = m.plan.packing == ckks::Packing::Complex;
-    if (h.relin_bytes() <= 0 || h.relin_bytes() > m.max_key_bytes || h.galois_bytes() < 0 ||
-        h.galois_bytes() > m.max_key_bytes || (complex && h.galois_bytes() == 0)) {
-      return {grpc::StatusCode::INVALID_ARGUMENT,
-              "declared key sizes (relinearization " + std::to_string(h.relin_bytes()) + ", Galois " +
-                  std::to_string(h.galois_bytes()) + " bytes) outside (0, " + std::to_string(m.max_key_bytes) +
-                  "]" + (complex ? "; this model needs the conjugation key" : "")};
+    const SessionRequirements need{m.name, m.context.get(), m.plan.packing == ckks::Packing::Complex,
+                                   m.max_key_bytes, {m.info.galois_elements().begin(), m.info.galois_elements().end()}};
+    try {
+      check_session_header(h, need);
+    } catch (const StatusError& e) {
+      return e.status;
     }
     std::unique_ptr<Reservation> reservation;
     if (grpc::Status st = admit(ctx, m, &reservation); !st.ok()) return st;
@@ -204,36 +198,13 @@ class Service final : public Inference::Service {
     }
     auto s = std::make_shared<Session>();
     s->model = &m;
-    const auto* data = reinterpret_cast<const uint8_t*>(keys.data());
-    const auto relin_n = static_cast<std::size_t>(h.relin_bytes());
     try {
-      s->keys.relin = ckks::load_relin_keys(std::span<const uint8_t>(data, relin_n), *m.context);
-    } catch (const ckks::SerializationError& e) {
-      return {grpc::StatusCode::INVALID_ARGUMENT, std::string("relinearization keys rejected: ") + e.what()};
-    }
-    if (h.galois_bytes() > 0) {
-      try {
-        s->keys.galois = ckks::load_galois_keys(std::span<const uint8_t>(data + relin_n, total - relin_n), *m.context);
-      } catch (const ckks::SerializationError& e) {
-        return {grpc::StatusCode::INVALID_ARGUMENT, std::string("Galois keys rejected: ") + e.what()};
-      }
+      s->keys = load_session_keys(keys, h.relin_bytes(), need);
+    } catch (const StatusError& e) {
+      return e.status;
     }
     keys.clear();
     keys.shrink_to_fit();
-    // Exactly the Galois keys the model needs (GetModelInfo lists them): no more, no fewer.
-    for (uint32_t g : m.info.galois_elements()) {
-      if (!s->keys.galois.has(g)) {
-        return {grpc::StatusCode::INVALID_ARGUMENT,
-                "Galois keys rejected: the key for element " + std::to_string(g) + " is missing (see GetModelInfo)"};
-      }
-    }
-    for (const auto& [g, k] : s->keys.galois.keys) {
-      const auto& need = m.info.galois_elements();
-      if (std::find(need.begin(), need.end(), g) == need.end()) {
-        return {grpc::StatusCode::INVALID_ARGUMENT,
-                "Galois keys rejected: element " + std::to_string(g) + " is not needed by model '" + m.name + "'"};
-      }
-    }
     runtime::EncryptedRunOptions ro;
     ro.threads = o_.threads;
     s->executor = std::make_unique<runtime::EncryptedExecutor>(m.g, m.encrypted, m.context, s->keys, ro);
@@ -280,9 +251,10 @@ class Service final : public Inference::Service {
     touch(*s);
     const Model& m = *s->model;
     const std::int64_t batch = first.start().batch();
-    if (batch < 1 || batch > m.plan.capacity()) {
-      return {grpc::StatusCode::INVALID_ARGUMENT,
-              "batch " + std::to_string(batch) + " outside [1, " + std::to_string(m.plan.capacity()) + "]"};
+    try {
+      check_batch(batch, m.plan.capacity());
+    } catch (const StatusError& e) {
+      return e.status;
     }
     RemoteClient remote(stream, m, o_.max_message_mib, batch);
     runtime::EncryptedRunStats stats;

@@ -212,6 +212,17 @@ TEST(ScheduleCheck, AMaliciousServerIsRefused) {
   EXPECT_NE(refusal_of([&] { fresh().output_chunk(out, 0, 3); }).find("output shape or batch"), std::string::npos);
 }
 
+// The node count is the server's word: nothing is sized from it (an announced
+// 2^31 - 1 nodes made the client allocate 8 GiB; found by fuzz_client_model_info).
+TEST(ScheduleCheck, AHugeNodeCountAllocatesNothing) {
+  ModelInfo info = announced();
+  info.set_nodes(std::numeric_limits<std::int32_t>::max());
+  info.mutable_schedule(0)->set_node(std::numeric_limits<std::int32_t>::max() - 1);
+  ScheduleCheck c(info);
+  EXPECT_NE(refusal_of([&] { c.round_chunk(round_of(1, 1), 0); }).find("node 1, which has none"), std::string::npos);
+  EXPECT_NE(refusal_of([&] { c.round_done(7); }).find("node 7, which has none"), std::string::npos);
+}
+
 TEST(ScheduleCheck, AMalformedAnnouncementIsRefused) {
   for (int bad = 0; bad < 4; ++bad) {
     ModelInfo info = announced();
