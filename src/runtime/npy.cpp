@@ -158,8 +158,9 @@ std::vector<std::int64_t> NpyArray::to_int64() const {
       continue;
     }
     const double d = element(*this, i);
-    if (d != static_cast<double>(static_cast<std::int64_t>(d))) {
-      throw NpyError("to_int64: element " + std::to_string(i) + " is not an integer");
+    // Range first: converting NaN, Inf or a value outside int64 is undefined behaviour.
+    if (!(d >= -0x1p63 && d < 0x1p63) || d != std::trunc(d)) {
+      throw NpyError("to_int64: element " + std::to_string(i) + " is not an integer in the int64 range");
     }
     v[i] = static_cast<std::int64_t>(d);
   }

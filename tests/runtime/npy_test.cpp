@@ -1,9 +1,11 @@
 // .npy reading and writing: round trips and every class of malformed file.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include "runtime/npy.h"
 
@@ -117,6 +119,13 @@ TEST(Npy, RejectsWrongDataLength) {
 TEST(Npy, ToInt64RejectsNonIntegralFloats) {
   const NpyArray a = runtime::make_npy(NpyDType::Float32, {1}, std::vector<double>{1.5});
   EXPECT_THROW(a.to_int64(), NpyError);
+  // Outside int64, NaN and Inf are refused before any conversion (which would be
+  // undefined; found by fuzz_parse_npy under UBSan); the int64 limits themselves pass.
+  for (double bad : {0x1p63, -0x1p64, 3.5e64, std::nan(""), std::numeric_limits<double>::infinity()}) {
+    EXPECT_THROW(runtime::make_npy(NpyDType::Float64, {1}, std::vector<double>{bad}).to_int64(), NpyError) << bad;
+  }
+  EXPECT_EQ(runtime::make_npy(NpyDType::Float64, {1}, std::vector<double>{-0x1p63}).to_int64(),
+            (std::vector<std::int64_t>{std::numeric_limits<std::int64_t>::min()}));
 }
 
 TEST(Npy, WritesAtomicallyAndReplacesExistingFiles) {
