@@ -38,7 +38,7 @@ for c in $CASES; do
   dir="$WORK/$c"
   mkdir -p "$dir/tier"
   if [ ! -f "$dir/model.onnx" ] || [ ! -f "$dir/x.npy" ]; then
-    /usr/bin/python3 "$ROOT/tools/export_large_models.py" --arch "$arch" --width "$width" --resolution "$res" \
+    /usr/bin/python3 "$ROOT/tools/export_torchvision.py" --arch "$arch" --width "$width" --resolution "$res" \
       --threads "$THREADS" --out "$dir/model.onnx" --input-npy "$dir/x.npy" --count "$BATCH" > "$dir/export.log" 2>&1
   fi
   OMP_NUM_THREADS=$THREADS "$HEINFER" run "$dir/model.onnx" --input "$dir/x.npy" --output "$dir/y.npy" \

@@ -35,8 +35,8 @@ def _publish(tmp, path):
     os.replace(tmp, path)
 
 
-def export_onnx(model, example, path, keep_bn=True, constant_folding=True):
-    """Export `model` (put in eval mode) to `path` (opset 13, input `input`,
+def export_onnx(model, example, path, keep_bn=True, constant_folding=True, opset=OPSET):
+    """Export `model` (put in eval mode) to `path` (opset `opset`, input `input`,
     output `logits`, dim 0 of both symbolic `batch`), check it, return the ModelProto."""
     model.eval()
     has_bn = any(isinstance(mod, nn.modules.batchnorm._BatchNorm) for mod in model.modules())
@@ -51,7 +51,7 @@ def export_onnx(model, example, path, keep_bn=True, constant_folding=True):
             torch.onnx.export(
                 model, example, tmp,
                 export_params=True,
-                opset_version=OPSET,
+                opset_version=opset,
                 do_constant_folding=constant_folding,
                 training=mode,
                 input_names=["input"],

@@ -41,7 +41,10 @@ std::string_view op_class_name(OpClass c) {
 }
 
 OpClass classify(const Node& node) {
-  if (std::holds_alternative<SquareParams>(node.params)) return OpClass::Polynomial;
+  if (std::holds_alternative<SquareParams>(node.params) || std::holds_alternative<ProductParams>(node.params)) {
+    return OpClass::Polynomial;
+  }
+  if (std::holds_alternative<ActivationParams>(node.params)) return OpClass::ClientAided;
   switch (node.op) {
     case OpType::Relu:
     case OpType::Clip:
@@ -54,12 +57,13 @@ OpClass classify(const Node& node) {
 }
 
 int levels(const Graph& g, const Node& n) {
-  if (std::holds_alternative<SquareParams>(n.params)) return 1;
+  if (std::holds_alternative<SquareParams>(n.params) || std::holds_alternative<ProductParams>(n.params)) return 1;
   if (classify(n) != OpClass::Linear) return 0;
   switch (n.op) {
     case OpType::Conv:
     case OpType::Gemm:
-    case OpType::MatMul: return any_nontrivial(in(g, n, 1).data) ? 1 : 0;
+    case OpType::MatMul:
+    case OpType::ReduceMean: return any_nontrivial(in(g, n, 1).data) ? 1 : 0;
     case OpType::BatchNormalization: return any_nontrivial(in(g, n, 1).data) ? 1 : 0;
     case OpType::Mul:
     case OpType::Div: {

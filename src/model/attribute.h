@@ -12,10 +12,12 @@
 
 namespace heinfer::model {
 
-/// One attribute value. Tensor/graph/sparse attributes are kept only as kind Other
+/// One attribute value. A TENSOR attribute of at most kMaxTensorAttributeElements
+/// elements is kept as kind Tensor: dims in `ints`, values in `floats`, the ONNX
+/// TensorProto data type in `i`. Graph/sparse attributes are kept only as kind Other
 /// (the Constant node's tensor is converted to a constant tensor at import).
 struct Attribute {
-  enum class Kind { Int, Float, String, Ints, Floats, Other };
+  enum class Kind { Int, Float, String, Ints, Floats, Tensor, Other };
   Kind kind = Kind::Other;
   std::int64_t i = 0;
   double f = 0.0;
@@ -24,6 +26,9 @@ struct Attribute {
   std::vector<double> floats;
   std::string onnx_type;  ///< AttributeProto type name, e.g. "INTS" (for messages)
 };
+
+/// Largest TENSOR attribute kept (ConstantOfShape's value is one element).
+inline constexpr std::int64_t kMaxTensorAttributeElements = 1024;
 
 using AttributeMap = std::map<std::string, Attribute, std::less<>>;
 

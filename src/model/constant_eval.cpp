@@ -3,228 +3,140 @@
 #include <algorithm>
 #include <cmath>
 
+#include "model/constant_eval_ops.h"
 #include "model/error.h"
-#include "model/legacy_broadcast.h"
 
 namespace heinfer::model {
 namespace {
 
-const Tensor& input(const Graph& g, const Node& n, std::size_t i) {
-  if (i >= n.inputs.size() || n.inputs[i] == kNoTensor) {
-    throw ModelError(node_label(n) + ": missing input " + std::to_string(i));
-  }
-  return g.tensors[static_cast<std::size_t>(n.inputs[i])];
+using detail::Args;
+
+TensorValue evaluate(const Node& n, const Args& in, std::int64_t opset) {
+  return detail::is_layout_op(n.op) ? detail::eval_layout(n, in, opset)
+                                    : detail::eval_elementwise(n, in, opset);
 }
 
-TensorValue value_of(const Tensor& t) { return {t.shape, t.dtype, t.data}; }
-
-std::int64_t normalize_axis(std::int64_t axis, std::int64_t rank, const std::string& ctx,
-                            bool allow_rank = false) {
-  const std::int64_t hi = allow_rank ? rank : rank - 1;
-  if (axis < -rank || axis > hi) {
-    throw ModelError(ctx + ": axis " + std::to_string(axis) + " out of range for rank " +
-                     std::to_string(rank));
-  }
-  return axis < 0 ? axis + rank : axis;
+bool symbolic(const TensorValue* v) {
+  return v && std::any_of(v->batch_coeff.begin(), v->batch_coeff.end(), [](double c) { return c != 0; });
 }
 
-TensorValue binary(const Graph& g, const Node& n) {
+/// The inputs through which the op is linear (their values may depend on N); nullopt when
+/// it is linear in none.
+std::optional<std::vector<std::size_t>> linear_inputs(const Node& n) {
+  switch (n.op) {
+    case OpType::Identity: case OpType::Dropout: case OpType::Reshape: case OpType::Flatten:
+    case OpType::Transpose: case OpType::Gather: case OpType::Slice: case OpType::Squeeze:
+    case OpType::Unsqueeze: case OpType::Expand: case OpType::Neg: return std::vector<std::size_t>{0};
+    case OpType::Add: case OpType::Sub: return std::vector<std::size_t>{0, 1};
+    case OpType::Where: return std::vector<std::size_t>{1, 2};
+    case OpType::Concat: {
+      std::vector<std::size_t> all(n.inputs.size());
+      for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+      return all;
+    }
+    default: return std::nullopt;
+  }
+}
+
+/// The coefficient of N in the output: the op applied to the inputs' coefficients (zeros for
+/// known inputs) through its linear inputs; Mul by a known value scales them.
+std::vector<double> batch_coefficients(const Node& n, const Args& in, const TensorValue& value,
+                                       std::int64_t opset) {
   const std::string ctx = node_label(n);
-  const Tensor& a = input(g, n, 0);
-  const Tensor& b = input(g, n, 1);
-  Shape b_shape = b.shape;
-  if (g.opset < 7) {
-    b_shape.resize(b_shape.size() + legacy_broadcast_padding(a.shape.size(), b.shape.size(), n.attributes, ctx), 1);
-  }
-  const Shape out = broadcast_shapes(a.shape, b_shape, ctx);
-  const Shape as = broadcast_strides(a.shape, out), bs = broadcast_strides(b_shape, out);
-  const bool integer = a.dtype == DataType::Int64 && b.dtype == DataType::Int64;
-  TensorValue r{out, a.dtype, std::vector<double>(static_cast<std::size_t>(numel(out)))};
-  std::vector<std::int64_t> idx(out.size(), 0);
-  for (std::size_t o = 0; o < r.data.size(); ++o) {
-    std::int64_t ia = 0, ib = 0;
-    for (std::size_t d = 0; d < out.size(); ++d) {
-      ia += idx[d] * as[d];
-      ib += idx[d] * bs[d];
+  auto depends = [&](const std::string& why) {
+    return ModelError(ctx + ": the result would depend on the batch size (" + why +
+                      "); under batch-axis packing the batch must stay a free dim");
+  };
+  std::vector<TensorValue> coeffs(in.size());
+  Args sub = in;
+  auto coefficients_of = [&](std::size_t i) {
+    coeffs[i] = *in[i];
+    coeffs[i].data = in[i]->batch_coeff.empty() ? std::vector<double>(in[i]->data.size(), 0.0)
+                                                : in[i]->batch_coeff;
+    coeffs[i].batch_coeff.clear();
+    sub[i] = &coeffs[i];
+  };
+  if (n.op == OpType::Cast) {
+    if (value.dtype != DataType::Int64) throw depends("Cast of a batch-dependent value to a non-integer type");
+    coefficients_of(0);
+  } else if (n.op == OpType::Mul || n.op == OpType::Div) {
+    if (symbolic(in[0]) == symbolic(in[1])) throw depends("a product of two batch-dependent values");
+    if (n.op == OpType::Div && symbolic(in[1])) throw depends("a division by the batch size");
+    coefficients_of(symbolic(in[0]) ? 0 : 1);
+  } else if (auto linear = linear_inputs(n)) {
+    for (std::size_t i = 0; i < in.size(); ++i) {
+      const bool is_linear = std::find(linear->begin(), linear->end(), i) != linear->end();
+      if (!is_linear && symbolic(in[i])) throw depends("input " + std::to_string(i) + " is batch-dependent");
+      if (is_linear && in[i]) coefficients_of(i);
     }
-    const double x = a.data[static_cast<std::size_t>(ia)], y = b.data[static_cast<std::size_t>(ib)];
-    double v = 0;
-    switch (n.op) {
-      case OpType::Add: v = x + y; break;
-      case OpType::Sub: v = x - y; break;
-      case OpType::Mul: v = x * y; break;
-      case OpType::Div:
-        if (integer && y == 0) throw ModelError(ctx + ": integer division by zero");
-        v = integer ? std::trunc(x / y) : x / y;
-        break;
-      default: v = std::pow(x, y); break;
-    }
-    r.data[o] = v;
-    for (std::size_t d = out.size(); d-- > 0;) {
-      if (++idx[d] < out[d]) break;
-      idx[d] = 0;
-    }
+  } else {
+    throw depends(std::string(op_name(n.op)) + " of a batch-dependent value");
   }
-  return r;
-}
-
-TensorValue reshape(const Graph& g, const Node& n) {
-  const std::string ctx = node_label(n);
-  const Tensor& data = input(g, n, 0);
-  Shape target;
-  for (double v : input(g, n, 1).data) target.push_back(static_cast<std::int64_t>(v));
-  const bool allowzero = get_int(n.attributes, "allowzero", 0, ctx) != 0;
-  const std::int64_t total = numel(data.shape);
-  std::int64_t known = 1;
-  int infer = -1;
-  for (std::size_t i = 0; i < target.size(); ++i) {
-    if (target[i] == 0 && !allowzero) {
-      if (i >= data.shape.size()) throw ModelError(ctx + ": shape 0 refers to a missing dim");
-      target[i] = data.shape[i];
-    }
-    if (target[i] == -1) {
-      if (infer >= 0) throw ModelError(ctx + ": more than one -1 in the target shape");
-      infer = static_cast<int>(i);
-    } else if (target[i] < 0) {
-      throw ModelError(ctx + ": invalid target dim " + std::to_string(target[i]));
-    } else {
-      known *= target[i];
-    }
-  }
-  if (infer >= 0) {
-    if (known == 0 || total % known != 0) throw ModelError(ctx + ": cannot infer the -1 dim");
-    target[static_cast<std::size_t>(infer)] = total / known;
-  }
-  if (numel(target) != total) {
-    throw ModelError(ctx + ": cannot reshape " + to_string(data.shape) + " into " +
-                     to_string(target));
-  }
-  return {target, data.dtype, data.data};
-}
-
-TensorValue flatten(const Graph& g, const Node& n) {
-  const Tensor& data = input(g, n, 0);
-  const auto rank = static_cast<std::int64_t>(data.shape.size());
-  const std::int64_t axis =
-      normalize_axis(get_int(n.attributes, "axis", 1, node_label(n)), rank, node_label(n), true);
-  std::int64_t outer = 1;
-  for (std::int64_t i = 0; i < axis; ++i) outer *= data.shape[static_cast<std::size_t>(i)];
-  return {{outer, numel(data.shape) / std::max<std::int64_t>(outer, 1)}, data.dtype, data.data};
-}
-
-TensorValue transpose(const Graph& g, const Node& n) {
-  const std::string ctx = node_label(n);
-  const Tensor& data = input(g, n, 0);
-  const std::size_t rank = data.shape.size();
-  std::vector<std::int64_t> perm(rank);
-  for (std::size_t i = 0; i < rank; ++i) perm[i] = static_cast<std::int64_t>(rank - 1 - i);
-  if (auto p = get_ints(n.attributes, "perm", ctx)) perm = *p;
-  std::vector<std::int64_t> sorted = perm;
-  std::sort(sorted.begin(), sorted.end());
-  for (std::size_t i = 0; i < rank; ++i) {
-    if (sorted.size() != rank || sorted[i] != static_cast<std::int64_t>(i)) {
-      throw ModelError(ctx + ": perm is not a permutation of the axes");
-    }
-  }
-  Shape out(rank);
-  const Shape in_strides = row_major_strides(data.shape);
-  Shape src_strides(rank);
-  for (std::size_t i = 0; i < rank; ++i) {
-    out[i] = data.shape[static_cast<std::size_t>(perm[i])];
-    src_strides[i] = in_strides[static_cast<std::size_t>(perm[i])];
-  }
-  TensorValue r{out, data.dtype, std::vector<double>(data.data.size())};
-  std::vector<std::int64_t> idx(rank, 0);
-  for (std::size_t o = 0; o < r.data.size(); ++o) {
-    std::int64_t src = 0;
-    for (std::size_t d = 0; d < rank; ++d) src += idx[d] * src_strides[d];
-    r.data[o] = data.data[static_cast<std::size_t>(src)];
-    for (std::size_t d = rank; d-- > 0;) {
-      if (++idx[d] < out[d]) break;
-      idx[d] = 0;
-    }
-  }
-  return r;
-}
-
-TensorValue concat(const Graph& g, const Node& n) {
-  const std::string ctx = node_label(n);
-  const Tensor& first = input(g, n, 0);
-  const auto rank = static_cast<std::int64_t>(first.shape.size());
-  const std::int64_t axis = normalize_axis(get_int(n.attributes, "axis", 0, ctx), rank, ctx);
-  Shape out = first.shape;
-  out[static_cast<std::size_t>(axis)] = 0;
-  for (std::size_t i = 0; i < n.inputs.size(); ++i) {
-    const Tensor& t = input(g, n, i);
-    for (std::int64_t d = 0; d < rank; ++d) {
-      const auto du = static_cast<std::size_t>(d);
-      if (t.shape.size() != first.shape.size() || (d != axis && t.shape[du] != first.shape[du])) {
-        throw ModelError(ctx + ": input shapes " + to_string(first.shape) + " and " +
-                         to_string(t.shape) + " differ outside the concat axis");
+  TensorValue c = evaluate(n, sub, opset);
+  if (n.op == OpType::Div) {
+    // (c N + d) / k == (c / k) N + d / k only when k divides both.
+    if (in[1]->data.size() != 1) throw depends("a division of a batch-dependent value by a tensor");
+    const double k = in[1]->data[0];
+    for (std::size_t i = 0; i < in[0]->data.size(); ++i) {
+      if (std::fmod(in[0]->batch_coeff[i], k) != 0 || std::fmod(in[0]->data[i], k) != 0) {
+        throw depends("an inexact division of a batch-dependent value");
       }
     }
-    out[static_cast<std::size_t>(axis)] += t.shape[static_cast<std::size_t>(axis)];
   }
-  std::int64_t outer = 1;
-  for (std::int64_t d = 0; d < axis; ++d) outer *= out[static_cast<std::size_t>(d)];
-  TensorValue r{out, first.dtype, {}};
-  r.data.reserve(static_cast<std::size_t>(numel(out)));
-  for (std::int64_t o = 0; o < outer; ++o) {
-    for (std::size_t i = 0; i < n.inputs.size(); ++i) {
-      const Tensor& t = input(g, n, i);
-      const std::int64_t chunk = numel(t.shape) / std::max<std::int64_t>(outer, 1);
-      const auto begin = t.data.begin() + o * chunk;
-      r.data.insert(r.data.end(), begin, begin + chunk);
-    }
-  }
-  return r;
-}
-
-TensorValue unary(const Graph& g, const Node& n) {
-  const std::string ctx = node_label(n);
-  TensorValue r = value_of(input(g, n, 0));
-  double lo = -INFINITY, hi = INFINITY, alpha = 0;
-  if (n.op == OpType::Relu) lo = 0;
-  if (n.op == OpType::LeakyRelu) alpha = get_float(n.attributes, "alpha", 0.01, ctx);
-  if (n.op == OpType::Clip) {
-    if (g.opset < 11) {
-      lo = get_float(n.attributes, "min", lo, ctx);
-      hi = get_float(n.attributes, "max", hi, ctx);
-    } else {
-      if (n.inputs.size() > 1 && n.inputs[1] != kNoTensor) lo = input(g, n, 1).data.at(0);
-      if (n.inputs.size() > 2 && n.inputs[2] != kNoTensor) hi = input(g, n, 2).data.at(0);
-    }
-  }
-  for (double& v : r.data) {
-    v = n.op == OpType::LeakyRelu ? (v < 0 ? alpha * v : v) : std::min(std::max(v, lo), hi);
-  }
-  return r;
+  return c.data;
 }
 
 }  // namespace
 
 TensorValue evaluate_constant_node(const Graph& g, const Node& n) {
-  switch (n.op) {
-    case OpType::Identity:
-    case OpType::Dropout: return value_of(input(g, n, 0));
-    case OpType::Reshape: return reshape(g, n);
-    case OpType::Flatten: return flatten(g, n);
-    case OpType::Transpose: return transpose(g, n);
-    case OpType::Concat: return concat(g, n);
-    case OpType::Add:
-    case OpType::Sub:
-    case OpType::Mul:
-    case OpType::Div:
-    case OpType::Pow: return binary(g, n);
-    case OpType::Relu:
-    case OpType::LeakyRelu:
-    case OpType::Clip: return unary(g, n);
-    default:
-      throw ModelError(node_label(n) +
-                       ": all inputs are constants but constant folding of this operator is "
-                       "not supported (foldable: Identity, Dropout, Reshape, Flatten, Transpose, "
-                       "Concat, Add, Sub, Mul, Div, Pow, Relu, LeakyRelu, Clip)");
+  std::vector<TensorValue> values;
+  values.reserve(n.inputs.size());
+  Args in;
+  bool any_symbolic = false;
+  for (TensorId t : n.inputs) {
+    if (t == kNoTensor) {
+      in.push_back(nullptr);
+      continue;
+    }
+    const Tensor& x = g.tensors[static_cast<std::size_t>(t)];
+    if (!x.is_constant) throw ModelError(node_label(n) + ": input '" + x.name + "' is not known at load time");
+    values.push_back(detail::value_of(x));
+    in.push_back(&values.back());
+    any_symbolic = any_symbolic || symbolic(in.back());
   }
+  TensorValue r = evaluate(n, in, g.opset);
+  if (any_symbolic) {
+    r.batch_coeff = batch_coefficients(n, in, r, g.opset);
+    if (std::none_of(r.batch_coeff.begin(), r.batch_coeff.end(), [](double c) { return c != 0; })) {
+      r.batch_coeff.clear();
+    }
+  }
+  return r;
+}
+
+TensorValue evaluate_shape_of_activation(const Graph& g, const Node& n) {
+  const Tensor& x = g.tensors[static_cast<std::size_t>(n.inputs.at(0))];
+  if (n.op == OpType::Size) {
+    check_known_attributes(n.attributes, {}, node_label(n));
+    return {{}, DataType::Int64, {0.0}, {static_cast<double>(numel(x.shape))}};
+  }
+  if (n.op != OpType::Shape) throw ModelError(node_label(n) + ": not Shape or Size");
+  // The shape with N as dim 0: a placeholder 1 evaluated by the one Shape rule, then the
+  // entry that came from dim 0 becomes N.
+  TensorValue full{{}, DataType::Float32, {}, {}};
+  full.dims.push_back(1);
+  full.dims.insert(full.dims.end(), x.shape.begin(), x.shape.end());
+  const Args in{&full};
+  TensorValue r = detail::eval_layout(n, in, g.opset);
+  const auto rank = static_cast<std::int64_t>(full.dims.size());
+  std::int64_t start = get_int(n.attributes, "start", 0, node_label(n));
+  if (start < 0) start += rank;
+  if (start <= 0 && !r.data.empty()) {
+    r.batch_coeff.assign(r.data.size(), 0.0);
+    r.batch_coeff[0] = 1.0;
+    r.data[0] = 0.0;
+  }
+  return r;
 }
 
 }  // namespace heinfer::model

@@ -5,6 +5,15 @@
 
 namespace heinfer::model {
 
+void store_constant_output(Graph& g, const Node& n, TensorValue v) {
+  Tensor& out = g.tensors[static_cast<std::size_t>(n.outputs[0])];
+  out.is_constant = true;
+  out.shape = std::move(v.dims);
+  out.dtype = v.dtype;
+  out.data = std::move(v.data);
+  out.batch_coeff = std::move(v.batch_coeff);
+}
+
 int fold_constants(Graph& g) {
   const auto readers = consumers(g);
   std::vector<Node> kept;
@@ -25,12 +34,7 @@ int fold_constants(Graph& g) {
                          " is used");
       }
     }
-    TensorValue v = evaluate_constant_node(g, n);
-    Tensor& out = g.tensors[static_cast<std::size_t>(n.outputs[0])];
-    out.is_constant = true;
-    out.shape = std::move(v.dims);
-    out.dtype = v.dtype;
-    out.data = std::move(v.data);
+    store_constant_output(g, n, evaluate_constant_node(g, n));
     ++folded;
   }
   g.nodes = std::move(kept);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "model/graph.h"
+#include "model/onnx_tensor.h"
 
 namespace heinfer::model {
 
@@ -12,5 +13,8 @@ namespace heinfer::model {
 /// Throws ModelError if such a node cannot be evaluated or a used extra output (e.g. a
 /// Dropout mask) would be lost.
 int fold_constants(Graph& g);
+
+/// Makes node n's first output the constant `v` (shape, dtype, values, batch dependence).
+void store_constant_output(Graph& g, const Node& n, TensorValue v);
 
 }  // namespace heinfer::model

@@ -23,7 +23,7 @@ using TensorId = std::int32_t;
 inline constexpr TensorId kNoTensor = -1;
 
 /// Element type a tensor had in the file (computation is always in float64).
-enum class DataType { Float32, Float64, Int64 };
+enum class DataType { Float32, Float64, Int64, Bool };
 
 /// A value in the graph: an activation or a constant.
 struct Tensor {
@@ -34,6 +34,10 @@ struct Tensor {
   DataType dtype = DataType::Float32;
   /// Constant values in row-major order (numel(shape) entries); empty for activations.
   std::vector<double> data;
+  /// Shape arithmetic on the dynamic batch (int64 constants computed from Shape/Size of an
+  /// activation): element i is data[i] + batch_coeff[i] * N, N the batch size of the run.
+  /// Empty when no element depends on N.
+  std::vector<double> batch_coeff;
 };
 
 /// One operator application.

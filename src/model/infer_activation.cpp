@@ -1,5 +1,6 @@
 // Shape inference of the element-wise client-aided activations, Softmax/LogSoftmax and
 // the Identity-like ops.
+#include "model/activation_fn.h"
 #include "model/infer_common.h"
 
 namespace heinfer::model::detail {
@@ -19,7 +20,9 @@ double scalar_constant(const Graph& g, const Node& n, std::size_t i, const char*
 void infer_activation(InferContext& c, Node& n) {
   const std::string ctx = node_label(n);
   const Tensor& x = activation_input(c.g, n, 0, "X");
-  if (n.op == OpType::Relu) {
+  if (is_elementwise_function(n.op)) {
+    n.params = activation_params(n);
+  } else if (n.op == OpType::Relu) {
     check_known_attributes(n.attributes, {}, ctx);
     n.params = NoParams{};
   } else if (n.op == OpType::LeakyRelu) {

@@ -6,6 +6,7 @@
 
 #include "model/error.h"
 #include "model/graph.h"
+#include "model/onnx_tensor.h"
 
 namespace heinfer::model::detail {
 
@@ -47,5 +48,26 @@ void infer_transpose(InferContext& c, Node& n);
 void infer_concat(InferContext& c, Node& n);
 void infer_pad(InferContext& c, Node& n);
 void infer_identity(InferContext& c, Node& n);
+void infer_gather(InferContext& c, Node& n);
+void infer_slice(InferContext& c, Node& n);
+void infer_squeeze(InferContext& c, Node& n);
+void infer_expand(InferContext& c, Node& n);
+void infer_cast(InferContext& c, Node& n);
+void infer_reduce_mean(InferContext& c, Node& n);
+/// Replaces the Split node g.nodes[k] by one Slice node per output (the first at k, the
+/// others right after it, not yet inferred); returns the number of nodes inserted.
+std::size_t expand_split(InferContext& c, std::size_t k);
+/// Replaces HardSigmoid(x) (g.nodes[k]) by Clip(alpha * x + beta, 0, 1) and HardSwish(x)
+/// by x * Clip(x / 6 + 1 / 2, 0, 1): exact, and encrypted through the masked Clip round
+/// and a ciphertext product. Returns the number of nodes inserted after k.
+std::size_t expand_hard_activation(InferContext& c, std::size_t k);
+/// Rewrites Neg(x) as Mul(x, -1) (a new scalar constant).
+void negate_as_mul(InferContext& c, Node& n);
+/// Shape inference of one node (dispatch on its op).
+void infer_node(InferContext& c, Node& n);
+/// The node's inputs as operand values: constants copied into `storage` (which must
+/// outlive the result), nullptr for activations and omitted inputs.
+std::vector<const TensorValue*> known_inputs(const Graph& g, const Node& n,
+                                             std::vector<TensorValue>& storage);
 
 }  // namespace heinfer::model::detail

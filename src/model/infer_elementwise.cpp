@@ -55,8 +55,10 @@ void infer_binary(InferContext& c, Node& n) {
   const bool both = !ops[0].constant && !ops[1].constant;
   if (n.op == OpType::Mul && both) {
     if (n.inputs[0] != n.inputs[1]) {
-      throw ModelError(ctx + ": product of two different data-dependent tensors is not "
-                             "supported; supported: Mul with a constant, or Mul(x, x) (square)");
+      keep_first_output(c, n);
+      output(c.g, n).shape = out;
+      n.params = ProductParams{broadcast_strides(ops[0].view, out), broadcast_strides(ops[1].view, out)};
+      return;
     }
     keep_first_output(c, n);
     n.inputs.resize(1);

@@ -1,5 +1,7 @@
 // Shape inference of the data-movement ops: Flatten, Reshape, Transpose, Concat, Pad.
+#include "model/element_map.h"
 #include "model/infer_common.h"
+#include "model/op_args.h"
 
 namespace heinfer::model::detail {
 
@@ -29,6 +31,18 @@ void infer_reshape(InferContext& c, Node& n) {
     throw ModelError(ctx + ": shape must be a 1-D int64 constant");
   }
   Shape s(st.data.begin(), st.data.end());
+  // A target computed from Shape(x): dim 0 must be exactly N, no other dim may depend on it.
+  bool symbolic_batch = false;
+  for (std::size_t i = 0; i < st.batch_coeff.size(); ++i) {
+    if (st.batch_coeff[i] == 0) continue;
+    if (i != 0 || st.batch_coeff[0] != 1 || st.data[0] != 0) {
+      throw_batch_axis(n, "Reshape target dim " + std::to_string(i) + " is " +
+                              std::to_string(static_cast<std::int64_t>(st.batch_coeff[i])) + " * N + " +
+                              std::to_string(static_cast<std::int64_t>(st.data[i])) + " (N: the batch size)");
+    }
+    symbolic_batch = true;
+  }
+  if (symbolic_batch) s[0] = -1;
   const bool allowzero = get_int(n.attributes, "allowzero", 0, ctx) != 0;
   for (std::size_t i = 0; i < s.size(); ++i) {
     if (s[i] == 0 && allowzero) throw ModelError(ctx + ": zero-size dims are not supported");
@@ -51,7 +65,7 @@ void infer_reshape(InferContext& c, Node& n) {
     }
   }
   const std::int64_t total = numel(xs);
-  const bool batch_kept = s[0] == 0 || (s[0] == -1 && minus < 0 && known == total) ||
+  const bool batch_kept = symbolic_batch || s[0] == 0 || (s[0] == -1 && minus < 0 && known == total) ||
                           (s[0] > 0 && s[0] == c.g.declared_batch);
   if (!batch_kept) {
     throw_batch_axis(n, "Reshape to " + target + " changes dim 0 (the batch" +
@@ -150,44 +164,16 @@ void infer_concat(InferContext& c, Node& n) {
 void infer_pad(InferContext& c, Node& n) {
   const std::string ctx = node_label(n);
   const Shape xs = activation_input(c.g, n, 0, "data").shape;
-  const std::size_t rank = xs.size() + 1;
-  Shape pads;
-  PadParams p;
-  if (c.g.opset < 11) {
-    check_known_attributes(n.attributes, {"mode", "pads", "value"}, ctx);
-    pads = get_ints(n.attributes, "pads", ctx).value_or(Shape{});
-    p.value = get_float(n.attributes, "value", 0.0, ctx);
-  } else {
-    check_known_attributes(n.attributes, {"mode"}, ctx);
-    const Tensor& pt = constant_input(c.g, n, 1, "pads");
-    pads.assign(pt.data.begin(), pt.data.end());
-    if (has_input(n, 2)) {
-      const Tensor& v = constant_input(c.g, n, 2, "constant_value");
-      if (v.data.size() != 1) throw ModelError(ctx + ": constant_value must be a scalar");
-      p.value = v.data[0];
-    }
-  }
-  const std::string mode = get_string(n.attributes, "mode", "constant", ctx);
-  if (mode != "constant") {
-    throw ModelError(ctx + ": unsupported attribute value mode='" + mode +
-                     "'; supported: 'constant'");
-  }
-  if (pads.size() != 2 * rank) {
-    throw ModelError(ctx + ": pads needs " + std::to_string(2 * rank) + " entries, got " +
-                     std::to_string(pads.size()));
-  }
-  if (pads[0] != 0 || pads[rank] != 0) throw_batch_axis(n, "Pad of dim 0");
-  Shape out(xs.size());
-  for (std::size_t d = 0; d < xs.size(); ++d) {
-    p.pads_begin.push_back(pads[d + 1]);
-    p.pads_end.push_back(pads[rank + d + 1]);
-    out[d] = xs[d] + pads[d + 1] + pads[rank + d + 1];
-    if (out[d] <= 0) throw ModelError(ctx + ": pads crop dim " + std::to_string(d + 1) + " to nothing");
-  }
+  std::vector<TensorValue> storage;
+  const PadArgs a = pad_args(n, known_inputs(c.g, n, storage), xs.size() + 1, c.g.opset);
+  if (a.begin[0] != 0 || a.end[0] != 0) throw_batch_axis(n, "Pad of dim 0");
+  const Shape begin(a.begin.begin() + 1, a.begin.end()), end(a.end.begin() + 1, a.end.end());
+  ElementMap m = pad_map(xs, begin, end, a.mode, ctx);
   n.inputs.resize(1);
   keep_first_output(c, n);
-  output(c.g, n).shape = out;
-  n.params = p;
+  output(c.g, n).shape = m.out;
+  if (a.mode == PadMode::Constant) n.params = PadParams{begin, end, a.value};
+  else n.params = ElementMapParams{std::move(m.source), 0.0};
 }
 
 }  // namespace heinfer::model::detail

@@ -30,6 +30,17 @@ Attribute convert_attribute(const onnx::AttributeProto& a) {
       out.kind = Attribute::Kind::Floats;
       out.floats.assign(a.floats().begin(), a.floats().end());
       break;
+    case onnx::AttributeProto::TENSOR: {
+      std::int64_t count = 1;
+      for (std::int64_t d : a.t().dims()) count = d < 0 || d > kMaxTensorAttributeElements ? -1 : count * d;
+      if (count < 0 || count > kMaxTensorAttributeElements) break;
+      TensorValue v = tensor_from_proto(a.t(), "attribute '" + a.name() + "'");
+      out.kind = Attribute::Kind::Tensor;
+      out.ints = v.dims;
+      out.floats = std::move(v.data);
+      out.i = a.t().data_type();
+      break;
+    }
     default: out.kind = Attribute::Kind::Other; break;
   }
   return out;

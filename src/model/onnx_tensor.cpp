@@ -58,17 +58,18 @@ TensorValue tensor_from_proto(const onnx::TensorProto& proto, const std::string&
   if (proto.has_segment()) throw ModelError(context + ": segmented tensors are not supported");
 
   std::size_t item = 0;
-  switch (proto.data_type()) {
-    case onnx::TensorProto::FLOAT: t.dtype = DataType::Float32; item = 4; break;
-    case onnx::TensorProto::DOUBLE: t.dtype = DataType::Float64; item = 8; break;
-    case onnx::TensorProto::INT64: t.dtype = DataType::Int64; item = 8; break;
+  const int type = proto.data_type();
+  int typed_count = 0;
+  switch (type) {
+    case onnx::TensorProto::FLOAT: t.dtype = DataType::Float32; item = 4; typed_count = proto.float_data_size(); break;
+    case onnx::TensorProto::DOUBLE: t.dtype = DataType::Float64; item = 8; typed_count = proto.double_data_size(); break;
+    case onnx::TensorProto::INT64: t.dtype = DataType::Int64; item = 8; typed_count = proto.int64_data_size(); break;
+    case onnx::TensorProto::INT32: t.dtype = DataType::Int64; item = 4; typed_count = proto.int32_data_size(); break;
+    case onnx::TensorProto::BOOL: t.dtype = DataType::Bool; item = 1; typed_count = proto.int32_data_size(); break;
     default:
-      throw ModelError(context + ": unsupported data type " + onnx_dtype_name(proto.data_type()) +
-                       "; supported: FLOAT (float32), DOUBLE (float64), INT64");
+      throw ModelError(context + ": unsupported data type " + onnx_dtype_name(type) +
+                       "; supported: FLOAT (float32), DOUBLE (float64), INT64, INT32, BOOL");
   }
-  const int typed_count = t.dtype == DataType::Float32   ? proto.float_data_size()
-                          : t.dtype == DataType::Float64 ? proto.double_data_size()
-                                                         : proto.int64_data_size();
   if (proto.has_raw_data()) {
     if (typed_count != 0) {
       throw ModelError(context + ": tensor has both raw_data and typed data fields");
@@ -77,24 +78,30 @@ TensorValue tensor_from_proto(const onnx::TensorProto& proto, const std::string&
     if (raw.size() != static_cast<std::size_t>(count) * item) {
       throw ModelError(context + ": raw_data has " + std::to_string(raw.size()) +
                        " bytes but dims " + to_string(t.dims) + " of " +
-                       onnx_dtype_name(proto.data_type()) + " need " +
+                       onnx_dtype_name(type) + " need " +
                        std::to_string(static_cast<std::size_t>(count) * item));
     }
-    switch (t.dtype) {
-      case DataType::Float32: t.data = from_raw<float>(raw, count); break;
-      case DataType::Float64: t.data = from_raw<double>(raw, count); break;
-      case DataType::Int64: t.data = from_raw<std::int64_t>(raw, count); break;
+    switch (type) {
+      case onnx::TensorProto::FLOAT: t.data = from_raw<float>(raw, count); break;
+      case onnx::TensorProto::DOUBLE: t.data = from_raw<double>(raw, count); break;
+      case onnx::TensorProto::INT64: t.data = from_raw<std::int64_t>(raw, count); break;
+      case onnx::TensorProto::INT32: t.data = from_raw<std::int32_t>(raw, count); break;
+      default: t.data = from_raw<std::uint8_t>(raw, count); break;
     }
-    return t;
+  } else {
+    if (typed_count != count) {
+      throw ModelError(context + ": tensor has " + std::to_string(typed_count) +
+                       " values but dims " + to_string(t.dims) + " need " + std::to_string(count));
+    }
+    switch (type) {
+      case onnx::TensorProto::FLOAT: t.data = from_field(proto.float_data()); break;
+      case onnx::TensorProto::DOUBLE: t.data = from_field(proto.double_data()); break;
+      case onnx::TensorProto::INT64: t.data = from_field(proto.int64_data()); break;
+      default: t.data = from_field(proto.int32_data()); break;
+    }
   }
-  if (typed_count != count) {
-    throw ModelError(context + ": tensor has " + std::to_string(typed_count) +
-                     " values but dims " + to_string(t.dims) + " need " + std::to_string(count));
-  }
-  switch (t.dtype) {
-    case DataType::Float32: t.data = from_field(proto.float_data()); break;
-    case DataType::Float64: t.data = from_field(proto.double_data()); break;
-    case DataType::Int64: t.data = from_field(proto.int64_data()); break;
+  if (t.dtype == DataType::Bool) {
+    for (double& v : t.data) v = v != 0 ? 1.0 : 0.0;
   }
   return t;
 }

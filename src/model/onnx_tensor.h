@@ -18,9 +18,11 @@ struct TensorValue {
   Shape dims;
   DataType dtype = DataType::Float32;
   std::vector<double> data;  ///< row-major, numel(dims) entries
+  /// Dependence on the batch size N (see Tensor::batch_coeff); empty when none.
+  std::vector<double> batch_coeff;
 };
 
-/// Converts a TensorProto of type FLOAT, DOUBLE or INT64 stored in raw_data (little-endian)
+/// Converts a TensorProto of type FLOAT, DOUBLE, INT64, INT32 (read as Int64) or BOOL stored in raw_data (little-endian)
 /// or in the typed field (float_data / double_data / int64_data). Validates dims (>= 0,
 /// at most kMaxElements elements) and that the data length matches them exactly.
 /// Throws ModelError prefixed by `context` on any other type, external or segmented data,

@@ -104,9 +104,32 @@ struct PadParams {
   double value = 0.0;
 };
 
+/// Data movement given by an explicit per-sample element map (Slice, Gather, Expand, Pad
+/// in reflect/edge mode; model/element_map.h): y[o] = source[o] >= 0 ? x[source[o]] : fill.
+/// inputs: [0] X.
+struct ElementMapParams {
+  std::vector<std::int64_t> source;
+  double fill = 0.0;
+};
+
+/// Mul of two activations, element-wise with numpy broadcasting (gating, squeeze-and-
+/// excitation): Y[o] = A[a_strides . o] * B[b_strides . o]. inputs: [0] A, [1] B.
+struct ProductParams {
+  Shape a_strides, b_strides;
+};
+
+/// Element-wise non-linear activation y = f(x): Sigmoid 1/(1+e^-x), Tanh, HardSigmoid
+/// max(0, min(1, alpha*x + beta)), HardSwish x*HardSigmoid(x) with alpha = 1/6, beta = 1/2,
+/// Softplus log(1+e^x), Erf, Exp, Log, Sqrt, Floor, Ceil (ONNX opset-13/14 definitions;
+/// model/activation_fn.h). inputs: [0] X.
+struct ActivationParams {
+  double alpha = 0.0, beta = 0.0;
+};
+
 using OpParams =
     std::variant<std::monostate, NoParams, ConvParams, PoolParams, GemmParams, BinaryParams,
                  SquareParams, BatchNormParams, ClipParams, LeakyReluParams, SoftmaxParams,
-                 TransposeParams, ConcatParams, PadParams>;
+                 TransposeParams, ConcatParams, PadParams, ElementMapParams, ProductParams,
+                 ActivationParams>;
 
 }  // namespace heinfer::model

@@ -6,7 +6,7 @@
 namespace heinfer::model {
 namespace {
 
-constexpr std::array<std::pair<OpType, std::string_view>, 25> kOps{{
+constexpr std::array<std::pair<OpType, std::string_view>, 54> kOps{{
     {OpType::Conv, "Conv"},
     {OpType::Gemm, "Gemm"},
     {OpType::MatMul, "MatMul"},
@@ -32,6 +32,35 @@ constexpr std::array<std::pair<OpType, std::string_view>, 25> kOps{{
     {OpType::Softmax, "Softmax"},
     {OpType::LogSoftmax, "LogSoftmax"},
     {OpType::Constant, "Constant"},
+    {OpType::Shape, "Shape"},
+    {OpType::Size, "Size"},
+    {OpType::Gather, "Gather"},
+    {OpType::Unsqueeze, "Unsqueeze"},
+    {OpType::Squeeze, "Squeeze"},
+    {OpType::Slice, "Slice"},
+    {OpType::Split, "Split"},
+    {OpType::Expand, "Expand"},
+    {OpType::Cast, "Cast"},
+    {OpType::ConstantOfShape, "ConstantOfShape"},
+    {OpType::Range, "Range"},
+    {OpType::Equal, "Equal"},
+    {OpType::Less, "Less"},
+    {OpType::Greater, "Greater"},
+    {OpType::Not, "Not"},
+    {OpType::Where, "Where"},
+    {OpType::Neg, "Neg"},
+    {OpType::Sqrt, "Sqrt"},
+    {OpType::Floor, "Floor"},
+    {OpType::Ceil, "Ceil"},
+    {OpType::ReduceMean, "ReduceMean"},
+    {OpType::Sigmoid, "Sigmoid"},
+    {OpType::Tanh, "Tanh"},
+    {OpType::HardSigmoid, "HardSigmoid"},
+    {OpType::HardSwish, "HardSwish"},
+    {OpType::Softplus, "Softplus"},
+    {OpType::Erf, "Erf"},
+    {OpType::Exp, "Exp"},
+    {OpType::Log, "Log"},
 }};
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "model/shape_inference.h"
 
+#include "model/constant_eval.h"
+#include "model/constant_folding.h"
 #include "model/infer_common.h"
 
 namespace heinfer::model {
@@ -63,6 +65,69 @@ void throw_batch_axis(const Node& n, const std::string& what) {
                    "; the batch (dim 0) must stay the first dim and be independent per sample");
 }
 
+void infer_node(InferContext& c, Node& n) {
+  switch (n.op) {
+    case OpType::Conv: infer_conv(c, n); return;
+    case OpType::MaxPool:
+    case OpType::AveragePool:
+    case OpType::GlobalAveragePool: infer_pool(c, n); return;
+    case OpType::Gemm: infer_gemm(c, n); return;
+    case OpType::MatMul: infer_matmul(c, n); return;
+    case OpType::Neg: negate_as_mul(c, n); [[fallthrough]];
+    case OpType::Add:
+    case OpType::Sub:
+    case OpType::Mul:
+    case OpType::Div: infer_binary(c, n); return;
+    case OpType::Pow: infer_pow(c, n); return;
+    case OpType::BatchNormalization: infer_batchnorm(c, n); return;
+    case OpType::Relu:
+    case OpType::Clip:
+    case OpType::LeakyRelu:
+    case OpType::Sigmoid:
+    case OpType::Tanh:
+    case OpType::HardSigmoid:
+    case OpType::HardSwish:
+    case OpType::Softplus:
+    case OpType::Erf:
+    case OpType::Exp:
+    case OpType::Log:
+    case OpType::Sqrt:
+    case OpType::Floor:
+    case OpType::Ceil: infer_activation(c, n); return;
+    case OpType::Softmax:
+    case OpType::LogSoftmax: infer_softmax(c, n); return;
+    case OpType::Flatten: infer_flatten(c, n); return;
+    case OpType::Reshape: infer_reshape(c, n); return;
+    case OpType::Transpose: infer_transpose(c, n); return;
+    case OpType::Concat: infer_concat(c, n); return;
+    case OpType::Pad: infer_pad(c, n); return;
+    case OpType::Identity:
+    case OpType::Dropout: infer_identity(c, n); return;
+    case OpType::Gather: infer_gather(c, n); return;
+    case OpType::Slice: infer_slice(c, n); return;
+    case OpType::Squeeze:
+    case OpType::Unsqueeze: infer_squeeze(c, n); return;
+    case OpType::Expand: infer_expand(c, n); return;
+    case OpType::Cast: infer_cast(c, n); return;
+    case OpType::ReduceMean: infer_reduce_mean(c, n); return;
+    case OpType::Constant:
+      throw ModelError(node_label(n) + ": Constant nodes are converted at import");
+    case OpType::Split: throw ModelError(node_label(n) + ": Split is expanded into slices before this point");
+    case OpType::Shape:
+    case OpType::Size:
+    case OpType::ConstantOfShape:
+    case OpType::Range:
+    case OpType::Equal:
+    case OpType::Less:
+    case OpType::Greater:
+    case OpType::Not:
+    case OpType::Where: break;
+  }
+  throw ModelError(node_label(n) + ": " + std::string(op_name(n.op)) +
+                   " of a data-dependent tensor is not supported (it is evaluated when its inputs are "
+                   "known at load time)");
+}
+
 }  // namespace detail
 
 void infer_shapes(Graph& g) {
@@ -74,41 +139,45 @@ void infer_shapes(Graph& g) {
   }
   for (TensorId t : g.outputs) ++c.use_count[static_cast<std::size_t>(t)];
 
-  for (Node& n : g.nodes) {
+  std::vector<bool> folded(g.nodes.size(), false);
+  for (std::size_t k = 0; k < g.nodes.size(); ++k) {
+    if (g.nodes[k].op == OpType::Split) {
+      folded.insert(folded.begin() + static_cast<std::ptrdiff_t>(k) + 1, detail::expand_split(c, k), false);
+    } else if ((g.nodes[k].op == OpType::HardSigmoid || g.nodes[k].op == OpType::HardSwish) &&
+               activation_input_count(g, g.nodes[k]) > 0) {
+      folded.insert(folded.begin() + static_cast<std::ptrdiff_t>(k) + 1, detail::expand_hard_activation(c, k), false);
+    }
+    Node& n = g.nodes[k];
     if (!std::holds_alternative<std::monostate>(n.params)) continue;
-    if (activation_input_count(g, n) == 0) {
-      throw ModelError(node_label(n) + ": has no data-dependent input (run constant folding first)");
+    // Known at load time: constants, and shapes of activations (the batch kept symbolic).
+    const bool shape_of = (n.op == OpType::Shape || n.op == OpType::Size) && is_activation(g, n.inputs.at(0));
+    if (shape_of || activation_input_count(g, n) == 0) {
+      TensorValue v = shape_of ? evaluate_shape_of_activation(g, n) : evaluate_constant_node(g, n);
+      detail::keep_first_output(c, n);
+      store_constant_output(g, n, std::move(v));
+      folded[k] = true;
+      continue;
     }
-    switch (n.op) {
-      case OpType::Conv: detail::infer_conv(c, n); break;
-      case OpType::MaxPool:
-      case OpType::AveragePool:
-      case OpType::GlobalAveragePool: detail::infer_pool(c, n); break;
-      case OpType::Gemm: detail::infer_gemm(c, n); break;
-      case OpType::MatMul: detail::infer_matmul(c, n); break;
-      case OpType::Add:
-      case OpType::Sub:
-      case OpType::Mul:
-      case OpType::Div: detail::infer_binary(c, n); break;
-      case OpType::Pow: detail::infer_pow(c, n); break;
-      case OpType::BatchNormalization: detail::infer_batchnorm(c, n); break;
-      case OpType::Relu:
-      case OpType::Clip:
-      case OpType::LeakyRelu: detail::infer_activation(c, n); break;
-      case OpType::Softmax:
-      case OpType::LogSoftmax: detail::infer_softmax(c, n); break;
-      case OpType::Flatten: detail::infer_flatten(c, n); break;
-      case OpType::Reshape: detail::infer_reshape(c, n); break;
-      case OpType::Transpose: detail::infer_transpose(c, n); break;
-      case OpType::Concat: detail::infer_concat(c, n); break;
-      case OpType::Pad: detail::infer_pad(c, n); break;
-      case OpType::Identity:
-      case OpType::Dropout: detail::infer_identity(c, n); break;
-      case OpType::Constant:
-        throw ModelError(node_label(n) + ": Constant nodes are converted at import");
+    for (std::size_t i = 0; i < n.inputs.size(); ++i) {
+      const TensorId t = n.inputs[i];
+      if (t == kNoTensor || !g.tensors[static_cast<std::size_t>(t)].is_constant) continue;
+      if (!g.tensors[static_cast<std::size_t>(t)].batch_coeff.empty() && !(n.op == OpType::Reshape && i == 1) &&
+          !(n.op == OpType::Expand && i == 1)) {
+        throw ModelError(node_label(n) + ": input " + std::to_string(i) + " ('" +
+                         g.tensors[static_cast<std::size_t>(t)].name +
+                         "') depends on the batch size; only a Reshape or Expand target may");
+      }
     }
+    detail::infer_node(c, n);
     numel(detail::output(g, n).shape);
   }
+  std::size_t kept = 0;
+  for (std::size_t k = 0; k < g.nodes.size(); ++k) {
+    if (folded[k]) continue;
+    if (kept != k) g.nodes[kept] = std::move(g.nodes[k]);
+    ++kept;
+  }
+  g.nodes.resize(kept);
   for (TensorId t : g.outputs) {
     if (g.tensors[static_cast<std::size_t>(t)].is_constant) {
       throw ModelError("graph output '" + g.tensors[static_cast<std::size_t>(t)].name +

@@ -16,7 +16,10 @@ bool is_data_movement(OpType op) {
     case OpType::Dropout:
     case OpType::Transpose:
     case OpType::Concat:
-    case OpType::Pad: return true;
+    case OpType::Pad:
+    case OpType::Squeeze:
+    case OpType::Unsqueeze:
+    case OpType::Cast: return true;
     default: return false;
   }
 }
@@ -28,7 +31,14 @@ bool is_round(NodeKind k) {
 }
 
 NodeKind node_kind(const model::Graph& g, const model::Node& n) {
-  if (std::holds_alternative<model::SquareParams>(n.params)) return NodeKind::Square;
+  if (std::holds_alternative<model::SquareParams>(n.params) || std::holds_alternative<model::ProductParams>(n.params)) {
+    return NodeKind::Square;
+  }
+  if (std::holds_alternative<model::ElementMapParams>(n.params)) return NodeKind::DataMovement;
+  if (std::holds_alternative<model::ActivationParams>(n.params)) {
+    throw model::ModelError(model::node_label(n) + ": " + std::string(model::op_name(n.op)) +
+                            " does not run encrypted yet (it runs in plaintext: heinfer run --plain)");
+  }
   switch (n.op) {
     case OpType::Relu: {
       const auto users = model::consumers(g)[static_cast<std::size_t>(n.outputs[0])];

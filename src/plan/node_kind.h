@@ -12,7 +12,7 @@ namespace heinfer::plan {
 enum class NodeKind {
   DataMovement,  ///< Flatten/Reshape/Identity/Dropout/Transpose/Concat/Pad: shares ciphertexts
   Linear,        ///< Conv, Gemm, MatMul, BN, Add/Sub/Mul/Div, pools with averaging
-  Square,        ///< Pow(x, 2), Mul(x, x): ciphertext × ciphertext
+  Square,        ///< Pow(x, 2), Mul(x, x), Mul(a, b) of activations: ciphertext × ciphertext
   FusedRelu,     ///< Relu whose only reader is a MaxPool: evaluated in the MaxPool round
   Relu,          ///< client round, one window per element
   MaxPool,       ///< client round, one window per output

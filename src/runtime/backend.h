@@ -25,7 +25,8 @@ namespace heinfer::runtime {
 ///  - `add_const(Acc&, double c)`: acc += c for every sample;
 ///  - `finish(Tensor& y, e, Acc&)`: stores the accumulator as y[e] (rescale if needed);
 ///  - `copy(y, e_out, x, e_in)`: y[e_out] = x[e_in];  `fill(y, e, c)`: y[e] = c;
-///  - `square(y, e_out, x, e_in)`: y[e_out] = x[e_in]^2 (ciphertext product, one level);
+///  - `multiply(y, e_out, a, e_a, b, e_b)`: y[e_out] = a[e_a] * b[e_b] (ciphertext product,
+///    relinearized, one level; a square when a and b are the same element);
 ///  - `bool parallel(std::int64_t element_ops)`: whether a kernel loop doing that many
 ///    per-element operations is worth an OpenMP parallel region.
 template <class B>
@@ -39,7 +40,7 @@ concept KernelBackend = requires(const B& be, typename B::Tensor& y, const typen
   be.finish(y, e, acc);
   be.copy(y, e, x, e);
   be.fill(y, e, w);
-  be.square(y, e, x, e);
+  be.multiply(y, e, x, e, x, e);
   { be.parallel(e) } -> std::convertible_to<bool>;
 };
 
@@ -101,10 +102,12 @@ struct PlainBackend {
     double* d = y.data.data() + e * y.batch;
     for (std::int64_t b = 0; b < y.batch; ++b) d[b] = c;
   }
-  void square(Tensor& y, std::int64_t eo, const Tensor& x, std::int64_t ei) const {
-    const double* s = x.data.data() + ei * y.batch;
+  void multiply(Tensor& y, std::int64_t eo, const Tensor& a, std::int64_t ea, const Tensor& b,
+                std::int64_t eb) const {
+    const double* s = a.data.data() + ea * y.batch;
+    const double* t = b.data.data() + eb * y.batch;
     double* d = y.data.data() + eo * y.batch;
-    for (std::int64_t b = 0; b < y.batch; ++b) d[b] = s[b] * s[b];
+    for (std::int64_t k = 0; k < y.batch; ++k) d[k] = s[k] * t[k];
   }
 
  private:

@@ -50,7 +50,10 @@ const ckks::Ciphertext& EncryptedBackend::expanded(const ckks::Ciphertext& c, ck
 }
 
 const ckks::Ciphertext& EncryptedBackend::prepared(const ckks::Ciphertext& c, ckks::Ciphertext& tmp) const {
-  if (c.level() < in_level) throw std::logic_error("encrypted backend: an input is below the node's level");
+  if (c.level() < in_level) {
+    throw std::logic_error("encrypted backend: an input at level " + std::to_string(c.level()) +
+                           " is below the node's level " + std::to_string(in_level));
+  }
   if (!c.is_compact() && c.level() == in_level) return c;
   tmp = c;
   tmp.expand(eval->context());
@@ -243,22 +246,22 @@ void EncryptedBackend::fill(Tensor& y, std::int64_t e, double c) const {
   if (!y.factor.empty()) y.factor[static_cast<std::size_t>(e)] = 1.0;
 }
 
-void EncryptedBackend::square(Tensor& y, std::int64_t eo, const Tensor& x, std::int64_t ei) const {
-  const auto& in = x.cts[static_cast<std::size_t>(ei)];
-  if (!y.factor.empty()) {
-    const double f = x.factor_at(ei);
-    y.factor[static_cast<std::size_t>(eo)] = f * f;
-  }
-  if (!in) {
+void EncryptedBackend::multiply(Tensor& y, std::int64_t eo, const Tensor& a, std::int64_t ea, const Tensor& b,
+                                std::int64_t eb) const {
+  const auto& in_a = a.cts[static_cast<std::size_t>(ea)];
+  const auto& in_b = b.cts[static_cast<std::size_t>(eb)];
+  if (!y.factor.empty()) y.factor[static_cast<std::size_t>(eo)] = a.factor_at(ea) * b.factor_at(eb);
+  if (!in_a || !in_b) {
     y.cts[static_cast<std::size_t>(eo)] = nullptr;
     return;
   }
-  if (in->level() == 0) throw std::invalid_argument("out of levels: a square is needed at level 0");
-  ckks::Ciphertext tmp;
-  const ckks::Ciphertext& x_full = prepared(*in, tmp);
+  if (in_level == 0) throw std::invalid_argument("out of levels: a ciphertext product is needed at level 0");
+  ckks::Ciphertext tmp_a, tmp_b;
+  const ckks::Ciphertext& a_full = prepared(*in_a, tmp_a);
+  const ckks::Ciphertext& b_full = in_a == in_b ? a_full : prepared(*in_b, tmp_b);
   auto ct = std::make_shared<ckks::Ciphertext>();
-  if (packing == ckks::Packing::Complex) eval->multiply_packed(x_full, x_full, *relin, *galois, *ct);
-  else eval->multiply_relinearize(x_full, x_full, *relin, *ct);
+  if (packing == ckks::Packing::Complex) eval->multiply_packed(a_full, b_full, *relin, *galois, *ct);
+  else eval->multiply_relinearize(a_full, b_full, *relin, *ct);
   eval->rescale_inplace(*ct);
   y.cts[static_cast<std::size_t>(eo)] = std::move(ct);
 }

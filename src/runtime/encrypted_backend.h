@@ -70,9 +70,12 @@ struct EncryptedBackend {
   void copy(Tensor& y, std::int64_t eo, const Tensor& x, std::int64_t ei) const;
   /// 0 -> nullptr; otherwise a trivial ciphertext (c1 = 0) of the public constant.
   void fill(Tensor& y, std::int64_t e, double c) const;
-  /// Real packing: multiply_relinearize + rescale; complex: multiply_packed + rescale.
-  /// Pending factors are squared and stay pending.
-  void square(Tensor& y, std::int64_t eo, const Tensor& x, std::int64_t ei) const;
+  /// y[eo] = a[ea] * b[eb]: real packing multiply_relinearize + rescale, complex
+  /// multiply_packed + rescale (both operands brought to in_level first; the caller
+  /// ensures equal scales). Pending factors multiply and stay pending; a zero operand
+  /// (nullptr) gives nullptr.
+  void multiply(Tensor& y, std::int64_t eo, const Tensor& a, std::int64_t ea, const Tensor& b,
+                std::int64_t eb) const;
   /// Every element operation is a polynomial operation: parallelize from 2 on.
   bool parallel(std::int64_t element_ops) const { return element_ops >= 2; }
 

@@ -31,6 +31,11 @@ void run_node_plain(const model::Graph& g, const model::Node& n,
   if (kernels::run_backend_node(be, g, n, in, y)) return;
   const PlainTensor* x = in[0];
   const auto& p = n.params;
+  if (const auto* a = std::get_if<model::ActivationParams>(&p)) {
+    kernels::elementwise_function(n.op, *a, *x, y);
+    return;
+  }
+
   switch (n.op) {  // the client-aided ops (the encrypted executor runs them as client rounds)
     case OpType::MaxPool: kernels::max_pool(std::get<model::PoolParams>(p), *x, y); return;
     case OpType::Relu: kernels::relu(*x, y); return;

@@ -11,7 +11,7 @@
 //  - a run killed (SIGKILL) mid-model leaves the previous output file intact, no
 //    temporary files and nothing in the tier directory.
 // Models: torchvision architectures with seeded random weights exported at test time by
-// tools/export_large_models.py (skipped without /usr/bin/python3 + torch). Ring degree
+// tools/export_torchvision.py (skipped without /usr/bin/python3 + torch). Ring degree
 // 64 (--insecure-ring-degree, tests only) keeps the CI time low: ciphertexts are 128
 // times smaller than at N = 8192 and so are the budgets; the memory behaviour is the same
 // at secure N with larger ciphertexts (bench/large_models.sh).
@@ -37,7 +37,7 @@
 namespace heinfer::test {
 
 namespace fs = std::filesystem;
-const fs::path kTool = fs::path(HEINFER_SOURCE_DIR) / "tools" / "export_large_models.py";
+const fs::path kTool = fs::path(HEINFER_SOURCE_DIR) / "tools" / "export_torchvision.py";
 const fs::path kExe = fs::path(HEINFER_BINARY_DIR) / "heinfer";
 
 struct Case {

@@ -218,6 +218,55 @@ TEST(EncryptedOps, AddOfSquareAndLinearTensorsWithDifferentScales) {
   for (ckks::Packing p : {ckks::Packing::Complex, ckks::Packing::Real}) expect_close(compare(g, random_input({4}, kBatch, 93), p));
 }
 
+TEST(EncryptedOps, ProductOfTwoActivationsWithBroadcasting) {
+  // A squeeze-and-excitation gate: h [4, 3, 3] times relu(W . mean(h)) [4, 1, 1] (the gate
+  // broadcast over the spatial dims), then a product of two different Gemm outputs.
+  ModelBuilder b;
+  b.input("x", {2, 3, 3}).output("y");
+  b.initializer("w", {4, 2, 1, 1}, random_floats(8, 101));
+  b.node("Conv", {"x", "w"}, {"h"});
+  b.node("GlobalAveragePool", {"h"}, {"m"});
+  b.initializer("w2", {4, 4, 1, 1}, random_floats(16, 102));
+  b.node("Conv", {"m", "w2"}, {"s"});
+  b.node("Relu", {"s"}, {"gate"});
+  b.node("Mul", {"h", "gate"}, {"se"});
+  b.node("Flatten", {"se"}, {"f"});
+  b.initializer("w3", {3, 36}, random_floats(108, 103));
+  attr(b.node("Gemm", {"f", "w3"}, {"p"}), "transB", std::int64_t{1});
+  b.initializer("w4", {3, 36}, random_floats(108, 104));
+  attr(b.node("Gemm", {"f", "w4"}, {"q"}), "transB", std::int64_t{1});
+  b.node("Mul", {"p", "q"}, {"y"});
+  const auto g = b.load();
+  int products = 0;
+  for (const auto& n : g.nodes) products += std::holds_alternative<model::ProductParams>(n.params) ? 1 : 0;
+  EXPECT_EQ(products, 2);
+  for (ckks::Packing p : {ckks::Packing::Complex, ckks::Packing::Real}) {
+    expect_close(compare(g, random_input({2, 3, 3}, kBatch, 105), p));
+  }
+}
+
+TEST(EncryptedOps, HardSigmoidAndHardSwishThroughClipRounds) {
+  // Exact rewrites: HardSigmoid = Clip(alpha x + beta, 0, 1) (a masked Clip round),
+  // HardSwish = x * HardSigmoid(x) (and a ciphertext product).
+  for (std::int64_t opset : {13, 17}) {
+    ModelBuilder b(opset);
+    b.input("x", {6}).output("y");
+    b.initializer("w", {5, 6}, random_floats(30, 111, -3, 3));
+    attr(b.node("Gemm", {"x", "w"}, {"h"}), "transB", std::int64_t{1});
+    auto& hs = b.node("HardSigmoid", {"h"}, {"g"});
+    attr(hs, "alpha", 0.25f);
+    b.node(opset >= 14 ? "HardSwish" : "Relu", {"g"}, {"y0"});
+    b.initializer("w2", {4, 5}, random_floats(20, 112));
+    attr(b.node("Gemm", {"y0", "w2"}, {"y"}), "transB", std::int64_t{1});
+    const auto g = b.load();
+    for (const auto& n : g.nodes) {
+      EXPECT_NE(n.op, model::OpType::HardSigmoid);
+      EXPECT_NE(n.op, model::OpType::HardSwish);
+    }
+    expect_close(compare(g, random_input({6}, kBatch, 113), ckks::Packing::Complex));
+  }
+}
+
 TEST(EncryptedOps, NonFinalSoftmaxIsRejected) {
   ModelBuilder b;
   b.input("x", {4}).output("y");

@@ -378,7 +378,7 @@ TEST(Footprint, StreamingChangesNothingWithoutStreamableNodes) {
 }
 
 TEST(Footprint, StreamingMobileNetV2At96) {
-  const auto tool = std::filesystem::path(HEINFER_SOURCE_DIR) / "tools" / "export_large_models.py";
+  const auto tool = std::filesystem::path(HEINFER_SOURCE_DIR) / "tools" / "export_torchvision.py";
   if (!std::filesystem::exists("/usr/bin/python3") || !std::filesystem::exists(tool) ||
       std::system("/usr/bin/python3 -c 'import torch, torchvision, onnx' >/dev/null 2>&1") != 0) {
     GTEST_SKIP() << "needs /usr/bin/python3 with torch, torchvision, onnx and " << tool;

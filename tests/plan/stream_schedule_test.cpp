@@ -3,7 +3,7 @@
 //    window touches;
 //  - every schedule (synthetic graphs: residual Add, stride-2 and dilated convs, pools,
 //    a segment broken by a non-streamable node; the Fashion-MNIST CNN; MobileNetV2 0.35
-//    and ResNet-50 exported by tools/export_large_models.py) replayed by an independent
+//    and ResNet-50 exported by tools/export_torchvision.py) replayed by an independent
 //    checker: reads only produced, unreleased, unfreed rows; every node completed once in
 //    contiguous bands; releases only produced rows; internal tensors end fully released;
 //    whole nodes in graph order after their inputs;
@@ -47,7 +47,7 @@ using test::attr;
 using test::ModelBuilder;
 
 const fs::path kModels = fs::path(HEINFER_SOURCE_DIR) / "models";
-const fs::path kTool = fs::path(HEINFER_SOURCE_DIR) / "tools" / "export_large_models.py";
+const fs::path kTool = fs::path(HEINFER_SOURCE_DIR) / "tools" / "export_torchvision.py";
 
 using test::random_floats;
 
@@ -714,7 +714,7 @@ TEST(StreamSchedule, FmnistCnnIsValidAndRunsBandByBand) {
   }
 }
 
-/// Exports torchvision models once per test binary (tools/export_large_models.py, seeded
+/// Exports torchvision models once per test binary (tools/export_torchvision.py, seeded
 /// random weights) into a temporary directory; skipped without python3 + torch.
 class StreamLargeModels : public ::testing::Test {
  protected:

@@ -61,7 +61,8 @@ std::string run_case(const Case& c) {
       for (std::size_t i = 0; i < y.size(); ++i) {
         const double d = std::abs(y[i] - ref.data[i]);
         const bool ok = d <= 1e-5 + 1e-4 * std::abs(ref.data[i]) ||
-                        (std::isinf(ref.data[i]) && y[i] == ref.data[i]);
+                        (std::isinf(ref.data[i]) && y[i] == ref.data[i]) ||
+                        (std::isnan(ref.data[i]) && std::isnan(y[i]));
         if (!ok) {
           ++bad;
           worst = std::max(worst, d);

@@ -1,5 +1,5 @@
 // MobileNetV2 and ResNet-50 (torchvision architectures, seeded random weights, BN kept in
-// the export) at 32x32, exported at test time by tools/export_large_models.py, against
+// the export) at 32x32, exported at test time by tools/export_torchvision.py, against
 // PyTorch float64 logits. Skipped when /usr/bin/python3 with torch/torchvision/onnx or the
 // tool is unavailable.
 #include <gtest/gtest.h>
@@ -18,7 +18,7 @@ namespace heinfer {
 namespace {
 
 namespace fs = std::filesystem;
-const fs::path kTool = fs::path(HEINFER_SOURCE_DIR) / "tools" / "export_large_models.py";
+const fs::path kTool = fs::path(HEINFER_SOURCE_DIR) / "tools" / "export_torchvision.py";
 
 struct Arch {
   std::string name, width;

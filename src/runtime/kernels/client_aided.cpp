@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "model/activation_fn.h"
 #include "model/window_indexer.h"
 
 namespace heinfer::runtime::kernels {
@@ -45,6 +46,11 @@ void softmax_impl(const model::SoftmaxParams& p, const PlainTensor& x, PlainTens
 }
 
 }  // namespace
+
+void elementwise_function(model::OpType op, const model::ActivationParams& p, const PlainTensor& x,
+                       PlainTensor& y) {
+  map(x, y, [&](double v) { return model::activation_value(op, p, v); });
+}
 
 void relu(const PlainTensor& x, PlainTensor& y) {
   map(x, y, [](double v) { return v > 0.0 ? v : 0.0; });

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "model/op_params.h"
+#include "model/op_type.h"
 #include "runtime/plain_tensor.h"
 
 namespace heinfer::runtime::kernels {
@@ -13,6 +14,10 @@ void relu(const PlainTensor& x, PlainTensor& y);
 void clip(const model::ClipParams& p, const PlainTensor& x, PlainTensor& y);
 /// LeakyRelu-16: y = x < 0 ? alpha * x : x.
 void leaky_relu(const model::LeakyReluParams& p, const PlainTensor& x, PlainTensor& y);
+/// The smooth activations (Sigmoid, Tanh, HardSigmoid, HardSwish, Softplus, Erf, Exp, Log):
+/// y = model::activation_value(op, p, x) element by element.
+void elementwise_function(model::OpType op, const model::ActivationParams& p, const PlainTensor& x,
+                       PlainTensor& y);
 /// MaxPool-12: maximum over the in-bounds window positions (padding never wins);
 /// x = [C, in...], y = [C, out...] per sample.
 void max_pool(const model::PoolParams& p, const PlainTensor& x, PlainTensor& y);

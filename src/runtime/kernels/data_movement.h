@@ -19,6 +19,20 @@ void copy_elements(const B& be, std::int64_t elements, const typename B::Tensor&
   for (std::int64_t e = 0; e < elements; ++e) be.copy(y, e, x, e);
 }
 
+/// Data movement by an explicit element map (Gather, Slice, Expand, reflect/edge Pad):
+/// Y[o] = X[p.source[o]], or p.fill where the source is -1.
+template <KernelBackend B>
+void map_elements(const B& be, const model::ElementMapParams& p, const typename B::Tensor& x,
+                  typename B::Tensor& y) {
+  const auto total = static_cast<std::int64_t>(p.source.size());
+#pragma omp parallel for schedule(static) if (be.parallel(total))
+  for (std::int64_t o = 0; o < total; ++o) {
+    const std::int64_t s = p.source[static_cast<std::size_t>(o)];
+    if (s >= 0) be.copy(y, o, x, s);
+    else be.fill(y, o, p.fill);
+  }
+}
+
 /// ONNX Transpose with a per-sample permutation: Y[i_0..] = X[j] where j_perm[d] = i_d.
 template <KernelBackend B>
 void transpose(const B& be, const model::TransposeParams& p, const model::Shape& x_shape,

@@ -32,10 +32,11 @@ Operand<B> operand(const model::Graph& g, const model::Node& n,
   return {nullptr, constant_input(g, n, i)};
 }
 
-/// Runs a linear, polynomial (square) or data-movement node on backend B.
+/// Runs a linear, polynomial (square, product) or data-movement node on backend B.
 /// `in` is parallel to n.inputs (nullptr for constants and omitted inputs); `y` is
 /// preallocated with the output shape. Returns false, doing nothing, for the
-/// client-aided ops (Relu, Clip, LeakyRelu, MaxPool, Softmax, LogSoftmax) and any op
+/// client-aided ops (Relu, Clip, LeakyRelu, MaxPool, Softmax, LogSoftmax, the smooth
+/// activations) and any op
 /// without a backend kernel: the caller handles those. With a `tile`, only those output
 /// elements are produced (tileable() nodes; data movement always runs whole).
 template <class B>
@@ -49,6 +50,15 @@ bool run_backend_node(const B& be, const model::Graph& g, const model::Node& n,
     square(be, y.elements(), *x, y, tile);
     return true;
   }
+  if (const auto* m = std::get_if<model::ProductParams>(&p)) {
+    product(be, *m, y.shape, *x, *in.at(1), y, tile);
+    return true;
+  }
+  if (std::holds_alternative<model::ActivationParams>(p)) return false;  // the caller's
+  if (const auto* m = std::get_if<model::ElementMapParams>(&p)) {
+    map_elements(be, *m, *x, y);
+    return true;
+  }
   switch (n.op) {
     case OpType::Conv:
       conv(be, std::get<model::ConvParams>(p), x->shape, y.shape, constant_input(g, n, 1),
@@ -56,6 +66,7 @@ bool run_backend_node(const B& be, const model::Graph& g, const model::Node& n,
       return true;
     case OpType::Gemm:
     case OpType::MatMul:
+    case OpType::ReduceMean:
       gemm(be, std::get<model::GemmParams>(p), constant_input(g, n, 1), constant_input(g, n, 2),
            *x, y, tile);
       return true;
@@ -77,7 +88,10 @@ bool run_backend_node(const B& be, const model::Graph& g, const model::Node& n,
     case OpType::Flatten:
     case OpType::Reshape:
     case OpType::Identity:
-    case OpType::Dropout: copy_elements(be, y.elements(), *x, y); return true;
+    case OpType::Dropout:
+    case OpType::Squeeze:
+    case OpType::Unsqueeze:
+    case OpType::Cast: copy_elements(be, y.elements(), *x, y); return true;
     case OpType::Transpose:
       transpose(be, std::get<model::TransposeParams>(p), x->shape, y.shape, *x, y);
       return true;

@@ -1,5 +1,5 @@
-// Element-wise linear kernels (Add/Sub/Mul/Div with broadcasting, BatchNormalization,
-// square), generic over the backend.
+// Element-wise kernels (Add/Sub/Mul/Div with broadcasting, BatchNormalization, square and
+// products of two activations), generic over the backend.
 #pragma once
 
 #include <span>
@@ -98,7 +98,21 @@ void square(const B& be, std::int64_t elements, const typename B::Tensor& x, typ
   const OutputTile part = tile ? *tile : OutputTile::all(elements);
   const std::int64_t total = part.size();
 #pragma omp parallel for schedule(static) if (be.parallel(total))
-  for (std::int64_t t = 0; t < total; ++t) be.square(y, part.at(t), x, part.at(t));
+  for (std::int64_t t = 0; t < total; ++t) be.multiply(y, part.at(t), x, part.at(t), x, part.at(t));
+}
+
+/// Y = A * B element-wise with numpy broadcasting (Mul of two activations: gating,
+/// squeeze-and-excitation; model::ProductParams).
+template <KernelBackend B>
+void product(const B& be, const model::ProductParams& p, const model::Shape& y_shape, const typename B::Tensor& a,
+             const typename B::Tensor& b, typename B::Tensor& y, const OutputTile* tile = nullptr) {
+  const OutputTile part = tile ? *tile : OutputTile::all(model::numel(y_shape));
+  const std::int64_t total = part.size();
+#pragma omp parallel for schedule(static) if (be.parallel(total))
+  for (std::int64_t t = 0; t < total; ++t) {
+    const std::int64_t o = part.at(t);
+    be.multiply(y, o, a, broadcast_offset(o, y_shape, p.a_strides), b, broadcast_offset(o, y_shape, p.b_strides));
+  }
 }
 
 }  // namespace heinfer::runtime::kernels

@@ -20,10 +20,13 @@ void materialize_inputs(RunState& run, StepIO& s, std::vector<EncryptedTensor>& 
   if (count == 0) return;
   if (s.st.streamed) throw std::logic_error(s.n.name + ": streamed node with inputs to bring to scale Δ");
   scratch.reserve(count);  // pointers into scratch stay valid
+  // The copies at Δ live in a group of their own, read by this node only: the output's
+  // group would cap them at the output's stored level (one below a product's inputs).
+  const GroupId group = run.store.open_group(s.st.node);
   for (std::size_t i = 0; i < s.in.size(); ++i) {
     if (!s.np.materialized[i] || !s.in[i]) continue;
     scratch.push_back(*s.in[i]);
-    run.materialize(scratch.back(), s.n.name, s.group);
+    run.materialize(scratch.back(), s.n.name, group);
     s.in[i] = &scratch.back();
   }
 }

@@ -1,9 +1,13 @@
 #!/usr/bin/python3
-"""Export torchvision MobileNetV2 / ResNet-50 with seeded random weights to ONNX.
+"""Export a torchvision image classifier with seeded random weights to ONNX.
 
-    /usr/bin/python3 tools/export_large_models.py --arch mobilenet_v2 --width 0.35 \\
-        --resolution 32 --out /tmp/mnv2.onnx [--seed 0] \\
+    /usr/bin/python3 tools/export_torchvision.py --arch mobilenet_v2 --width 0.35 \\
+        --resolution 32 --out /tmp/mnv2.onnx [--seed 0] [--opset 13] \\
         [--input-npy /tmp/x.npy --count 4 --logits-npy /tmp/y.npy]
+    /usr/bin/python3 tools/export_torchvision.py --list
+
+--arch is any classifier of torchvision 0.14 (--list prints them with the smallest input
+side each exports at: alexnet and vgg need 224 for their adaptive pooling, inception_v3 75).
 
 Nothing is downloaded (weights=None). The weights come from torchvision's own
 initialisation under torch.manual_seed(seed); every BatchNorm layer then gets a random
@@ -11,7 +15,7 @@ affine (gamma in [0.5,1.5], beta ~ N(0,0.1)) and non-trivial running statistics,
 importer's BatchNorm folding has real work to do. --bn-stats calibrated (default)
 measures the running mean/var on seeded random inputs and perturbs them (keeps
 activations O(1) through 50 layers); --bn-stats random draws them (mean ~ N(0,0.2),
-var in [0.5,2]) and lets activations drift. Exported in eval mode, ONNX opset 13,
+var in [0.5,2]) and lets activations drift. Exported in eval mode, ONNX opset --opset (13 by default),
 input `input` [batch,3,H,W], output `logits` [batch,1000], batch symbolic.
 """
 
@@ -41,14 +45,27 @@ def parse_resolution(text):
     return h, w
 
 
+# Classifier -> smallest input side it exports at (adaptive pooling to 6x6 / 7x7 needs an
+# exact multiple: alexnet and vgg export at 224 only).
+ARCHS = {
+    "alexnet": 224, "vgg11_bn": 224, "resnet18": 32, "resnet50": 32, "resnext50_32x4d": 32,
+    "wide_resnet50_2": 32, "densenet121": 32, "squeezenet1_1": 32, "shufflenet_v2_x1_0": 32,
+    "mobilenet_v2": 32, "mobilenet_v3_small": 32, "mobilenet_v3_large": 32, "mnasnet1_0": 32,
+    "efficientnet_b0": 32, "regnet_y_400mf": 32, "googlenet": 32, "inception_v3": 75,
+}
+
+
 def build(arch, width):
+    if arch not in ARCHS:
+        raise SystemExit(f"error: unknown arch {arch}; one of: {', '.join(ARCHS)}")
+    if width != 1.0 and arch != "mobilenet_v2":
+        raise SystemExit("error: --width applies to mobilenet_v2 only")
+    kwargs = {}
     if arch == "mobilenet_v2":
-        return torchvision.models.mobilenet_v2(weights=None, width_mult=width)
-    if arch == "resnet50":
-        if width != 1.0:
-            raise SystemExit("error: --width applies to mobilenet_v2 only (resnet50 is 1.0)")
-        return torchvision.models.resnet50(weights=None)
-    raise SystemExit(f"error: unknown arch {arch}")
+        kwargs["width_mult"] = width
+    if arch in ("googlenet", "inception_v3"):
+        kwargs.update(aux_logits=False, init_weights=True)
+    return torchvision.models.get_model(arch, weights=None, **kwargs)
 
 
 def bn_layers(model):
@@ -94,12 +111,14 @@ def random_inputs(count, shape, seed):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--arch", required=True, choices=["mobilenet_v2", "resnet50"])
+    ap.add_argument("--arch", choices=sorted(ARCHS))
+    ap.add_argument("--list", action="store_true", help="print the architectures and their smallest input side")
+    ap.add_argument("--opset", type=int, default=onnx_export.OPSET)
     ap.add_argument("--width", type=float, default=1.0,
                     help="MobileNetV2 width multiplier (e.g. 0.35, 1.0)")
     ap.add_argument("--resolution", type=parse_resolution, default=(224, 224),
                     help="input H or HxW (default 224)")
-    ap.add_argument("--out", required=True, help="ONNX file to write")
+    ap.add_argument("--out", help="ONNX file to write")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bn-stats", choices=["calibrated", "random"], default="calibrated")
     ap.add_argument("--calib-batch", type=int, default=8)
@@ -111,6 +130,12 @@ def main(argv=None):
     ap.add_argument("--logits-dtype", choices=["float32", "float64"], default="float32")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args(argv)
+    if a.list:
+        for arch, side in ARCHS.items():
+            print(arch, side)
+        return
+    if not a.arch or not a.out:
+        ap.error("--arch and --out are required")
     if a.logits_npy and not a.input_npy:
         ap.error("--logits-npy needs --input-npy")
     if a.count < 1:
@@ -125,7 +150,7 @@ def main(argv=None):
     n_bn = randomize_bn(model, a.bn_stats, a.seed, shape, a.calib_batch)
     params = sum(p.numel() for p in model.parameters())
 
-    m = onnx_export.export_onnx(model, torch.zeros(1, *shape), a.out, keep_bn=not a.fuse_bn)
+    m = onnx_export.export_onnx(model, torch.zeros(1, *shape), a.out, keep_bn=not a.fuse_bn, opset=a.opset)
     print(f"{a.arch} width {a.width} at {h}x{w}: {params} parameters, {n_bn} BatchNorm layers "
           f"({a.bn_stats} stats), exported in {time.time() - t0:.1f} s -> {a.out} "
           f"({os.path.getsize(a.out)} bytes)")
