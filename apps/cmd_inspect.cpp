@@ -51,6 +51,7 @@ struct InspectOptions {
   std::string json;
   std::string packing = "auto";
   std::string round_masks = "per-window";
+  bool allow_unmasked_rounds = false;
   int scale_bits = 30;
   int threads = 0;
   double range = 0;  ///< > 0: fixed |value| bound for every tensor instead of calibrating
@@ -98,6 +99,7 @@ const char* kind_name(plan::NodeKind k) {
     case K::MaxPool: return "maxpool-round";
     case K::Clip: return "clip-round";
     case K::LeakyRelu: return "leaky-round";
+    case K::FunctionRound: return "unmasked-round";
     case K::FinalSoftmax: return "client-softmax";
   }
   return "?";
@@ -270,6 +272,7 @@ void predict(const model::Graph& g, const model::LoadOptions& lo, const InspectO
   const std::vector<double> ranges = plan_ranges(g, lo, o, ranges_info);
   plan::ParameterOptions po;
   po.masks = plan::parse_round_masks(o.round_masks);
+  po.unmasked_functions = o.allow_unmasked_rounds;
   po.packing = o.packing == "real" || (o.packing == "auto" && po.masks == plan::RoundMasks::PerSample)
                    ? ckks::Packing::Real
                    : ckks::Packing::Complex;
@@ -437,6 +440,8 @@ void register_inspect(CLI::App& app) {
   sub->add_option("--packing", o->packing, "batch packing for the prediction (auto: real with per-sample masks)")
       ->check(CLI::IsMember({"auto", "complex", "real"}))
       ->capture_default_str();
+  sub->add_flag("--allow-unmasked-rounds", o->allow_unmasked_rounds,
+                "predict with Sigmoid, Tanh, ... as unmasked client rounds (as run/serve --allow-unmasked-rounds)");
   sub->add_option("--round-masks", o->round_masks, "masks of the client rounds for the prediction")
       ->check(CLI::IsMember({"per-window", "per-sample"}))
       ->capture_default_str();

@@ -59,6 +59,9 @@ void add_encrypted_options(CLI::App* sub, EncryptedOptions& o) {
                   "hidden; real packing, one level per round); docs/security.md")
       ->check(CLI::IsMember({"per-window", "per-sample"}))
       ->capture_default_str();
+  sub->add_flag("--allow-unmasked-rounds", o.allow_unmasked_rounds,
+                "encrypted: run Sigmoid, Tanh, Softplus, Erf, Exp, Log, Sqrt, Floor, Ceil as client rounds "
+                "without masks: the client sees those layers' inputs in the clear (docs/security.md)");
   sub->add_option("--scale-bits", o.scale_bits, "encrypted: log2 of the CKKS scale Δ")->capture_default_str();
   sub->add_flag("--check", o.check, "encrypted: also run the plaintext executor and compare");
   add_size_option(sub, "--dram-budget", o.dram_budget,
@@ -117,12 +120,14 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
                    ? ckks::Packing::Real
                    : ckks::Packing::Complex;
   po.scale_bits = o.scale_bits;
+  po.unmasked_functions = o.allow_unmasked_rounds;
   plan::Parameters plan = [&] {
     std::vector<runtime::PlainTensor> calibration;
     calibration.push_back(runtime::from_batch_major(std::span<const double>(values), count, in_shape));
     return runtime::calibrated_parameters(g, calibration, po);
   }();
   if (o.params != "auto") plan::apply_parameter_override(plan, o.params);
+  plan.unmasked_functions = o.allow_unmasked_rounds;
   if (o.insecure_n) {
     std::fprintf(stderr, "WARNING: --insecure-ring-degree %zu: parameters are NOT secure (tests only)\n", o.insecure_n);
     plan.params = ckks::EncryptionParameters(o.insecure_n, plan.params.coeff_bits(), plan.params.special_bits(),

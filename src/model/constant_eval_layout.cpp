@@ -115,7 +115,7 @@ TensorValue gather(const Node& n, const Args& in) {
   if (idx.dtype != DataType::Int64) throw ModelError(ctx + ": indices must be integers");
   const std::int64_t axis = axis_in(get_int(n.attributes, "axis", 0, ctx),
                                     static_cast<std::int64_t>(data.dims.size()), n);
-  const std::vector<std::int64_t> indices(idx.data.begin(), idx.data.end());
+  const std::vector<std::int64_t> indices = to_int64s(idx.data, ctx);
   return mapped(data, gather_map(data.dims, axis, idx.dims, indices, ctx));
 }
 

@@ -25,6 +25,9 @@ const Tensor& activation_input(const Graph& g, const Node& n, std::size_t i, con
 /// Keeps only the first output; a used extra output (mask, indices, statistics) is an error.
 void keep_first_output(InferContext& c, Node& n);
 Tensor& output(Graph& g, const Node& n);
+/// Ends the inference of a node that keeps its first `inputs` inputs (the others were
+/// constants it has consumed) and its first output, of per-sample `shape`, with `params`.
+void set_output(InferContext& c, Node& n, std::size_t inputs, Shape shape, OpParams params);
 /// Normalizes an axis of a tensor of full rank `rank` into [0, rank) (or [0, rank] with
 /// allow_rank); throws when out of range.
 std::int64_t normalize_axis(std::int64_t axis, std::int64_t rank, const std::string& context,

@@ -30,15 +30,15 @@ void infer_reshape(InferContext& c, Node& n) {
   if (st.dtype != DataType::Int64 || st.shape.size() != 1) {
     throw ModelError(ctx + ": shape must be a 1-D int64 constant");
   }
-  Shape s(st.data.begin(), st.data.end());
+  Shape s = to_int64s(st.data, ctx);
   // A target computed from Shape(x): dim 0 must be exactly N, no other dim may depend on it.
   bool symbolic_batch = false;
-  for (std::size_t i = 0; i < st.batch_coeff.size(); ++i) {
-    if (st.batch_coeff[i] == 0) continue;
-    if (i != 0 || st.batch_coeff[0] != 1 || st.data[0] != 0) {
-      throw_batch_axis(n, "Reshape target dim " + std::to_string(i) + " is " +
-                              std::to_string(static_cast<std::int64_t>(st.batch_coeff[i])) + " * N + " +
-                              std::to_string(static_cast<std::int64_t>(st.data[i])) + " (N: the batch size)");
+  const Shape coeff = to_int64s(st.batch_coeff, ctx);
+  for (std::size_t i = 0; i < coeff.size(); ++i) {
+    if (coeff[i] == 0) continue;
+    if (i != 0 || coeff[0] != 1 || s[0] != 0) {
+      throw_batch_axis(n, "Reshape target dim " + std::to_string(i) + " is " + std::to_string(coeff[i]) + " * N + " +
+                              std::to_string(s[i]) + " (N: the batch size)");
     }
     symbolic_batch = true;
   }
@@ -52,7 +52,7 @@ void infer_reshape(InferContext& c, Node& n) {
     }
     if (s[i] < -1) throw ModelError(ctx + ": invalid shape value " + std::to_string(s[i]));
   }
-  const std::string target = to_string(Shape(st.data.begin(), st.data.end()));
+  const std::string target = to_string(to_int64s(st.data, ctx));
   if (s.empty()) throw_batch_axis(n, "Reshape to a scalar drops the batch dim");
   Shape rest(s.begin() + 1, s.end());
   std::int64_t known = 1, minus = -1;
@@ -82,10 +82,7 @@ void infer_reshape(InferContext& c, Node& n) {
     throw ModelError(ctx + ": cannot reshape per-sample " + to_string(xs) + " (" +
                      std::to_string(total) + " elements) into " + target);
   }
-  n.inputs.resize(1);
-  keep_first_output(c, n);
-  output(c.g, n).shape = rest;
-  n.params = NoParams{};
+  set_output(c, n, 1, rest, NoParams{});
 }
 
 void infer_transpose(InferContext& c, Node& n) {
@@ -169,11 +166,8 @@ void infer_pad(InferContext& c, Node& n) {
   if (a.begin[0] != 0 || a.end[0] != 0) throw_batch_axis(n, "Pad of dim 0");
   const Shape begin(a.begin.begin() + 1, a.begin.end()), end(a.end.begin() + 1, a.end.end());
   ElementMap m = pad_map(xs, begin, end, a.mode, ctx);
-  n.inputs.resize(1);
-  keep_first_output(c, n);
-  output(c.g, n).shape = m.out;
-  if (a.mode == PadMode::Constant) n.params = PadParams{begin, end, a.value};
-  else n.params = ElementMapParams{std::move(m.source), 0.0};
+  if (a.mode == PadMode::Constant) set_output(c, n, 1, m.out, PadParams{begin, end, a.value});
+  else set_output(c, n, 1, m.out, ElementMapParams{std::move(m.source), 0.0});
 }
 
 }  // namespace heinfer::model::detail

@@ -14,10 +14,7 @@ namespace {
 
 /// Sets the output of a data-movement node given by a per-sample element map.
 void set_map(InferContext& c, Node& n, ElementMap m) {
-  n.inputs.resize(1);
-  keep_first_output(c, n);
-  output(c.g, n).shape = std::move(m.out);
-  n.params = ElementMapParams{std::move(m.source), 0.0};
+  set_output(c, n, 1, std::move(m.out), ElementMapParams{std::move(m.source), 0.0});
 }
 
 }  // namespace
@@ -48,7 +45,7 @@ void infer_gather(InferContext& c, Node& n) {
   if (!idx || idx->dtype != DataType::Int64) throw ModelError(ctx + ": indices must be known integers");
   const std::int64_t axis = axis_in(get_int(n.attributes, "axis", 0, ctx), static_cast<std::int64_t>(xs.size()) + 1, n);
   if (axis == 0) throw_batch_axis(n, "Gather along axis 0 selects samples of the batch");
-  const std::vector<std::int64_t> indices(idx->data.begin(), idx->data.end());
+  const std::vector<std::int64_t> indices = to_int64s(idx->data, ctx);
   set_map(c, n, gather_map(xs, axis - 1, idx->dims, indices, ctx));
 }
 
@@ -100,10 +97,7 @@ void infer_squeeze(InferContext& c, Node& n) {
     out = unsqueezed(full, axes);
     out.erase(out.begin());
   }
-  n.inputs.resize(1);
-  keep_first_output(c, n);
-  output(c.g, n).shape = out;
-  n.params = NoParams{};
+  set_output(c, n, 1, out, NoParams{});
 }
 
 void infer_expand(InferContext& c, Node& n) {
@@ -114,7 +108,7 @@ void infer_expand(InferContext& c, Node& n) {
   if (st.dtype != DataType::Int64 || st.shape.size() != 1) throw ModelError(ctx + ": shape must be a 1-D int64 constant");
   const std::size_t rank = xs.size() + 1;
   if (st.data.size() > rank) throw_batch_axis(n, "Expand to a higher rank moves the batch dim");
-  Shape target(st.data.begin(), st.data.end());
+  Shape target = to_int64s(st.data, ctx);
   if (target.size() == rank) {
     const bool batch = st.batch_coeff.empty() ? target[0] == 1 : (st.batch_coeff[0] == 1 && target[0] == 0);
     if (!batch) throw_batch_axis(n, "Expand of dim 0 to " + std::to_string(target[0]));

@@ -36,7 +36,7 @@ std::optional<std::vector<std::int64_t>> int_list(const Node& n, const Args& arg
   for (double c : v->batch_coeff) {
     if (c != 0) throw ModelError(node_label(n) + ": " + what + " depends on the batch size");
   }
-  return std::vector<std::int64_t>(v->data.begin(), v->data.end());
+  return to_int64s(v->data, node_label(n) + ": " + what);
 }
 
 std::int64_t axis_in(std::int64_t axis, std::int64_t rank, const Node& n) {
@@ -82,18 +82,26 @@ SliceArgs slice_args(const Node& n, const Args& args, std::int64_t rank, std::in
   return s;
 }
 
+namespace {
+
+/// Squeeze/Unsqueeze axes: the attribute before opset 13, input 1 from 13 on.
+std::optional<std::vector<std::int64_t>> axes_operand(const Node& n, const Args& args, std::int64_t opset) {
+  const std::string ctx = node_label(n);
+  if (opset < 13) {
+    check_known_attributes(n.attributes, {"axes"}, ctx);
+    return get_ints(n.attributes, "axes", ctx);
+  }
+  check_known_attributes(n.attributes, {}, ctx);
+  return int_list(n, args, 1, "axes");
+}
+
+}  // namespace
+
 std::vector<std::int64_t> squeeze_axes(const Node& n, const Args& args, const Shape& in,
                                        std::int64_t opset) {
   const std::string ctx = node_label(n);
   const auto rank = static_cast<std::int64_t>(in.size());
-  std::optional<std::vector<std::int64_t>> axes;
-  if (opset < 13) {
-    check_known_attributes(n.attributes, {"axes"}, ctx);
-    axes = get_ints(n.attributes, "axes", ctx);
-  } else {
-    check_known_attributes(n.attributes, {}, ctx);
-    axes = int_list(n, args, 1, "axes");
-  }
+  const std::optional<std::vector<std::int64_t>> axes = axes_operand(n, args, opset);
   std::vector<std::int64_t> out;
   if (!axes) {
     for (std::int64_t d = 0; d < rank; ++d) {
@@ -113,16 +121,8 @@ std::vector<std::int64_t> squeeze_axes(const Node& n, const Args& args, const Sh
 
 std::vector<std::int64_t> unsqueeze_axes(const Node& n, const Args& args, std::int64_t in_rank,
                                          std::int64_t opset) {
-  const std::string ctx = node_label(n);
-  std::optional<std::vector<std::int64_t>> axes;
-  if (opset < 13) {
-    check_known_attributes(n.attributes, {"axes"}, ctx);
-    axes = get_ints(n.attributes, "axes", ctx);
-  } else {
-    check_known_attributes(n.attributes, {}, ctx);
-    axes = int_list(n, args, 1, "axes");
-  }
-  if (!axes) throw ModelError(ctx + ": axes are required");
+  const std::optional<std::vector<std::int64_t>> axes = axes_operand(n, args, opset);
+  if (!axes) throw ModelError(node_label(n) + ": axes are required");
   return normalized_sorted(*axes, in_rank + static_cast<std::int64_t>(axes->size()), n);
 }
 

@@ -1,10 +1,22 @@
 #include "model/shape.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "model/error.h"
 
 namespace heinfer::model {
+
+std::vector<std::int64_t> to_int64s(std::span<const double> values, const std::string& context) {
+  constexpr double kLimit = 4611686018427387904.0;  // 2^62
+  std::vector<std::int64_t> out;
+  out.reserve(values.size());
+  for (double v : values) {
+    if (std::isnan(v)) throw ModelError(context + ": NaN where an integer is expected");
+    out.push_back(static_cast<std::int64_t>(std::clamp(std::trunc(v), -kLimit, kLimit)));
+  }
+  return out;
+}
 
 std::int64_t numel(std::span<const std::int64_t> dims) {
   std::int64_t n = 1;

@@ -18,6 +18,11 @@ using Shape = std::vector<std::int64_t>;
 /// bigger shapes are a ModelError rather than a failed allocation.
 inline constexpr std::int64_t kMaxElements = std::int64_t{1} << 31;
 
+/// Integer values of a tensor held as doubles (dims, indices, pads, axes): each value
+/// truncated, saturating at ±2^62 (INT64_MAX, which exporters write for "to the end",
+/// arrives as 2^63 and has no int64 value). Throws ModelError naming `context` for NaN.
+std::vector<std::int64_t> to_int64s(std::span<const double> values, const std::string& context);
+
 /// Product of the dims (1 for a scalar []). Throws ModelError on a negative dim or when
 /// the product exceeds kMaxElements.
 std::int64_t numel(std::span<const std::int64_t> dims);

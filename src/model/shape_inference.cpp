@@ -50,6 +50,13 @@ void keep_first_output(InferContext& c, Node& n) {
 
 Tensor& output(Graph& g, const Node& n) { return g.tensors[static_cast<std::size_t>(n.outputs[0])]; }
 
+void set_output(InferContext& c, Node& n, std::size_t inputs, Shape shape, OpParams params) {
+  n.inputs.resize(inputs);
+  keep_first_output(c, n);
+  output(c.g, n).shape = std::move(shape);
+  n.params = std::move(params);
+}
+
 std::int64_t normalize_axis(std::int64_t axis, std::int64_t rank, const std::string& context,
                             bool allow_rank) {
   const std::int64_t hi = allow_rank ? rank : rank - 1;

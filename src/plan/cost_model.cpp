@@ -33,6 +33,7 @@ double predict_node_seconds(const model::Graph& g, const model::Node& n, const N
     case NodeKind::MaxPool:
     case NodeKind::Clip:
     case NodeKind::LeakyRelu:
+    case NodeKind::FunctionRound:
       s += static_cast<double>(np.round_ciphertexts) * c.round_send + static_cast<double>(np.round_replies * (np.round_signed_value ? 2 : 1)) * c.round_reply;
       if (np.kind == NodeKind::Clip || np.kind == NodeKind::LeakyRelu) {
         // shifted copies + lowered replies + the recombination (one MAC + rescale per output)

@@ -132,7 +132,8 @@ void plan_round_bounds(const model::Graph& g, EncryptedPlan& p) {
       if (std::isfinite(c->max)) shift = std::max(shift, std::fabs(c->max));
     }
     const model::TensorId x = model::first_activation_input(g, n);
-    p.nodes[k].round_bound = (p.tensors[static_cast<std::size_t>(x)].bound + shift) * in_inv * mask_max(p.parameters.masks);
+    const double mask = np.kind == NodeKind::FunctionRound ? 1.0 : mask_max(p.parameters.masks);
+    p.nodes[k].round_bound = (p.tensors[static_cast<std::size_t>(x)].bound + shift) * in_inv * mask;
   }
 }
 
@@ -168,7 +169,7 @@ void plan_round_sizes(const model::Graph& g, EncryptedPlan& p) {
     // Per-sample masks: per window also its slot factors (N/2 doubles), its replies
     // compact and expanded with their unmasking plaintexts, and the unmasked output.
     std::int64_t item_bytes = np.round_window_size * 2 * ct(held) + ct(L, true);
-    if (p.parameters.masks == RoundMasks::PerSample) {
+    if (p.parameters.masks == RoundMasks::PerSample && np.kind != NodeKind::FunctionRound) {
       const std::int64_t windows = np.round_replies / std::max<std::int64_t>(1, np.output_ciphertexts);
       const std::int64_t replies = np.round_signed_value ? 2 : 1;
       item_bytes = windows * (np.round_window_size * 2 * ct(held) + static_cast<std::int64_t>(n_ring / 2 * 8) +
@@ -203,6 +204,14 @@ EncryptedPlan make_plan(const model::Graph& g, const Parameters& parameters, con
                                 std::to_string(g.tensors.size()) + " tensors)");
   }
   const LevelRules rules = level_rules(g, parameters.masks);
+  for (std::size_t k = 0; k < g.nodes.size() && !parameters.unmasked_functions; ++k) {
+    if (rules.nodes[k].kind == NodeKind::FunctionRound) {
+      throw model::ModelError(model::node_label(g.nodes[k]) +
+                              ": in the client-aided mode the client would see this layer's inputs in the clear "
+                              "(no multiplicative mask hides a function that is not positively homogeneous); "
+                              "the server's operator must allow it with --allow-unmasked-rounds");
+    }
+  }
   EncryptedPlan p;
   p.parameters = parameters;
   p.options = options;
@@ -253,6 +262,9 @@ EncryptedPlan make_plan(const model::Graph& g, const Parameters& parameters, con
       case NodeKind::Relu:
         np.round_ciphertexts = np.round_replies = elements(g, x);
         np.round_signed_value = per_sample;
+        break;
+      case NodeKind::FunctionRound:
+        np.round_ciphertexts = np.round_replies = elements(g, x);
         break;
       case NodeKind::MaxPool:
         np.round_ciphertexts = max_pool_taps(g, n, x);

@@ -127,6 +127,8 @@ std::vector<bool> streamable_nodes(const model::Graph& g);
 /// The plan (file comment). Throws model::ModelError for nodes the encrypted runtime
 /// does not support, std::invalid_argument when the parameters do not match the graph
 /// (bounds) or have fewer levels than the rules need.
+/// Throws model::ModelError for an unmasked round (Sigmoid, Tanh, ...) unless
+/// parameters.unmasked_functions.
 EncryptedPlan make_plan(const model::Graph& g, const Parameters& parameters, const ScheduleOptions& options = {});
 
 }  // namespace heinfer::plan

@@ -190,6 +190,7 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
         break;
       case NodeKind::Relu:
       case NodeKind::MaxPool:
+      case NodeKind::FunctionRound:
         record_reads(x, tensor(x).level);
         create(np.output_level, np.output_level == L);  // fresh (compact), or unmasked below L
         break;
@@ -283,6 +284,7 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
       case NodeKind::Square: out_bytes = out_count * ct(np.input_level); break;
       case NodeKind::Relu:
       case NodeKind::MaxPool:
+      case NodeKind::FunctionRound:
         // Masked window copies (expanded, at the input level) + the replies; per-sample
         // masks: the replies (two with the signed value) unmasked one level below.
         transient = np.round_ciphertexts * ct(np.input_level);

@@ -99,6 +99,12 @@ LevelRules level_rules(const model::Graph& g, RoundMasks masks) {
         y = {nl.combine_depth + 1, false, true};
         break;
       }
+      case NodeKind::FunctionRound:
+        // No mask: pending factors are applied first; the replies are fresh at Δ.
+        nl.materialized[data[0]] = x.factors;
+        nl.input_depth = x.depth + (x.factors ? 1 : 0);
+        y = {0, false, true};
+        break;
       case NodeKind::FinalSoftmax:
         nl.input_depth = x.depth;
         y = {-1, false, true};

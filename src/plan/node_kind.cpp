@@ -27,7 +27,8 @@ bool is_data_movement(OpType op) {
 }  // namespace
 
 bool is_round(NodeKind k) {
-  return k == NodeKind::Relu || k == NodeKind::MaxPool || k == NodeKind::Clip || k == NodeKind::LeakyRelu;
+  return k == NodeKind::Relu || k == NodeKind::MaxPool || k == NodeKind::Clip || k == NodeKind::LeakyRelu ||
+         k == NodeKind::FunctionRound;
 }
 
 NodeKind node_kind(const model::Graph& g, const model::Node& n) {
@@ -35,10 +36,7 @@ NodeKind node_kind(const model::Graph& g, const model::Node& n) {
     return NodeKind::Square;
   }
   if (std::holds_alternative<model::ElementMapParams>(n.params)) return NodeKind::DataMovement;
-  if (std::holds_alternative<model::ActivationParams>(n.params)) {
-    throw model::ModelError(model::node_label(n) + ": " + std::string(model::op_name(n.op)) +
-                            " does not run encrypted yet (it runs in plaintext: heinfer run --plain)");
-  }
+  if (std::holds_alternative<model::ActivationParams>(n.params)) return NodeKind::FunctionRound;
   switch (n.op) {
     case OpType::Relu: {
       const auto users = model::consumers(g)[static_cast<std::size_t>(n.outputs[0])];

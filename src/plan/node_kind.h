@@ -18,10 +18,11 @@ enum class NodeKind {
   MaxPool,       ///< client round, one window per output
   Clip,          ///< client round(s) per finite bound, recombined on the server
   LeakyRelu,     ///< client round, recombined with x on the server
+  FunctionRound, ///< unmasked client round: Sigmoid, Tanh, ... (model/activation_fn.h)
   FinalSoftmax,  ///< Softmax/LogSoftmax producing a graph output: applied by the client
 };
 
-/// Whether the kind is a client round (Relu, MaxPool, Clip, LeakyRelu).
+/// Whether the kind is a client round (Relu, MaxPool, Clip, LeakyRelu, FunctionRound).
 bool is_round(NodeKind k);
 
 /// The kind of a prepared node. Throws model::ModelError for a Softmax/LogSoftmax that is

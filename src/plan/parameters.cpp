@@ -61,6 +61,7 @@ LevelRequirements level_requirements(const model::Graph& g, const std::vector<do
     const int d = nl.input_depth;
     switch (nl.kind) {
       case NodeKind::Relu: points.emplace_back(d, bx * fmag * seen); break;
+      case NodeKind::FunctionRound: points.emplace_back(d, bx); break;  // unmasked, factors applied
       case NodeKind::MaxPool: points.emplace_back(d, bx * fmag * seen); break;
       case NodeKind::Clip:
       case NodeKind::LeakyRelu: {
@@ -135,6 +136,7 @@ Parameters plan_parameters(const model::Graph& g, const std::vector<double>& ran
   Parameters plan;
   plan.packing = o.packing;
   plan.masks = o.masks;
+  plan.unmasked_functions = o.unmasked_functions;
   plan.scale_bits = o.scale_bits;
   plan.margin = o.margin;
   plan.bounds.resize(ranges.size());

@@ -73,6 +73,9 @@ struct Parameters {
   LevelRequirements needs;
   std::vector<double> bounds;          ///< per tensor: allowed max |value|
   double margin = 2.0;                 ///< safety factor applied to calibrated ranges
+  /// Whether the server's operator allows unmasked rounds (NodeKind::FunctionRound):
+  /// the client then sees the inputs of Sigmoid, Tanh, ... layers in the clear.
+  bool unmasked_functions = false;
 
   double scale() const;
   std::int64_t capacity() const;       ///< samples per ciphertext
@@ -85,6 +88,7 @@ struct ParameterOptions {
   int scale_bits = 30;
   double margin = 2.0;  ///< calibrated max |value| is multiplied by this
   int noise_bits = 10;  ///< extra bits in q_0 above max|value|·Δ
+  bool unmasked_functions = false;  ///< Parameters::unmasked_functions
 };
 
 /// Chooses parameters (see the file comment). Throws std::invalid_argument if no N up

@@ -1,5 +1,7 @@
 #include "protocol/client_checks.h"
 
+#include "runtime/round_function.h"
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -103,11 +105,11 @@ void load_output_chunk(const OutputChunk& chunk, const ckks::CKKSContext& contex
 
 namespace {
 
-/// Functions of one element per window (Relu, Abs, AbsWithValue).
+/// Functions of one element per window (Relu, Abs, AbsWithValue, the unmasked ones).
 bool one_element(int f) {
   const auto rf = static_cast<runtime::RoundFunction>(f);
   return rf == runtime::RoundFunction::Relu || rf == runtime::RoundFunction::Abs ||
-         rf == runtime::RoundFunction::AbsWithValue;
+         rf == runtime::RoundFunction::AbsWithValue || runtime::unmasked_function_op(rf).has_value();
 }
 
 }  // namespace

@@ -63,6 +63,9 @@ struct ServerOptions {
   /// Masks of the client rounds (plan/parameters.h). Per-sample (the default) uses real
   /// packing; per-window lets a client that chooses its batch read weight ratios.
   plan::RoundMasks round_masks = plan::RoundMasks::PerSample;
+  /// Whether models may contain unmasked rounds (plan::Parameters::unmasked_functions):
+  /// their clients see the inputs of those layers in the clear.
+  bool unmasked_functions = false;
 };
 
 /// Runs the server until SIGTERM or SIGINT, then stops accepting calls, cancels the open

@@ -25,7 +25,8 @@ constexpr std::int64_t kSessionOverhead = std::int64_t{256} << 20;
 
 }  // namespace
 
-std::unique_ptr<Model> prepare_served_model(const ServedModel& sm, int max_message_mib, plan::RoundMasks masks) {
+std::unique_ptr<Model> prepare_served_model(const ServedModel& sm, int max_message_mib, plan::RoundMasks masks,
+                                            bool unmasked_functions) {
   auto m = std::make_unique<Model>();
   m->name = sm.name;
   m->g = model::load_model(sm.path);
@@ -65,6 +66,7 @@ std::unique_ptr<Model> prepare_served_model(const ServedModel& sm, int max_messa
   const auto all = runtime::from_batch_major(std::span<const double>(cal.values), cal.count, in_shape);
   plan::ParameterOptions po;
   po.masks = masks;
+  po.unmasked_functions = unmasked_functions;
   po.packing = masks == plan::RoundMasks::PerSample ? ckks::Packing::Real : ckks::Packing::Complex;
   m->plan = runtime::calibrated_parameters(m->g, {all}, po);
   m->context = ckks::CKKSContext::create(m->plan.params);
@@ -81,7 +83,7 @@ std::unique_ptr<Model> prepare_served_model(const ServedModel& sm, int max_messa
     if (!plan::is_round(np.kind) || np.identity) continue;
     RoundSpec* r = info.add_schedule();
     r->set_node(static_cast<int>(k));
-    r->set_function(static_cast<int>(runtime::round_function(np, m->plan.masks)));
+    r->set_function(static_cast<int>(runtime::round_function(np, m->g.nodes[k].op, m->plan.masks)));
     r->set_windows(np.round_replies);
     const std::int64_t per_item = np.round_replies / std::max<std::int64_t>(1, np.output_ciphertexts);
     r->set_max_windows(np.round_items * std::max<std::int64_t>(1, per_item));

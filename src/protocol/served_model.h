@@ -35,6 +35,7 @@ struct Model {
 /// one output, a missing or mis-shaped calibration set; model::ModelError and
 /// std::invalid_argument as loading and planning do.
 std::unique_ptr<Model> prepare_served_model(const ServedModel& sm, int max_message_mib,
-                                            plan::RoundMasks masks = plan::RoundMasks::PerSample);
+                                            plan::RoundMasks masks = plan::RoundMasks::PerSample,
+                                            bool unmasked_functions = false);
 
 }  // namespace heinfer::protocol

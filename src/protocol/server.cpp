@@ -405,7 +405,7 @@ class Service final : public Inference::Service {
 
   void load(const ServedModel& sm) {
     if (models_.count(sm.name)) throw std::runtime_error("model name '" + sm.name + "' given twice");
-    models_[sm.name] = prepare_served_model(sm, o_.max_message_mib, o_.round_masks);
+    models_[sm.name] = prepare_served_model(sm, o_.max_message_mib, o_.round_masks, o_.unmasked_functions);
   }
 
 

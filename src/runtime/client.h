@@ -29,6 +29,10 @@
 //    repeats a sample M times (or a convolution that shares weights over M positions)
 //    estimates log|x| to σ·sqrt(1/M), σ = 1.7 bits; and MaxPool windows share one
 //    positive mask (ratios within a window and its argmax, per sample).
+//  - none, for the element-wise functions that are not positively homogeneous (Sigmoid,
+//    Tanh, Softplus, Erf, Exp, Log, Sqrt, Floor, Ceil): only when the server's operator
+//    allows it (`--allow-unmasked-rounds`), the client sees those layers' inputs in the
+//    clear (shuffled: their positions are hidden, their values are not).
 // The client also learns the model's architecture (layer sizes, which layers are
 // client-aided) and the outputs, which are its own.
 #pragma once
@@ -51,8 +55,20 @@ enum class RoundFunction {
   ReluMax,       ///< per window: max(0, max over its elements) (fused Relu -> MaxPool)
   Abs,           ///< per window of 1: |v|
   AbsWithValue,  ///< per window of 1: two replies, v (re-encrypted) then |v|
+  // Unmasked rounds, per window of 1: f(v) of a function no multiplicative mask can hide
+  // (not positively homogeneous). The client sees v itself; a server runs them only when
+  // its operator allowed it (plan::Parameters::unmasked_functions).
+  Sigmoid,
+  Tanh,
+  Softplus,
+  Erf,
+  Exp,
+  Log,
+  Sqrt,
+  Floor,
+  Ceil,
 };
-inline constexpr int kRoundFunctions = 5;
+inline constexpr int kRoundFunctions = 14;
 
 /// Fresh ciphertexts the client returns per window: 2 for AbsWithValue, else 1.
 inline std::size_t replies_per_window(RoundFunction f) { return f == RoundFunction::AbsWithValue ? 2 : 1; }

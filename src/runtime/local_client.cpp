@@ -1,5 +1,8 @@
 #include "runtime/local_client.h"
 
+#include "model/activation_fn.h"
+#include "runtime/round_function.h"
+
 #include <algorithm>
 #include <cmath>
 #include <sstream>
@@ -118,6 +121,7 @@ std::vector<ckks::Ciphertext> LocalClient::encrypt_tensor(const PlainTensor& x, 
 std::vector<ckks::Ciphertext> LocalClient::round(const RoundRequest& r) {
   const std::size_t count = r.windows.size(), replies = replies_per_window(r.function);
   const bool abs = r.function == RoundFunction::Abs || r.function == RoundFunction::AbsWithValue;
+  const std::optional<model::OpType> function_op = unmasked_function_op(r.function);
   std::vector<ckks::Ciphertext> out(count * replies);
   const std::size_t rs = record_slots_;
   std::vector<double> first(recording_ ? count * 8 * rs : 0, 0.0);
@@ -141,12 +145,23 @@ std::vector<ckks::Ciphertext> LocalClient::round(const RoundRequest& r) {
       if (k == 0) acc = v;
       else for (std::size_t b = 0; b < batch; ++b) acc[b] = std::max(acc[b], v[b]);
     }
-    if (abs && win.size() != 1) {
-      errors[w] = "layer '" + r.layer + "': a |.| window of " + std::to_string(win.size()) + " ciphertexts";
+    if ((abs || function_op) && win.size() != 1) {
+      errors[w] = "layer '" + r.layer + "': a window of " + std::to_string(win.size()) +
+                  " ciphertexts for a function of one value";
       continue;
     }
     if (r.function == RoundFunction::AbsWithValue) encrypt_values(acc, out[w * replies]);
-    if (abs) {
+    if (function_op) {
+      for (double& a : acc) {
+        a = model::activation_value(*function_op, {}, a);
+        if (!std::isfinite(a)) {
+          errors[w] = "layer '" + r.layer + "': " + std::string(model::op_name(*function_op)) +
+                      " of a decrypted value is not finite";
+          break;
+        }
+      }
+      if (!errors[w].empty()) continue;
+    } else if (abs) {
       for (double& a : acc) a = std::fabs(a);
     } else if (r.function != RoundFunction::Max) {
       for (double& a : acc) a = std::max(a, 0.0);

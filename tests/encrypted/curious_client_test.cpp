@@ -116,3 +116,43 @@ TEST(CuriousClient, AveragingManyCopiesStillReadsMagnitudes) {
 
 }  // namespace
 }  // namespace heinfer
+
+namespace heinfer {
+namespace {
+
+// Unmasked rounds show what docs/security.md says they show: with the operator's
+// permission (and only then: UnmaskedFunctionRoundsNeedTheOperatorsPermission in
+// ops_test.cpp) a Sigmoid layer's inputs reach the client in the clear, so the same
+// attacker batch reads W_k / b from one round, exactly, under either kind of masks.
+TEST(CuriousClient, UnmaskedRoundsShowTheLayersInputs) {
+  for (plan::RoundMasks masks : {plan::RoundMasks::PerWindow, plan::RoundMasks::PerSample}) {
+    ModelBuilder b;
+    b.input("x", {4}).output("y");
+    b.initializer("w1", {1, 4}, std::vector<float>(std::begin(kW), std::end(kW)));
+    b.initializer("b1", {1}, std::vector<float>{static_cast<float>(kBias)});
+    attr(b.node("Gemm", {"x", "w1", "b1"}, {"h"}, "fc1"), "transB", std::int64_t{1});
+    b.node("Sigmoid", {"h"}, {"s"}, "gate");
+    b.initializer("w2", {2, 1}, std::vector<float>{1.5f, -0.5f});
+    attr(b.node("Gemm", {"s", "w2"}, {"y"}, "fc2"), "transB", std::int64_t{1});
+    const auto g = b.load();
+    const auto x = probe_batch();
+    const auto plan = test::test_plan(g, x, ckks::Packing::Real, 2048, masks);
+    ASSERT_TRUE(plan.unmasked_functions);
+    runtime::EncryptedSession s(g, plan);
+    s.client->set_recording(true, 3);
+    runtime::EncryptedRunStats st;
+    s.executor->run(*s.client, {x}, st);
+    const auto& v = s.client->observed();
+    ASSERT_EQ(v.size(), 3u);
+    // The pre-activations themselves: h = W x + b per sample, to CKKS precision.
+    for (int j = 0; j < 3; ++j) {
+      double h = kBias;
+      for (int e = 0; e < 4; ++e) h += kW[e] * x.element(e)[static_cast<std::size_t>(j)];
+      EXPECT_NEAR(v[static_cast<std::size_t>(j)], h, 1e-4);
+    }
+    EXPECT_NEAR((v[1] - v[0]) / (v[2] * kT), kW[kK] / kBias, 1e-3);
+  }
+}
+
+}  // namespace
+}  // namespace heinfer

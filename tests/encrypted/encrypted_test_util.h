@@ -18,13 +18,15 @@
 namespace heinfer::test {
 
 /// A plan from calibration on x; with small_n the ring degree is replaced by `small_n`
-/// (insecure, tests only) keeping the selected chain.
+/// (insecure, tests only) keeping the selected chain. Unmasked rounds are allowed (the
+/// tests of their refusal plan without this helper).
 inline plan::Parameters test_plan(const model::Graph& g, const runtime::PlainTensor& x,
                                          ckks::Packing packing, std::size_t small_n = 0,
                                          plan::RoundMasks masks = plan::RoundMasks::PerWindow) {
   plan::ParameterOptions o;
   o.packing = packing;
   o.masks = masks;
+  o.unmasked_functions = true;
   plan::Parameters plan = plan::plan_parameters(g, runtime::calibrate_ranges(g, {x}), o);
   if (small_n) {
     plan.params = ckks::EncryptionParameters(small_n, plan.params.coeff_bits(), plan.params.special_bits(),

@@ -267,6 +267,46 @@ TEST(EncryptedOps, HardSigmoidAndHardSwishThroughClipRounds) {
   }
 }
 
+model::Graph function_net() {
+  // Sigmoid, Tanh and SiLU (x * sigmoid(x): a round and a ciphertext product), then Exp and
+  // Softplus of a bounded value.
+  ModelBuilder b;
+  b.input("x", {6}).output("y");
+  b.initializer("w", {6, 6}, random_floats(36, 121, -1, 1));
+  attr(b.node("Gemm", {"x", "w"}, {"h"}), "transB", std::int64_t{1});
+  b.node("Sigmoid", {"h"}, {"s"});
+  b.node("Tanh", {"h"}, {"t"});
+  b.node("Mul", {"h", "s"}, {"silu"});
+  b.node("Add", {"silu", "t"}, {"a"});
+  b.initializer("w2", {4, 6}, random_floats(24, 122, -1, 1));
+  attr(b.node("Gemm", {"a", "w2"}, {"g"}), "transB", std::int64_t{1});
+  b.node("Exp", {"g"}, {"e"});
+  b.node("Softplus", {"e"}, {"y"});
+  return b.load();
+}
+
+TEST(EncryptedOps, UnmaskedFunctionRoundsWhenAllowed) {
+  const auto g = function_net();
+  const auto c = compare(g, random_input({6}, kBatch, 123), ckks::Packing::Complex);
+  expect_close(c);
+  EXPECT_EQ(c.stats.rounds, 4);
+  const auto r = random_input({6}, kBatch, 124);
+  expect_close(compare(g, r, ckks::Packing::Real, 2048, plan::RoundMasks::PerSample));
+}
+
+TEST(EncryptedOps, UnmaskedFunctionRoundsNeedTheOperatorsPermission) {
+  const auto g = function_net();
+  const plan::Parameters p = plan::plan_parameters(g, runtime::calibrate_ranges(g, {random_input({6}, kBatch, 125)}));
+  EXPECT_FALSE(p.unmasked_functions);  // never a default
+  try {
+    plan::make_plan(g, p);
+    FAIL() << "a plan with unmasked rounds must need --allow-unmasked-rounds";
+  } catch (const model::ModelError& e) {
+    EXPECT_NE(std::string(e.what()).find("--allow-unmasked-rounds"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("Sigmoid"), std::string::npos) << e.what();
+  }
+}
+
 TEST(EncryptedOps, NonFinalSoftmaxIsRejected) {
   ModelBuilder b;
   b.input("x", {4}).output("y");

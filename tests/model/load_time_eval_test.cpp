@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 
 #include "../common/onnx_builder.h"
 #include "model/activation_fn.h"
@@ -105,6 +106,26 @@ TEST(LoadTimeEvaluation, RefusesSelectingSamples) {
     else attr(b.node("Gather", {"x", "zero"}, {"y"}), "axis", std::int64_t{0});
     EXPECT_THROW(b.load(), model::ModelError) << op;
   }
+}
+
+TEST(LoadTimeEvaluation, Int64ExtremesAreIndicesNotUndefinedBehaviour) {
+  // int64 constants are held as doubles: INT64_MAX arrives as 2^63. As a Slice end (how
+  // exporters write "to the end") it saturates and means the end; as a Reshape dim it is
+  // a clear error (found by fuzz_load_onnx).
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  ModelBuilder b(13);
+  b.input("x", {4}).output("y");
+  b.initializer_i64("starts", {1}, {1});
+  b.initializer_i64("ends", {1}, {kMax});
+  b.initializer_i64("axes", {1}, {1});
+  b.node("Slice", {"x", "starts", "ends", "axes"}, {"y"});
+  const model::Graph g = b.load();
+  EXPECT_EQ(std::get<model::ElementMapParams>(g.nodes[0].params).source, (std::vector<std::int64_t>{1, 2, 3}));
+  ModelBuilder r(13);
+  r.input("x", {4}).output("y");
+  r.initializer_i64("shape", {2}, {0, kMax});
+  r.node("Reshape", {"x", "shape"}, {"y"});
+  EXPECT_THROW(r.load(), model::ModelError);
 }
 
 TEST(ElementMaps, PadModesMatchTheOperatorDefinition) {

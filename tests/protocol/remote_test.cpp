@@ -32,6 +32,7 @@
 #include "protocol/wire.h"
 #include "runtime/local_client.h"
 #include "runtime/npy.h"
+#include "runtime/plain_executor.h"
 #include "../common/onnx_builder.h"
 #include "process.h"
 
@@ -1099,6 +1100,45 @@ TEST_F(RemoteTest, ModelWithTwoOutputsIsRefusedAtStartup) {
   EXPECT_NE(srv.output().find("model 'two' has 1 inputs and 2 outputs: serve supports one input and one output"),
             std::string::npos)
       << srv.output();
+}
+
+TEST_F(RemoteTest, UnmaskedRoundsOnlyWhenTheOperatorAllowsThem) {
+  // A Sigmoid gate (docs/security.md, claim 8): refused at load time by default, served
+  // with --allow-unmasked-rounds, and the client's outputs match the plaintext run.
+  heinfer::test::ModelBuilder b;
+  b.input("x", {6}).output("y");
+  b.initializer("w", {4, 6}, heinfer::test::random_floats(24, 7));
+  heinfer::test::attr(b.node("Gemm", {"x", "w"}, {"h"}), "transB", std::int64_t{1});
+  b.node("Sigmoid", {"h"}, {"y"});
+  {
+    std::ofstream f(dir / "gate.onnx", std::ios::binary);
+    f << b.bytes();
+  }
+  std::vector<double> x(16 * 6);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37 * static_cast<double>(i));
+  const auto npy = heinfer::runtime::make_npy(heinfer::runtime::NpyDType::Float32, {16, 6}, x);
+  heinfer::runtime::write_npy(dir / "gate_cal.npy", npy);
+  const std::string model = "gate=" + (dir / "gate.onnx").string();
+  {
+    Process refused({kTool.string(), "serve", "--insecure", "--listen", "127.0.0.1:0", "--model", model,
+                     "--calibration", "gate=" + (dir / "gate_cal.npy").string()},
+                    dir / "gate_refused.log");
+    EXPECT_NE(refused.wait(120s), 0);
+    EXPECT_NE(refused.output().find("--allow-unmasked-rounds"), std::string::npos) << refused.output();
+  }
+  std::string p2;
+  auto srv = start_server("gate_server.log", {"--allow-unmasked-rounds"}, &p2, {model});
+  ASSERT_TRUE(srv);
+  Process client(client_args(p2, "gate.npy", "ca.pem", "gate", (dir / "gate_cal.npy").string()), dir / "gate_client.log");
+  ASSERT_EQ(client.wait(300s), 0) << client.output();
+  const auto y = heinfer::runtime::read_npy(dir / "gate.npy").to_double();
+  ASSERT_EQ(y.size(), 16u * 4u);
+  const auto g = b.load();
+  const auto ref = heinfer::runtime::run_plain(g, {heinfer::runtime::from_batch_major(std::span<const double>(
+                                                      heinfer::runtime::read_npy(dir / "gate_cal.npy").to_double()),
+                                                  16, {6})});
+  const auto r = heinfer::runtime::to_batch_major(ref[0]);
+  EXPECT_LT(max_abs_diff(y, r), 1e-3);
 }
 
 }  // namespace

@@ -188,6 +188,7 @@ void run_step(RunState& run, StepIO& io, Activations& acts, std::int64_t batch) 
     case NodeKind::MaxPool:
     case NodeKind::Clip:
     case NodeKind::LeakyRelu:
+    case NodeKind::FunctionRound:
       prefetch();
       run_round_step(run, io);
       break;

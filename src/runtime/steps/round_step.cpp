@@ -282,6 +282,10 @@ void clip_or_leaky(RunState& run, const EncryptedTensor& x_in, const plan::NodeP
 }  // namespace
 
 void run_round_step(RunState& run, StepIO& s) {
+  if (s.np.kind == plan::NodeKind::FunctionRound) {
+    run_function_round_step(run, s);
+    return;
+  }
   if (run.plan.parameters.masks == plan::RoundMasks::PerSample) {
     run_sample_masked_round_step(run, s);
     return;

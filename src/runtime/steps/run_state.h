@@ -139,6 +139,8 @@ void run_linear_step(RunState& run, StepIO& s);         ///< linear_step.cpp (Li
 void run_round_step(RunState& run, StepIO& s);          ///< round_step.cpp
 /// Rounds under per-sample masks (plan::RoundMasks::PerSample); run_round_step calls it.
 void run_sample_masked_round_step(RunState& run, StepIO& s);  ///< sample_masked_round.cpp
+/// Unmasked function rounds (plan::NodeKind::FunctionRound); run_round_step calls it.
+void run_function_round_step(RunState& run, StepIO& s);  ///< function_round.cpp
 
 /// Inputs of a node with several encrypted inputs whose scale is not Δ are brought to Δ
 /// first (the plan's `materialized` inputs): copies in `scratch`, pointers in s.in

@@ -235,7 +235,7 @@ void run_sample_masked_round_step(RunState& run, StepIO& s) {
     return;
   }
   check_input_levels(s, static_cast<std::size_t>(np.input_level));
-  const RoundFunction f = round_function(np, run.plan.parameters.masks);
+  const RoundFunction f = round_function(np, n.op, run.plan.parameters.masks);
   if (s.st.first) prepare_output(run, s.y_shape, s.y);
   if (np.kind == plan::NodeKind::MaxPool) {
     EncryptedTensor m;
