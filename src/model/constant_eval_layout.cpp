@@ -37,6 +37,7 @@ TensorValue reshape(const Node& n, const Args& in) {
     } else if (target[i] < 0) {
       throw ModelError(ctx + ": invalid target dim " + std::to_string(target[i]));
     } else {
+      if (target[i] > 0 && known > kMaxElements / target[i]) throw ModelError(ctx + ": the target shape is too large");
       known *= target[i];
     }
   }

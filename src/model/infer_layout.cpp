@@ -61,6 +61,7 @@ void infer_reshape(InferContext& c, Node& n) {
       if (minus >= 0) throw ModelError(ctx + ": more than one -1 in shape " + target);
       minus = static_cast<std::int64_t>(i);
     } else {
+      if (rest[i] > 0 && known > kMaxElements / rest[i]) throw ModelError(ctx + ": the target shape is too large");
       known *= rest[i];
     }
   }

@@ -204,7 +204,7 @@ std::size_t expand_split(InferContext& c, std::size_t k) {
     sizes = std::vector<std::int64_t>(static_cast<std::size_t>(parts), dim / parts);
   }
   std::int64_t total = 0;
-  for (std::int64_t s : *sizes) total += s < 0 ? dim + 1 : s;
+  for (std::int64_t s : *sizes) total += s < 0 || s > dim ? dim + 1 : s;  // no overflow: each <= dim + 1
   if (static_cast<std::int64_t>(sizes->size()) != parts || total != dim) {
     throw ModelError(ctx + ": split sizes " + to_string(*sizes) + " do not divide a dim of " + std::to_string(dim) +
                      " into " + std::to_string(parts) + " outputs");
@@ -213,6 +213,10 @@ std::size_t expand_split(InferContext& c, std::size_t k) {
   std::vector<Node> slices;
   std::int64_t start = 0;
   for (std::int64_t i = 0; i < parts; ++i) {
+    if (split.outputs[static_cast<std::size_t>(i)] == kNoTensor) {  // an omitted output: no slice
+      start += (*sizes)[static_cast<std::size_t>(i)];
+      continue;
+    }
     Node s;
     s.name = split.name + "/slice" + std::to_string(i);
     s.op = OpType::Slice;
@@ -235,6 +239,7 @@ std::size_t expand_split(InferContext& c, std::size_t k) {
     slices.push_back(std::move(s));
     start = end;
   }
+  if (slices.empty()) throw ModelError(ctx + ": every output is omitted");
   c.use_count.resize(c.g.tensors.size(), 0);
   for (std::size_t i = 1; i < slices.size(); ++i) ++c.use_count[static_cast<std::size_t>(split.inputs[0])];
   c.g.nodes[k] = std::move(slices[0]);

@@ -165,6 +165,9 @@ PadArgs pad_args(const Node& n, const Args& args, std::size_t rank, std::int64_t
     throw ModelError(ctx + ": unsupported attribute value mode='" + mode +
                      "'; supported: 'constant', 'reflect', 'edge'");
   }
+  for (std::int64_t v : pads) {
+    if (v < -kMaxElements || v > kMaxElements) throw ModelError(ctx + ": pad " + std::to_string(v) + " is out of range");
+  }
   if (pads.size() != 2 * rank) {
     throw ModelError(ctx + ": pads needs " + std::to_string(2 * rank) + " entries, got " +
                      std::to_string(pads.size()));

@@ -157,7 +157,8 @@ void infer_shapes(Graph& g) {
     Node& n = g.nodes[k];
     if (!std::holds_alternative<std::monostate>(n.params)) continue;
     // Known at load time: constants, and shapes of activations (the batch kept symbolic).
-    const bool shape_of = (n.op == OpType::Shape || n.op == OpType::Size) && is_activation(g, n.inputs.at(0));
+    const bool shape_of =
+        (n.op == OpType::Shape || n.op == OpType::Size) && !n.inputs.empty() && is_activation(g, n.inputs[0]);
     if (shape_of || activation_input_count(g, n) == 0) {
       TensorValue v = shape_of ? evaluate_shape_of_activation(g, n) : evaluate_constant_node(g, n);
       detail::keep_first_output(c, n);
