@@ -126,7 +126,9 @@ TensorValue range(const Node& n, const Args& in) {
                delta = operand(n, in, 2).data.at(0);
   if (delta == 0) throw ModelError(ctx + ": delta must not be 0");
   const double count = std::max(std::ceil((limit - start) / delta), 0.0);
-  if (count > static_cast<double>(kMaxElements)) throw ModelError(ctx + ": too many elements");
+  if (count > static_cast<double>(kMaxComputedElements)) {
+    throw ModelError(ctx + ": a range of more than " + std::to_string(kMaxComputedElements) + " elements");
+  }
   TensorValue r{{static_cast<std::int64_t>(count)}, operand(n, in, 0).dtype, {}, {}};
   for (std::int64_t i = 0; i < r.dims[0]; ++i) r.data.push_back(start + static_cast<double>(i) * delta);
   return r;
@@ -137,6 +139,7 @@ TensorValue constant_of_shape(const Node& n, const Args& in) {
   for (std::int64_t d : dims) {
     if (d < 0) throw ModelError(node_label(n) + ": negative dim " + std::to_string(d));
   }
+  computed_elements(dims, node_label(n));
   TensorValue r{dims, DataType::Float32, {}, {}};
   double value = 0.0;
   if (auto it = n.attributes.find("value"); it != n.attributes.end()) {

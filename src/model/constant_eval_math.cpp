@@ -3,6 +3,7 @@
 
 #include "model/activation_fn.h"
 #include "model/constant_eval_ops.h"
+#include "model/element_map.h"
 #include "model/error.h"
 #include "model/legacy_broadcast.h"
 
@@ -20,6 +21,7 @@ TensorValue broadcast(const std::vector<const TensorValue*>& xs, std::vector<Sha
                       DataType dtype, const std::string& ctx, F f) {
   Shape out = shapes[0];
   for (std::size_t i = 1; i < shapes.size(); ++i) out = broadcast_shapes(out, shapes[i], ctx);
+  computed_elements(out, ctx);
   std::vector<Shape> strides;
   for (const Shape& s : shapes) strides.push_back(broadcast_strides(s, out));
   TensorValue r{out, dtype, std::vector<double>(static_cast<std::size_t>(numel(out))), {}};

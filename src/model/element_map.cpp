@@ -10,6 +10,7 @@ namespace {
 /// A separable map: per output dim d and coordinate i, the input offset
 /// coord(d, i) * stride_in[d], or -1 when that coordinate reads the fill value.
 ElementMap separable(const Shape& out, const std::vector<std::vector<std::int64_t>>& offsets) {
+  computed_elements(out, "element map");
   ElementMap m{out, std::vector<std::int64_t>(static_cast<std::size_t>(numel(out)))};
   const std::size_t rank = out.size();
   std::vector<std::int64_t> idx(rank, 0);
@@ -33,6 +34,15 @@ std::int64_t clamp(std::int64_t v, std::int64_t lo, std::int64_t hi) {
 }
 
 }  // namespace
+
+std::int64_t computed_elements(const Shape& shape, const std::string& context) {
+  const std::int64_t n = numel(shape);
+  if (n > kMaxComputedElements) {
+    throw ModelError(context + ": a computed tensor of " + std::to_string(n) + " elements " + to_string(shape) +
+                     " exceeds the " + std::to_string(kMaxComputedElements) + " heinfer supports");
+  }
+  return n;
+}
 
 ElementMap transpose_map(const Shape& in, const std::vector<std::int64_t>& perm) {
   const Shape strides = row_major_strides(in);
@@ -89,6 +99,7 @@ ElementMap gather_map(const Shape& in, std::int64_t axis, const Shape& indices_s
   Shape out(in.begin(), in.begin() + axis);
   out.insert(out.end(), indices_shape.begin(), indices_shape.end());
   out.insert(out.end(), in.begin() + axis + 1, in.end());
+  computed_elements(out, context);
   ElementMap m{out, {}};
   m.source.reserve(static_cast<std::size_t>(numel(out)));
   for (std::int64_t o = 0; o < outer; ++o) {
@@ -106,6 +117,7 @@ ElementMap gather_map(const Shape& in, std::int64_t axis, const Shape& indices_s
 
 ElementMap expand_map(const Shape& in, const Shape& shape, const std::string& context) {
   const Shape out = broadcast_shapes(in, shape, context);
+  computed_elements(out, context);
   const Shape strides = broadcast_strides(in, out);
   std::vector<std::vector<std::int64_t>> offsets(out.size());
   for (std::size_t d = 0; d < out.size(); ++d) {
@@ -118,10 +130,13 @@ ElementMap pad_map(const Shape& in, const Shape& begin, const Shape& end, PadMod
                    const std::string& context) {
   const Shape strides = row_major_strides(in);
   Shape out(in.size());
-  std::vector<std::vector<std::int64_t>> offsets(in.size());
   for (std::size_t d = 0; d < in.size(); ++d) {
     out[d] = in[d] + begin[d] + end[d];
     if (out[d] <= 0) throw ModelError(context + ": pads crop axis " + std::to_string(d) + " to nothing");
+  }
+  computed_elements(out, context);
+  std::vector<std::vector<std::int64_t>> offsets(in.size());
+  for (std::size_t d = 0; d < in.size(); ++d) {
     if (mode == PadMode::Reflect && (begin[d] >= in[d] || end[d] >= in[d]) && (begin[d] > 0 || end[d] > 0)) {
       throw ModelError(context + ": reflect padding of " + std::to_string(std::max(begin[d], end[d])) +
                        " needs an axis longer than that, axis " + std::to_string(d) + " has " +
