@@ -12,10 +12,10 @@
 namespace heinfer::model {
 
 /// Largest output of a computed tensor: an element map (8 bytes per element) or a constant
-/// computed at load time (ConstantOfShape, Range, Expand, broadcasting), 2^24 elements
-/// (128 MiB): five times VGG's largest per-sample activation at 224 x 224 (3.2 million),
-/// and a small file cannot make the loader allocate more.
-inline constexpr std::int64_t kMaxComputedElements = std::int64_t{1} << 24;
+/// computed at load time (ConstantOfShape, Range, Expand, broadcasting), 2^22 elements
+/// (32 MiB): above VGG's largest per-sample activation at 224 x 224 (3.2 million), and a
+/// small file cannot make the loader allocate more or spend long on it.
+inline constexpr std::int64_t kMaxComputedElements = std::int64_t{1} << 22;
 
 /// numel(shape), or ModelError (prefixed by `context`) beyond kMaxComputedElements.
 std::int64_t computed_elements(const Shape& shape, const std::string& context);
