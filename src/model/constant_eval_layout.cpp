@@ -5,6 +5,7 @@
 
 #include "model/constant_eval_ops.h"
 #include "model/error.h"
+#include "model/infer_common.h"
 
 namespace heinfer::model::detail {
 namespace {
@@ -55,7 +56,7 @@ TensorValue flatten(const Node& n, const Args& in) {
   const TensorValue& data = operand(n, in, 0);
   const auto rank = static_cast<std::int64_t>(data.dims.size());
   const std::int64_t axis = get_int(n.attributes, "axis", 1, node_label(n));
-  const std::int64_t a = axis == rank ? rank : axis_in(axis, rank, n);
+  const std::int64_t a = normalize_axis(axis, rank, node_label(n), true);
   const std::int64_t outer = numel(Shape(data.dims.begin(), data.dims.begin() + a));
   return {{outer, numel(data.dims) / std::max<std::int64_t>(outer, 1)}, data.dtype, data.data, {}};
 }
@@ -80,7 +81,7 @@ TensorValue concat(const Node& n, const Args& in) {
   const std::string ctx = node_label(n);
   const TensorValue& first = operand(n, in, 0);
   const auto rank = static_cast<std::int64_t>(first.dims.size());
-  const std::int64_t axis = axis_in(get_int(n.attributes, "axis", 0, ctx), rank, n);
+  const std::int64_t axis = normalize_axis(get_int(n.attributes, "axis", 0, ctx), rank, ctx);
   Shape out = first.dims;
   out[static_cast<std::size_t>(axis)] = 0;
   for (std::size_t i = 0; i < n.inputs.size(); ++i) {
@@ -114,8 +115,8 @@ TensorValue gather(const Node& n, const Args& in) {
   const TensorValue& data = operand(n, in, 0);
   const TensorValue& idx = operand(n, in, 1);
   if (idx.dtype != DataType::Int64) throw ModelError(ctx + ": indices must be integers");
-  const std::int64_t axis = axis_in(get_int(n.attributes, "axis", 0, ctx),
-                                    static_cast<std::int64_t>(data.dims.size()), n);
+  const std::int64_t axis = normalize_axis(get_int(n.attributes, "axis", 0, ctx),
+                                    static_cast<std::int64_t>(data.dims.size()), ctx);
   const std::vector<std::int64_t> indices = to_int64s(idx.data, ctx);
   return mapped(data, gather_map(data.dims, axis, idx.dims, indices, ctx));
 }

@@ -167,8 +167,7 @@ void infer_pad(InferContext& c, Node& n) {
   if (a.begin[0] != 0 || a.end[0] != 0) throw_batch_axis(n, "Pad of dim 0");
   const Shape begin(a.begin.begin() + 1, a.begin.end()), end(a.end.begin() + 1, a.end.end());
   ElementMap m = pad_map(xs, begin, end, a.mode, ctx);
-  if (a.mode == PadMode::Constant) set_output(c, n, 1, m.out, PadParams{begin, end, a.value});
-  else set_output(c, n, 1, m.out, ElementMapParams{std::move(m.source), 0.0});
+  set_output(c, n, 1, m.out, ElementMapParams{std::move(m.source), a.value});
 }
 
 }  // namespace heinfer::model::detail

@@ -12,6 +12,24 @@
 namespace heinfer::model::detail {
 namespace {
 
+/// Replaces g.nodes[k] by `nodes` (the first at k, the others right after it), keeping the
+/// readers' counts; returns the number of nodes inserted.
+std::size_t replace_node(InferContext& c, std::size_t k, std::vector<Node> nodes) {
+  c.use_count.resize(c.g.tensors.size(), 0);
+  for (TensorId t : c.g.nodes[k].inputs) {
+    if (t != kNoTensor) --c.use_count[static_cast<std::size_t>(t)];
+  }
+  for (const Node& n : nodes) {
+    for (TensorId t : n.inputs) {
+      if (t != kNoTensor) ++c.use_count[static_cast<std::size_t>(t)];
+    }
+  }
+  c.g.nodes[k] = std::move(nodes[0]);
+  c.g.nodes.insert(c.g.nodes.begin() + static_cast<std::ptrdiff_t>(k) + 1, std::make_move_iterator(nodes.begin() + 1),
+                   std::make_move_iterator(nodes.end()));
+  return nodes.size() - 1;
+}
+
 /// Sets the output of a data-movement node given by a per-sample element map.
 void set_map(InferContext& c, Node& n, ElementMap m) {
   set_output(c, n, 1, std::move(m.out), ElementMapParams{std::move(m.source), 0.0});
@@ -43,7 +61,7 @@ void infer_gather(InferContext& c, Node& n) {
   const auto args = known_inputs(c.g, n, storage);
   const TensorValue* idx = args.at(1);
   if (!idx || idx->dtype != DataType::Int64) throw ModelError(ctx + ": indices must be known integers");
-  const std::int64_t axis = axis_in(get_int(n.attributes, "axis", 0, ctx), static_cast<std::int64_t>(xs.size()) + 1, n);
+  const std::int64_t axis = normalize_axis(get_int(n.attributes, "axis", 0, ctx), static_cast<std::int64_t>(xs.size()) + 1, ctx);
   if (axis == 0) throw_batch_axis(n, "Gather along axis 0 selects samples of the batch");
   const std::vector<std::int64_t> indices = to_int64s(idx->data, ctx);
   set_map(c, n, gather_map(xs, axis - 1, idx->dims, indices, ctx));
@@ -193,7 +211,7 @@ std::size_t expand_split(InferContext& c, std::size_t k) {
     check_known_attributes(split.attributes, {"axis"}, ctx);
     sizes = int_list(split, args, 1, "split");
   }
-  const std::int64_t axis = axis_in(get_int(split.attributes, "axis", 0, ctx), static_cast<std::int64_t>(full.size()), split);
+  const std::int64_t axis = normalize_axis(get_int(split.attributes, "axis", 0, ctx), static_cast<std::int64_t>(full.size()), ctx);
   if (axis == 0 && !x.is_constant) throw_batch_axis(split, "Split along axis 0 divides the batch");
   const std::int64_t dim = full[static_cast<std::size_t>(axis)];
   const auto parts = static_cast<std::int64_t>(split.outputs.size());
@@ -240,12 +258,7 @@ std::size_t expand_split(InferContext& c, std::size_t k) {
     start = end;
   }
   if (slices.empty()) throw ModelError(ctx + ": every output is omitted");
-  c.use_count.resize(c.g.tensors.size(), 0);
-  for (std::size_t i = 1; i < slices.size(); ++i) ++c.use_count[static_cast<std::size_t>(split.inputs[0])];
-  c.g.nodes[k] = std::move(slices[0]);
-  c.g.nodes.insert(c.g.nodes.begin() + static_cast<std::ptrdiff_t>(k) + 1,
-                   std::make_move_iterator(slices.begin() + 1), std::make_move_iterator(slices.end()));
-  return slices.size() - 1;
+  return replace_node(c, k, std::move(slices));
 }
 
 std::size_t expand_hard_activation(InferContext& c, std::size_t k) {
@@ -281,15 +294,7 @@ std::size_t expand_hard_activation(InferContext& c, std::size_t k) {
   }
   nodes.push_back(std::move(clip));
   if (hard.op == OpType::HardSwish) nodes.push_back(node(OpType::Mul, "mul_x", {x, gate}, y));
-  c.use_count.resize(c.g.tensors.size(), 0);
-  for (const Node& n : nodes) {
-    for (TensorId t : n.inputs) ++c.use_count[static_cast<std::size_t>(t)];
-  }
-  --c.use_count[static_cast<std::size_t>(x)];  // the replaced node's read
-  c.g.nodes[k] = std::move(nodes[0]);
-  c.g.nodes.insert(c.g.nodes.begin() + static_cast<std::ptrdiff_t>(k) + 1, std::make_move_iterator(nodes.begin() + 1),
-                   std::make_move_iterator(nodes.end()));
-  return nodes.size() - 1;
+  return replace_node(c, k, std::move(nodes));
 }
 
 }  // namespace heinfer::model::detail

@@ -3,13 +3,14 @@
 #include <algorithm>
 
 #include "model/error.h"
+#include "model/infer_common.h"
 
 namespace heinfer::model::detail {
 namespace {
 
 std::vector<std::int64_t> normalized_sorted(std::vector<std::int64_t> axes, std::int64_t rank,
                                             const Node& n) {
-  for (std::int64_t& a : axes) a = axis_in(a, rank, n);
+  for (std::int64_t& a : axes) a = normalize_axis(a, rank, node_label(n));
   std::sort(axes.begin(), axes.end());
   if (std::adjacent_find(axes.begin(), axes.end()) != axes.end()) {
     throw ModelError(node_label(n) + ": axes " + to_string(axes) + " repeat an axis");
@@ -39,14 +40,6 @@ std::optional<std::vector<std::int64_t>> int_list(const Node& n, const Args& arg
   return to_int64s(v->data, node_label(n) + ": " + what);
 }
 
-std::int64_t axis_in(std::int64_t axis, std::int64_t rank, const Node& n) {
-  if (axis < -rank || axis >= rank) {
-    throw ModelError(node_label(n) + ": axis " + std::to_string(axis) + " is out of range for rank " +
-                     std::to_string(rank));
-  }
-  return axis < 0 ? axis + rank : axis;
-}
-
 SliceArgs slice_args(const Node& n, const Args& args, std::int64_t rank, std::int64_t opset) {
   const std::string ctx = node_label(n);
   SliceArgs s;
@@ -69,7 +62,7 @@ SliceArgs slice_args(const Node& n, const Args& args, std::int64_t rank, std::in
   }
   s.steps = steps.value_or(std::vector<std::int64_t>(s.starts.size(), 1));
   s.axes = *axes;
-  for (std::int64_t& a : s.axes) a = axis_in(a, rank, n);
+  for (std::int64_t& a : s.axes) a = normalize_axis(a, rank, node_label(n));
   std::vector<std::int64_t> sorted = s.axes;
   std::sort(sorted.begin(), sorted.end());
   if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) {

@@ -25,8 +25,6 @@ TensorValue value_of(const Tensor& t);
 std::optional<std::vector<std::int64_t>> int_list(const Node& n, const Args& args, std::size_t i,
                                                   const char* what);
 
-/// axis in [-rank, rank) normalized to [0, rank); ModelError otherwise.
-std::int64_t axis_in(std::int64_t axis, std::int64_t rank, const Node& n);
 
 struct SliceArgs {
   std::vector<std::int64_t> starts, ends, axes, steps;  ///< axes normalized and distinct

@@ -98,14 +98,8 @@ struct ConcatParams {
   std::int64_t axis = 0;
 };
 
-/// Pad (mode "constant"); per-sample pads, negative values crop.
-struct PadParams {
-  Shape pads_begin, pads_end;
-  double value = 0.0;
-};
-
 /// Data movement given by an explicit per-sample element map (Slice, Gather, Expand, Pad
-/// in reflect/edge mode; model/element_map.h): y[o] = source[o] >= 0 ? x[source[o]] : fill.
+/// in every mode, negative pads cropping; model/element_map.h): y[o] = source[o] >= 0 ? x[source[o]] : fill.
 /// inputs: [0] X.
 struct ElementMapParams {
   std::vector<std::int64_t> source;
@@ -129,7 +123,7 @@ struct ActivationParams {
 using OpParams =
     std::variant<std::monostate, NoParams, ConvParams, PoolParams, GemmParams, BinaryParams,
                  SquareParams, BatchNormParams, ClipParams, LeakyReluParams, SoftmaxParams,
-                 TransposeParams, ConcatParams, PadParams, ElementMapParams, ProductParams,
+                 TransposeParams, ConcatParams, ElementMapParams, ProductParams,
                  ActivationParams>;
 
 }  // namespace heinfer::model

@@ -1,4 +1,4 @@
-// Data-movement kernels (Reshape/Flatten, Transpose, Concat, Pad), generic over the
+// Data-movement kernels (Reshape/Flatten, Transpose, Concat, element maps), generic over the
 // backend. They only copy elements or fill constants: no arithmetic, no level.
 #pragma once
 
@@ -19,7 +19,7 @@ void copy_elements(const B& be, std::int64_t elements, const typename B::Tensor&
   for (std::int64_t e = 0; e < elements; ++e) be.copy(y, e, x, e);
 }
 
-/// Data movement by an explicit element map (Gather, Slice, Expand, reflect/edge Pad):
+/// Data movement by an explicit element map (Gather, Slice, Expand, Pad):
 /// Y[o] = X[p.source[o]], or p.fill where the source is -1.
 template <KernelBackend B>
 void map_elements(const B& be, const model::ElementMapParams& p, const typename B::Tensor& x,
@@ -65,28 +65,6 @@ void concat(const B& be, const model::ConcatParams& p, const std::vector<model::
       else be.fill(y, o, in.constant[static_cast<std::size_t>(e)]);
     }
     start += chunk;
-  }
-}
-
-/// ONNX Pad, mode "constant" (negative pads crop): Y[i] = X[i - pads_begin] when inside X,
-/// else p.value.
-template <KernelBackend B>
-void pad(const B& be, const model::PadParams& p, const model::Shape& x_shape,
-         const model::Shape& y_shape, const typename B::Tensor& x, typename B::Tensor& y) {
-  const std::int64_t total = model::numel(y_shape);
-#pragma omp parallel for schedule(static) if (be.parallel(total))
-  for (std::int64_t o = 0; o < total; ++o) {
-    std::int64_t r = o, src = 0, scale = 1;
-    bool inside = true;
-    for (std::size_t d = y_shape.size(); d-- > 0;) {
-      const std::int64_t c = r % y_shape[d] - p.pads_begin[d];
-      r /= y_shape[d];
-      inside = inside && c >= 0 && c < x_shape[d];
-      src += c * scale;
-      scale *= x_shape[d];
-    }
-    if (inside) be.copy(y, o, x, src);
-    else be.fill(y, o, p.value);
   }
 }
 

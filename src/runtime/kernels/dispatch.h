@@ -107,7 +107,6 @@ bool run_backend_node(const B& be, const model::Graph& g, const model::Node& n,
       concat(be, std::get<model::ConcatParams>(p), shapes, ops, y.shape, y);
       return true;
     }
-    case OpType::Pad: pad(be, std::get<model::PadParams>(p), x->shape, y.shape, *x, y); return true;
     default: return false;
   }
 }
