@@ -163,7 +163,7 @@ void register_serve(CLI::App& app) {
       ->check(CLI::IsMember({"per-window", "per-sample"}))
       ->capture_default_str();
   sub->add_flag("--allow-unmasked-rounds", c->o.unmasked_functions,
-                "serve models with Sigmoid, Tanh, Softplus, Erf, Exp, Log, Sqrt, Floor or Ceil as client rounds "
+                "serve models with Sigmoid, Tanh, Softplus, Erf, Exp, Log or Sqrt as client rounds "
                 "without masks: their clients see those layers' inputs in the clear (docs/security.md)");
   sub->add_flag("--insecure", c->o.insecure, "serve without TLS (prints a warning)");
   sub->callback([c] { serve(*c); });

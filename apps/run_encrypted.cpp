@@ -60,7 +60,7 @@ void add_encrypted_options(CLI::App* sub, EncryptedOptions& o) {
       ->check(CLI::IsMember({"per-window", "per-sample"}))
       ->capture_default_str();
   sub->add_flag("--allow-unmasked-rounds", o.allow_unmasked_rounds,
-                "encrypted: run Sigmoid, Tanh, Softplus, Erf, Exp, Log, Sqrt, Floor, Ceil as client rounds "
+                "encrypted: run Sigmoid, Tanh, Softplus, Erf, Exp, Log, Sqrt as client rounds "
                 "without masks: the client sees those layers' inputs in the clear (docs/security.md)");
   sub->add_option("--scale-bits", o.scale_bits, "encrypted: log2 of the CKKS scale Δ")->capture_default_str();
   sub->add_flag("--check", o.check, "encrypted: also run the plaintext executor and compare");

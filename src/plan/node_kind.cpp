@@ -36,7 +36,14 @@ NodeKind node_kind(const model::Graph& g, const model::Node& n) {
     return NodeKind::Square;
   }
   if (std::holds_alternative<model::ElementMapParams>(n.params)) return NodeKind::DataMovement;
-  if (std::holds_alternative<model::ActivationParams>(n.params)) return NodeKind::FunctionRound;
+  if (std::holds_alternative<model::ActivationParams>(n.params)) {
+    if (n.op == OpType::Floor || n.op == OpType::Ceil) {
+      throw model::ModelError(model::node_label(n) +
+                              ": Floor/Ceil of encrypted values is not supported: CKKS's approximation error moves "
+                              "values that sit on an integer across it, so the result would be off by one at random");
+    }
+    return NodeKind::FunctionRound;
+  }
   switch (n.op) {
     case OpType::Relu: {
       const auto users = model::consumers(g)[static_cast<std::size_t>(n.outputs[0])];

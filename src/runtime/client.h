@@ -30,7 +30,7 @@
 //    estimates log|x| to σ·sqrt(1/M), σ = 1.7 bits; and MaxPool windows share one
 //    positive mask (ratios within a window and its argmax, per sample).
 //  - none, for the element-wise functions that are not positively homogeneous (Sigmoid,
-//    Tanh, Softplus, Erf, Exp, Log, Sqrt, Floor, Ceil): only when the server's operator
+//    Tanh, Softplus, Erf, Exp, Log, Sqrt): only when the server's operator
 //    allows it (`--allow-unmasked-rounds`), the client sees those layers' inputs in the
 //    clear (shuffled: their positions are hidden, their values are not).
 // The client also learns the model's architecture (layer sizes, which layers are
@@ -65,10 +65,8 @@ enum class RoundFunction {
   Exp,
   Log,
   Sqrt,
-  Floor,
-  Ceil,
 };
-inline constexpr int kRoundFunctions = 14;
+inline constexpr int kRoundFunctions = 12;
 
 /// Fresh ciphertexts the client returns per window: 2 for AbsWithValue, else 1.
 inline std::size_t replies_per_window(RoundFunction f) { return f == RoundFunction::AbsWithValue ? 2 : 1; }

@@ -8,7 +8,7 @@ namespace heinfer::runtime {
 
 namespace {
 
-constexpr std::array<std::pair<RoundFunction, model::OpType>, 9> kUnmasked{{
+constexpr std::array<std::pair<RoundFunction, model::OpType>, 7> kUnmasked{{
     {RoundFunction::Sigmoid, model::OpType::Sigmoid},
     {RoundFunction::Tanh, model::OpType::Tanh},
     {RoundFunction::Softplus, model::OpType::Softplus},
@@ -16,8 +16,6 @@ constexpr std::array<std::pair<RoundFunction, model::OpType>, 9> kUnmasked{{
     {RoundFunction::Exp, model::OpType::Exp},
     {RoundFunction::Log, model::OpType::Log},
     {RoundFunction::Sqrt, model::OpType::Sqrt},
-    {RoundFunction::Floor, model::OpType::Floor},
-    {RoundFunction::Ceil, model::OpType::Ceil},
 }};
 
 }  // namespace

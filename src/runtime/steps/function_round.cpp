@@ -1,5 +1,5 @@
 // The unmasked client round: an element-wise function that no multiplicative mask can
-// hide (Sigmoid, Tanh, Softplus, Erf, Exp, Log, Sqrt, Floor, Ceil; plan::NodeKind::
+// hide (Sigmoid, Tanh, Softplus, Erf, Exp, Log, Sqrt; plan::NodeKind::
 // FunctionRound). The server sends x itself, in a CSPRNG order (positions hidden, values
 // not), and the client returns fresh encryptions of f(x) at the top level and scale Δ.
 // The plan only contains such rounds when the server's operator allowed them
