@@ -1,11 +1,33 @@
 #include "model/constant_folding.h"
 
 #include "model/constant_eval.h"
+#include "model/element_map.h"
 #include "model/error.h"
 
 namespace heinfer::model {
 
-void store_constant_output(Graph& g, const Node& n, TensorValue v) {
+namespace {
+
+void charge(Graph& g, std::int64_t elements, const Node& n) {
+  g.load_time_elements += elements;
+  if (g.load_time_elements > kMaxLoadTimeElements) {
+    throw ModelError(node_label(n) + ": evaluating the model's constants at load time needs more than " +
+                     std::to_string(kMaxLoadTimeElements) + " elements read and written (the limit of a load)");
+  }
+}
+
+}  // namespace
+
+void fold_node(Graph& g, const Node& n, bool shape_of_activation) {
+  if (!shape_of_activation) {
+    std::int64_t read = 0;
+    for (TensorId t : n.inputs) {
+      if (t != kNoTensor) read += static_cast<std::int64_t>(g.tensors[static_cast<std::size_t>(t)].data.size());
+    }
+    charge(g, read, n);
+  }
+  TensorValue v = shape_of_activation ? evaluate_shape_of_activation(g, n) : evaluate_constant_node(g, n);
+  charge(g, static_cast<std::int64_t>(v.data.size()), n);
   Tensor& out = g.tensors[static_cast<std::size_t>(n.outputs[0])];
   out.is_constant = true;
   out.shape = std::move(v.dims);
@@ -34,7 +56,7 @@ int fold_constants(Graph& g) {
                          " is used");
       }
     }
-    store_constant_output(g, n, evaluate_constant_node(g, n));
+    fold_node(g, n);
     ++folded;
   }
   g.nodes = std::move(kept);

@@ -14,7 +14,11 @@ namespace heinfer::model {
 /// Dropout mask) would be lost.
 int fold_constants(Graph& g);
 
-/// Makes node n's first output the constant `v` (shape, dtype, values, batch dependence).
-void store_constant_output(Graph& g, const Node& n, TensorValue v);
+/// Evaluates node n at load time (evaluate_constant_node, or evaluate_shape_of_activation
+/// when `shape_of_activation`) and makes its first output that constant (shape, dtype,
+/// values, batch dependence). Charges its constant inputs and its output to
+/// g.load_time_elements; throws ModelError, before evaluating when the inputs already
+/// exceed it, when the load's total passes kMaxLoadTimeElements.
+void fold_node(Graph& g, const Node& n, bool shape_of_activation = false);
 
 }  // namespace heinfer::model

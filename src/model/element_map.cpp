@@ -12,16 +12,24 @@ namespace {
 ElementMap separable(const Shape& out, const std::vector<std::vector<std::int64_t>>& offsets) {
   computed_elements(out, "element map");
   ElementMap m{out, std::vector<std::int64_t>(static_cast<std::size_t>(numel(out)))};
-  const std::size_t rank = out.size();
-  std::vector<std::int64_t> idx(rank, 0);
-  for (std::int64_t& s : m.source) {
-    std::int64_t src = 0;
-    for (std::size_t d = 0; d < rank && src >= 0; ++d) {
+  if (out.empty()) {  // a scalar: its one element
+    m.source.assign(1, 0);
+    return m;
+  }
+  if (m.source.empty()) return m;
+  // The innermost dim in a tight loop; the outer coordinates advance once per row.
+  const std::size_t outer_rank = out.size() - 1;
+  const std::vector<std::int64_t>& row = offsets[outer_rank];
+  const auto width = static_cast<std::size_t>(out[outer_rank]);
+  std::vector<std::int64_t> idx(outer_rank, 0);
+  for (std::size_t o = 0; o < m.source.size(); o += width) {
+    std::int64_t base = 0;
+    for (std::size_t d = 0; d < outer_rank && base >= 0; ++d) {
       const std::int64_t off = offsets[d][static_cast<std::size_t>(idx[d])];
-      src = off < 0 ? -1 : src + off;
+      base = off < 0 ? -1 : base + off;
     }
-    s = src;
-    for (std::size_t d = rank; d-- > 0;) {
+    for (std::size_t i = 0; i < width; ++i) m.source[o + i] = (base < 0 || row[i] < 0) ? -1 : base + row[i];
+    for (std::size_t d = outer_rank; d-- > 0;) {
       if (++idx[d] < out[d]) break;
       idx[d] = 0;
     }

@@ -17,6 +17,12 @@ namespace heinfer::model {
 /// small file cannot make the loader allocate more or spend long on it.
 inline constexpr std::int64_t kMaxComputedElements = std::int64_t{1} << 22;
 
+/// Budget of a whole load: elements read and written by every node evaluated at load time
+/// together, 2^23 (twice the largest computed tensor). Each node stays under
+/// kMaxComputedElements; this bounds their sum, so a chain of many large constant ops in a
+/// small file cannot make a load slow.
+inline constexpr std::int64_t kMaxLoadTimeElements = std::int64_t{1} << 23;
+
 /// numel(shape), or ModelError (prefixed by `context`) beyond kMaxComputedElements.
 std::int64_t computed_elements(const Shape& shape, const std::string& context);
 

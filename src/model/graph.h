@@ -60,6 +60,9 @@ struct Graph {
   /// Static dim 0 of the first input in the file (0 when symbolic). A Reshape whose target
   /// dim 0 equals it keeps the batch (models exported with a fixed batch of 1).
   std::int64_t declared_batch = 0;
+  /// Elements read and written by load-time evaluation so far (constant inputs plus
+  /// outputs of every node folded), bounded by kMaxLoadTimeElements (model/element_map.h).
+  std::int64_t load_time_elements = 0;
 };
 
 /// "node 'conv1' (Conv)" - the prefix of every node-related error message.

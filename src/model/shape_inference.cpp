@@ -160,9 +160,8 @@ void infer_shapes(Graph& g) {
     const bool shape_of =
         (n.op == OpType::Shape || n.op == OpType::Size) && !n.inputs.empty() && is_activation(g, n.inputs[0]);
     if (shape_of || activation_input_count(g, n) == 0) {
-      TensorValue v = shape_of ? evaluate_shape_of_activation(g, n) : evaluate_constant_node(g, n);
+      fold_node(g, n, shape_of);
       detail::keep_first_output(c, n);
-      store_constant_output(g, n, std::move(v));
       folded[k] = true;
       continue;
     }

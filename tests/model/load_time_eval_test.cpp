@@ -128,6 +128,35 @@ TEST(LoadTimeEvaluation, Int64ExtremesAreIndicesNotUndefinedBehaviour) {
   EXPECT_THROW(r.load(), model::ModelError);
 }
 
+/// ConstantOfShape([1, width]) through `transposes` Transposes, added to the input.
+ModelBuilder transpose_chain(std::int64_t width, int transposes) {
+  ModelBuilder b(13);
+  b.input("x", {1, width}).output("y");
+  b.initializer_i64("shape", {2}, {1, width});
+  const auto name = [](int i) { return std::string("c").append(std::to_string(i)); };
+  b.node("ConstantOfShape", {"shape"}, {name(0)});
+  for (int i = 0; i < transposes; ++i) {
+    attr(b.node("Transpose", {name(i)}, {name(i + 1)}), "perm", std::vector<std::int64_t>{1, 0});
+  }
+  b.node("Add", {"x", name(transposes)}, {"y"});
+  return b;
+}
+
+TEST(LoadTimeEvaluation, ALoadHasABudgetOfComputedElements) {
+  // Each node stays under kMaxComputedElements; their sum is bounded too, so that a chain
+  // of large constant ops in a small file cannot make a load slow (found by fuzz_load_onnx).
+  EXPECT_NO_THROW(transpose_chain(8, 40).load());
+  constexpr std::int64_t kWide = model::kMaxComputedElements / 2;
+  static_assert(5 * kWide > model::kMaxLoadTimeElements);  // writes kWide, then reads+writes 2 kWide per node
+  EXPECT_NO_THROW(transpose_chain(kWide, 0).load());
+  try {
+    transpose_chain(kWide, 2).load();
+    ADD_FAILURE() << "a load past the budget was accepted";
+  } catch (const model::ModelError& e) {
+    EXPECT_NE(std::string(e.what()).find("the limit of a load"), std::string::npos) << e.what();
+  }
+}
+
 TEST(ElementMaps, PadModesMatchTheOperatorDefinition) {
   // [a b c] padded by 2 on the left and 1 on the right.
   EXPECT_EQ(model::pad_map({3}, {2}, {1}, model::PadMode::Constant, "t").source,
