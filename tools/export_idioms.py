@@ -15,6 +15,8 @@ Slice, Where, ...) at load time and run the data movement and activations on the
     shuffle  ShuffleNet's channel shuffle (view / transpose / view), chunk, cat, mean
     refl     ReflectionPad2d and ReplicationPad2d
     hswish   Hardswish and a squeeze-and-excitation gate with Hardsigmoid
+    upsample F.interpolate: nearest by a scale factor, bilinear to a size (Resize)
+    gelu     GELU in the exact (Erf) form and a Softplus
 Outputs: float32 inputs and float64 PyTorch reference outputs for --count samples.
 """
 
@@ -98,7 +100,31 @@ class HardSwish(nn.Module):
         return y * s
 
 
-IDIOMS = {"view": View, "pad": Pad, "silu": Silu, "shuffle": Shuffle, "refl": Reflect, "hswish": HardSwish}
+class Upsample(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.head = nn.Conv2d(4, 2, 3)
+
+    def forward(self, x):
+        y = F.interpolate(self.conv(x), scale_factor=2, mode="nearest")
+        y = F.interpolate(y, size=(9, 7), mode="bilinear", align_corners=False)
+        return self.head(y).flatten(1)
+
+
+class Gelu(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(4 * 6 * 6, 5)
+
+    def forward(self, x):
+        y = F.gelu(self.conv(x))
+        return F.softplus(self.fc(y.flatten(1)))
+
+
+IDIOMS = {"view": View, "pad": Pad, "silu": Silu, "shuffle": Shuffle, "refl": Reflect, "hswish": HardSwish,
+          "upsample": Upsample, "gelu": Gelu}
 
 
 def main(argv=None):

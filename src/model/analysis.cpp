@@ -59,6 +59,7 @@ OpClass classify(const Node& node) {
 int levels(const Graph& g, const Node& n) {
   if (std::holds_alternative<SquareParams>(n.params) || std::holds_alternative<ProductParams>(n.params)) return 1;
   if (classify(n) != OpClass::Linear) return 0;
+  if (const auto* m = std::get_if<LinearMapParams>(&n.params)) return any_nontrivial(m->weight) ? 1 : 0;
   switch (n.op) {
     case OpType::Conv:
     case OpType::Gemm:
@@ -81,6 +82,7 @@ int levels(const Graph& g, const Node& n) {
 
 std::int64_t macs(const Graph& g, const Node& n) {
   if (std::holds_alternative<SquareParams>(n.params)) return out_numel(g, n);
+  if (const auto* m = std::get_if<LinearMapParams>(&n.params)) return static_cast<std::int64_t>(m->source.size());
   switch (n.op) {
     case OpType::Conv: {
       const Shape& w = in(g, n, 1).shape;

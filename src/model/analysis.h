@@ -23,13 +23,14 @@ std::string_view op_class_name(OpClass c);  ///< "linear", "polynomial", "client
 
 /// Class of a shape-inferred node. Linear: Conv, Gemm, MatMul, Add/Sub/Mul/Div with a
 /// constant, Add/Sub of two tensors, BatchNormalization, AveragePool, GlobalAveragePool,
-/// Pad, Flatten, Reshape, Transpose, Concat, Identity, Dropout. Polynomial: Pow(x, 2),
-/// Mul(x, x).
+/// Pad, Flatten, Reshape, Transpose, Concat, Identity, Dropout, Resize/Upsample, the element
+/// maps. Polynomial: Pow(x, 2), Mul(x, x), Mul of two activations.
 OpClass classify(const Node& node);
 
 /// Rescale levels the node consumes: 1 for a square, 1 for a linear op that multiplies by
 /// some weight outside {-1, 0, 1} (Conv/Gemm/MatMul weights, Mul/Div constants, BN scale,
-/// pooling window 1/size when the window has more than one element); 0 otherwise
+/// pooling window 1/size when the window has more than one element, linear/cubic Resize
+/// weights); 0 otherwise
 /// (additions, data movement, client-aided ops).
 int levels(const Graph& g, const Node& node);
 

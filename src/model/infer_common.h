@@ -57,6 +57,7 @@ void infer_squeeze(InferContext& c, Node& n);
 void infer_expand(InferContext& c, Node& n);
 void infer_cast(InferContext& c, Node& n);
 void infer_reduce_mean(InferContext& c, Node& n);
+void infer_resize(InferContext& c, Node& n);
 /// Replaces the Split node g.nodes[k] by one Slice node per output (the first at k, the
 /// others right after it, not yet inferred); returns the number of nodes inserted.
 std::size_t expand_split(InferContext& c, std::size_t k);

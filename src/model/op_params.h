@@ -106,6 +106,16 @@ struct ElementMapParams {
   double fill = 0.0;
 };
 
+/// A sparse linear map with constant weights (Resize/Upsample in linear or cubic mode;
+/// model/resize.h): y[o] = sum of weight[k] * x[source[k]] for k in [row_begin[o],
+/// row_begin[o + 1]), or fill when that range is empty (outside a tf_crop_and_resize roi).
+/// inputs: [0] X.
+struct LinearMapParams {
+  std::vector<std::int64_t> row_begin, source;
+  std::vector<double> weight;
+  double fill = 0.0;
+};
+
 /// Mul of two activations, element-wise with numpy broadcasting (gating, squeeze-and-
 /// excitation): Y[o] = A[a_strides . o] * B[b_strides . o]. inputs: [0] A, [1] B.
 struct ProductParams {
@@ -123,7 +133,7 @@ struct ActivationParams {
 using OpParams =
     std::variant<std::monostate, NoParams, ConvParams, PoolParams, GemmParams, BinaryParams,
                  SquareParams, BatchNormParams, ClipParams, LeakyReluParams, SoftmaxParams,
-                 TransposeParams, ConcatParams, ElementMapParams, ProductParams,
-                 ActivationParams>;
+                 TransposeParams, ConcatParams, ElementMapParams, LinearMapParams,
+                 ProductParams, ActivationParams>;
 
 }  // namespace heinfer::model

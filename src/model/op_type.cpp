@@ -6,7 +6,7 @@
 namespace heinfer::model {
 namespace {
 
-constexpr std::array<std::pair<OpType, std::string_view>, 54> kOps{{
+constexpr std::array<std::pair<OpType, std::string_view>, 56> kOps{{
     {OpType::Conv, "Conv"},
     {OpType::Gemm, "Gemm"},
     {OpType::MatMul, "MatMul"},
@@ -26,6 +26,8 @@ constexpr std::array<std::pair<OpType, std::string_view>, 54> kOps{{
     {OpType::Transpose, "Transpose"},
     {OpType::Concat, "Concat"},
     {OpType::Pad, "Pad"},
+    {OpType::Resize, "Resize"},
+    {OpType::Upsample, "Upsample"},
     {OpType::Pow, "Pow"},
     {OpType::Identity, "Identity"},
     {OpType::Dropout, "Dropout"},

@@ -56,6 +56,8 @@ enum class OpType {
   Floor,
   Ceil,
   ReduceMean,
+  Resize,
+  Upsample,
   // Element-wise non-linear activations.
   Sigmoid,
   Tanh,

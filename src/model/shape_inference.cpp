@@ -117,6 +117,8 @@ void infer_node(InferContext& c, Node& n) {
     case OpType::Expand: infer_expand(c, n); return;
     case OpType::Cast: infer_cast(c, n); return;
     case OpType::ReduceMean: infer_reduce_mean(c, n); return;
+    case OpType::Resize:
+    case OpType::Upsample: infer_resize(c, n); return;
     case OpType::Constant:
       throw ModelError(node_label(n) + ": Constant nodes are converted at import");
     case OpType::Split: throw ModelError(node_label(n) + ": Split is expanded into slices before this point");
@@ -169,10 +171,10 @@ void infer_shapes(Graph& g) {
       const TensorId t = n.inputs[i];
       if (t == kNoTensor || !g.tensors[static_cast<std::size_t>(t)].is_constant) continue;
       if (!g.tensors[static_cast<std::size_t>(t)].batch_coeff.empty() && !(n.op == OpType::Reshape && i == 1) &&
-          !(n.op == OpType::Expand && i == 1)) {
+          !(n.op == OpType::Expand && i == 1) && !(n.op == OpType::Resize && i == 3)) {
         throw ModelError(node_label(n) + ": input " + std::to_string(i) + " ('" +
                          g.tensors[static_cast<std::size_t>(t)].name +
-                         "') depends on the batch size; only a Reshape or Expand target may");
+                         "') depends on the batch size; only a Reshape or Expand target or Resize sizes may");
       }
     }
     detail::infer_node(c, n);

@@ -65,7 +65,9 @@ std::int64_t linear_terms(const model::Graph& g, const model::Node& n) {
     case OpType::Add:
     case OpType::Sub: return out * model::activation_input_count(g, n);
     case OpType::AveragePool:
-    case OpType::GlobalAveragePool: return model::macs(g, n);
+    case OpType::GlobalAveragePool:
+    case OpType::Resize:
+    case OpType::Upsample: return model::macs(g, n);
     default: return out;
   }
 }

@@ -11,7 +11,7 @@ namespace {
 
 std::vector<test::ExportCase> cases() {
   std::vector<test::ExportCase> v;
-  for (const char* idiom : {"view", "pad", "silu", "shuffle", "refl", "hswish"}) {
+  for (const char* idiom : {"view", "pad", "silu", "shuffle", "refl", "hswish", "upsample", "gelu"}) {
     for (int opset : {13, 17}) {
       const bool encrypted = true;
       v.push_back({"export_idioms.py", std::string("--idiom ") + idiom, opset,

@@ -13,6 +13,7 @@
 #include "runtime/kernels/data_movement.h"
 #include "runtime/kernels/elementwise.h"
 #include "runtime/kernels/gemm.h"
+#include "runtime/kernels/linear_map.h"
 #include "runtime/kernels/pool.h"
 
 namespace heinfer::runtime::kernels {
@@ -57,6 +58,10 @@ bool run_backend_node(const B& be, const model::Graph& g, const model::Node& n,
   if (std::holds_alternative<model::ActivationParams>(p)) return false;  // the caller's
   if (const auto* m = std::get_if<model::ElementMapParams>(&p)) {
     map_elements(be, *m, *x, y);
+    return true;
+  }
+  if (const auto* m = std::get_if<model::LinearMapParams>(&p)) {
+    linear_map(be, *m, *x, y, tile);
     return true;
   }
   switch (n.op) {
