@@ -65,6 +65,17 @@ std::size_t expand_split(InferContext& c, std::size_t k);
 /// by x * Clip(x / 6 + 1 / 2, 0, 1): exact, and encrypted through the masked Clip round
 /// and a ciphertext product. Returns the number of nodes inserted after k.
 std::size_t expand_hard_activation(InferContext& c, std::size_t k);
+/// Replaces g.nodes[k] by `nodes` (the first at k, the others right after it, not yet
+/// inferred), keeping the readers' counts; returns the number of nodes inserted.
+std::size_t replace_node(InferContext& c, std::size_t k, std::vector<Node> nodes);
+/// Pow(x, e) of an activation by a uniform constant exponent: e = 1 becomes Identity,
+/// e = 0.5 Sqrt, an integer 3 <= e <= 64 a chain of ciphertext products by binary
+/// exponentiation (depth ceil(log2 e)); e = 2 and anything else are left to infer_pow (a
+/// square, or the error). Returns the number of nodes inserted after k.
+std::size_t expand_power(InferContext& c, std::size_t k);
+/// Gemm(A, B, C) with C an activation (a residual sum): Gemm(A, B) + beta * C. Returns the
+/// number of nodes inserted after k (0 when C is absent or constant).
+std::size_t expand_gemm_activation_bias(InferContext& c, std::size_t k);
 /// Rewrites Neg(x) as Mul(x, -1) (a new scalar constant).
 void negate_as_mul(InferContext& c, Node& n);
 /// Shape inference of one node (dispatch on its op).

@@ -1,4 +1,9 @@
-// Shape inference of Add, Sub, Mul, Div and Pow (numpy broadcasting, batch kept at dim 0).
+// Shape inference of Add, Sub, Mul, Div and Pow (numpy broadcasting, batch kept at dim 0),
+// and the expansion of integer powers into products.
+#include <algorithm>
+#include <cmath>
+#include <optional>
+
 #include "model/infer_common.h"
 #include "model/legacy_broadcast.h"
 
@@ -81,20 +86,83 @@ void infer_binary(InferContext& c, Node& n) {
   n.params = BinaryParams{broadcast_strides(ops[0].view, out), broadcast_strides(ops[1].view, out)};
 }
 
+namespace {
+
+/// The exponent of Pow when it is one constant value that does not broadcast X; nullopt
+/// otherwise (infer_pow then reports why).
+std::optional<double> uniform_exponent(const Graph& g, const Node& n) {
+  if (n.inputs.size() != 2 || !is_activation(g, n.inputs[0]) || !has_input(n, 1)) return std::nullopt;
+  const Tensor& e = input(g, n, 1);
+  if (!e.is_constant || e.data.empty() || !e.batch_coeff.empty()) return std::nullopt;
+  if (std::any_of(e.data.begin(), e.data.end(), [&](double v) { return v != e.data[0]; })) return std::nullopt;
+  if (e.shape.size() > input(g, n, 0).shape.size() + 1) return std::nullopt;
+  return e.data[0];
+}
+
+}  // namespace
+
+std::size_t expand_power(InferContext& c, std::size_t k) {
+  Node& n = c.g.nodes[k];
+  const std::optional<double> e = uniform_exponent(c.g, n);
+  if (!e || *e == 2.0) return 0;
+  if (numel(input(c.g, n, 1).shape) > 1) {
+    // A uniform exponent tensor must not broadcast X (infer_pow's rule for the square).
+    const std::vector<Operand> ops = per_sample_operands(c.g, n);
+    if (broadcast_shapes(ops[0].view, ops[1].view, node_label(n)) != input(c.g, n, 0).shape) return 0;
+  }
+  if (*e == 1.0 || *e == 0.5) {
+    --c.use_count[static_cast<std::size_t>(n.inputs[1])];
+    n.op = *e == 1.0 ? OpType::Identity : OpType::Sqrt;
+    n.inputs.resize(1);
+    n.attributes.clear();
+    return 0;
+  }
+  if (*e < 3.0 || *e > 64.0 || std::floor(*e) != *e) return 0;
+  const Node pow = n;
+  const TensorId x = pow.inputs[0], y = pow.outputs.at(0);
+  std::vector<Node> nodes;
+  auto multiply = [&](TensorId a, TensorId b, const std::string& name) {
+    Node m;
+    m.name = pow.name + "/" + name;
+    m.op = OpType::Mul;
+    m.inputs = {a, b};
+    m.outputs = {add_activation(c.g, m.name)};
+    nodes.push_back(m);
+    return m.outputs[0];
+  };
+  // Binary exponentiation: p runs through x^(2^i), result collects the set bits.
+  auto bits = static_cast<std::int64_t>(*e);
+  TensorId p = x, result = kNoTensor;
+  for (int i = 0; bits > 0; ++i) {
+    if (bits & 1) result = result == kNoTensor ? p : multiply(result, p, "times_" + std::to_string(i));
+    bits >>= 1;
+    if (bits > 0) p = multiply(p, p, "square_" + std::to_string(i + 1));
+  }
+  nodes.back().outputs = {y};  // result is the last node's output
+  return replace_node(c, k, std::move(nodes));
+}
+
 void infer_pow(InferContext& c, Node& n) {
   const std::string ctx = node_label(n);
   if (c.g.opset < 7) check_known_attributes(n.attributes, {"axis", "broadcast"}, ctx);
   else check_known_attributes(n.attributes, {}, ctx);
   const Tensor& x = activation_input(c.g, n, 0, "X");
   const Tensor& y = constant_input(c.g, n, 1, "Y (exponent)");
+  const std::vector<Operand> ops = per_sample_operands(c.g, n);  // refuses exponents varying along dim 0
+  const Shape out = broadcast_shapes(ops[0].view, ops[1].view, ctx);
+  for (double v : y.data) {
+    if (v != y.data[0]) {
+      throw ModelError(ctx + ": per-element exponents are not supported (each element would need its own chain "
+                             "of products); supported: one exponent for all elements");
+    }
+  }
   for (double v : y.data) {
     if (v != 2.0) {
       throw ModelError(ctx + ": unsupported exponent " + std::to_string(v) +
-                       "; supported: the constant 2 (square)");
+                       (v < 0 ? " (a division)" : std::floor(v) != v ? " (not a polynomial)" : "") +
+                       "; supported: integers 1 to 64 (products) and 0.5 (Sqrt)");
     }
   }
-  const std::vector<Operand> ops = per_sample_operands(c.g, n);
-  const Shape out = broadcast_shapes(ops[0].view, ops[1].view, ctx);
   if (out != x.shape) {
     throw ModelError(ctx + ": exponent shape " + to_string(y.shape) + " would broadcast X");
   }

@@ -15,6 +15,36 @@ Shape squeeze_leading(Shape s, std::size_t min_rank) {
 
 }  // namespace
 
+std::size_t expand_gemm_activation_bias(InferContext& c, std::size_t k) {
+  const Node gemm = c.g.nodes[k];
+  if (!has_input(gemm, 2) || !is_activation(c.g, gemm.inputs[2])) return 0;
+  const std::string ctx = node_label(gemm);
+  const double beta = get_float(gemm.attributes, "beta", 1.0, ctx);
+  const TensorId y = gemm.outputs.at(0), bias = gemm.inputs[2];
+  Node product = gemm;
+  product.inputs.resize(2);
+  product.attributes.erase("beta");
+  product.outputs = {add_activation(c.g, gemm.name + "/product")};
+  std::vector<Node> nodes{product};
+  TensorId term = bias;
+  if (beta != 1.0) {
+    Node scale;
+    scale.name = gemm.name + "/beta";
+    scale.op = OpType::Mul;
+    scale.inputs = {bias, add_constant(c.g, scale.name + "/value", {}, {beta})};
+    scale.outputs = {add_activation(c.g, scale.name)};
+    term = scale.outputs[0];
+    nodes.push_back(scale);
+  }
+  Node sum;
+  sum.name = gemm.name + "/add_c";
+  sum.op = OpType::Add;
+  sum.inputs = {product.outputs[0], term};
+  sum.outputs = {y};
+  nodes.push_back(sum);
+  return replace_node(c, k, std::move(nodes));
+}
+
 void infer_gemm(InferContext& c, Node& n) {
   const std::string ctx = node_label(n);
   if (c.g.opset < 7) {

@@ -12,8 +12,13 @@
 namespace heinfer::model::detail {
 namespace {
 
-/// Replaces g.nodes[k] by `nodes` (the first at k, the others right after it), keeping the
-/// readers' counts; returns the number of nodes inserted.
+/// Sets the output of a data-movement node given by a per-sample element map.
+void set_map(InferContext& c, Node& n, ElementMap m) {
+  set_output(c, n, 1, std::move(m.out), ElementMapParams{std::move(m.source), 0.0});
+}
+
+}  // namespace
+
 std::size_t replace_node(InferContext& c, std::size_t k, std::vector<Node> nodes) {
   c.use_count.resize(c.g.tensors.size(), 0);
   for (TensorId t : c.g.nodes[k].inputs) {
@@ -29,13 +34,6 @@ std::size_t replace_node(InferContext& c, std::size_t k, std::vector<Node> nodes
                    std::make_move_iterator(nodes.end()));
   return nodes.size() - 1;
 }
-
-/// Sets the output of a data-movement node given by a per-sample element map.
-void set_map(InferContext& c, Node& n, ElementMap m) {
-  set_output(c, n, 1, std::move(m.out), ElementMapParams{std::move(m.source), 0.0});
-}
-
-}  // namespace
 
 std::vector<const TensorValue*> known_inputs(const Graph& g, const Node& n,
                                              std::vector<TensorValue>& storage) {

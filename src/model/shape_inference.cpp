@@ -155,6 +155,11 @@ void infer_shapes(Graph& g) {
     } else if ((g.nodes[k].op == OpType::HardSigmoid || g.nodes[k].op == OpType::HardSwish) &&
                activation_input_count(g, g.nodes[k]) > 0) {
       folded.insert(folded.begin() + static_cast<std::ptrdiff_t>(k) + 1, detail::expand_hard_activation(c, k), false);
+    } else if (g.nodes[k].op == OpType::Pow) {
+      folded.insert(folded.begin() + static_cast<std::ptrdiff_t>(k) + 1, detail::expand_power(c, k), false);
+    } else if (g.nodes[k].op == OpType::Gemm && activation_input_count(g, g.nodes[k]) > 1) {
+      folded.insert(folded.begin() + static_cast<std::ptrdiff_t>(k) + 1,
+                    detail::expand_gemm_activation_bias(c, k), false);
     }
     Node& n = g.nodes[k];
     if (!std::holds_alternative<std::monostate>(n.params)) continue;

@@ -245,6 +245,30 @@ TEST(EncryptedOps, ProductOfTwoActivationsWithBroadcasting) {
   }
 }
 
+TEST(EncryptedOps, IntegerPowersAreChainsOfProducts) {
+  // Pow(h, 3) = h * h^2 and Pow(h, 5) = h * (h^2)^2: depth ceil(log2 e) each, no round.
+  for (const float e : {3.0f, 5.0f}) {
+    ModelBuilder b;
+    b.input("x", {4}).output("y");
+    b.initializer("w", {3, 4}, random_floats(12, 111));
+    attr(b.node("Gemm", {"x", "w"}, {"h"}), "transB", std::int64_t{1});
+    b.initializer("e", {}, {e});
+    b.node("Pow", {"h", "e"}, {"y"});
+    const auto g = b.load();
+    for (const auto& n : g.nodes) EXPECT_NE(n.op, model::OpType::Pow) << "expanded into products";
+    const auto x = random_input({4}, kBatch, 112);
+    const auto c = compare(g, x, ckks::Packing::Complex);
+    // The plaintext executor against the definition: h^e from the Gemm alone.
+    ModelBuilder lin;
+    lin.input("x", {4}).output("h");
+    lin.initializer("w", {3, 4}, random_floats(12, 111));
+    attr(lin.node("Gemm", {"x", "w"}, {"h"}), "transB", std::int64_t{1});
+    const auto h = runtime::to_batch_major(runtime::run_plain(lin.load(), {x})[0]);
+    for (std::size_t i = 0; i < h.size(); ++i) EXPECT_NEAR(c.plain[i], std::pow(h[i], e), 1e-12);
+    expect_close(c);
+  }
+}
+
 TEST(EncryptedOps, HardSigmoidAndHardSwishThroughClipRounds) {
   // Exact rewrites: HardSigmoid = Clip(alpha x + beta, 0, 1) (a masked Clip round),
   // HardSwish = x * HardSigmoid(x) (and a ciphertext product).

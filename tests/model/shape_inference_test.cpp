@@ -218,6 +218,33 @@ TEST(ShapeInference, SquareFromMulAndPow) {
   EXPECT_EQ(g.nodes[1].inputs.size(), 1u);
 }
 
+TEST(ShapeInference, PowersBecomeProductsIdentityOrSqrt) {
+  auto pow = [](std::vector<float> exponent, std::vector<std::int64_t> dims) {
+    ModelBuilder b;
+    b.input("x", {3}).output("y");
+    b.initializer("e", dims, exponent);
+    b.node("Pow", {"x", "e"}, {"y"});
+    return b;
+  };
+  auto ops = [](const model::Graph& g) {
+    std::vector<model::OpType> v;
+    for (const auto& n : g.nodes) v.push_back(n.op);
+    return v;
+  };
+  using model::OpType;
+  EXPECT_EQ(ops(pow({4}, {}).load()), (std::vector<OpType>{OpType::Mul, OpType::Mul}));  // x^2, (x^2)^2
+  EXPECT_EQ(ops(pow({7}, {1}).load()).size(), 4u);  // x^2, x^3, x^4, x^7
+  EXPECT_EQ(ops(pow({3, 3, 3}, {3}).load()).size(), 2u);  // uniform per-element exponents
+  EXPECT_EQ(ops(pow({0.5f}, {}).load()), (std::vector<OpType>{OpType::Sqrt}));
+  EXPECT_TRUE(ops(pow({1}, {}).load()).empty() || ops(pow({1}, {}).load()) == (std::vector<OpType>{OpType::Identity}));
+  for (auto [e, dims] : {std::pair{std::vector<float>{1, 2, 3}, std::vector<std::int64_t>{3}},
+                         std::pair{std::vector<float>{-1}, std::vector<std::int64_t>{}},
+                         std::pair{std::vector<float>{2.5f}, std::vector<std::int64_t>{}},
+                         std::pair{std::vector<float>{65}, std::vector<std::int64_t>{}}}) {
+    EXPECT_THROW(pow(e, dims).load(), model::ModelError) << e[0];
+  }
+}
+
 TEST(ShapeInference, ReshapeKeepsBatchOnlyWithZeroMinusOneOrDeclaredBatch) {
   auto reshape = [](std::vector<std::int64_t> shape, std::int64_t declared_batch) {
     ModelBuilder b;
