@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "ring/aligned_memory.h"
 #include "ring/cpu_features.h"
 #include "ring/modulus.h"
 #include "ring/multi_dot.h"
@@ -29,9 +30,9 @@ using namespace heinfer::ring;
 constexpr int kPrimeBits = 49;
 constexpr size_t kDotInputs = 64;
 
-std::vector<uint64_t> random_limb(size_t n, uint64_t q, uint64_t seed) {
+LimbVector random_limb(size_t n, uint64_t q, uint64_t seed) {
   std::mt19937_64 rng(seed);
-  std::vector<uint64_t> v(n);
+  LimbVector v(n);
   for (auto& x : v) x = rng() % q;
   return v;
 }
@@ -42,7 +43,7 @@ struct Limb {
         a(random_limb(n, q.value, 1)), b(random_limb(n, q.value, 2)), out(n) {}
   Modulus q;
   NTTTables tables;
-  std::vector<uint64_t> a, b, out;
+  LimbVector a, b, out;
 };
 
 void NTTForward(benchmark::State& state) {
@@ -104,13 +105,13 @@ void MultiplyPoly(benchmark::State& state) {
 void DotScalarPoly(benchmark::State& state) {
   const size_t n = static_cast<size_t>(state.range(0));
   Limb l(n);
-  std::vector<std::vector<uint64_t>> inputs;
+  std::vector<LimbVector> inputs;
   std::vector<const uint64_t*> ptrs;
   for (size_t k = 0; k < kDotInputs; ++k) {
     inputs.push_back(random_limb(n, l.q.value, 100 + k));
     ptrs.push_back(inputs.back().data());
   }
-  const std::vector<uint64_t> scalars = random_limb(kDotInputs, l.q.value, 3);
+  const LimbVector scalars = random_limb(kDotInputs, l.q.value, 3);
   for (auto _ : state) {
     dot_scalar_poly(ptrs.data(), scalars.data(), kDotInputs, l.out.data(), n, l.q);
     benchmark::ClobberMemory();
@@ -126,7 +127,7 @@ void MultiDot(benchmark::State& state) {
   constexpr size_t kInputs = 845, kOutputs = 8, kTile = 64;
   const size_t n = static_cast<size_t>(state.range(0));
   Limb l(n, static_cast<int>(state.range(1)));
-  std::vector<std::vector<uint64_t>> inputs, scalars, outs(kOutputs, std::vector<uint64_t>(n));
+  std::vector<LimbVector> inputs, scalars, outs(kOutputs, LimbVector(n));
   for (size_t k = 0; k < kInputs; ++k) inputs.push_back(random_limb(n, l.q.value, 100 + k));
   for (size_t m = 0; m < kOutputs; ++m) scalars.push_back(random_limb(kInputs, l.q.value, 7 + m));
   std::vector<const uint64_t*> ptrs(kInputs), sptr(kOutputs);

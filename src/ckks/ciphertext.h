@@ -6,6 +6,7 @@
 #include <memory_resource>
 #include <vector>
 
+#include "ring/aligned_memory.h"
 #include "ring/random.h"
 
 namespace heinfer::ckks {
@@ -23,17 +24,22 @@ class CKKSContext;
 /// ciphertext invalidates the seed: call clear_seed().
 ///
 /// Storage: the coefficients live in a std::pmr vector. A default-constructed or copied
-/// ciphertext uses the default (heap) resource; memory::CiphertextStore moves stored
+/// ciphertext uses ring::aligned_resource() (the heap, every limb on a 64-byte boundary);
+/// memory::CiphertextStore moves stored
 /// ciphertexts between DRAM and a secondary tier with rehome(). Assigning into a
 /// ciphertext keeps the destination's resource.
 class Ciphertext {
  public:
   using Storage = std::pmr::vector<uint64_t>;
 
-  Ciphertext() = default;
+  Ciphertext() : data_(ring::aligned_resource()) {}
   /// An empty ciphertext whose coefficients will be allocated from `resource`.
   explicit Ciphertext(std::pmr::memory_resource* resource) : data_(resource) {}
-  Ciphertext(const Ciphertext&) = default;
+  /// A copy in aligned heap memory, whatever the resource of `other`.
+  Ciphertext(const Ciphertext& other)
+      : n_(other.n_), size_(other.size_), level_(other.level_), scale_(other.scale_), ntt_form_(other.ntt_form_),
+        seeded_(other.seeded_), compact_(other.compact_), seed_(other.seed_),
+        data_(other.data_, ring::aligned_resource()) {}
   Ciphertext(Ciphertext&&) noexcept = default;
   Ciphertext& operator=(const Ciphertext&) = default;
   Ciphertext& operator=(Ciphertext&&) = default;

@@ -16,9 +16,9 @@ Decryptor::Decryptor(ContextPtr context, const SecretKey& secret_key)
   if (secret_.data().size() != ctx.key_limb_count() * n) {
     throw std::invalid_argument("Decryptor: secret key does not match the context");
   }
-  secret_squared_.resize(q_count * n);
+  secret_squared_.data().resize(q_count * n);
   for (size_t i = 0; i < q_count; ++i) {
-    ring::multiply_poly(secret_.limb(i, n), secret_.limb(i, n), secret_squared_.data() + i * n, n,
+    ring::multiply_poly(secret_.limb(i, n), secret_.limb(i, n), secret_squared_.data().data() + i * n, n,
                         ctx.modulus(i));
   }
 }
@@ -49,7 +49,7 @@ void Decryptor::decrypt(const Ciphertext& ct, Plaintext& out) const {
     uint64_t* m = out.limb(i);
     ring::multiply_poly(c1 + i * n, secret_.limb(i, n), m, n, q);
     if (ct.size() == 3)
-      ring::multiply_add_poly(ct.limb(2, i), secret_squared_.data() + i * n, m, n, q);
+      ring::multiply_add_poly(ct.limb(2, i), secret_squared_.data().data() + i * n, m, n, q);
     ring::add_poly(m, ct.limb(0, i), m, n, q);
   }
 }

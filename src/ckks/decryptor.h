@@ -23,7 +23,7 @@ class Decryptor {
  private:
   ContextPtr context_;
   SecretKey secret_;
-  std::vector<uint64_t> secret_squared_;  // [q limb][coeff]
+  SecretKey secret_squared_;  // s^2 over the q limbs [limb][coeff]; wiped with the decryptor
 };
 
 }  // namespace heinfer::ckks

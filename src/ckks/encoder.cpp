@@ -123,7 +123,7 @@ void CKKSEncoder::decode_coefficients(const Plaintext& plain, std::vector<double
   if (plain.n() != n || level > ctx.max_level() || plain.data().size() != n * (level + 1)) {
     throw std::invalid_argument("CKKSEncoder: plaintext does not match the context");
   }
-  std::vector<uint64_t> coeff(plain.data());
+  ring::LimbVector coeff(plain.data());
 #pragma omp parallel for if (ring::detail::use_parallel(level + 1, n * 16))
   for (size_t i = 0; i <= level; ++i) ctx.ntt(i).inverse(coeff.data() + i * n);
 

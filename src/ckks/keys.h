@@ -7,6 +7,7 @@
 #include <map>
 #include <vector>
 
+#include "ring/aligned_memory.h"
 #include "ring/random.h"
 
 namespace heinfer::ckks {
@@ -21,18 +22,18 @@ class SecretKey {
   SecretKey(const SecretKey&) = default;
   SecretKey& operator=(const SecretKey&) = default;
   ~SecretKey();
-  std::vector<uint64_t>& data() { return data_; }
-  const std::vector<uint64_t>& data() const { return data_; }
+  ring::LimbVector& data() { return data_; }
+  const ring::LimbVector& data() const { return data_; }
   const uint64_t* limb(size_t i, size_t n) const { return data_.data() + i * n; }
 
  private:
-  std::vector<uint64_t> data_;
+  ring::LimbVector data_;
 };
 
 /// pk = (b, a) = (-a·s + e, a): data [poly][limb][coeff] over all key primes.
 /// When seeded, a is ChaCha20(seed, (PublicKeyMask, 0, limb)) and only b needs storing.
 struct PublicKey {
-  std::vector<uint64_t> data;
+  ring::LimbVector data;
   bool seeded = false;
   ring::Seed seed{};
 };
@@ -44,7 +45,7 @@ struct PublicKey {
 /// data: [digit][poly][limb][coeff] over all key primes (dnum digits of the top level).
 /// When seeded, a_j limb i is ChaCha20(seed, (KeySwitchMask, j, i)).
 struct KeySwitchingKey {
-  std::vector<uint64_t> data;
+  ring::LimbVector data;
   size_t digits = 0;
   bool seeded = false;
   ring::Seed seed{};

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "ring/aligned_memory.h"
+
 namespace heinfer::ckks {
 
 /// Layout: data()[i * n + k] = coefficient (NTT slot) k of limb i, i = 0..level.
@@ -28,13 +30,13 @@ class Plaintext {
 
   uint64_t* limb(size_t i) { return data_.data() + i * n_; }
   const uint64_t* limb(size_t i) const { return data_.data() + i * n_; }
-  std::vector<uint64_t>& data() { return data_; }
-  const std::vector<uint64_t>& data() const { return data_; }
+  ring::LimbVector& data() { return data_; }
+  const ring::LimbVector& data() const { return data_; }
 
  private:
   size_t n_ = 0, level_ = 0;
   double scale_ = 1.0;
-  std::vector<uint64_t> data_;
+  ring::LimbVector data_;
 };
 
 }  // namespace heinfer::ckks

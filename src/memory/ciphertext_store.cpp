@@ -9,6 +9,7 @@
 
 #include "memory/bytes.h"
 #include "memory/secondary_tier.h"
+#include "ring/aligned_memory.h"
 
 namespace heinfer::memory {
 namespace {
@@ -42,7 +43,7 @@ struct CiphertextStore::State {
   std::mutex mu;
   StoreOptions options;
   std::unique_ptr<SecondaryTier> tier;
-  std::pmr::memory_resource* heap = std::pmr::new_delete_resource();
+  std::pmr::memory_resource* heap = ring::aligned_resource();
   std::unordered_map<GroupId, Group> groups;
   GroupId next_id = 0;
   TierUsage dram, pmem;

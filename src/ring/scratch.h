@@ -14,15 +14,17 @@
 #include <type_traits>
 #include <vector>
 
+#include "ring/aligned_memory.h"
+
 namespace heinfer::ring::detail {
 
 /// A buffer of at least `words` 64-bit words for this thread and slot (contents
-/// unspecified). `Slot` is an enum class whose last enumerator is `Count`.
+/// unspecified), 64-byte aligned. `Slot` is an enum class whose last enumerator is `Count`.
 template <typename Slot>
   requires std::is_enum_v<Slot>
 uint64_t* scratch(Slot slot, size_t words) {
-  thread_local std::array<std::vector<uint64_t>, static_cast<size_t>(Slot::Count)> buffers;
-  std::vector<uint64_t>& b = buffers[static_cast<size_t>(slot)];
+  thread_local std::array<LimbVector, static_cast<size_t>(Slot::Count)> buffers;
+  LimbVector& b = buffers[static_cast<size_t>(slot)];
   if (b.size() < words) b.resize(words);
   return b.data();
 }

@@ -13,6 +13,7 @@
 #include "memory/ciphertext_store.h"
 #include "memory/memory_monitor.h"
 #include "memory/secondary_tier.h"
+#include "ring/aligned_memory.h"
 
 namespace heinfer::memory {
 namespace {
@@ -126,15 +127,15 @@ TEST(CiphertextStore, TieredPlacesByNextUseAndPrefetches) {
   int in_dram_a = 0;
   for (int i = 0; i < 4; ++i) {
     EXPECT_TRUE(has_pattern(*a[static_cast<std::size_t>(i)], static_cast<std::uint64_t>(100 + i)));
-    in_dram_a += a[static_cast<std::size_t>(i)]->resource() == std::pmr::new_delete_resource();
+    in_dram_a += a[static_cast<std::size_t>(i)]->resource() == ring::aligned_resource();
   }
   EXPECT_EQ(in_dram_a, 1);
-  for (const auto& c : b) EXPECT_EQ(c->resource(), std::pmr::new_delete_resource());
+  for (const auto& c : b) EXPECT_EQ(c->resource(), ring::aligned_resource());
   // A colder newcomer goes straight to the tier: nothing resident is colder.
   const auto coldest = store.open_group(50);
   std::vector<Ptr> c{pattern_ct(kN, kLevel, 300)};
   store.adopt(c, iota(1), coldest);
-  EXPECT_NE(c[0]->resource(), std::pmr::new_delete_resource());
+  EXPECT_NE(c[0]->resource(), ring::aligned_resource());
   EXPECT_EQ(store.dram().bytes, 4 * kBytes);
   // Prefetch never displaces data: with DRAM full, `cold` is read in place.
   const CiphertextStore::GroupId reading[] = {cold};
@@ -146,7 +147,7 @@ TEST(CiphertextStore, TieredPlacesByNextUseAndPrefetches) {
   EXPECT_EQ(store.dram().bytes, kBytes);
   store.prefetch(reading);
   for (int i = 0; i < 4; ++i) {
-    EXPECT_EQ(a[static_cast<std::size_t>(i)]->resource(), std::pmr::new_delete_resource()) << i;
+    EXPECT_EQ(a[static_cast<std::size_t>(i)]->resource(), ring::aligned_resource()) << i;
     EXPECT_TRUE(has_pattern(*a[static_cast<std::size_t>(i)], static_cast<std::uint64_t>(100 + i)));
   }
   EXPECT_EQ(store.dram().bytes, 4 * kBytes);
@@ -192,10 +193,10 @@ TEST(CiphertextStore, PrefetchMembersMovesOnlyWhatABandReads) {
   int in_dram = 0;
   for (int i = 0; i < 4; ++i) {
     EXPECT_TRUE(has_pattern(*a[static_cast<std::size_t>(i)], static_cast<std::uint64_t>(400 + i)));
-    in_dram += a[static_cast<std::size_t>(i)]->resource() == std::pmr::new_delete_resource();
+    in_dram += a[static_cast<std::size_t>(i)]->resource() == ring::aligned_resource();
   }
   EXPECT_EQ(in_dram, 1);
-  EXPECT_TRUE(a[1]->resource() == std::pmr::new_delete_resource() || a[2]->resource() == std::pmr::new_delete_resource());
+  EXPECT_TRUE(a[1]->resource() == ring::aligned_resource() || a[2]->resource() == ring::aligned_resource());
   a.clear();
   b.clear();
   EXPECT_EQ(store.live_ciphertexts(), 0);
@@ -231,7 +232,7 @@ TEST(CiphertextStore, SeededCiphertextsAreCompactedOnDemotion) {
   const CiphertextStore::GroupId reading[] = {g_seeded};
   store.prefetch(reading);
   EXPECT_TRUE(s[0]->is_compact());
-  EXPECT_EQ(s[0]->resource(), std::pmr::new_delete_resource());
+  EXPECT_EQ(s[0]->resource(), ring::aligned_resource());
   EXPECT_EQ(store.dram().bytes, full / 2);
   ckks::Ciphertext expanded = *s[0];
   expanded.expand(*b.ctx);
@@ -320,8 +321,8 @@ TEST(CiphertextStore, ExpandGrowsInDramThenInTheTier) {
   // The first grows in DRAM; the second no longer fits: it moves to the tier and grows there.
   EXPECT_FALSE(cts[0]->is_compact());
   EXPECT_FALSE(cts[1]->is_compact());
-  EXPECT_EQ(cts[0]->resource(), std::pmr::new_delete_resource());
-  EXPECT_NE(cts[1]->resource(), std::pmr::new_delete_resource());
+  EXPECT_EQ(cts[0]->resource(), ring::aligned_resource());
+  EXPECT_NE(cts[1]->resource(), ring::aligned_resource());
   EXPECT_EQ(store.dram().bytes, 2 * half);
   EXPECT_EQ(store.pmem().bytes, 2 * half);
   for (const auto& c : cts) {
