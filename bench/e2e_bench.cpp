@@ -1,7 +1,7 @@
 // End-to-end encrypted inference benchmark: a model at full batch (every slot used),
 // one JSON line per batch on stdout.
 //
-//   e2e_bench MODEL.onnx IMAGES.npy [--threads T] [--batches K] [--packing complex|real] [--round-masks per-window|per-sample]
+//   e2e_bench MODEL.onnx IMAGES.npy [--threads T] [--batches K] [--packing complex|real] [--round-masks per-window|per-sample] [--max-prime-bits B]
 //
 // The images are repeated to fill the batch (N samples per ciphertext with complex
 // packing, N/2 with real). Parameters: depth-aware selection (128-bit secure) calibrated
@@ -26,16 +26,18 @@
 int main(int argc, char** argv) {
   using namespace heinfer;
   if (argc < 3) {
-    std::fprintf(stderr, "usage: %s MODEL.onnx IMAGES.npy [--threads T] [--batches K] [--packing complex|real] [--round-masks per-window|per-sample]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s MODEL.onnx IMAGES.npy [--threads T] [--batches K] [--packing complex|real] [--round-masks per-window|per-sample] [--max-prime-bits B]\n", argv[0]);
     return 2;
   }
   int threads = 0, batches = 2;
   std::string packing = "complex", masks = "per-window";
+  int max_prime_bits = 60;
   for (int i = 3; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--batches")) batches = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--packing")) packing = argv[i + 1];
     else if (!std::strcmp(argv[i], "--round-masks")) masks = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--max-prime-bits")) max_prime_bits = std::atoi(argv[i + 1]);
   }
   heinfer::memory::configure_allocator_for_ciphertexts();  // as `heinfer run`
   if (threads > 0) omp_set_num_threads(threads);
@@ -49,6 +51,7 @@ int main(int argc, char** argv) {
     plan::ParameterOptions po;
     po.packing = packing == "real" ? ckks::Packing::Real : ckks::Packing::Complex;
     po.masks = plan::parse_round_masks(masks);
+    po.max_prime_bits = max_prime_bits;
     const auto plan = plan::plan_parameters(g, runtime::calibrate_ranges(g, {calib}), po);
     const std::int64_t batch = plan.capacity();
     std::vector<double> x(static_cast<std::size_t>(batch * per));
@@ -66,13 +69,13 @@ int main(int argc, char** argv) {
       s.executor->run(*s.client, {xt}, st);
       std::printf("{\"model\":\"%s\",\"packing\":\"%s\",\"round_masks\":\"%s\",\"n\":%zu,\"levels\":%d,\"threads\":%d,\"batch_index\":%d,"
                   "\"batch\":%lld,\"latency_s\":%.3f,\"images_per_s\":%.1f,\"client_share\":%.3f,\"rounds\":%lld,"
-                  "\"mb_to_server\":%.1f,\"mb_to_client\":%.1f,\"setup_s\":%.2f,\"kernels\":\"%s\"",
+                  "\"mb_to_server\":%.1f,\"mb_to_client\":%.1f,\"setup_s\":%.2f,\"kernels\":\"%s\",\"chain\":\"%s\"",
                   argv[1], packing.c_str(), masks.c_str(), plan.params.poly_modulus_degree(), plan.needs.levels,
                   threads > 0 ? threads : omp_get_max_threads(), k, static_cast<long long>(batch), st.seconds,
                   static_cast<double>(batch) / st.seconds, st.client_seconds / st.seconds,
                   static_cast<long long>(st.rounds), static_cast<double>(st.bytes_to_server) / 1e6,
                   static_cast<double>(st.bytes_to_client) / 1e6, setup,
-                  std::string(ring::simd_path_name(ring::simd_path())).c_str());
+                  std::string(ring::simd_path_name(ring::simd_path())).c_str(), plan.describe().c_str());
       std::printf(",\"layers\":{");
       for (std::size_t i = 0; i < st.layers.size(); ++i) {
         std::printf("%s\"%s\":%.3f", i ? "," : "", st.layers[i].name.c_str(), st.layers[i].seconds);

@@ -117,6 +117,9 @@ std::string Parameters::describe() const {
 namespace {
 
 constexpr int kMaxBasePrimeBits = 60;
+constexpr int kMaxBasePrimes = 4;
+/// Below this, primes = 1 mod 2N get scarce at N = 2^16 (2^(bits - 17) candidates).
+constexpr int kMinBasePrimeBits = 24;
 
 int required_q0_bits(const Parameters& plan, int noise_bits) {
   return static_cast<int>(std::ceil(plan.needs.log2_level0_magnitude)) + 1 + plan.scale_bits + noise_bits;
@@ -142,23 +145,27 @@ Parameters plan_parameters(const model::Graph& g, const std::vector<double>& ran
   plan.bounds.resize(ranges.size());
   for (std::size_t i = 0; i < ranges.size(); ++i) plan.bounds[i] = std::max(ranges[i] * o.margin, 1e-3);
   plan.needs = level_requirements(g, plan.bounds, o.masks);
+  if (o.max_prime_bits < o.scale_bits || o.max_prime_bits > kMaxBasePrimeBits) {
+    throw std::invalid_argument("max prime bits must be in [scale bits (" + std::to_string(o.scale_bits) + "), " +
+                                std::to_string(kMaxBasePrimeBits) + "], got " + std::to_string(o.max_prime_bits));
+  }
   const int q0 = std::max(required_q0_bits(plan, o.noise_bits), o.scale_bits + 10);
-  if (q0 > 2 * kMaxBasePrimeBits) {
-    throw std::invalid_argument("parameter selection: q_0 would need " + std::to_string(q0) +
-                                " bits (> " + std::to_string(2 * kMaxBasePrimeBits) + ", as two primes) for values up to 2^" +
-                                std::to_string(plan.needs.log2_level0_magnitude) +
+  // The modulus left at the deepest level: as few primes of at most max_prime_bits as
+  // hold q_0 (at least kMinBasePrimeBits each), which the executor never rescales away.
+  // (Limbs of 50 bits and more leave the AVX-512 IFMA kernels for the portable ones, limbs
+  // above 31 bits the AVX2 integer kernels for double-precision ones; a smaller bound
+  // keeps them on the fast kernels at the cost of one more limb in every ciphertext,
+  // 15-50 % more memory and, measured, more time than the faster kernels save.)
+  const int base = (q0 + o.max_prime_bits - 1) / o.max_prime_bits;
+  if (base > kMaxBasePrimes) {
+    throw std::invalid_argument("parameter selection: q_0 would need " + std::to_string(q0) + " bits (> " +
+                                std::to_string(kMaxBasePrimes) + " primes of " + std::to_string(o.max_prime_bits) +
+                                " bits) for values up to 2^" + std::to_string(plan.needs.log2_level0_magnitude) +
                                 " at scale 2^" + std::to_string(o.scale_bits) + "; lower --scale-bits");
   }
-  // The modulus left at the deepest level: one prime of up to 60 bits, else two primes
-  // that the executor never rescales away. (Limbs of 50 bits and more leave the AVX-512
-  // IFMA kernels for the portable ones; splitting every such q_0 would keep them on
-  // IFMA but costs one more limb in every ciphertext, 25-50 % more memory for the large
-  // models, for a ~20 % faster run: memory is the scarcer resource.)
   std::vector<int> coeff;
-  if (q0 <= kMaxBasePrimeBits) {
-    coeff = {q0};
-  } else {
-    coeff = {(q0 + 1) / 2, q0 / 2};
+  for (int i = 0; i < base; ++i) {
+    coeff.push_back(std::max(kMinBasePrimeBits, (q0 + base - 1 - i) / base));  // sizes differ by at most one
   }
   for (int l = 0; l < plan.needs.levels; ++l) coeff.push_back(o.scale_bits);
   const int special = *std::max_element(coeff.begin(), coeff.end());

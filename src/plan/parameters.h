@@ -4,9 +4,9 @@
 // calibration.h) and a precision target (scale bits). The depth of every tensor comes
 // from the level rules (plan/level_rules.h), the magnitudes from the ranges. The chain
 // is then
-//   q_0: enough bits for max|value| · (R_max where the value is masked) · Δ + margin
-//        (two primes of half the size when one would exceed 60 bits: the deepest level
-//        then keeps both),
+//   q_0: enough bits for max|value| · (R_max where the value is masked) · Δ + margin,
+//        as few primes of at most max_prime_bits as hold it (the deepest level then
+//        keeps them all),
 //   q_1..q_L: scale_bits each (≈ Δ, one per level),
 //   special: one prime >= the largest chain prime,
 // with the smallest N in [2^11, 2^16] whose 128-bit bound (ckks/security.h) admits
@@ -89,6 +89,11 @@ struct ParameterOptions {
   double margin = 2.0;  ///< calibrated max |value| is multiplied by this
   int noise_bits = 10;  ///< extra bits in q_0 above max|value|·Δ
   bool unmasked_functions = false;  ///< Parameters::unmasked_functions
+  /// Largest prime of the chain, in bits (scale_bits to 60): q_0 is split into primes of
+  /// at most this size (31: every limb fits a 32-bit word and the AVX2 integer kernels).
+  /// 60 on every machine kind: the extra limb costs more than the faster kernels gain
+  /// (docs/performance.md, "Prime sizes").
+  int max_prime_bits = 60;
 };
 
 /// Chooses parameters (see the file comment). Throws std::invalid_argument if no N up

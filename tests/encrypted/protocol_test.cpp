@@ -186,6 +186,28 @@ TEST(EncryptedProtocol, ParameterSelectionIsSecureAndSufficient) {
   for (std::size_t i = 0; i < y.size(); ++i) EXPECT_NEAR(y[i], ref[i], 1e-3 * (1 + std::fabs(ref[i])));
 }
 
+TEST(EncryptedProtocol, PrimesOfAtMost31BitsSplitQ0AndStillDecrypt) {
+  // Every limb in a 32-bit word: q_0 becomes two primes that the run never rescales away,
+  // so the outputs are decrypted at level 1.
+  const auto g = relu_net();
+  const auto x = signed_input(3);
+  plan::ParameterOptions o;
+  o.max_prime_bits = 31;
+  const auto plan = plan::plan_parameters(g, runtime::calibrate_ranges(g, {x}), o);
+  const auto wide = plan::plan_parameters(g, runtime::calibrate_ranges(g, {x}));
+  EXPECT_EQ(plan.needs.levels, wide.needs.levels);
+  EXPECT_EQ(plan.params.coeff_bits().size(), wide.params.coeff_bits().size() + 1);
+  for (int bits : plan.params.coeff_bits()) EXPECT_LE(bits, 31);
+  for (int bits : plan.params.special_bits()) EXPECT_LE(bits, 31);
+  runtime::EncryptedSession s(g, plan);
+  runtime::EncryptedRunStats st;
+  const auto y = runtime::to_batch_major(s.executor->run(*s.client, {x}, st)[0]);
+  const auto ref = runtime::to_batch_major(runtime::run_plain(g, {x})[0]);
+  for (std::size_t i = 0; i < y.size(); ++i) EXPECT_NEAR(y[i], ref[i], 1e-3 * (1 + std::fabs(ref[i])));
+  o.max_prime_bits = 29;  // below the scale
+  EXPECT_THROW(plan::plan_parameters(g, runtime::calibrate_ranges(g, {x}), o), std::invalid_argument);
+}
+
 TEST(EncryptedProtocol, InsufficientOrInsecureOverrideIsAClearError) {
   const auto g = relu_net();
   const auto x = signed_input(3);
