@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ckks/security.h"
+#include "ring/primes.h"
 #include "ckks/slot_mask.h"
 #include "plan/level_rules.h"
 
@@ -220,6 +221,14 @@ void apply_parameter_override(Parameters& plan, std::size_t n, std::vector<int> 
   if (total > ckks::max_log_qp_128(n)) {
     fail("insecure: log2(QP) = " + std::to_string(total) + " exceeds the 128-bit bound " +
          std::to_string(ckks::max_log_qp_128(n)) + " for N = " + std::to_string(n));
+  }
+  // The primes must exist: sizes in the generator's range, enough of each size for N.
+  std::vector<int> sizes = coeff_bits;
+  sizes.insert(sizes.end(), special_bits.begin(), special_bits.end());
+  try {
+    ring::generate_ntt_primes(sizes, n);
+  } catch (const std::invalid_argument& e) {
+    fail(std::string("no such primes: ") + e.what());
   }
   plan.scale_bits = scale_bits;
   plan.params = ckks::EncryptionParameters(n, std::move(coeff_bits), std::move(special_bits));

@@ -106,7 +106,8 @@ Parameters plan_parameters(const model::Graph& g, const std::vector<double>& ran
 /// {"n": N, "coeff_bits": [q_0, ..., q_L], "special_bits": [...], "scale_bits": s}
 /// after checking them against the plan's requirements. Throws std::invalid_argument with
 /// a clear message for a malformed file, too few levels, a too-small q_0 or middle prime,
-/// a special prime smaller than the chain primes, or insecure parameters.
+/// a special prime smaller than the chain primes, insecure parameters, or primes that do
+/// not exist (a size outside [20, 60] bits, too few primes = 1 mod 2N of a size).
 void apply_parameter_override(Parameters& plan, const std::filesystem::path& file);
 /// Same from explicit values (used by the file form and by tests).
 void apply_parameter_override(Parameters& plan, std::size_t n, std::vector<int> coeff_bits,

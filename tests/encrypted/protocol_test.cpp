@@ -225,6 +225,7 @@ TEST(EncryptedProtocol, InsufficientOrInsecureOverrideIsAClearError) {
   expect_error(8192, {32, 30}, {40}, "insufficient modulus: q_0");
   expect_error(2048, {50, 30}, {50}, "insecure");
   expect_error(8192, {50, 30}, {40}, "special prime");
+  expect_error(8192, {50, 30}, {70}, "no such primes");  // found by fuzz_parameters_json
   // A valid override is taken as is; the file form parses the same fields.
   const auto file = std::filesystem::temp_directory_path() / "heinfer_params_test.json";
   std::ofstream(file) << R"({"n": 8192, "coeff_bits": [50, 30, 30], "special_bits": [50], "scale_bits": 30})";
