@@ -32,6 +32,7 @@
 #include "model/load.h"
 #include "runtime/atomic_file.h"
 #include "plan/parameters.h"
+#include "plan/refresh_rounds.h"
 #include "runtime/calibration.h"
 
 namespace heinfer::apps {
@@ -215,7 +216,8 @@ std::vector<double> plan_ranges(const model::Graph& g, const model::LoadOptions&
     model::LoadOptions small = lo;
     small.input_shape = model::Shape{in[0], reduce(in[1]), reduce(in[2])};
     try {
-      const model::Graph gs = model::load_model(o.model, small);
+      model::Graph gs = model::load_model(o.model, small);
+      plan::insert_refresh_rounds(gs, plan::parse_round_masks(o.round_masks));  // as g
       bool same = gs.tensors.size() == g.tensors.size() && gs.nodes.size() == g.nodes.size();
       for (std::size_t i = 0; same && i < g.tensors.size(); ++i) same = gs.tensors[i].name == g.tensors[i].name;
       if (same && static_cast<double>(total_macs(gs)) * 2 <= 1.5 * kMaxCalibrationMacs) {
@@ -419,7 +421,13 @@ void inspect(const InspectOptions& o) {
     s[s.size() - 1] = w;
     lo.input_shape = s;
   }
-  const model::Graph g = model::load_model(o.model, lo);
+  model::Graph g = model::load_model(o.model, lo);
+  if (o.batch > 0) {
+    if (const int refreshes = plan::insert_refresh_rounds(g, plan::parse_round_masks(o.round_masks))) {
+      std::printf("note: %d refresh points (Relu(x) - Relu(-x), two masked rounds each) keep the chain within %d levels\n",
+                  refreshes, plan::kRefreshDepth);
+    }
+  }
   print_graph(g, o);
   if (o.batch > 0) predict(g, lo, o);
   else if (!o.json.empty()) throw std::invalid_argument("--json needs --batch (the prediction is per batch size)");

@@ -27,6 +27,7 @@
 #include "runtime/npy.h"
 #include "plan/footprint.h"
 #include "plan/parameters.h"
+#include "plan/refresh_rounds.h"
 #include "runtime/calibration.h"
 #include "runtime/profile.h"
 #include "size_option.h"
@@ -92,7 +93,11 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
                    const std::string& labels_path, std::int64_t batch, int threads, const EncryptedOptions& o) {
   // Not under a DRAM budget: there resident memory must follow the budget.
   if (o.dram_budget == 0) memory::configure_allocator_for_ciphertexts();
-  const model::Graph g = model::load_model(model_path);
+  model::Graph g = model::load_model(model_path);
+  if (const int refreshes = plan::insert_refresh_rounds(g, plan::parse_round_masks(o.round_masks))) {
+    std::fprintf(stderr, "note: %d refresh points (Relu(x) - Relu(-x), two masked rounds each) keep the chain within %d levels\n",
+                 refreshes, plan::kRefreshDepth);
+  }
   if (g.inputs.size() != 1 || g.outputs.size() != 1) {
     throw std::runtime_error("`run` supports models with one input and one output");
   }

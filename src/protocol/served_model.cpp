@@ -8,6 +8,7 @@
 #include "memory/bytes.h"
 #include "model/load.h"
 #include "plan/footprint.h"
+#include "plan/refresh_rounds.h"
 #include "runtime/round_function.h"
 #include "runtime/calibration.h"
 #include "runtime/client.h"
@@ -30,6 +31,7 @@ std::unique_ptr<Model> prepare_served_model(const ServedModel& sm, int max_messa
   auto m = std::make_unique<Model>();
   m->name = sm.name;
   m->g = model::load_model(sm.path);
+  plan::insert_refresh_rounds(m->g, masks);  // before calibration: the new tensors need ranges
   if (m->g.inputs.size() != 1 || m->g.outputs.size() != 1) {
     throw std::runtime_error("model '" + sm.name + "' has " + std::to_string(m->g.inputs.size()) + " inputs and " +
                              std::to_string(m->g.outputs.size()) +

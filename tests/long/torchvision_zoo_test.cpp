@@ -1,8 +1,8 @@
 // Every image classifier of Debian's torchvision 0.14 at opsets 13 and 17, exported with
 // seeded weights and a dynamic batch at its smallest input side (tools/export_torchvision.py
 // --list: 32, alexnet and vgg 224, inception_v3 75), loaded and run by the plaintext
-// executor against PyTorch (tests/common/framework_export.h); eight of them also encrypted
-// end to end at 32x32. About 10 minutes on 2 cores.
+// executor against PyTorch (tests/common/framework_export.h); eleven of them also encrypted
+// end to end at 32x32. About 12 minutes on 2 cores.
 #include "../common/framework_export.h"
 
 namespace heinfer {
@@ -23,9 +23,11 @@ std::vector<test::ExportCase> cases() {
     }
   }
   // Encrypted end to end at 32x32 (ring degree 64): the classifiers whose ops all run
-  // encrypted today, 8 images each (regnet's Sigmoid gates as unmasked rounds).
+  // encrypted today, 8 images each (regnet's and efficientnet's Sigmoid gates as unmasked
+  // rounds; efficientnet and the MobileNetV3s with refresh points, plan/refresh_rounds.h).
   for (const char* arch : {"resnet18", "squeezenet1_1", "densenet121", "googlenet", "resnext50_32x4d",
-                           "shufflenet_v2_x1_0", "mnasnet1_0", "regnet_y_400mf"}) {
+                           "shufflenet_v2_x1_0", "mnasnet1_0", "regnet_y_400mf", "efficientnet_b0",
+                           "mobilenet_v3_small", "mobilenet_v3_large"}) {
     v.push_back({"export_torchvision.py", std::string("--arch ") + arch + " --resolution 32", 13,
                  std::string(arch) + "_opset13_encrypted", true});
   }
