@@ -48,15 +48,20 @@ TEST(RefreshRounds, ShallowModelsAreLeftAsTheyAre) {
 TEST(RefreshRounds, DeepChainsGetExactIdentitiesWithinTheBudget) {
   const model::Graph original = product_chain(16);
   ASSERT_GT(deepest(original), plan::kMaxDepthWithoutRefresh);
-  model::Graph g = original;
-  const int inserted = plan::insert_refresh_rounds(g, plan::RoundMasks::PerWindow);
-  EXPECT_GT(inserted, 0);
-  EXPECT_LE(deepest(g), plan::kRefreshDepth);
-  const auto x = test::random_input({4}, 64, 7);
-  EXPECT_EQ(runtime::run_plain(g, {x})[0].data, runtime::run_plain(original, {x})[0].data);  // exact
-  const auto c = test::compare(g, x, ckks::Packing::Complex);
-  EXPECT_LE(c.max_abs_error, 1e-3 * (1 + c.max_abs_plain));
-  EXPECT_EQ(c.stats.rounds, 2 * inserted);
+  for (const plan::RoundMasks masks : {plan::RoundMasks::PerWindow, plan::RoundMasks::PerSample}) {
+    model::Graph g = original;
+    const int inserted = plan::insert_refresh_rounds(g, masks);
+    EXPECT_GT(inserted, 0);
+    int depth = 0;
+    for (const auto& n : plan::level_rules(g, masks).nodes) depth = std::max({depth, n.input_depth, n.output_depth});
+    EXPECT_LE(depth, plan::kRefreshDepth);
+    const auto x = test::random_input({4}, 64, 7);
+    EXPECT_EQ(runtime::run_plain(g, {x})[0].data, runtime::run_plain(original, {x})[0].data);  // exact
+    const bool per_sample = masks == plan::RoundMasks::PerSample;
+    const auto c = test::compare(g, x, per_sample ? ckks::Packing::Real : ckks::Packing::Complex, 2048, masks);
+    EXPECT_LE(c.max_abs_error, 1e-3 * (1 + c.max_abs_plain));
+    EXPECT_EQ(c.stats.rounds, 2 * inserted);
+  }
 }
 
 }  // namespace
