@@ -240,9 +240,27 @@ void apply_parameter_override(Parameters& plan, const std::filesystem::path& fil
   nlohmann::json j;
   try {
     in >> j;
-    apply_parameter_override(plan, j.at("n").get<std::size_t>(), j.at("coeff_bits").get<std::vector<int>>(),
-                             j.at("special_bits").get<std::vector<int>>(),
-                             j.value("scale_bits", plan.scale_bits));
+    // Integers only, within range, before converting (a float or a huge integer does not
+    // convert to int / size_t safely).
+    auto integer = [&](const nlohmann::json& v, const char* what, std::int64_t lo, std::int64_t hi) {
+      if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<std::uint64_t>() > static_cast<std::uint64_t>(hi)) ||
+          (!v.is_number_unsigned() && (v.get<std::int64_t>() < lo || v.get<std::int64_t>() > hi))) {
+        throw std::invalid_argument(std::string("--params: ") + what + " must be an integer in [" + std::to_string(lo) +
+                                    ", " + std::to_string(hi) + "], got " + v.dump());
+      }
+      return v.get<std::int64_t>();
+    };
+    auto bits = [&](const char* key) {
+      const nlohmann::json& a = j.at(key);
+      if (!a.is_array() || a.size() > 64) throw std::invalid_argument(std::string("--params: ") + key + " must be a list of at most 64 bit sizes");
+      std::vector<int> v;
+      for (const auto& e : a) v.push_back(static_cast<int>(integer(e, key, 1, 64)));
+      return v;
+    };
+    const auto n = static_cast<std::size_t>(integer(j.at("n"), "n", 1, std::int64_t{1} << 20));
+    const int scale = j.contains("scale_bits") ? static_cast<int>(integer(j.at("scale_bits"), "scale_bits", 1, 64))
+                                               : plan.scale_bits;
+    apply_parameter_override(plan, n, bits("coeff_bits"), bits("special_bits"), scale);
   } catch (const nlohmann::json::exception& e) {
     throw std::invalid_argument("--params: malformed JSON in '" + file.string() + "': " + e.what() +
                                 " (expected {\"n\":..., \"coeff_bits\":[...], \"special_bits\":[...], "

@@ -234,6 +234,14 @@ TEST(EncryptedProtocol, InsufficientOrInsecureOverrideIsAClearError) {
   EXPECT_EQ(plan.params.coeff_bits().size(), 3u);
   std::ofstream(file) << R"({"n": 8192, "coeff": [50]})";
   EXPECT_THROW(plan::apply_parameter_override(plan, file), std::invalid_argument);
+  // Numbers that do not convert safely are refused before converting (fuzz_parameters_json).
+  for (const char* bad : {R"({"n": 184467440737095516160, "coeff_bits": [50, 30], "special_bits": [50]})",
+                          R"({"n": 8192.5, "coeff_bits": [50, 30], "special_bits": [50]})",
+                          R"({"n": 8192, "coeff_bits": [50, 1e300], "special_bits": [50]})",
+                          R"({"n": 8192, "coeff_bits": [50, 30], "special_bits": [50], "scale_bits": -7})"}) {
+    std::ofstream(file) << bad;
+    EXPECT_THROW(plan::apply_parameter_override(plan, file), std::invalid_argument) << bad;
+  }
   std::filesystem::remove(file);
 }
 
