@@ -118,7 +118,9 @@ std::string Parameters::describe() const {
 namespace {
 
 constexpr int kMaxBasePrimeBits = 60;
-constexpr int kMaxBasePrimes = 4;
+/// The deepest level's modulus: at most two 60-bit primes' worth (then in as many primes
+/// of max_prime_bits as it takes).
+constexpr int kMaxBaseBits = 2 * kMaxBasePrimeBits;
 /// Below this, primes = 1 mod 2N get scarce at N = 2^16 (2^(bits - 17) candidates).
 constexpr int kMinBasePrimeBits = 24;
 
@@ -157,13 +159,13 @@ Parameters plan_parameters(const model::Graph& g, const std::vector<double>& ran
   // above 31 bits the AVX2 integer kernels for double-precision ones; a smaller bound
   // keeps them on the fast kernels at the cost of one more limb in every ciphertext,
   // 15-50 % more memory and, measured, more time than the faster kernels save.)
-  const int base = (q0 + o.max_prime_bits - 1) / o.max_prime_bits;
-  if (base > kMaxBasePrimes) {
+  if (q0 > kMaxBaseBits) {
     throw std::invalid_argument("parameter selection: q_0 would need " + std::to_string(q0) + " bits (> " +
-                                std::to_string(kMaxBasePrimes) + " primes of " + std::to_string(o.max_prime_bits) +
-                                " bits) for values up to 2^" + std::to_string(plan.needs.log2_level0_magnitude) +
-                                " at scale 2^" + std::to_string(o.scale_bits) + "; lower --scale-bits");
+                                std::to_string(kMaxBaseBits) + ") for values up to 2^" +
+                                std::to_string(plan.needs.log2_level0_magnitude) + " at scale 2^" +
+                                std::to_string(o.scale_bits) + "; lower --scale-bits");
   }
+  const int base = (q0 + o.max_prime_bits - 1) / o.max_prime_bits;
   std::vector<int> coeff;
   for (int i = 0; i < base; ++i) {
     coeff.push_back(std::max(kMinBasePrimeBits, (q0 + base - 1 - i) / base));  // sizes differ by at most one
