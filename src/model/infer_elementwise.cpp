@@ -101,10 +101,78 @@ std::optional<double> uniform_exponent(const Graph& g, const Node& n) {
 
 }  // namespace
 
+namespace {
+
+/// Pow(x, E) with per-element integer exponents in [0, 64] (not all equal): with p_j =
+/// x^(2^j) (a chain of squares), y = product over the bits j of M_j, where M_j takes p_j
+/// at the elements whose exponent has bit j and the constant 1 elsewhere (an element map
+/// with fill 1). Returns the nodes inserted after k, or 0 when E does not qualify.
+std::size_t expand_elementwise_power(InferContext& c, std::size_t k) {
+  const Node pow = c.g.nodes[k];
+  if (pow.inputs.size() != 2 || !is_activation(c.g, pow.inputs[0]) || !has_input(pow, 1)) return 0;
+  const Tensor& e = input(c.g, pow, 1);
+  if (!e.is_constant || e.data.empty() || !e.batch_coeff.empty()) return 0;
+  for (double v : e.data) {
+    if (v < 0.0 || v > 64.0 || std::floor(v) != v) return 0;
+  }
+  const Shape xs = input(c.g, pow, 0).shape;
+  const std::vector<Operand> ops = per_sample_operands(c.g, pow);  // refuses exponents varying along dim 0
+  if (broadcast_shapes(ops[0].view, ops[1].view, node_label(pow)) != xs) return 0;
+  const Shape e_strides = broadcast_strides(ops[1].view, xs);
+  const std::int64_t total = numel(xs);
+  std::vector<std::int64_t> exponent(static_cast<std::size_t>(total));
+  std::int64_t max_e = 0;
+  for (std::int64_t o = 0; o < total; ++o) {
+    std::int64_t offset = 0, rest = o;
+    for (std::size_t d = xs.size(); d-- > 0;) {
+      offset += (rest % xs[d]) * e_strides[d];
+      rest /= xs[d];
+    }
+    exponent[static_cast<std::size_t>(o)] = static_cast<std::int64_t>(e.data[static_cast<std::size_t>(offset)]);
+    max_e = std::max(max_e, exponent[static_cast<std::size_t>(o)]);
+  }
+  if (max_e == 0) return 0;
+  const TensorId x = pow.inputs[0], y = pow.outputs.at(0);
+  std::vector<Node> nodes;
+  auto add = [&](OpType op, const std::string& name, std::vector<TensorId> inputs, OpParams params) {
+    Node m;
+    m.name = pow.name + "/" + name;
+    m.op = op;
+    m.inputs = std::move(inputs);
+    m.outputs = {add_activation(c.g, m.name, xs)};
+    m.params = std::move(params);
+    nodes.push_back(m);
+    return m.outputs[0];
+  };
+  std::vector<TensorId> factors;
+  TensorId p = x;
+  for (int j = 0; (max_e >> j) > 0; ++j) {
+    if (j > 0) p = add(OpType::Mul, "square_" + std::to_string(j), {p, p}, std::monostate{});
+    std::vector<std::int64_t> source(static_cast<std::size_t>(total), -1);
+    bool any = false, all = true;
+    for (std::int64_t o = 0; o < total; ++o) {
+      const bool bit = (exponent[static_cast<std::size_t>(o)] >> j) & 1;
+      if (bit) source[static_cast<std::size_t>(o)] = o;
+      any = any || bit;
+      all = all && bit;
+    }
+    if (!any) continue;
+    factors.push_back(all ? p : add(OpType::Pad, "select_" + std::to_string(j), {p}, ElementMapParams{std::move(source), 1.0}));
+  }
+  TensorId result = factors[0];
+  for (std::size_t f = 1; f < factors.size(); ++f) result = add(OpType::Mul, "times_" + std::to_string(f), {result, factors[f]}, std::monostate{});
+  if (nodes.empty() || nodes.back().outputs[0] != result) return 0;  // not reached for unequal exponents
+  nodes.back().outputs = {y};
+  return replace_node(c, k, std::move(nodes));
+}
+
+}  // namespace
+
 std::size_t expand_power(InferContext& c, std::size_t k) {
   Node& n = c.g.nodes[k];
   const std::optional<double> e = uniform_exponent(c.g, n);
-  if (!e || *e == 2.0) return 0;
+  if (!e) return expand_elementwise_power(c, k);
+  if (*e == 2.0) return 0;
   if (numel(input(c.g, n, 1).shape) > 1) {
     // A uniform exponent tensor must not broadcast X (infer_pow's rule for the square).
     const std::vector<Operand> ops = per_sample_operands(c.g, n);

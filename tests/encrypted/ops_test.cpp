@@ -269,6 +269,26 @@ TEST(EncryptedOps, IntegerPowersAreChainsOfProducts) {
   }
 }
 
+TEST(EncryptedOps, PerElementIntegerPowersSelectBitsOfSquares) {
+  // Exponents 0..5 per element: x^(2^j) chains, element maps with fill 1 pick the bits.
+  ModelBuilder b;
+  b.input("x", {6}).output("y");
+  b.initializer("w", {6, 6}, random_floats(36, 113));
+  attr(b.node("Gemm", {"x", "w"}, {"h"}), "transB", std::int64_t{1});
+  b.initializer("e", {6}, {0, 1, 2, 3, 4, 5});
+  b.node("Pow", {"h", "e"}, {"y"});
+  const auto g = b.load();
+  const auto x = random_input({6}, kBatch, 114);
+  const auto c = compare(g, x, ckks::Packing::Complex);
+  ModelBuilder lin;
+  lin.input("x", {6}).output("h");
+  lin.initializer("w", {6, 6}, random_floats(36, 113));
+  attr(lin.node("Gemm", {"x", "w"}, {"h"}), "transB", std::int64_t{1});
+  const auto h = runtime::to_batch_major(runtime::run_plain(lin.load(), {x})[0]);
+  for (std::size_t i = 0; i < h.size(); ++i) EXPECT_NEAR(c.plain[i], std::pow(h[i], static_cast<double>(i % 6)), 1e-12);
+  expect_close(c);
+}
+
 TEST(EncryptedOps, HardSigmoidAndHardSwishThroughClipRounds) {
   // Exact rewrites: HardSigmoid = Clip(alpha x + beta, 0, 1) (a masked Clip round),
   // HardSwish = x * HardSigmoid(x) (and a ciphertext product).

@@ -237,7 +237,8 @@ TEST(ShapeInference, PowersBecomeProductsIdentityOrSqrt) {
   EXPECT_EQ(ops(pow({3, 3, 3}, {3}).load()).size(), 2u);  // uniform per-element exponents
   EXPECT_EQ(ops(pow({0.5f}, {}).load()), (std::vector<OpType>{OpType::Sqrt}));
   EXPECT_TRUE(ops(pow({1}, {}).load()).empty() || ops(pow({1}, {}).load()) == (std::vector<OpType>{OpType::Identity}));
-  for (auto [e, dims] : {std::pair{std::vector<float>{1, 2, 3}, std::vector<std::int64_t>{3}},
+  EXPECT_EQ(ops(pow({1, 2, 3}, {3}).load()).size(), 4u);  // x^2, select x or 1, select x^2 or 1, product
+  for (auto [e, dims] : {std::pair{std::vector<float>{1.5f, 2, 3}, std::vector<std::int64_t>{3}},
                          std::pair{std::vector<float>{-1}, std::vector<std::int64_t>{}},
                          std::pair{std::vector<float>{2.5f}, std::vector<std::int64_t>{}},
                          std::pair{std::vector<float>{65}, std::vector<std::int64_t>{}}}) {
