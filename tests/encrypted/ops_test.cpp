@@ -245,48 +245,42 @@ TEST(EncryptedOps, ProductOfTwoActivationsWithBroadcasting) {
   }
 }
 
+/// Gemm [n x n] then Pow by `exponent` (shape `exponent_dims`): checks the plaintext
+/// executor against std::pow of the Gemm's outputs (exponent element i % n for the batch-
+/// major output i) and the encrypted run against the plaintext one.
+void expect_power(std::int64_t n, const std::vector<std::int64_t>& exponent_dims, const std::vector<float>& exponent,
+                  std::uint32_t seed) {
+  auto gemm = [&](const std::string& out) {
+    ModelBuilder b;
+    b.input("x", {n}).output(out);
+    b.initializer("w", {n, n}, random_floats(static_cast<std::size_t>(n * n), seed));
+    attr(b.node("Gemm", {"x", "w"}, {"h"}), "transB", std::int64_t{1});
+    return b;
+  };
+  ModelBuilder b = gemm("y");
+  b.initializer("e", exponent_dims, exponent);
+  b.node("Pow", {"h", "e"}, {"y"});
+  const auto g = b.load();
+  for (const auto& node : g.nodes) EXPECT_NE(node.op, model::OpType::Pow) << "expanded into products";
+  const auto x = random_input({n}, kBatch, seed + 1);
+  const auto c = compare(g, x, ckks::Packing::Complex);
+  const auto h = runtime::to_batch_major(runtime::run_plain(gemm("h").load(), {x})[0]);
+  for (std::size_t i = 0; i < h.size(); ++i) {
+    const double e = exponent.size() == 1 ? exponent[0] : exponent[i % static_cast<std::size_t>(n)];
+    EXPECT_NEAR(c.plain[i], std::pow(h[i], e), 1e-12) << i;
+  }
+  expect_close(c);
+}
+
 TEST(EncryptedOps, IntegerPowersAreChainsOfProducts) {
   // Pow(h, 3) = h * h^2 and Pow(h, 5) = h * (h^2)^2: depth ceil(log2 e) each, no round.
-  for (const float e : {3.0f, 5.0f}) {
-    ModelBuilder b;
-    b.input("x", {4}).output("y");
-    b.initializer("w", {3, 4}, random_floats(12, 111));
-    attr(b.node("Gemm", {"x", "w"}, {"h"}), "transB", std::int64_t{1});
-    b.initializer("e", {}, {e});
-    b.node("Pow", {"h", "e"}, {"y"});
-    const auto g = b.load();
-    for (const auto& n : g.nodes) EXPECT_NE(n.op, model::OpType::Pow) << "expanded into products";
-    const auto x = random_input({4}, kBatch, 112);
-    const auto c = compare(g, x, ckks::Packing::Complex);
-    // The plaintext executor against the definition: h^e from the Gemm alone.
-    ModelBuilder lin;
-    lin.input("x", {4}).output("h");
-    lin.initializer("w", {3, 4}, random_floats(12, 111));
-    attr(lin.node("Gemm", {"x", "w"}, {"h"}), "transB", std::int64_t{1});
-    const auto h = runtime::to_batch_major(runtime::run_plain(lin.load(), {x})[0]);
-    for (std::size_t i = 0; i < h.size(); ++i) EXPECT_NEAR(c.plain[i], std::pow(h[i], e), 1e-12);
-    expect_close(c);
-  }
+  expect_power(4, {}, {3.0f}, 111);
+  expect_power(4, {}, {5.0f}, 111);
 }
 
 TEST(EncryptedOps, PerElementIntegerPowersSelectBitsOfSquares) {
   // Exponents 0..5 per element: x^(2^j) chains, element maps with fill 1 pick the bits.
-  ModelBuilder b;
-  b.input("x", {6}).output("y");
-  b.initializer("w", {6, 6}, random_floats(36, 113));
-  attr(b.node("Gemm", {"x", "w"}, {"h"}), "transB", std::int64_t{1});
-  b.initializer("e", {6}, {0, 1, 2, 3, 4, 5});
-  b.node("Pow", {"h", "e"}, {"y"});
-  const auto g = b.load();
-  const auto x = random_input({6}, kBatch, 114);
-  const auto c = compare(g, x, ckks::Packing::Complex);
-  ModelBuilder lin;
-  lin.input("x", {6}).output("h");
-  lin.initializer("w", {6, 6}, random_floats(36, 113));
-  attr(lin.node("Gemm", {"x", "w"}, {"h"}), "transB", std::int64_t{1});
-  const auto h = runtime::to_batch_major(runtime::run_plain(lin.load(), {x})[0]);
-  for (std::size_t i = 0; i < h.size(); ++i) EXPECT_NEAR(c.plain[i], std::pow(h[i], static_cast<double>(i % 6)), 1e-12);
-  expect_close(c);
+  expect_power(6, {6}, {0, 1, 2, 3, 4, 5}, 113);
 }
 
 TEST(EncryptedOps, HardSigmoidAndHardSwishThroughClipRounds) {
