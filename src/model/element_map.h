@@ -23,6 +23,12 @@ inline constexpr std::int64_t kMaxComputedElements = std::int64_t{1} << 22;
 /// small file cannot make a load slow.
 inline constexpr std::int64_t kMaxLoadTimeElements = std::int64_t{1} << 23;
 
+/// Budget of a whole load for the maps built on activations (entries of element maps and
+/// sparse linear maps: Pad, Slice, Gather, Expand, Resize), 2^26 (512 MiB of int64
+/// sources): each is at most kMaxComputedElements; this bounds their sum (a VGG-sized model
+/// at 224 x 224 with explicit Pad nodes needs about 2^25).
+inline constexpr std::int64_t kMaxLoadMapEntries = std::int64_t{1} << 26;
+
 /// numel(shape), or ModelError (prefixed by `context`) beyond kMaxComputedElements.
 std::int64_t computed_elements(const Shape& shape, const std::string& context);
 

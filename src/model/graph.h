@@ -63,6 +63,8 @@ struct Graph {
   /// Elements read and written by load-time evaluation so far (constant inputs plus
   /// outputs of every node folded), bounded by kMaxLoadTimeElements (model/element_map.h).
   std::int64_t load_time_elements = 0;
+  /// Entries of the maps built on activations so far (bounded by kMaxLoadMapEntries).
+  std::int64_t load_map_entries = 0;
 };
 
 /// "node 'conv1' (Conv)" - the prefix of every node-related error message.

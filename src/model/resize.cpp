@@ -124,22 +124,26 @@ LinearMap resize_map(const Shape& in, const Shape& out, const std::vector<double
   m.fill = a.extrapolation_value;
   m.row_begin.reserve(static_cast<std::size_t>(total) + 1);
   m.row_begin.push_back(0);
+  m.source.reserve(static_cast<std::size_t>(total * terms_per_output));
+  m.weight.reserve(static_cast<std::size_t>(total * terms_per_output));
   std::vector<std::int64_t> idx(rank, 0);
+  std::vector<std::pair<std::int64_t, double>> acc, next;  // reused: no allocation per output
+  acc.reserve(static_cast<std::size_t>(terms_per_output));
+  next.reserve(static_cast<std::size_t>(terms_per_output));
   for (std::int64_t o = 0; o < total; ++o) {
     // Expand the product of the per-axis terms of this output coordinate.
-    std::vector<std::pair<std::int64_t, double>> acc{{0, 1.0}};
+    acc.assign(1, {0, 1.0});
     for (std::size_t d = 0; d < rank && !acc.empty(); ++d) {
       const auto& t = axes[d][static_cast<std::size_t>(idx[d])];
       if (t.empty()) {
         acc.clear();  // outside the roi along this axis
         break;
       }
-      std::vector<std::pair<std::int64_t, double>> next;
-      next.reserve(acc.size() * t.size());
+      next.clear();
       for (const auto& [off, w] : acc) {
-        for (const AxisTerm& e : t) next.push_back({off + e.index * strides[d], w * e.weight});
+        for (const AxisTerm& e : t) next.emplace_back(off + e.index * strides[d], w * e.weight);
       }
-      acc = std::move(next);
+      acc.swap(next);
     }
     for (const auto& [off, w] : acc) {
       m.source.push_back(off);

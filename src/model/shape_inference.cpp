@@ -2,6 +2,7 @@
 
 #include "model/constant_eval.h"
 #include "model/constant_folding.h"
+#include "model/element_map.h"
 #include "model/infer_common.h"
 
 namespace heinfer::model {
@@ -184,6 +185,14 @@ void infer_shapes(Graph& g) {
     }
     detail::infer_node(c, n);
     numel(detail::output(g, n).shape);
+    std::int64_t entries = 0;
+    if (const auto* m = std::get_if<ElementMapParams>(&n.params)) entries = static_cast<std::int64_t>(m->source.size());
+    if (const auto* m = std::get_if<LinearMapParams>(&n.params)) entries = static_cast<std::int64_t>(m->source.size());
+    g.load_map_entries += entries;
+    if (g.load_map_entries > kMaxLoadMapEntries) {
+      throw ModelError(node_label(n) + ": the element maps of the model's data movement need more than " +
+                       std::to_string(kMaxLoadMapEntries) + " entries (the limit of a load)");
+    }
   }
   std::size_t kept = 0;
   for (std::size_t k = 0; k < g.nodes.size(); ++k) {

@@ -157,6 +157,30 @@ TEST(LoadTimeEvaluation, ALoadHasABudgetOfComputedElements) {
   }
 }
 
+TEST(LoadTimeEvaluation, MapsOnActivationsHaveABudgetToo) {
+  // Zero Pads of a [2^21] activation: each map has 2^21 entries, under the per-node cap;
+  // 32 of them reach the load's budget of 2^26 entries, 33 pass it.
+  auto pads = [](int count) {
+    ModelBuilder b(13);
+    b.input("x", {std::int64_t{1} << 21}).output("y");
+    b.initializer_i64("pads", {4}, {0, 0, 0, 0});
+    for (int i = 0; i < count; ++i) {
+      const std::string in = i == 0 ? std::string("x") : std::string("p").append(std::to_string(i - 1));
+      const std::string out = i + 1 == count ? std::string("y") : std::string("p").append(std::to_string(i));
+      b.node("Pad", {in, "pads"}, {out});
+    }
+    return b;
+  };
+  static_assert(32 * (std::int64_t{1} << 21) == model::kMaxLoadMapEntries);
+  EXPECT_NO_THROW(pads(32).load());
+  try {
+    pads(33).load();
+    ADD_FAILURE() << "a load past the map budget was accepted";
+  } catch (const model::ModelError& e) {
+    EXPECT_NE(std::string(e.what()).find("the limit of a load"), std::string::npos) << e.what();
+  }
+}
+
 TEST(ElementMaps, PadModesMatchTheOperatorDefinition) {
   // [a b c] padded by 2 on the left and 1 on the right.
   EXPECT_EQ(model::pad_map({3}, {2}, {1}, model::PadMode::Constant, "t").source,
