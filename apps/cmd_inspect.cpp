@@ -57,6 +57,8 @@ struct InspectOptions {
   int threads = 0;
   double range = 0;  ///< > 0: fixed |value| bound for every tensor instead of calibrating
   bool no_time = false;  ///< memory only: skip the time calibration
+  int limb_words = 64;   ///< stored limbs (plan::FootprintOptions::limb_words)
+  int max_prime_bits = 60;  ///< plan::ParameterOptions::max_prime_bits
 };
 
 /// The last `width` characters (ONNX exporters put the distinctive part of names last).
@@ -279,13 +281,16 @@ void predict(const model::Graph& g, const model::LoadOptions& lo, const InspectO
                    ? ckks::Packing::Real
                    : ckks::Packing::Complex;
   po.scale_bits = o.scale_bits;
+  po.max_prime_bits = o.max_prime_bits;
   const plan::Parameters plan = plan_for_prediction(g, ranges, po);
   std::printf("parameters: %s\n", plan.describe().c_str());
   const plan::EncryptedPlan ep = plan::make_plan(g, plan);
-  const plan::FootprintEstimate f = plan::predict_footprint(g, ep);
+  plan::FootprintOptions fo;
+  fo.limb_words = o.limb_words;
+  const plan::FootprintEstimate f = plan::predict_footprint(g, ep, fo);
   plan::ScheduleOptions streaming;
   streaming.streaming = true;
-  const plan::FootprintEstimate fs = plan::predict_footprint(g, plan::make_plan(g, plan, streaming));
+  const plan::FootprintEstimate fs = plan::predict_footprint(g, plan::make_plan(g, plan, streaming), fo);
   plan::CostCalibration c;  // --no-time: all unit costs 0
   c.threads = omp_get_max_threads();
   if (!o.no_time) c = runtime::calibrate_costs(plan);
@@ -367,7 +372,8 @@ void predict(const model::Graph& g, const model::LoadOptions& lo, const InspectO
         {"capacity", plan.capacity()}}},
       {"ranges", ranges_info},
       {"memory",
-       {{"peak_bytes", f.peak_bytes},
+       {{"limb_words", o.limb_words},
+        {"peak_bytes", f.peak_bytes},
         {"peak_node", f.peak_node},
         {"key_bytes", f.key_bytes},
         {"weight_bytes", f.weight_bytes},
@@ -458,6 +464,15 @@ void register_inspect(CLI::App& app) {
                   "fixed |value| bound for every activation instead of calibrating on random inputs")
       ->check(CLI::PositiveNumber);
   sub->add_option("--threads", o->threads, "OpenMP threads for the calibration (0: default)");
+  sub->add_option("--limb-words", o->limb_words,
+                  "stored limbs for the prediction: 32 (limbs of primes below 2^32 in 32-bit words, as `run "
+                  "--limb-words 32`) or 64")
+      ->check(CLI::IsMember({32, 64}))
+      ->capture_default_str();
+  sub->add_option("--max-prime-bits", o->max_prime_bits,
+                  "largest prime of the chain for the prediction (31: every limb fits a 32-bit word)")
+      ->check(CLI::Range(30, 60))
+      ->capture_default_str();
   sub->add_flag("--no-time", o->no_time, "predict memory only (skip the few-second time calibration)");
   sub->callback([o] { inspect(*o); });
 }

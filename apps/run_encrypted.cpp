@@ -76,6 +76,12 @@ void add_encrypted_options(CLI::App* sub, EncryptedOptions& o) {
                   "exist only as windows of rows (auto: under --dram-budget)")
       ->check(CLI::IsMember({"auto", "on", "off"}))
       ->capture_default_str();
+  sub->add_option("--limb-words", o.limb_words,
+                  "encrypted: stored ciphertexts keep limbs of primes below 2^32 in 32-bit words (half their "
+                  "bytes in DRAM and on the tier, one pass to unpack per use) or in 64-bit words; auto: 32 "
+                  "under --dram-budget")
+      ->check(CLI::IsMember({"auto", "32", "64"}))
+      ->capture_default_str();
   add_size_option(sub, "--pmem-max", o.pmem_max,
                   "encrypted: size limit of the secondary tier (default: the filesystem's)");
 #ifdef HEINFER_TEST_HOOKS
@@ -169,6 +175,8 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
   }
   runtime::EncryptedSession session(g, plan, ro);
   std::printf("context: %s\n", session.context->describe().c_str());
+  const int limb_words = o.limb_words == "32" || (o.limb_words == "auto" && so.dram_budget > 0) ? 32 : 64;
+  if (limb_words == 32) store.pack_words(session.context);
   const double setup_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_plan).count();
   const std::int64_t capacity = plan.capacity();
   const bool explicit_batch = o.batch_option && o.batch_option->count() > 0;
@@ -212,7 +220,8 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
   const auto dram = store.dram(), pmem = store.pmem();
   std::printf("peak memory      %s (maxrss), anonymous %s (RssAnon, sampled)\n", format_bytes(peak_rss_bytes()).c_str(),
               format_bytes(monitor.peak_rss_anon()).c_str());
-  std::printf("ciphertexts      DRAM peak %s (written %s); tier peak %s (written %s, read %s)\n",
+  std::printf("ciphertexts      %d-bit limb words; DRAM peak %s (written %s); tier peak %s (written %s, read %s)\n",
+              limb_words,
               format_bytes(dram.peak_bytes).c_str(), format_bytes(dram.bytes_written).c_str(),
               format_bytes(pmem.peak_bytes).c_str(), format_bytes(pmem.bytes_written).c_str(),
               format_bytes(pmem.bytes_read).c_str());
@@ -221,10 +230,13 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
     info.model = model_path;
     info.batch = count;
     info.threads = threads;
-    const plan::FootprintEstimate footprint = plan::predict_footprint(g, session.executor->plan());
+    plan::FootprintOptions fo;
+    fo.limb_words = limb_words;
+    const plan::FootprintEstimate footprint = plan::predict_footprint(g, session.executor->plan(), fo);
     info.plan = &session.executor->plan();
     info.footprint = &footprint;
     info.memory = &so;
+    info.limb_words = limb_words;
     info.dram = dram;
     info.pmem = pmem;
     info.peak_rss_anon_bytes = monitor.peak_rss_anon();

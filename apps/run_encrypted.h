@@ -23,6 +23,7 @@ struct EncryptedOptions {
   std::string streaming = "auto";  ///< streaming across layers: auto (under a budget), on, off
   std::string pmem_dir;            ///< secondary tier directory (memkind PMEM kind)
   std::int64_t pmem_max = 0;       ///< size limit of the tier in bytes; 0: the filesystem's
+  std::string limb_words = "auto"; ///< stored limbs: 32 | 64 | auto (32 under a DRAM budget)
   std::string profile;             ///< per-layer profile JSON (runtime/profile.h)
   std::size_t insecure_n = 0;      ///< tests only: ring degree override without the 128-bit check
   CLI::Option* batch_option = nullptr;  ///< to tell an explicit --batch from the default

@@ -9,7 +9,7 @@
 # `heinfer inspect MODEL --batch 2048 --resolution R` against the free space of WORK_DIR.
 # Environment: BUDGET_<name> overrides a case's --dram-budget (e.g. BUDGET_resnet50_64=6G),
 # THREADS (default 2), BATCH (default 2048), MASKS (--round-masks: per-window, the default,
-# or per-sample, which runs with real packing).
+# or per-sample, which runs with real packing), LIMB_WORDS (--limb-words: auto, the default, 32 or 64).
 # Prints one JSON line per case (time, peak memory per tier, bytes moved, the anchor
 # figures where the case has one) and keeps each run's log and profile in WORK_DIR.
 set -eu
@@ -19,6 +19,7 @@ CASES=${3:-"mobilenet_v2_0.35_96 mobilenet_v2_1.0_96 resnet50_64"}
 THREADS=${THREADS:-2}
 BATCH=${BATCH:-2048}
 MASKS=${MASKS:-per-window}
+LIMB_WORDS=${LIMB_WORDS:-auto}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 HEINFER=$(cd "$BUILD" && pwd)/heinfer
 mkdir -p "$WORK"
@@ -43,7 +44,7 @@ for c in $CASES; do
   fi
   OMP_NUM_THREADS=$THREADS "$HEINFER" run "$dir/model.onnx" --input "$dir/x.npy" --output "$dir/y.npy" \
     --threads "$THREADS" --dram-budget "$budget" --pmem-dir "$dir/tier" --profile "$dir/profile.json" \
-    --round-masks "$MASKS" \
+    --round-masks "$MASKS" --limb-words "$LIMB_WORDS" \
     > "$dir/run.log" 2>&1 || { echo "{\"case\": \"$c\", \"error\": \"see $dir/run.log\"}"; continue; }
   /usr/bin/python3 - "$dir/profile.json" "$c" "$budget" "$BATCH" "$anchor" "$MASKS" <<'PY'
 import json, sys
@@ -51,6 +52,7 @@ p = json.load(open(sys.argv[1]))
 t = p["tiers"]
 print(json.dumps({
     "case": sys.argv[2], "batch": int(sys.argv[4]), "params": p["params"], "round_masks": sys.argv[6],
+    "limb_words": p["memory"]["limb_words"],
     "threads": p["threads"], "dram_budget": sys.argv[3], "seconds": round(p["seconds"], 1),
     "images_per_second": round(int(sys.argv[4]) / p["seconds"], 2),
     "rounds": p["rounds"], "peak_rss_anon_bytes": p["peak_rss_anon_bytes"],

@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <atomic>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
@@ -16,6 +17,7 @@ void Ciphertext::resize(size_t n, size_t size, size_t level) {
   size_ = size;
   level_ = level;
   data_.resize(n * size * (level + 1));
+  packed_ = false;
   clear_seed();
 }
 
@@ -30,15 +32,92 @@ void Ciphertext::clear_seed() {
   seed_.fill(0);
 }
 
+namespace {
+
+std::atomic<std::uint64_t> next_storage_id{1};
+
+bool narrow(const CKKSContext& context, size_t limb) { return context.modulus(limb).value >> 32 == 0; }
+
+}  // namespace
+
 void Ciphertext::compact() {
   if (!seeded_) throw std::logic_error("Ciphertext::compact: ciphertext is not seeded");
   if (compact_) return;
-  data_.resize(n_ * limb_count());
+  // c0 comes first, packed or not (a packed ciphertext with c1 holds size_ equal polys).
+  data_.resize(packed_ ? data_.size() / size_ : n_ * limb_count());
   data_.shrink_to_fit();
   compact_ = true;
+  storage_id_ = next_storage_id.fetch_add(1, std::memory_order_relaxed);
+}
+
+size_t Ciphertext::packed_words(const CKKSContext& context) const {
+  size_t per_poly = 0;
+  for (size_t i = 0; i < limb_count(); ++i) per_poly += narrow(context, i) ? n_ / 2 : n_;
+  return (compact_ ? 1 : size_) * per_poly;
+}
+
+void Ciphertext::pack_words(const CKKSContext& context) {
+  if (packed_) return;
+  const size_t polys = compact_ ? 1 : size_, lq = limb_count();
+  if (context.n() != n_ || level_ > context.max_level() || n_ % 2 != 0 || data_.size() != polys * lq * n_) {
+    throw std::invalid_argument("Ciphertext::pack_words: ciphertext does not match the context");
+  }
+  const size_t words = packed_words(context);
+  if (words == data_.size()) return;  // no limb below 2^32
+  // In place, front to back: a limb's packed position never lies after its own.
+  uint64_t* d = data_.data();
+  size_t out = 0;
+  for (size_t p = 0; p < polys; ++p) {
+    for (size_t i = 0; i < lq; ++i) {
+      const uint64_t* src = d + (p * lq + i) * n_;
+      uint64_t* dst = d + out;
+      if (narrow(context, i)) {
+        for (size_t k = 0; k < n_ / 2; ++k) dst[k] = src[2 * k] | (src[2 * k + 1] << 32);
+        out += n_ / 2;
+      } else {
+        if (dst != src) std::memmove(dst, src, n_ * sizeof(uint64_t));
+        out += n_;
+      }
+    }
+  }
+  data_.resize(words);
+  data_.shrink_to_fit();
+  packed_ = true;
+  storage_id_ = next_storage_id.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Ciphertext::unpack_words(const CKKSContext& context) {
+  if (!packed_) return;
+  const size_t polys = compact_ ? 1 : size_, lq = limb_count();
+  if (context.n() != n_ || level_ > context.max_level() || data_.size() != packed_words(context)) {
+    throw std::invalid_argument("Ciphertext::unpack_words: ciphertext does not match the context");
+  }
+  size_t in = data_.size();
+  data_.resize(polys * lq * n_);
+  // In place, back to front: a limb's unpacked position never lies before its packed one.
+  uint64_t* d = data_.data();
+  for (size_t p = polys; p-- > 0;) {
+    for (size_t i = lq; i-- > 0;) {
+      uint64_t* dst = d + (p * lq + i) * n_;
+      if (narrow(context, i)) {
+        in -= n_ / 2;
+        const uint64_t* src = d + in;
+        for (size_t k = n_ / 2; k-- > 0;) {
+          const uint64_t w = src[k];
+          dst[2 * k + 1] = w >> 32;
+          dst[2 * k] = w & 0xffffffffu;
+        }
+      } else {
+        in -= n_;
+        if (dst != d + in) std::memmove(dst, d + in, n_ * sizeof(uint64_t));
+      }
+    }
+  }
+  packed_ = false;
 }
 
 void Ciphertext::expand(const CKKSContext& context) {
+  unpack_words(context);
   if (!compact_) return;
   if (context.n() != n_ || level_ > context.max_level()) {
     throw std::invalid_argument("Ciphertext::expand: ciphertext does not match the context");
@@ -58,6 +137,7 @@ void Ciphertext::rehome(std::pmr::memory_resource* resource) {
 void Ciphertext::drop_limbs(size_t count) {
   if (count == 0) return;
   if (count > level_) throw std::invalid_argument("Ciphertext::drop_limbs: not enough limbs");
+  if (packed_) throw std::logic_error("Ciphertext::drop_limbs: packed ciphertext; expand() first");
   const size_t old_limbs = level_ + 1, new_limbs = old_limbs - count;
   const size_t polys = compact_ ? 1 : size_;
   for (size_t p = 1; p < polys; ++p) {

@@ -23,6 +23,18 @@ class CKKSContext;
 /// ciphertexts and produce unseeded results. Writing c1 through data() of a seeded
 /// ciphertext invalidates the seed: call clear_seed().
 ///
+/// Packed form (32-bit words): pack_words() stores each limb whose prime is below 2^32
+/// with two coefficients per 64-bit word (coefficient 2k in the low half of word k,
+/// 2k + 1 in the high half), other limbs unchanged, in the same [poly][limb] order:
+/// half the bytes of every such limb at rest (DRAM, secondary tier). expand() restores
+/// one word per coefficient; the residues are unchanged, bit for bit.
+///
+/// is_compact() is true in either stored form (c1 dropped, or packed, or both): such a
+/// ciphertext must be expand()ed before evaluator operations. Each call that makes a
+/// ciphertext compact gives it a new storage_id(), which its copies keep: a cache of
+/// expansions keyed by address checks it to tell a ciphertext from a later one at the
+/// same address.
+///
 /// Storage: the coefficients live in a std::pmr vector. A default-constructed or copied
 /// ciphertext uses ring::aligned_resource() (the heap, every limb on a 64-byte boundary);
 /// memory::CiphertextStore moves stored
@@ -38,8 +50,8 @@ class Ciphertext {
   /// A copy in aligned heap memory, whatever the resource of `other`.
   Ciphertext(const Ciphertext& other)
       : n_(other.n_), size_(other.size_), level_(other.level_), scale_(other.scale_), ntt_form_(other.ntt_form_),
-        seeded_(other.seeded_), compact_(other.compact_), seed_(other.seed_),
-        data_(other.data_, ring::aligned_resource()) {}
+        seeded_(other.seeded_), compact_(other.compact_), packed_(other.packed_), storage_id_(other.storage_id_),
+        seed_(other.seed_), data_(other.data_, ring::aligned_resource()) {}
   Ciphertext(Ciphertext&&) noexcept = default;
   Ciphertext& operator=(const Ciphertext&) = default;
   Ciphertext& operator=(Ciphertext&&) = default;
@@ -58,7 +70,16 @@ class Ciphertext {
   void set_ntt_form(bool ntt) { ntt_form_ = ntt; }
 
   bool is_seeded() const { return seeded_; }
-  bool is_compact() const { return compact_; }
+  /// In a stored form (c1 dropped and / or packed): expand() before use.
+  bool is_compact() const { return compact_ || packed_; }
+  /// c1 is not held (regenerated from the seed by expand()).
+  bool c1_dropped() const { return compact_; }
+  /// Limbs of primes below 2^32 hold two coefficients per word.
+  bool is_packed() const { return packed_; }
+  /// Identifies the stored form (see the class comment); 0 if never compacted.
+  std::uint64_t storage_id() const { return storage_id_; }
+  /// Words of the expanded form: size() · limb_count() · n().
+  size_t expanded_words() const { return size_ * limb_count() * n_; }
   const ring::Seed& seed() const { return seed_; }
   /// Marks c1 as expanded from `seed` (used by the encryptor and loaders).
   void set_seed(const ring::Seed& seed);
@@ -66,7 +87,15 @@ class Ciphertext {
 
   /// Drops c1 of a seeded ciphertext. Throws std::logic_error if !is_seeded().
   void compact();
-  /// Regenerates c1 from the seed. No-op unless compact.
+  /// Packs the limbs of primes below 2^32 (of `context`) into 32-bit words and releases
+  /// the freed capacity. No-op if already packed or no limb is below 2^32. Throws
+  /// std::invalid_argument if the ciphertext does not match the context.
+  void pack_words(const CKKSContext& context);
+  /// Words `pack_words` would leave (for c1_dropped(): c0 only).
+  size_t packed_words(const CKKSContext& context) const;
+  /// Undoes pack_words() (c1 stays dropped). No-op unless packed.
+  void unpack_words(const CKKSContext& context);
+  /// Unpacks and regenerates c1 from the seed. No-op unless compact.
   void expand(const CKKSContext& context);
 
   uint64_t* poly(size_t p) { return data_.data() + p * limb_count() * n_; }
@@ -83,14 +112,16 @@ class Ciphertext {
   /// released; capacity shrinks to the size). Not thread-safe against readers.
   void rehome(std::pmr::memory_resource* resource);
 
-  /// Drops the last `count` limbs of every polynomial in place (level -= count).
+  /// Drops the last `count` limbs of every polynomial in place (level -= count). Throws
+  /// std::logic_error if packed.
   void drop_limbs(size_t count);
 
  private:
   size_t n_ = 0, size_ = 0, level_ = 0;
   double scale_ = 1.0;
   bool ntt_form_ = true;
-  bool seeded_ = false, compact_ = false;
+  bool seeded_ = false, compact_ = false, packed_ = false;
+  std::uint64_t storage_id_ = 0;
   ring::Seed seed_{};
   Storage data_;
 };

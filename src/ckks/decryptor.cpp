@@ -26,7 +26,13 @@ Decryptor::Decryptor(ContextPtr context, const SecretKey& secret_key)
 void Decryptor::decrypt(const Ciphertext& ct, Plaintext& out) const {
   const CKKSContext& ctx = *context_;
   const size_t n = ctx.n(), level = ct.level(), lq = level + 1;
-  const size_t stored = ct.is_compact() ? 1 : ct.size();
+  if (ct.is_packed()) {
+    Ciphertext unpacked = ct;
+    unpacked.unpack_words(ctx);
+    decrypt(unpacked, out);
+    return;
+  }
+  const size_t stored = ct.c1_dropped() ? 1 : ct.size();
   if (ct.n() != n || level > ctx.max_level() || ct.size() < 2 || ct.size() > 3 ||
       ct.data().size() != stored * lq * n) {
     throw std::invalid_argument("Decryptor: ciphertext does not match the context");
@@ -34,7 +40,7 @@ void Decryptor::decrypt(const Ciphertext& ct, Plaintext& out) const {
   if (!ct.is_ntt_form()) throw std::invalid_argument("Decryptor: ciphertext not in NTT form");
   std::vector<uint64_t> mask;
   const uint64_t* c1 = nullptr;
-  if (ct.is_compact()) {
+  if (ct.c1_dropped()) {
     mask.resize(lq * n);
     expand_ciphertext_mask(ctx, ct.seed(), level, mask.data());
     c1 = mask.data();

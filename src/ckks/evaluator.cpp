@@ -35,7 +35,7 @@ Evaluator::Evaluator(ContextPtr context) : context_(std::move(context)) {}
 void Evaluator::check(const Ciphertext& a, const char* op) const {
   const CKKSContext& ctx = *context_;
   if (a.is_compact()) {
-    throw std::invalid_argument(std::string(op) + ": compact (seeded) ciphertext; expand() first");
+    throw std::invalid_argument(std::string(op) + ": compact (seeded or packed) ciphertext; expand() first");
   }
   if (a.n() != ctx.n() || a.level() > ctx.max_level() || a.size() < 2 || a.size() > 3 ||
       a.data().size() != a.size() * a.limb_count() * a.n()) {

@@ -170,8 +170,14 @@ EncryptionParameters load_parameters(std::istream& in, uint64_t max_bytes) {
 // ------------------------------------------------------------------ ciphertext
 
 void save(const Ciphertext& ct, const CKKSContext& ctx, std::ostream& out) {
+  if (ct.is_packed()) {  // the wire has its own widths: write from one word per coefficient
+    Ciphertext unpacked = ct;
+    unpacked.unpack_words(ctx);
+    save(unpacked, ctx, out);
+    return;
+  }
   const size_t n = ctx.n(), lq = ct.limb_count();
-  const size_t stored = ct.is_compact() ? 1 : ct.size();
+  const size_t stored = ct.c1_dropped() ? 1 : ct.size();
   if (ct.n() != n || ct.level() > ctx.max_level() || ct.size() < 2 || ct.size() > 3 ||
       ct.data().size() != stored * lq * n) {
     throw SerializationError("save(Ciphertext): ciphertext does not match the context");
@@ -181,11 +187,11 @@ void save(const Ciphertext& ct, const CKKSContext& ctx, std::ostream& out) {
   w.header(ObjectType::Ciphertext, ctx.fingerprint(), body);
   w.u8(static_cast<uint8_t>(ct.size()));
   w.u8(ct.is_ntt_form() ? 1 : 0);
-  w.u8(ct.is_compact() ? 1 : 0);
+  w.u8(ct.c1_dropped() ? 1 : 0);
   w.u8(0);
   w.u32(static_cast<uint32_t>(ct.level()));
   w.f64(ct.scale());
-  if (ct.is_compact()) w.bytes(ct.seed().data(), ct.seed().size());
+  if (ct.c1_dropped()) w.bytes(ct.seed().data(), ct.seed().size());
   for (size_t p = 0; p < stored; ++p) {
     for (size_t i = 0; i < lq; ++i) w.coeffs(ct.limb(p, i), n, ctx.modulus(i));
   }

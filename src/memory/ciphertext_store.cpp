@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
 #include <utility>
 
+#include "ckks/context.h"
 #include "memory/bytes.h"
 #include "memory/secondary_tier.h"
 #include "ring/aligned_memory.h"
@@ -44,6 +46,7 @@ struct CiphertextStore::State {
   StoreOptions options;
   std::unique_ptr<SecondaryTier> tier;
   std::pmr::memory_resource* heap = ring::aligned_resource();
+  std::shared_ptr<const ckks::CKKSContext> words;  ///< set: narrow limbs in 32-bit words
   std::unordered_map<GroupId, Group> groups;
   GroupId next_id = 0;
   TierUsage dram, pmem;
@@ -82,7 +85,8 @@ struct CiphertextStore::State {
         ckks::Ciphertext* c = coldest->members[--coldest->scan];
         if (!c || in_tier(c)) continue;
         const std::int64_t b = bytes_of(*c);
-        if (c->is_seeded() && !c->is_compact()) c->compact();  // c1 is regenerated on use
+        if (c->is_seeded() && !c->c1_dropped()) c->compact();  // c1 is regenerated on use
+        if (words) c->pack_words(*words);
         const std::int64_t stored = bytes_of(*c);
         dram.bytes -= b;
         coldest->dram_bytes -= b;
@@ -162,23 +166,40 @@ void CiphertextStore::set_next_use(GroupId g, std::int64_t next_use) {
 
 void CiphertextStore::adopt(std::vector<Ptr>& cts, std::span<const std::int64_t> positions, GroupId g) {
   State& s = *state_;
+  std::size_t level_cap = SIZE_MAX;
+  std::shared_ptr<const ckks::CKKSContext> words;
+  {
+    std::lock_guard lock(s.mu);
+    level_cap = s.groups[g].level_cap;
+    words = s.words;
+  }
+  // Into stored form, in parallel, before the placement decisions.
+  const auto count = static_cast<std::int64_t>(positions.size());
+  std::vector<std::unique_ptr<ckks::Ciphertext>> made(positions.size());
+#pragma omp parallel for schedule(dynamic, 8) if (count > 8)
+  for (std::int64_t k = 0; k < count; ++k) {
+    auto& slot = cts[static_cast<std::size_t>(positions[static_cast<std::size_t>(k)])];
+    if (!slot) continue;
+    auto owned = std::make_unique<ckks::Ciphertext>(std::move(*const_cast<ckks::Ciphertext*>(slot.get())));
+    if (owned->level() > level_cap) owned->drop_limbs(owned->level() - level_cap);
+    if (words) owned->pack_words(*words);
+    // Stored bytes are what the ciphertext holds: give back capacity beyond its limbs
+    // (dropped limbs; results rescaled in place). A no-op when they match.
+    owned->rehome(owned->resource());
+    made[static_cast<std::size_t>(k)] = std::move(owned);
+  }
   std::lock_guard lock(s.mu);
   auto& G = s.groups[g];
   const std::int64_t budget = s.options.dram_budget;
   std::vector<std::pair<ckks::Ciphertext*, std::pmr::memory_resource*>> moves;
   const GroupId keep[] = {g};
-  for (std::int64_t pos : positions) {
-    auto& slot = cts[static_cast<std::size_t>(pos)];
-    if (!slot) continue;
-    auto* owned = new ckks::Ciphertext(std::move(*const_cast<ckks::Ciphertext*>(slot.get())));
-    if (owned->level() > G.level_cap) owned->drop_limbs(owned->level() - G.level_cap);
-    // Stored bytes are what the ciphertext holds: give back capacity beyond its limbs
-    // (dropped limbs; results rescaled in place). A no-op when they match.
-    owned->rehome(owned->resource());
+  for (std::int64_t k = 0; k < count; ++k) {
+    if (!made[static_cast<std::size_t>(k)]) continue;
+    auto& slot = cts[static_cast<std::size_t>(positions[static_cast<std::size_t>(k)])];
+    ckks::Ciphertext* owned = made[static_cast<std::size_t>(k)].get();
     const std::int64_t b = bytes_of(*owned);
     bool to_dram = budget == 0 || s.dram.bytes + b <= budget;
     if (!to_dram && s.options.policy == Placement::DramOnly) {
-      delete owned;
       throw BudgetExceeded("the DRAM budget of " + format_bytes(budget) + " is exceeded (" +
                            format_bytes(s.dram.bytes) +
                            " of ciphertexts stored); give a secondary tier with --pmem-dir DIR, or raise "
@@ -200,7 +221,7 @@ void CiphertextStore::adopt(std::vector<Ptr>& cts, std::span<const std::int64_t>
     ++G.live;
     ++s.live;
     G.scan = G.members.size();
-    slot = Ptr(owned, Release{state_, g, index});
+    slot = Ptr(made[static_cast<std::size_t>(k)].release(), Release{state_, g, index});
   }
   State::apply(moves);
 }
@@ -273,7 +294,7 @@ void CiphertextStore::expand(std::span<const GroupId> groups, const ckks::CKKSCo
     auto& G = it->second;
     for (ckks::Ciphertext* c : G.members) {
       if (!c || !c->is_compact()) continue;
-      const std::int64_t b = bytes_of(*c);  // c1 is as large as c0
+      const std::int64_t b = static_cast<std::int64_t>(c->expanded_words() * sizeof(std::uint64_t)) - bytes_of(*c);
       if (s.in_tier(c)) {
         grow(s.pmem, b);
         s.pmem.bytes_written += b;
@@ -283,11 +304,12 @@ void CiphertextStore::expand(std::span<const GroupId> groups, const ckks::CKKSCo
         s.dram.bytes_written += b;
         G.dram_bytes += b;
       } else if (s.tier) {
-        s.dram.bytes -= b;
-        G.dram_bytes -= b;
-        grow(s.pmem, 2 * b);
-        s.pmem.bytes_written += 2 * b;
-        G.pmem_bytes += 2 * b;
+        const std::int64_t held = bytes_of(*c);
+        s.dram.bytes -= held;
+        G.dram_bytes -= held;
+        grow(s.pmem, held + b);
+        s.pmem.bytes_written += held + b;
+        G.pmem_bytes += held + b;
         moves.emplace_back(c, s.tier.get());
       } else {
         continue;  // DramOnly over budget: stays compact
@@ -299,6 +321,16 @@ void CiphertextStore::expand(std::span<const GroupId> groups, const ckks::CKKSCo
   const auto n = static_cast<std::int64_t>(grow_list.size());
 #pragma omp parallel for schedule(dynamic, 8) if (n > 8)
   for (std::int64_t i = 0; i < n; ++i) grow_list[static_cast<std::size_t>(i)]->expand(context);
+}
+
+void CiphertextStore::pack_words(std::shared_ptr<const ckks::CKKSContext> context) {
+  std::lock_guard lock(state_->mu);
+  state_->words = std::move(context);
+}
+
+bool CiphertextStore::packs_words() const {
+  std::lock_guard lock(state_->mu);
+  return state_->words != nullptr;
 }
 
 TierUsage CiphertextStore::dram() const {

@@ -12,6 +12,7 @@
 //    runs; what does not fit is read in place from the tier (memory-mapped).
 //    A seeded ciphertext is compacted (c1 dropped: half the bytes, regenerated from its
 //    seed on use) when it is demoted.
+//  - Either policy can keep the limbs of primes below 2^32 in 32-bit words (pack_words).
 // This is Belady's furthest-next-use rule (Belady, IBM Systems Journal 5(2), 1966)
 // applied to whole tensors, with the schedule known ahead (the graph order), as in the
 // tiering study of Lloret-Talavera et al. (IEEE Trans. Computers 2021) but placed by the
@@ -108,6 +109,13 @@ class CiphertextStore {
   /// DramOnly with a budget, members that do not fit stay compact (the tiles expand
   /// them). Expanded members are compacted again when demoted.
   void expand(std::span<const GroupId> groups, const ckks::CKKSContext& context);
+
+  /// From now on, stored ciphertexts keep the limbs of `context`'s primes below 2^32 in
+  /// 32-bit words (ckks::Ciphertext::pack_words): packed when adopted and when demoted,
+  /// unpacked by expand() or by their reader. Half the bytes of those limbs in DRAM and
+  /// on the tier, for one pass over the data each way. Call before adopting anything.
+  void pack_words(std::shared_ptr<const ckks::CKKSContext> context);
+  bool packs_words() const;
 
   TierUsage dram() const;
   TierUsage pmem() const;

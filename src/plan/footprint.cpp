@@ -115,6 +115,14 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
     }
   }
   auto ct = [&](int level, bool compact = false) { return ckks::ciphertext_bytes(N, level, compact); };
+  // At rest: 32-bit words hold the limbs of primes below 2^32 (bit size <= 32).
+  const std::vector<int>& bits = plan.parameters.params.coeff_bits();
+  auto stored_ct = [&](int level, bool compact) {
+    if (o.limb_words != 32) return ct(level, compact);
+    std::int64_t b = 0;
+    for (int i = 0; i <= level && i < static_cast<int>(bits.size()); ++i) b += bits[static_cast<std::size_t>(i)] <= 32 ? 4 : 8;
+    return b * static_cast<std::int64_t>(N) * (compact ? 1 : 2);
+  };
   auto tensor = [&](TensorId t) -> const TensorPlan& { return plan.tensors[static_cast<std::size_t>(t)]; };
 
   // ---- pass 1: the storages of every tensor and the work of every node, from the plan ----
@@ -218,7 +226,7 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
   }
 
   auto stored_bytes = [&](const Storage& s) {
-    return s.count * ct(s.stored_level, o.compact_fresh && s.fresh);
+    return s.count * stored_ct(s.stored_level, o.compact_fresh && s.fresh);
   };
 
   // ---- pass 2: live bytes over the schedule ----
@@ -260,8 +268,10 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
         if (std::find(seen.begin(), seen.end(), s) != seen.end()) continue;
         seen.push_back(s);
         if (o.compact_fresh && x.fresh) {
-          expand += x.count * ct(x.stored_level, true);
+          expand += x.count * (ct(x.stored_level) - stored_ct(x.stored_level, true));
           nf.fresh_inputs += x.count;
+        } else if (o.limb_words == 32) {
+          expand += x.count * (ct(x.stored_level) - stored_ct(x.stored_level, false));
         }
         if (x.stored_level > l) copies += x.count * ct(l);
       }

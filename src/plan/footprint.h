@@ -4,7 +4,8 @@
 // Model: batch-axis packing, one ciphertext per per-sample tensor element. A ciphertext at
 // level l takes ckks::ciphertext_bytes (ckks/sizes.h): 2·(l+1)·N·8 bytes expanded,
 // (l+1)·N·8 compact (seeded, c1 dropped: client-refreshed ciphertexts are kept compact
-// until used). The plan's schedule (plan/encrypted_plan.h: levels, stored levels, steps,
+// until used); with 32-bit limb words, limbs of primes below 2^32 take 4 bytes per
+// coefficient at rest. The plan's schedule (plan/encrypted_plan.h: levels, stored levels, steps,
 // every tensor freed after its last reader) is replayed; the peak is the
 // largest sum over the live tensors plus the running node's output and its transient
 // working set. Data-movement nodes share ciphertexts (no bytes).
@@ -39,6 +40,9 @@ struct FootprintOptions {
   /// Every stored tensor is mod-switched down to its stored level
   /// (TensorPlan::stored_level: the highest level a reader reads it at).
   bool lowest_level_storage = true;
+  /// Words of stored limbs: 64, or 32 (memory::CiphertextStore::pack_words: limbs of
+  /// primes below 2^32 at 4 bytes per coefficient; readers expand them transiently).
+  int limb_words = 64;
 };
 
 /// Per node, beside its NodePlan (kind, levels, rescale, output and round ciphertexts).

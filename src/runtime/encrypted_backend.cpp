@@ -108,7 +108,7 @@ void EncryptedBackend::flush(Tensor& y, std::vector<Acc>& accs) const {
   const double q_l = static_cast<double>(ctx.modulus(in_level).value);
   const double weight_scale = target_scale * q_l / in_scale;
   const auto outputs = static_cast<std::int64_t>(accs.size());
-  // Compact (seeded) inputs: expanded once per tile into temporaries, or taken from the
+  // Compact (seeded or packed) inputs: expanded once per tile into temporaries, or taken from the
   // previous tile's expansions.
   ExpansionCache local;
   ExpansionCache& cache = expansions ? *expansions : local;
@@ -120,9 +120,9 @@ void EncryptedBackend::flush(Tensor& y, std::vector<Acc>& accs) const {
         if (!c->is_compact() || needed.count(c)) continue;
         // An entry is only valid for the same ciphertext: a streamed node keeps the
         // cache across bands while rows are freed, so an address may be reused by a
-        // new ciphertext (its CSPRNG seed differs).
+        // new ciphertext (its storage id differs).
         auto it = cache.find(c);
-        const bool hit = it != cache.end() && it->second && it->second->seed() == c->seed() &&
+        const bool hit = it != cache.end() && it->second && it->second->storage_id() == c->storage_id() &&
                          it->second->level() == c->level();
         needed.emplace(c, hit ? it->second : nullptr);
         if (!hit) missing.push_back(c);

@@ -35,6 +35,7 @@ void write_profile(const std::filesystem::path& path, const ProfileInfo& info, c
   if (info.memory) {
     j["memory"] = {{"policy", info.memory->policy == memory::Placement::Tiered ? "tiered" : "dram-only"},
                    {"dram_budget", info.memory->dram_budget},
+                   {"limb_words", info.limb_words},
                    {"pmem_dir", info.memory->pmem_dir.empty() ? nlohmann::json(nullptr)
                                                               : nlohmann::json(info.memory->pmem_dir.string())}};
   }

@@ -7,7 +7,7 @@
 //   "model": "path.onnx", "batch": 2048, "threads": 2,
 //   "kernels": "ifma" | "avx2" | "portable" (ring/cpu_features.h),
 //   "params": {"n": 4096, "levels": 2, "log2_qp": 109, "packing": "complex"},
-//   "memory": {"policy": "tiered" | "dram-only", "dram_budget": B (0: none),
+//   "memory": {"policy": "tiered" | "dram-only", "dram_budget": B (0: none), "limb_words": 32 | 64,
 //              "pmem_dir": "/path" | null},
 //   "seconds": total wall time, "rounds": client rounds,
 //   "bytes_to_client": ..., "bytes_to_server": ...,
@@ -48,6 +48,7 @@ struct ProfileInfo {
   const plan::EncryptedPlan* plan = nullptr;          ///< the plan that ran (params, per-node plan)
   const plan::FootprintEstimate* footprint = nullptr;  ///< its footprint (planned stored bytes)
   const memory::StoreOptions* memory = nullptr;
+  int limb_words = 64;                ///< stored limbs: 32 (CiphertextStore::pack_words) or 64
   memory::TierUsage dram, pmem;       ///< the store's totals at the end
   std::int64_t peak_rss_anon_bytes = 0;
   std::vector<memory::MemorySample> timeline;

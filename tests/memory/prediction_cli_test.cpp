@@ -185,6 +185,39 @@ TEST_F(PredictionCli, InspectLowersTheScaleForLargeRanges) {
   EXPECT_NE(r.output.find("time not predicted (--no-time)"), std::string::npos) << r.output;
 }
 
+// --limb-words 32: stored ciphertexts take 4 bytes per coefficient in the limbs of primes
+// below 2^32; the Relu round's 256 fresh outputs are stored compact (c0 only).
+TEST_F(PredictionCli, InspectPredicts32BitLimbWords) {
+  const fs::path model = write_model(resolution_free_model(), "free.onnx");
+  nlohmann::json j[2];
+  const int words[2] = {64, 32};
+  for (int k = 0; k < 2; ++k) {
+    const fs::path json = dir_ / ("pred" + std::to_string(words[k]) + ".json");
+    const Result r = sh("inspect '" + model.string() + "' --batch 16 --resolution 8x8 --no-time --limb-words " +
+                        std::to_string(words[k]) + " --json '" + json.string() + "'");
+    ASSERT_EQ(r.status, 0) << r.output;
+    std::ifstream in(json);
+    j[k] = nlohmann::json::parse(in);
+    EXPECT_EQ(j[k].at("memory").at("limb_words"), words[k]);
+  }
+  ASSERT_EQ(j[0].at("params"), j[1].at("params"));
+  const std::int64_t n = j[0].at("params").at("n");
+  const auto bits = j[0].at("params").at("coeff_bits").get<std::vector<int>>();
+  std::int64_t wide = 0, packed = 0;
+  for (int b : bits) {
+    wide += 8 * n;
+    packed += (b <= 32 ? 4 : 8) * n;
+  }
+  ASSERT_LT(packed, wide) << "no limb below 2^32 in this chain";
+  EXPECT_EQ(j[0].at("layers")[1].at("output_bytes"), 256 * wide);
+  EXPECT_EQ(j[1].at("layers")[1].at("output_bytes"), 256 * packed);
+  // (The peak itself is the Conv's outputs and working set here, expanded either way.)
+  EXPECT_LE(j[1].at("memory").at("peak_streamed_bytes").get<std::int64_t>(),
+            j[0].at("memory").at("peak_streamed_bytes").get<std::int64_t>());
+  const Result bad = sh("inspect '" + model.string() + "' --batch 16 --no-time --limb-words 16");
+  EXPECT_NE(bad.status, 0);
+}
+
 TEST_F(PredictionCli, InspectRefusesAResolutionTheGraphCannotTake) {
   const fs::path model = write_model(fixed_model(), "fixed.onnx");
   const Result r = sh("inspect '" + model.string() + "' --resolution 8x8");

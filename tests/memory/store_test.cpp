@@ -1,5 +1,5 @@
 // memory::CiphertextStore and memory::SecondaryTier: budgets, placement by next use,
-// prefetch, compaction of seeded ciphertexts on demotion, accounting, and that the tier's
+// prefetch, compaction of seeded ciphertexts on demotion, 32-bit limb words, accounting, and that the tier's
 // pages are not anonymous memory.
 #include <gtest/gtest.h>
 
@@ -328,6 +328,59 @@ TEST(CiphertextStore, ExpandGrowsInDramThenInTheTier) {
   for (const auto& c : cts) {
     const auto out = b.decrypt_packed(*c);
     for (std::size_t i = 0; i < v.size(); i += 97) ASSERT_NEAR(out[i], v[i], 1e-6) << i;
+  }
+  cts.clear();
+  EXPECT_EQ(store.dram().bytes, 0);
+  EXPECT_EQ(store.pmem().bytes, 0);
+}
+
+TEST(CiphertextStore, PacksNarrowLimbsIntoWordsAndAccountsForThem) {
+  // {40, 30, 30, 30}: at level 3 one wide limb and three narrow ones, so a stored
+  // ciphertext holds (8 + 3 * 4) / (4 * 8) = 5/8 of its bytes.
+  const auto& b = ckks::test::bundle_8192_alpha2();
+  TempDir dir;
+  StoreOptions o;
+  o.policy = Placement::Tiered;
+  const std::int64_t full = 2 * 4 * 8192 * 8, packed = full * 5 / 8;
+  o.dram_budget = full;
+  o.pmem_dir = dir.path;
+  CiphertextStore store(o);
+  store.pack_words(b.ctx);
+  EXPECT_TRUE(store.packs_words());
+  std::vector<double> v(8192);
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = std::sin(0.007 * static_cast<double>(i));
+  ckks::Plaintext p;
+  b.encoder->encode_packed(v, std::ldexp(1.0, 30), 3, p);
+  std::vector<Ptr> cts(2);
+  for (auto& c : cts) {
+    auto e = std::make_shared<ckks::Ciphertext>();
+    b.encryptor->encrypt(p, *e);  // public-key encryption: not seeded, c1 stays
+    c = e;
+  }
+  const std::vector<std::uint64_t> before(cts[1]->data().begin(), cts[1]->data().end());
+  const auto cold = store.open_group(9), hot = store.open_group(2);
+  store.adopt(cts, std::vector<std::int64_t>{0}, cold);
+  EXPECT_TRUE(cts[0]->is_packed());
+  EXPECT_EQ(store.dram().bytes, packed);
+  // The second one does not fit beside the first: the colder one is demoted, packed.
+  store.adopt(cts, std::vector<std::int64_t>{1}, hot);
+  EXPECT_TRUE(cts[1]->is_packed());
+  EXPECT_NE(cts[0]->resource(), ring::aligned_resource());
+  EXPECT_EQ(store.dram().bytes, packed);
+  EXPECT_EQ(store.pmem().bytes, packed);
+  EXPECT_EQ(store.pmem().bytes_written, packed);
+  // Expansion in place grows each by the unpacked difference: the hot one in DRAM while
+  // the budget allows (it does: full), the cold one in the tier.
+  const CiphertextStore::GroupId both[] = {cold, hot};
+  store.expand(both, *b.ctx);
+  EXPECT_FALSE(cts[0]->is_compact());
+  EXPECT_FALSE(cts[1]->is_compact());
+  EXPECT_EQ(store.dram().bytes, full);
+  EXPECT_EQ(store.pmem().bytes, full);
+  EXPECT_TRUE(std::equal(before.begin(), before.end(), cts[1]->data().begin(), cts[1]->data().end()));
+  for (const auto& c : cts) {
+    const auto out = b.decrypt_packed(*c);
+    for (std::size_t i = 0; i < v.size(); i += 61) ASSERT_NEAR(out[i], v[i], 1e-5) << i;
   }
   cts.clear();
   EXPECT_EQ(store.dram().bytes, 0);

@@ -1,0 +1,115 @@
+// Ciphertexts at rest in 32-bit words: limbs of primes below 2^32 two coefficients per
+// word, bit-exact round trips, and every reader either refuses or unpacks.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <sstream>
+
+#include "ckks/serialization.h"
+#include "test_util.h"
+
+namespace heinfer::ckks {
+namespace {
+
+using test::Bundle;
+
+// {40, 30, 30, 30} + {44, 44}: one wide limb (q_0), three narrow ones.
+const Bundle& mixed() { return test::bundle_8192_alpha2(); }
+
+size_t narrow_limbs(const CKKSContext& ctx, size_t level) {
+  size_t k = 0;
+  for (size_t i = 0; i <= level; ++i) k += ctx.modulus(i).value < (uint64_t{1} << 32) ? 1 : 0;
+  return k;
+}
+
+Ciphertext product(const Bundle& b) {
+  const auto v = test::random_reals(b.ctx->n(), 1.0, 3);
+  const Ciphertext a = b.encrypt_packed(v, std::ldexp(1.0, 30), b.ctx->max_level());
+  Ciphertext m;
+  b.eval->multiply(a, a, m);  // size 3, all coefficients of full width
+  return m;
+}
+
+TEST(LimbWords, PackHalvesNarrowLimbsAndUnpacksBitExact) {
+  const Bundle& b = mixed();
+  const size_t n = b.ctx->n();
+  for (size_t level : {size_t{0}, size_t{1}, b.ctx->max_level()}) {
+    Ciphertext c = product(b);
+    while (c.level() > level) b.eval->mod_switch_inplace(c);
+    const Ciphertext::Storage full = c.data();
+    const size_t narrow = narrow_limbs(*b.ctx, level);
+    c.pack_words(*b.ctx);
+    EXPECT_EQ(c.is_packed(), narrow > 0) << "level " << level;
+    EXPECT_EQ(c.data().size(), 3 * (c.limb_count() * n - narrow * n / 2)) << "level " << level;
+    if (narrow > 0) {
+      EXPECT_EQ(c.storage_bytes(), c.data().size() * 8) << "capacity is given back";
+    }
+    EXPECT_EQ(c.is_compact(), narrow > 0);
+    c.expand(*b.ctx);
+    EXPECT_FALSE(c.is_compact());
+    EXPECT_EQ(c.data(), full) << "level " << level;
+  }
+}
+
+TEST(LimbWords, ReadersRefuseOrUnpack) {
+  const Bundle& b = mixed();
+  const auto v = test::random_reals(b.ctx->n(), 1.0, 5);
+  Ciphertext c = b.encrypt_packed(v, std::ldexp(1.0, 30), b.ctx->max_level());
+  const std::vector<double> expected = b.decrypt_packed(c);
+  std::ostringstream plain_bytes;
+  save(c, *b.ctx, plain_bytes);
+
+  Ciphertext packed = c;
+  packed.pack_words(*b.ctx);
+  ASSERT_TRUE(packed.is_packed());
+  Ciphertext out;
+  EXPECT_THROW(b.eval->add(packed, packed, out), std::invalid_argument);
+  EXPECT_THROW(packed.drop_limbs(1), std::logic_error);
+  EXPECT_EQ(b.decrypt_packed(packed), expected);  // the decryptor unpacks a copy
+  std::ostringstream packed_bytes;
+  save(packed, *b.ctx, packed_bytes);  // the wire form does not depend on the form at rest
+  EXPECT_EQ(packed_bytes.str(), plain_bytes.str());
+  // A copy keeps the form and the storage id; a new packing gets a new id.
+  const Ciphertext copy = packed;
+  EXPECT_TRUE(copy.is_packed());
+  EXPECT_EQ(copy.storage_id(), packed.storage_id());
+  Ciphertext again = c;
+  again.pack_words(*b.ctx);
+  EXPECT_NE(again.storage_id(), packed.storage_id());
+}
+
+TEST(LimbWords, SeededCiphertextDropsC1AndPacks) {
+  const Bundle& b = mixed();
+  const size_t n = b.ctx->n(), lq = b.ctx->max_level() + 1;
+  const auto v = test::random_reals(n, 1.0, 9);
+  Plaintext p;
+  b.encoder->encode_packed(v, std::ldexp(1.0, 30), b.ctx->max_level(), p);
+  Ciphertext c;
+  b.encryptor->encrypt_symmetric(p, c);
+  const Ciphertext::Storage full = c.data();
+  const size_t narrow = narrow_limbs(*b.ctx, b.ctx->max_level());
+  // Either order of dropping c1 and packing gives c0 in 32-bit words.
+  Ciphertext a = c, d = c;
+  a.compact();
+  a.pack_words(*b.ctx);
+  d.pack_words(*b.ctx);
+  d.compact();
+  EXPECT_EQ(a.data(), d.data());
+  EXPECT_EQ(a.data().size(), lq * n - narrow * n / 2);
+  EXPECT_EQ(a.packed_words(*b.ctx), a.data().size());
+  EXPECT_EQ(b.decrypt_packed(a), b.decrypt_packed(c));
+  a.expand(*b.ctx);
+  EXPECT_EQ(a.data(), full);
+}
+
+TEST(LimbWords, WideOnlyChainIsUnchanged) {
+  const Bundle& b = test::bundle_8192();  // every prime above 2^32
+  Ciphertext c = product(b);
+  const Ciphertext::Storage full = c.data();
+  c.pack_words(*b.ctx);
+  EXPECT_FALSE(c.is_packed());
+  EXPECT_EQ(c.data(), full);
+}
+
+}  // namespace
+}  // namespace heinfer::ckks
