@@ -62,9 +62,6 @@ CKKSContext::CKKSContext(const EncryptionParameters& parms) : security_(parms.se
   std::vector<uint64_t> q, p;
   parms.resolve_primes(q, p);
   if (q.empty()) throw std::invalid_argument("CKKSContext: no ciphertext primes");
-  if (p.empty()) {
-    throw std::invalid_argument("CKKSContext: at least one special prime is required");
-  }
   if (q.size() > 256 || p.size() > 64) {
     throw std::invalid_argument("CKKSContext: too many primes (" + std::to_string(q.size()) +
                                 " chain, " + std::to_string(p.size()) +
@@ -119,9 +116,10 @@ void CKKSContext::build_levels() {
       d.inv_q_last_shoup.push_back(ring::shoup_precompute(inv, m.value));
       d.half_q_last_mod.push_back(ring::reduce_64(moduli_[l].value >> 1, m));
     }
-    // Key-switching digits at this level; targets: q_0..q_l, p_0..p_{K-1}.
+    // Key-switching digits at this level; targets: q_0..q_l, p_0..p_{K-1} (none without
+    // special primes: no key switching).
     const size_t targets = l + 1 + special_count_;
-    for (size_t first = 0; first <= l; first += alpha) {
+    for (size_t first = 0; alpha > 0 && first <= l; first += alpha) {
       DigitData g;
       g.first = first;
       g.count = std::min(alpha, l + 1 - first);

@@ -7,7 +7,8 @@
 // hybrid key switching (Han & Ki, CT-RSA 2020, section 3): the chain is cut into
 // dnum = ceil((L+1)/α) digits of α = K consecutive primes each. The key-switching noise
 // is about max_j Q_Dj / P · σ·√(N·dnum): choose P = p_0···p_{K-1} at least as large as
-// every digit product (with one special prime: p_0 >= every q_i).
+// every digit product (with one special prime: p_0 >= every q_i). K = 0 is allowed: no
+// key switching (no relinearization or Galois key can be made) and log2(QP) = log2(Q).
 #pragma once
 
 #include <array>
@@ -73,7 +74,7 @@ struct ModDownData {
 class CKKSContext {
  public:
   /// Validates and precomputes. Throws std::invalid_argument when: N is not a power of
-  /// two in [2^11, 2^16]; there is no ciphertext prime or no special prime; more than
+  /// two in [2^11, 2^16]; there is no ciphertext prime; more than
   /// 64 special or 256 chain primes; a prime is not prime, >= 2^60, not ≡ 1 (mod 2N),
   /// or repeated; or the 128-bit security check fails (security.h; message names N,
   /// log2(QP) and the limit). With SecurityLevel::None a warning goes to stderr.

@@ -73,6 +73,10 @@ PublicKey KeyGenerator::create_public_key() const {
 
 KeySwitchingKey KeyGenerator::make_key_switching_key(const uint64_t* new_secret) const {
   const CKKSContext& ctx = *context_;
+  if (ctx.special_count() == 0) {
+    throw std::invalid_argument("KeyGenerator: these parameters have no special prime, so no key switching "
+                                "(relinearization or Galois) keys");
+  }
   const size_t n = ctx.n(), limbs = ctx.key_limb_count();
   const size_t alpha = ctx.special_count(), q_count = ctx.coeff_modulus_count();
   KeySwitchingKey key;

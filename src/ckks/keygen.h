@@ -20,7 +20,8 @@ class KeyGenerator {
 
   /// pk = (-a·s + e, a) over all key primes; a is seeded (stored as a 32-byte seed).
   PublicKey create_public_key() const;
-  /// Key switching s^2 -> s (hybrid, see keys.h).
+  /// Key switching s^2 -> s (hybrid, see keys.h). Throws std::invalid_argument when the
+  /// context has no special prime (as do the Galois key functions).
   RelinKeys create_relin_keys() const;
   /// Keys for left rotations by each step (negative: right; 5^step mod 2N) and, if
   /// `conjugation`, for complex conjugation (2N - 1). Duplicates are merged; step 0 is

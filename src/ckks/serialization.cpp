@@ -140,7 +140,7 @@ EncryptionParameters load_parameters(std::istream& in, uint64_t max_bytes) {
   if (!valid_ring_degree(n, level)) {
     throw SerializationError("Parameters: N = " + std::to_string(n) + " is not " + ring_degree_rule(level));
   }
-  if (nq == 0 || nq > 256 || np == 0 || np > 64) {
+  if (nq == 0 || nq > 256 || np > 64) {  // np = 0: no key switching
     throw SerializationError("Parameters: prime counts out of range (" + std::to_string(nq) +
                              " chain, " + std::to_string(np) + " special)");
   }

@@ -21,7 +21,7 @@ std::int64_t ciphertext_bytes(std::size_t n, int level, bool compact = false);
 /// Bytes in memory of one key-switching key of `params` as KeyGenerator makes it
 /// (hybrid key switching with the special primes P as one digit's extension, Han & Ki,
 /// CT-RSA 2020, §3): ceil((L+1)/K) digits × 2 polynomials × (L+1+K) limbs × N × 8, with
-/// K special primes.
+/// K special primes; 0 without special primes.
 std::int64_t key_switching_key_bytes(const EncryptionParameters& params);
 
 /// Bytes save(ct, context) writes: the 48-byte header, 16 bytes of fields, the 32-byte

@@ -12,6 +12,7 @@
 #include "ring/primes.h"
 #include "ckks/slot_mask.h"
 #include "plan/level_rules.h"
+#include "plan/node_kind.h"
 
 namespace heinfer::plan {
 namespace {
@@ -23,6 +24,11 @@ int sum_bits(const std::vector<int>& a) {
 }
 
 }  // namespace
+
+bool needs_key_switching(const model::Graph& g) {
+  const std::vector<NodeKind> kinds = node_kinds(g);
+  return std::find(kinds.begin(), kinds.end(), NodeKind::Square) != kinds.end();
+}
 
 std::string_view round_masks_name(RoundMasks m) {
   return m == RoundMasks::PerSample ? "per-sample" : "per-window";
@@ -171,11 +177,13 @@ Parameters plan_parameters(const model::Graph& g, const std::vector<double>& ran
     coeff.push_back(std::max(kMinBasePrimeBits, (q0 + base - 1 - i) / base));  // sizes differ by at most one
   }
   for (int l = 0; l < plan.needs.levels; ++l) coeff.push_back(o.scale_bits);
-  const int special = *std::max_element(coeff.begin(), coeff.end());
-  const int total = sum_bits(coeff) + special;
+  plan.key_switching = needs_key_switching(g);
+  std::vector<int> special;
+  if (plan.key_switching) special.push_back(*std::max_element(coeff.begin(), coeff.end()));
+  const int total = sum_bits(coeff) + sum_bits(special);
   for (std::size_t n = 2048; n <= 65536; n *= 2) {
     if (total <= ckks::max_log_qp_128(n)) {
-      plan.params = ckks::EncryptionParameters(n, coeff, {special});
+      plan.params = ckks::EncryptionParameters(n, coeff, special);
       return plan;
     }
   }
@@ -187,7 +195,10 @@ void apply_parameter_override(Parameters& plan, std::size_t n, std::vector<int> 
                               std::vector<int> special_bits, int scale_bits) {
   auto fail = [](const std::string& m) { throw std::invalid_argument("--params: " + m); };
   if (!ckks::valid_ring_degree(n, ckks::SecurityLevel::TC128)) fail("n must be " + ckks::ring_degree_rule(ckks::SecurityLevel::TC128));
-  if (coeff_bits.empty() || special_bits.empty()) fail("coeff_bits and special_bits must be non-empty");
+  if (coeff_bits.empty()) fail("coeff_bits must be non-empty");
+  if (special_bits.empty() && plan.key_switching) {
+    fail("special_bits must be non-empty: this model multiplies ciphertexts (relinearization needs a special prime)");
+  }
   if (scale_bits < 20 || scale_bits > 50) fail("scale_bits must be in [20, 50]");
   const int needed_levels = plan.needs.levels;
   if (static_cast<int>(coeff_bits.size()) < needed_levels + 1) {
@@ -215,7 +226,7 @@ void apply_parameter_override(Parameters& plan, std::size_t n, std::vector<int> 
     }
   }
   const int max_chain = *std::max_element(coeff_bits.begin(), coeff_bits.end());
-  if (*std::max_element(special_bits.begin(), special_bits.end()) < max_chain) {
+  if (!special_bits.empty() && *std::max_element(special_bits.begin(), special_bits.end()) < max_chain) {
     fail("the special prime must be at least as large as the largest chain prime (" +
          std::to_string(max_chain) + " bits)");
   }

@@ -8,7 +8,8 @@
 //        as few primes of at most max_prime_bits as hold it (the deepest level then
 //        keeps them all),
 //   q_1..q_L: scale_bits each (≈ Δ, one per level),
-//   special: one prime >= the largest chain prime,
+//   special: one prime >= the largest chain prime, or none when nothing switches keys
+//            (no ciphertext × ciphertext product: needs_key_switching),
 // with the smallest N in [2^11, 2^16] whose 128-bit bound (ckks/security.h) admits
 // log2(QP).
 #pragma once
@@ -73,6 +74,9 @@ struct Parameters {
   LevelRequirements needs;
   std::vector<double> bounds;          ///< per tensor: allowed max |value|
   double margin = 2.0;                 ///< safety factor applied to calibrated ranges
+  /// Whether the run switches keys (needs_key_switching): then params has a special
+  /// prime and the client makes relinearization (and, complex, conjugation) keys.
+  bool key_switching = true;
   /// Whether the server's operator allows unmasked rounds (NodeKind::FunctionRound):
   /// the client then sees the inputs of Sigmoid, Tanh, ... layers in the clear.
   bool unmasked_functions = false;
@@ -96,6 +100,13 @@ struct ParameterOptions {
   int max_prime_bits = 60;
 };
 
+/// Whether evaluating `g` switches keys: only a ciphertext × ciphertext product does
+/// under batch-axis packing (relinearization; with complex packing also the conjugation
+/// of multiply_packed). Linear layers and client rounds never do. Without key switching
+/// no special prime is needed, and no evaluation key is published: the ciphertexts are
+/// the only RLWE samples, so the 128-bit bound applies to log2(Q) alone.
+bool needs_key_switching(const model::Graph& g);
+
 /// Chooses parameters (see the file comment). Throws std::invalid_argument if no N up
 /// to 2^16 is secure for the required chain, scale_bits is outside [20, 50], or
 /// per-sample masks are asked for with complex packing.
@@ -106,8 +117,9 @@ Parameters plan_parameters(const model::Graph& g, const std::vector<double>& ran
 /// {"n": N, "coeff_bits": [q_0, ..., q_L], "special_bits": [...], "scale_bits": s}
 /// after checking them against the plan's requirements. Throws std::invalid_argument with
 /// a clear message for a malformed file, too few levels, a too-small q_0 or middle prime,
-/// a special prime smaller than the chain primes, insecure parameters, or primes that do
-/// not exist (a size outside [20, 60] bits, too few primes = 1 mod 2N of a size).
+/// a special prime smaller than the chain primes, no special prime for a model that
+/// switches keys, insecure parameters, or primes that do not exist (a size outside
+/// [20, 60] bits, too few primes = 1 mod 2N of a size).
 void apply_parameter_override(Parameters& plan, const std::filesystem::path& file);
 /// Same from explicit values (used by the file form and by tests).
 void apply_parameter_override(Parameters& plan, std::size_t n, std::vector<int> coeff_bits,

@@ -198,9 +198,11 @@ ClientResult run_client(const ClientOptions& o, const std::vector<double>& input
   }
   std::string session_id;
   {
-    const auto rk = ckks::to_bytes(keys.relin, *context);
-    std::vector<uint8_t> gk;
-    if (packing == ckks::Packing::Complex) gk = ckks::to_bytes(keys.galois, *context);
+    std::vector<uint8_t> rk, gk;  // none when the parameters switch no keys
+    if (context->special_count() > 0) {
+      rk = ckks::to_bytes(keys.relin, *context);
+      if (packing == ckks::Packing::Complex) gk = ckks::to_bytes(keys.galois, *context);
+    }
     say("opening a session (" + format_bytes(static_cast<std::int64_t>(rk.size() + gk.size())) +
         " of evaluation keys; the server reserves " + format_bytes(info.session_reservation()) + ")");
     // Deadline: the server bounds its wait for memory (--admission-timeout) itself.

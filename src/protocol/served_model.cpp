@@ -105,7 +105,7 @@ std::unique_ptr<Model> prepare_served_model(const ServedModel& sm, int max_messa
   for (auto d : out_shape) info.add_output_shape(d);
   info.set_input_bound(m->plan.bounds[static_cast<std::size_t>(m->g.inputs[0])]);
   info.set_capacity(m->plan.capacity());
-  if (m->plan.packing == ckks::Packing::Complex) {
+  if (m->plan.packing == ckks::Packing::Complex && m->context->special_count() > 0) {
     info.add_galois_elements(static_cast<uint32_t>(2 * m->context->n() - 1));  // conjugation
   }
   info.set_input_name(m->g.tensors[static_cast<std::size_t>(m->g.inputs[0])].name);

@@ -172,8 +172,13 @@ class Service final : public Inference::Service {
     auto it = models_.find(h.model());
     if (it == models_.end()) return unknown_model(h.model());
     const Model& m = *it->second;
-    const SessionRequirements need{m.name, m.context.get(), m.plan.packing == ckks::Packing::Complex,
-                                   m.max_key_bytes, {m.info.galois_elements().begin(), m.info.galois_elements().end()}};
+    const bool key_switching = m.context->special_count() > 0;
+    const SessionRequirements need{m.name,
+                                   m.context.get(),
+                                   key_switching && m.plan.packing == ckks::Packing::Complex,
+                                   key_switching,
+                                   m.max_key_bytes,
+                                   {m.info.galois_elements().begin(), m.info.galois_elements().end()}};
     try {
       check_session_header(h, need);
     } catch (const StatusError& e) {

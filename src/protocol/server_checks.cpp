@@ -16,6 +16,15 @@ void check_session_header(const OpenSessionHeader& h, const SessionRequirements&
                                                  hex(std::string(fp.begin(), fp.end())) +
                                                  "); call GetModelInfo again");
   }
+  if (!req.key_switching) {
+    if (h.relin_bytes() != 0 || h.galois_bytes() != 0) {
+      fail(grpc::StatusCode::INVALID_ARGUMENT,
+           "declared key sizes (relinearization " + std::to_string(h.relin_bytes()) + ", Galois " +
+               std::to_string(h.galois_bytes()) + " bytes): model '" + req.model +
+               "' switches no keys (its parameters have no special prime); send no evaluation keys");
+    }
+    return;
+  }
   if (h.relin_bytes() <= 0 || h.relin_bytes() > req.max_key_bytes || h.galois_bytes() < 0 ||
       h.galois_bytes() > req.max_key_bytes || (req.complex && h.galois_bytes() == 0)) {
     fail(grpc::StatusCode::INVALID_ARGUMENT,
@@ -27,6 +36,12 @@ void check_session_header(const OpenSessionHeader& h, const SessionRequirements&
 
 runtime::EvaluationKeys load_session_keys(const std::string& keys, std::int64_t relin_bytes,
                                           const SessionRequirements& req) {
+  if (!req.key_switching) {
+    if (relin_bytes != 0 || !keys.empty()) {
+      fail(grpc::StatusCode::INVALID_ARGUMENT, "evaluation keys rejected: model '" + req.model + "' switches no keys");
+    }
+    return {};
+  }
   if (relin_bytes <= 0 || static_cast<std::size_t>(relin_bytes) > keys.size()) {
     fail(grpc::StatusCode::INVALID_ARGUMENT, "relinearization keys rejected: " + std::to_string(relin_bytes) +
                                                  " declared bytes of " + std::to_string(keys.size()));

@@ -26,12 +26,16 @@ struct SessionRequirements {
   std::string model;                           ///< the model's name (messages)
   const ckks::CKKSContext* context = nullptr;  ///< the model's context (fingerprint)
   bool complex = false;                        ///< complex packing: the conjugation key is needed
+  /// The model switches keys (its context has a special prime): a relinearization key
+  /// is needed; otherwise the session carries no key at all.
+  bool key_switching = true;
   std::int64_t max_key_bytes = 0;              ///< bound on each serialized key object
   std::vector<std::uint32_t> galois_elements;  ///< exactly the Galois keys needed
 };
 
 /// Checks an OpenSession header of the model: fingerprint, key sizes in (0, max_key_bytes]
-/// (Galois: [0, ...], and > 0 for complex packing). Throws StatusError INVALID_ARGUMENT.
+/// (Galois: [0, ...], and > 0 for complex packing), or both 0 for a model that switches
+/// no keys. Throws StatusError INVALID_ARGUMENT.
 void check_session_header(const OpenSessionHeader& h, const SessionRequirements& req);
 
 /// The evaluation keys of the concatenated key bytes (`relin_bytes` of relinearization

@@ -96,7 +96,9 @@ plan::CostCalibration calibrate_costs(const plan::Parameters& plan) {
   const double target = std::clamp(std::ldexp(1.0, 23) / static_cast<double>(N * (L + 1)), 64.0, 1024.0);
   const std::int64_t side = std::max<std::int64_t>(
       2, 2 * std::llround(std::sqrt(target / static_cast<double>(kChannels)) / 2.0));
-  const model::Graph g = calibration_graph(kChannels, side, L >= 2);
+  // A square only where the parameters can relinearize (a special prime) and have the level.
+  const bool square = L >= 2 && !plan.params.special_bits().empty();
+  const model::Graph g = calibration_graph(kChannels, side, square);
   const std::int64_t batch = std::min<std::int64_t>(plan.capacity(), 8);
   PlainTensor x = make_plain_tensor({kChannels, side, side}, batch);
   // Timing inputs only (no secret): a fixed pattern in [-1, 1].
@@ -189,7 +191,7 @@ plan::CostCalibration calibrate_costs(const plan::Parameters& plan) {
   if (c.round_send <= 0 || c.round_reply <= 0) {  // noise: split the Relu's time evenly
     c.round_send = c.round_reply = n_r > 0 ? 0.5 * layer[R] / n_r : 0;
   }
-  if (L >= 2) {
+  if (square) {
     const std::size_t S = index("S");
     c.square_limb = layer[S] / (limbs(S) * static_cast<double>(f.nodes[S].squares));
   }

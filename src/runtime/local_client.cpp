@@ -30,8 +30,10 @@ LocalClient::LocalClient(ckks::ContextPtr context, ckks::Packing packing, double
 const EvaluationKeys& LocalClient::evaluation_keys() {
   if (!keys_) {
     keys_ = std::make_unique<EvaluationKeys>();
-    keys_->relin = keygen_.create_relin_keys();
-    if (packing_ == ckks::Packing::Complex) keys_->galois = keygen_.create_galois_keys({}, true);
+    if (context_->special_count() > 0) {  // else the parameters have no key switching
+      keys_->relin = keygen_.create_relin_keys();
+      if (packing_ == ckks::Packing::Complex) keys_->galois = keygen_.create_galois_keys({}, true);
+    }
   }
   return *keys_;
 }

@@ -28,7 +28,8 @@ class LocalClient : public Client {
   LocalClient(ckks::ContextPtr context, ckks::Packing packing, double scale);
 
   /// Relinearization key and (complex packing) the conjugation key; generated on first
-  /// call. Never contains the secret key.
+  /// call; both empty for parameters without a special prime (no key switching). Never
+  /// contains the secret key.
   const EvaluationKeys& evaluation_keys();
 
   std::int64_t capacity() const override;

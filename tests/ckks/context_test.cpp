@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <sodium.h>
 
+#include "ckks/sizes.h"
 #include "ring/multiprecision.h"
 #include "ring/poly_arith.h"
 #include "ring/primes.h"
@@ -61,11 +62,19 @@ TEST(Context, FingerprintDeterministicAndDistinguishing) {
   EXPECT_EQ(CKKSContext::create(p)->fingerprint(), a->fingerprint());
 }
 
+TEST(Context, WithoutSpecialPrimeThereIsNoKeySwitching) {
+  const auto c = make_context(4096, {36, 36}, {});
+  EXPECT_EQ(c->special_count(), 0u);
+  EXPECT_EQ(c->key_limb_count(), 2u);
+  EXPECT_EQ(c->digit_count(c->max_level()), 0u);
+  EncryptionParameters p = c->parameters();
+  EXPECT_EQ(key_switching_key_bytes(p), 0);
+}
+
 TEST(Context, RejectsInvalidParameters) {
   EXPECT_THROW(make_context(1024, {20}, {20}), std::invalid_argument);    // N too small
   EXPECT_THROW(make_context(6000, {30}, {30}), std::invalid_argument);    // not a power of 2
   EXPECT_THROW(make_context(131072, {30}, {30}), std::invalid_argument);  // N too large
-  EXPECT_THROW(make_context(4096, {36, 36}, {}), std::invalid_argument);  // no special prime
   EXPECT_THROW(make_context(4096, {}, {37}), std::invalid_argument);      // no chain
   auto good = make_context(4096, {36, 36}, {37});
   const uint64_t q0 = good->modulus(0).value, q1 = good->modulus(1).value;

@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "ckks/serialization.h"
+#include "ckks/keygen.h"
 #include "ckks/sizes.h"
 #include "encrypted_test_util.h"
 
@@ -184,6 +185,64 @@ TEST(EncryptedProtocol, ParameterSelectionIsSecureAndSufficient) {
   const auto y = runtime::to_batch_major(s.executor->run(*s.client, {x}, st)[0]);
   const auto ref = runtime::to_batch_major(runtime::run_plain(g, {x})[0]);
   for (std::size_t i = 0; i < y.size(); ++i) EXPECT_NEAR(y[i], ref[i], 1e-3 * (1 + std::fabs(ref[i])));
+}
+
+/// relu_net with the Relu replaced by a square (ciphertext × ciphertext: relinearization).
+model::Graph square_net() {
+  ModelBuilder b;
+  b.input("x", {16}).output("y");
+  b.initializer("w", {4, 16}, random_floats(64, 5));
+  attr(b.node("Gemm", {"x", "w"}, {"h"}, "fc1"), "transB", std::int64_t{1});
+  b.node("Mul", {"h", "h"}, {"s"}, "square");
+  b.initializer("w2", {3, 4}, random_floats(12, 6));
+  attr(b.node("Gemm", {"s", "w2"}, {"y"}, "fc2"), "transB", std::int64_t{1});
+  return b.load();
+}
+
+TEST(EncryptedProtocol, NoSpecialPrimeWhenNothingSwitchesKeys) {
+  // Linear layers and client rounds only: no special prime, no evaluation key, and the
+  // 128-bit bound is met by log2(Q) alone (the smallest N for it).
+  const auto g = relu_net();
+  const auto x = signed_input(3);
+  ASSERT_FALSE(plan::needs_key_switching(g));
+  const auto plan = plan::plan_parameters(g, runtime::calibrate_ranges(g, {x}));
+  EXPECT_FALSE(plan.key_switching);
+  EXPECT_TRUE(plan.params.special_bits().empty());
+  int q = 0;
+  for (int bits : plan.params.coeff_bits()) q += bits;
+  const std::size_t n = plan.params.poly_modulus_degree();
+  EXPECT_LE(q, ckks::max_log_qp_128(n));
+  EXPECT_GT(q, ckks::max_log_qp_128(n / 2));
+  runtime::EncryptedSession s(g, plan);
+  EXPECT_EQ(s.context->special_count(), 0u);
+  const auto& keys = s.client->evaluation_keys();
+  EXPECT_EQ(keys.relin.key.digits, 0u);
+  EXPECT_TRUE(keys.galois.keys.empty());
+  runtime::EncryptedRunStats st;
+  const auto y = runtime::to_batch_major(s.executor->run(*s.client, {x}, st)[0]);
+  const auto ref = runtime::to_batch_major(runtime::run_plain(g, {x})[0]);
+  for (std::size_t i = 0; i < y.size(); ++i) EXPECT_NEAR(y[i], ref[i], 1e-3 * (1 + std::fabs(ref[i])));
+  // No key-switching key can be made from such parameters.
+  ckks::KeyGenerator keygen(s.context);
+  EXPECT_THROW(keygen.create_relin_keys(), std::invalid_argument);
+  EXPECT_THROW(keygen.create_galois_keys({}, true), std::invalid_argument);
+  // An override may leave out the special prime here, not for a model that squares.
+  auto copy = plan;
+  plan::apply_parameter_override(copy, 8192, {50, 30, 30}, {}, 30);
+  EXPECT_TRUE(copy.params.special_bits().empty());
+
+  const auto sq = square_net();
+  const auto xs = signed_input(3);
+  ASSERT_TRUE(plan::needs_key_switching(sq));
+  auto sq_plan = plan::plan_parameters(sq, runtime::calibrate_ranges(sq, {xs}));
+  EXPECT_TRUE(sq_plan.key_switching);
+  ASSERT_EQ(sq_plan.params.special_bits().size(), 1u);
+  try {
+    plan::apply_parameter_override(sq_plan, 8192, {50, 30, 30}, {}, 30);
+    ADD_FAILURE() << "accepted no special prime for a model that multiplies ciphertexts";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("special_bits must be non-empty"), std::string::npos) << e.what();
+  }
 }
 
 TEST(EncryptedProtocol, PrimesOfAtMost31BitsSplitQ0AndStillDecrypt) {

@@ -149,7 +149,8 @@ TEST_F(PredictionCli, InspectPredictsAtAnotherResolution) {
   EXPECT_EQ(m.at("total_bytes").get<std::int64_t>(),
             m.at("peak_bytes").get<std::int64_t>() + m.at("key_bytes").get<std::int64_t>() +
                 m.at("weight_bytes").get<std::int64_t>());
-  EXPECT_EQ(m.at("key_bytes").get<std::int64_t>(), 2 * (L + 1) * 2 * (L + 2) * limb);  // relin + conjugation
+  EXPECT_TRUE(j.at("params").at("special_bits").empty());  // Conv, Relu, pools: no key switching
+  EXPECT_EQ(m.at("key_bytes").get<std::int64_t>(), 0);     // so no relinearization or conjugation key
   EXPECT_EQ(m.at("weight_bytes").get<std::int64_t>(), (108 + 8) * 8);
   EXPECT_EQ(m.at("tiers").at("dram"), m.at("total_bytes"));
   EXPECT_EQ(m.at("tiers").at("pmem"), 0);

@@ -201,6 +201,7 @@ struct Keys {
         std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(info.parameters().data()), info.parameters().size())));
     const auto packing = info.complex_packing() ? heinfer::ckks::Packing::Complex : heinfer::ckks::Packing::Real;
     client = std::make_unique<heinfer::runtime::LocalClient>(context, packing, std::ldexp(1.0, info.scale_bits()));
+    if (context->special_count() == 0) return;  // the model switches no keys: none are sent
     const auto rk = heinfer::ckks::to_bytes(client->evaluation_keys().relin, *context);
     relin.assign(rk.begin(), rk.end());
     if (info.complex_packing()) {
@@ -313,9 +314,9 @@ TEST_F(RemoteTest, TlsClientMatchesEmbeddedRun) {
   EXPECT_GE(rounds, 2);
   EXPECT_NE(out.find("round 1 /relu1/Relu -> /pool1/MaxPool"), std::string::npos) << out;
   EXPECT_NE(out.find(" /conv2/Conv -> /relu2/Relu: "), std::string::npos) << out;
-  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(/pool1/MaxPool +MaxPool .* 980\.38 MiB +171\.64 MiB +(\d+)\n)"))) << out;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(/pool1/MaxPool +MaxPool .* 490\.38 MiB +85\.89 MiB +(\d+)\n)"))) << out;
   const int pool_trips = std::stoi(m[1].str());
-  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(/relu2/Relu +Relu .* 490\.19 MiB +343\.29 MiB +(\d+)\n)"))) << out;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(/relu2/Relu +Relu .* 245\.19 MiB +171\.79 MiB +(\d+)\n)"))) << out;
   EXPECT_EQ(pool_trips + std::stoi(m[1].str()), rounds);
   const auto a = heinfer::runtime::read_npy(dir / "remote.npy").to_double();
   const auto b = heinfer::runtime::read_npy(dir / "local.npy").to_double();
@@ -518,7 +519,7 @@ TEST_F(RemoteTest, WrongCaFailsClearlyAndServerStaysUp) {
       << client.output();
   EXPECT_NE(client.output().find("TLS"), std::string::npos) << client.output();
   EXPECT_TRUE(server->running());
-  EXPECT_EQ(model_info().capacity(), 8192);
+  EXPECT_EQ(model_info().capacity(), 4096);  // N = 4096: the CNN switches no keys (no special prime)
 }
 
 TEST_F(RemoteTest, MutualTlsRequiresAClientCertificateFromTheCa) {
@@ -538,7 +539,7 @@ TEST_F(RemoteTest, MutualTlsRequiresAClientCertificateFromTheCa) {
   EXPECT_EQ(info_via("", &info).error_code(), grpc::StatusCode::UNAVAILABLE);       // no certificate
   EXPECT_EQ(info_via("rogue", &info).error_code(), grpc::StatusCode::UNAVAILABLE);  // another CA's
   ASSERT_TRUE(info_via("client", &info).ok());
-  EXPECT_EQ(info.capacity(), 8192);
+  EXPECT_EQ(info.capacity(), 4096);
   // The CLI client without a certificate fails clearly; a full session works with one.
   Process bare(client_args(p2, "mtls.npy"), dir / "mtls_bare.log");
   ASSERT_EQ(bare.wait(60s), 1) << bare.output();
@@ -590,8 +591,35 @@ TEST_F(RemoteTest, UnknownModelIsNotFound) {
   EXPECT_NE(s.error_message().find("served: cryptonets, fmnist"), std::string::npos) << s.error_message();
 }
 
+TEST_F(RemoteTest, KeysForAModelWithoutKeySwitchingAreRefused) {
+  // The CNN never multiplies two ciphertexts: its parameters have no special prime, the
+  // client sends no evaluation key, and keys sent anyway are refused.
+  const proto::ModelInfo info = model_info("fmnist");
+  EXPECT_EQ(info.galois_elements_size(), 0);
+  const Keys none(info);
+  EXPECT_EQ(none.context->special_count(), 0u);
+  EXPECT_TRUE(none.relin.empty());
+  EXPECT_TRUE(none.galois.empty());
+  const proto::ModelInfo cn = model_info("cryptonets");
+  const Keys cn_keys(cn);
+  ASSERT_FALSE(cn_keys.relin.empty());
+  auto st = stub();
+  std::string id;
+  {
+    grpc::ClientContext c;
+    c.set_deadline(std::chrono::system_clock::now() + 60s);
+    const grpc::Status s = proto::open_session(*st, c, "fmnist", info.fingerprint(), cn_keys.relin, "",
+                                               proto::kKeyChunkBytes, &id);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(s.error_message().find("switches no keys"), std::string::npos) << s.error_message();
+  }
+  ASSERT_TRUE(open(*st, "fmnist", info, none, &id).ok());
+  EXPECT_TRUE(close(*st, id).ok());
+}
+
 TEST_F(RemoteTest, WrongFingerprintKeysAndCiphertextsAreRejected) {
-  const proto::ModelInfo info = model_info();
+  // CryptoNets squares: its sessions carry a relinearization and a conjugation key.
+  const proto::ModelInfo info = model_info("cryptonets");
   const Keys good(info);
   // Keys of other parameters (N = 4096, 3 primes).
   auto other_parms = heinfer::ckks::EncryptionParameters(4096, {40, 30}, {30});
@@ -601,14 +629,14 @@ TEST_F(RemoteTest, WrongFingerprintKeysAndCiphertextsAreRejected) {
   std::string id;
   {
     grpc::ClientContext c;
-    const grpc::Status s = proto::open_session(*st, c, "fmnist", std::string(32, 'x'), good.relin, good.galois,
+    const grpc::Status s = proto::open_session(*st, c, "cryptonets", std::string(32, 'x'), good.relin, good.galois,
                                                proto::kKeyChunkBytes, &id);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
     EXPECT_NE(s.error_message().find("parameter fingerprint 7878"), std::string::npos) << s.error_message();
   }
   {
     grpc::ClientContext c;
-    const grpc::Status s = proto::open_session(*st, c, "fmnist", info.fingerprint(),
+    const grpc::Status s = proto::open_session(*st, c, "cryptonets", info.fingerprint(),
                                                str(heinfer::ckks::to_bytes(bad.evaluation_keys().relin, *other)),
                                                good.galois, proto::kKeyChunkBytes, &id);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
@@ -616,7 +644,7 @@ TEST_F(RemoteTest, WrongFingerprintKeysAndCiphertextsAreRejected) {
   }
   // A good session (keys in 64 KiB chunks), then an input ciphertext of other parameters.
   ASSERT_GT(good.relin.size(), std::size_t{64 << 10});
-  ASSERT_TRUE(open(*st, "fmnist", info, good, &id, 64 << 10).ok());
+  ASSERT_TRUE(open(*st, "cryptonets", info, good, &id, 64 << 10).ok());
   auto c = ctx();
   auto stream = st->Infer(c.get());
   proto::ClientMessage m;
@@ -758,7 +786,10 @@ TEST_F(RemoteTest, MalformedOversizedAndTruncatedMessagesGetClearErrors) {
     const grpc::Status s = st->GetModelInfo(c.get(), req, &out);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
   }
-  // OpenSession: no header; declared key sizes out of range; truncated keys; garbage keys.
+  // OpenSession: no header; declared key sizes out of range; truncated keys; garbage keys
+  // (CryptoNets: a model whose sessions carry keys).
+  const proto::ModelInfo cn_info = model_info("cryptonets");
+  const Keys cn(cn_info);
   {
     grpc::ClientContext c;
     proto::OpenSessionReply reply;
@@ -774,13 +805,13 @@ TEST_F(RemoteTest, MalformedOversizedAndTruncatedMessagesGetClearErrors) {
   std::string id;
   {
     grpc::ClientContext c;
-    const std::string huge(static_cast<std::size_t>(info.max_key_bytes()) + 1, '\0');
+    const std::string huge(static_cast<std::size_t>(cn_info.max_key_bytes()) + 1, '\0');
     proto::OpenSessionReply reply;
     auto w = st->OpenSession(&c, &reply);
     proto::OpenSessionChunk chunk;
-    chunk.mutable_header()->set_model("fmnist");
-    chunk.mutable_header()->set_fingerprint(info.fingerprint());
-    chunk.mutable_header()->set_relin_bytes(info.max_key_bytes() + 1);
+    chunk.mutable_header()->set_model("cryptonets");
+    chunk.mutable_header()->set_fingerprint(cn_info.fingerprint());
+    chunk.mutable_header()->set_relin_bytes(cn_info.max_key_bytes() + 1);
     chunk.mutable_header()->set_galois_bytes(1000);
     w->Write(chunk);
     w->WritesDone();
@@ -790,8 +821,8 @@ TEST_F(RemoteTest, MalformedOversizedAndTruncatedMessagesGetClearErrors) {
   }
   {
     grpc::ClientContext c;
-    const grpc::Status s = proto::open_session(*st, c, "fmnist", info.fingerprint(), k.relin.substr(0, k.relin.size() - 100),
-                                               k.galois, proto::kKeyChunkBytes, &id);
+    const grpc::Status s = proto::open_session(*st, c, "cryptonets", cn_info.fingerprint(), cn.relin.substr(0, cn.relin.size() - 100),
+                                               cn.galois, proto::kKeyChunkBytes, &id);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
     EXPECT_NE(s.error_message().find("relinearization keys rejected"), std::string::npos) << s.error_message();
   }
@@ -801,12 +832,12 @@ TEST_F(RemoteTest, MalformedOversizedAndTruncatedMessagesGetClearErrors) {
     proto::OpenSessionReply reply;
     auto w = st->OpenSession(&c, &reply);
     proto::OpenSessionChunk chunk;
-    chunk.mutable_header()->set_model("fmnist");
-    chunk.mutable_header()->set_fingerprint(info.fingerprint());
-    chunk.mutable_header()->set_relin_bytes(static_cast<std::int64_t>(k.relin.size()));
-    chunk.mutable_header()->set_galois_bytes(static_cast<std::int64_t>(k.galois.size()));
+    chunk.mutable_header()->set_model("cryptonets");
+    chunk.mutable_header()->set_fingerprint(cn_info.fingerprint());
+    chunk.mutable_header()->set_relin_bytes(static_cast<std::int64_t>(cn.relin.size()));
+    chunk.mutable_header()->set_galois_bytes(static_cast<std::int64_t>(cn.galois.size()));
     w->Write(chunk);
-    chunk.set_keys(k.relin.substr(0, 1000));
+    chunk.set_keys(cn.relin.substr(0, 1000));
     w->Write(chunk);
     w->WritesDone();
     const grpc::Status s = w->Finish();
@@ -815,30 +846,32 @@ TEST_F(RemoteTest, MalformedOversizedAndTruncatedMessagesGetClearErrors) {
   }
   {
     grpc::ClientContext c;
-    std::string garbage = k.relin;
+    std::string garbage = cn.relin;
     for (std::size_t i = 48; i < garbage.size(); i += 7) garbage[i] = static_cast<char>(0xA5);
-    const grpc::Status s = proto::open_session(*st, c, "fmnist", info.fingerprint(), garbage, k.galois,
+    const grpc::Status s = proto::open_session(*st, c, "cryptonets", cn_info.fingerprint(), garbage, cn.galois,
                                                proto::kKeyChunkBytes, &id);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
     EXPECT_NE(s.error_message().find("relinearization keys rejected"), std::string::npos) << s.error_message();
   }
   {
     // Galois keys without the conjugation key (a rotation instead): refused before use.
-    heinfer::ckks::KeyGenerator kg(k.context);
-    const std::string rot = str(heinfer::ckks::to_bytes(kg.create_galois_keys({1}, false), *k.context));
+    heinfer::ckks::KeyGenerator kg(cn.context);
+    const std::string rot = str(heinfer::ckks::to_bytes(kg.create_galois_keys({1}, false), *cn.context));
     grpc::ClientContext c;
     const grpc::Status s =
-        proto::open_session(*st, c, "fmnist", info.fingerprint(), k.relin, rot, proto::kKeyChunkBytes, &id);
+        proto::open_session(*st, c, "cryptonets", cn_info.fingerprint(), cn.relin, rot, proto::kKeyChunkBytes, &id);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
-    EXPECT_NE(s.error_message().find("Galois keys rejected: the key for element 16383 is missing"), std::string::npos)
+    EXPECT_NE(s.error_message().find("Galois keys rejected: the key for element " +
+                                     std::to_string(2 * cn.context->n() - 1) + " is missing"),
+              std::string::npos)
         << s.error_message();
     // With the conjugation key but an extra rotation key: only the keys the model needs.
-    const std::string extra = str(heinfer::ckks::to_bytes(kg.create_galois_keys({1}, true), *k.context));
+    const std::string extra = str(heinfer::ckks::to_bytes(kg.create_galois_keys({1}, true), *cn.context));
     grpc::ClientContext c2;
     const grpc::Status s2 =
-        proto::open_session(*st, c2, "fmnist", info.fingerprint(), k.relin, extra, proto::kKeyChunkBytes, &id);
+        proto::open_session(*st, c2, "cryptonets", cn_info.fingerprint(), cn.relin, extra, proto::kKeyChunkBytes, &id);
     EXPECT_EQ(s2.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s2.error_message();
-    EXPECT_NE(s2.error_message().find("is not needed by model 'fmnist'"), std::string::npos) << s2.error_message();
+    EXPECT_NE(s2.error_message().find("is not needed by model 'cryptonets'"), std::string::npos) << s2.error_message();
   }
   // Infer: no Start; bad batch; garbage, truncated ciphertexts; too few ciphertexts.
   proto::ClientMessage input;
@@ -860,7 +893,7 @@ TEST_F(RemoteTest, MalformedOversizedAndTruncatedMessagesGetClearErrors) {
     const char* expect;
   };
   const std::vector<Case> cases = {
-      {"bad batch", ct, 0, "batch 0 outside [1, 8192]"},
+      {"bad batch", ct, 0, "batch 0 outside [1, 4096]"},
       {"garbage", "not a ciphertext", 1, "input: ciphertext rejected"},
       {"truncated", ct.substr(0, ct.size() / 2), 1, "input: ciphertext rejected"},
       {"too few", ct, 1, "input: expected 784 ciphertexts, got 1"},
@@ -905,7 +938,7 @@ TEST_F(RemoteTest, MalformedOversizedAndTruncatedMessagesGetClearErrors) {
     EXPECT_EQ(close(*st, id).error_code(), grpc::StatusCode::NOT_FOUND);  // freed
   }
   EXPECT_TRUE(server->running());
-  EXPECT_EQ(model_info().capacity(), 8192);
+  EXPECT_EQ(model_info().capacity(), 4096);
   EXPECT_EQ(stats().open_sessions(), 0);
 }
 
