@@ -11,9 +11,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 
 #include "ckks/encryption_params.h"
+#include "ckks/keygen.h"
+#include "runtime/checkpoint.h"
 #include "memory/bytes.h"
 #include "memory/ciphertext_store.h"
 #include "memory/memory_monitor.h"
@@ -82,6 +85,18 @@ void add_encrypted_options(CLI::App* sub, EncryptedOptions& o) {
                   "under --dram-budget")
       ->check(CLI::IsMember({"auto", "32", "64"}))
       ->capture_default_str();
+  sub->add_option("--checkpoint", o.checkpoint,
+                  "encrypted: keep what a restart needs in DIR (the position in the plan, the live ciphertexts, "
+                  "the parameters and the secret key, mode 0600) at most every --checkpoint-interval seconds; "
+                  "continue with --resume DIR; removed when the run completes (one batch)");
+  sub->add_option("--checkpoint-interval", o.checkpoint_interval,
+                  "encrypted: seconds between checkpoints (0: after every step)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  sub->add_option("--resume", o.resume,
+                  "encrypted: continue the run checkpointed in DIR (same model, input and options; keeps "
+                  "checkpointing there)")
+      ->check(CLI::ExistingDirectory);
   add_size_option(sub, "--pmem-max", o.pmem_max,
                   "encrypted: size limit of the secondary tier (default: the filesystem's)");
 #ifdef HEINFER_TEST_HOOKS
@@ -138,6 +153,35 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
     return runtime::calibrated_parameters(g, calibration, po);
   }();
   if (o.params != "auto") plan::apply_parameter_override(plan, o.params);
+  // Resumable runs: the parameters, the secret key and the state come from the checkpoint.
+  const std::string checkpoint_dir = !o.resume.empty() ? o.resume : o.checkpoint;
+  std::optional<runtime::ResumePoint> resume;
+  std::optional<ckks::SecretKey> secret;
+  std::unique_ptr<runtime::CheckpointWriter> checkpoint;
+  runtime::CheckpointIdentity identity;
+  if (!checkpoint_dir.empty()) {
+    const bool explicit_batch = o.batch_option && o.batch_option->count() > 0;
+    if (count > plan.capacity() || (explicit_batch && batch < count)) {
+      throw std::runtime_error("--checkpoint / --resume take one batch: " + std::to_string(count) +
+                               " samples exceed the batch of " +
+                               std::to_string(explicit_batch ? std::min(batch, plan.capacity()) : plan.capacity()));
+    }
+    identity.model_sha256 = runtime::file_sha256(model_path);
+    identity.input_sha256 = runtime::file_sha256(input);
+    identity.batch = count;
+    if (!o.resume.empty()) {
+      resume = runtime::read_checkpoint(o.resume);
+      const auto& r = resume->identity;
+      if (r.model_sha256 != identity.model_sha256) throw std::runtime_error("--resume: the checkpoint is of another model file");
+      if (r.input_sha256 != identity.input_sha256) throw std::runtime_error("--resume: the checkpoint is of another input file");
+      if (r.batch != count) throw std::runtime_error("--resume: the checkpoint is of another batch size");
+      plan::apply_parameter_override(plan, r.n, r.coeff_bits, r.special_bits, r.scale_bits);
+    }
+    identity.n = plan.params.poly_modulus_degree();
+    identity.coeff_bits = plan.params.coeff_bits();
+    identity.special_bits = plan.params.special_bits();
+    identity.scale_bits = plan.scale_bits;
+  }
   plan.unmasked_functions = o.allow_unmasked_rounds;
   if (o.insecure_n) {
     std::fprintf(stderr, "WARNING: --insecure-ring-degree %zu: parameters are NOT secure (tests only)\n", o.insecure_n);
@@ -173,7 +217,26 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
                 so.pmem_dir.empty() ? "" : ", tier in ", so.pmem_dir.c_str(), format_bytes(store.tile_bytes()).c_str(),
                 ro.streaming ? ", streaming across layers" : "");
   }
-  runtime::EncryptedSession session(g, plan, ro);
+  if (!checkpoint_dir.empty()) {
+    ckks::ContextPtr ctx = ckks::CKKSContext::create(plan.params);
+    if (resume) {
+      const auto& fp = ctx->fingerprint();
+      if (runtime::hex_digits(fp.data(), fp.size()) != resume->fingerprint_hex) {
+        throw std::runtime_error("--resume: the checkpoint's parameters do not match these");
+      }
+      secret.emplace(runtime::read_checkpoint_secret_key(checkpoint_dir, *ctx));
+      std::printf("resuming after step %zu (node %lld) from %s\n", resume->steps_done,
+                  static_cast<long long>(resume->last_node), checkpoint_dir.c_str());
+    } else {
+      ckks::KeyGenerator keygen(ctx);
+      secret.emplace(keygen.secret_key());
+    }
+    checkpoint = std::make_unique<runtime::CheckpointWriter>(checkpoint_dir, o.checkpoint_interval, identity, ctx, *secret);
+    if (resume) checkpoint->continue_from(*resume);
+    ro.checkpoint = checkpoint.get();
+    ro.resume = resume ? &*resume : nullptr;
+  }
+  runtime::EncryptedSession session(g, plan, ro, secret ? &*secret : nullptr);
   std::printf("context: %s\n", session.context->describe().c_str());
   const int limb_words = o.limb_words == "32" || (o.limb_words == "auto" && so.dram_budget > 0) ? 32 : 64;
   if (limb_words == 32) store.pack_words(session.context);
@@ -197,6 +260,12 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
   std::vector<std::int64_t> y_shape{count};
   y_shape.insert(y_shape.end(), out_shape.begin(), out_shape.end());
   runtime::write_npy(output, runtime::make_npy(runtime::NpyDType::Float32, y_shape, y));
+  if (checkpoint) {
+    std::printf("checkpoints      %zu written to %s this run (%s in %.1f s); removed (the run is complete)\n",
+                checkpoint->written(), checkpoint_dir.c_str(), format_bytes(checkpoint->bytes_written()).c_str(),
+                checkpoint->seconds());
+    checkpoint->remove();
+  }
   const std::vector<float> yf(y.begin(), y.end());
   const std::int64_t classes = model::numel(out_shape);
 

@@ -24,6 +24,9 @@ struct EncryptedOptions {
   std::string pmem_dir;            ///< secondary tier directory (memkind PMEM kind)
   std::int64_t pmem_max = 0;       ///< size limit of the tier in bytes; 0: the filesystem's
   std::string limb_words = "auto"; ///< stored limbs: 32 | 64 | auto (32 under a DRAM budget)
+  std::string checkpoint;          ///< directory of checkpoints (runtime/checkpoint.h); empty: none
+  double checkpoint_interval = 600;  ///< seconds between checkpoints (0: after every step)
+  std::string resume;              ///< directory of the checkpoint to continue from
   std::string profile;             ///< per-layer profile JSON (runtime/profile.h)
   std::size_t insecure_n = 0;      ///< tests only: ring degree override without the 128-bit check
   CLI::Option* batch_option = nullptr;  ///< to tell an explicit --batch from the default

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <limits>
 #include <map>
 #include <optional>
@@ -109,12 +110,26 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, EncryptedRunStat
   if (options_.kill_after_node >= 0) observers.push_back(&fault.emplace(options_.kill_after_node));
   observers.insert(observers.end(), options_.observers.begin(), options_.observers.end());
   steps::Activations acts(run);  // after the store and the run state: destroyed first
-  const std::int64_t batch = acts.encrypt_inputs();
+  std::size_t resumed_steps = 0;
+  std::int64_t batch = 0;
+  if (options_.resume) {
+    resumed_steps = options_.resume->steps_done;
+    if (resumed_steps == 0 || resumed_steps >= plan_.steps.size()) {
+      throw std::runtime_error("--resume: the checkpoint is at step " + std::to_string(resumed_steps) + " of " +
+                               std::to_string(plan_.steps.size()) + " of this plan");
+    }
+    std::ifstream in(options_.resume->state, std::ios::binary);
+    if (!in) throw std::runtime_error("--resume: cannot read '" + options_.resume->state.string() + "'");
+    batch = acts.restore_state(in, options_.resume->last_node);
+  } else {
+    batch = acts.encrypt_inputs();
+  }
   if (stats.layers.size() != g.nodes.size()) stats.layers.assign(g.nodes.size(), {});
   std::vector<double> node_start(g.nodes.size(), 0.0);
   std::size_t step_index = 0;
   for (const plan::StreamStep& st : plan_.steps) {
     ++step_index;
+    if (step_index <= resumed_steps) continue;  // done before the checkpoint
     const auto k = static_cast<std::size_t>(st.node);
     if (st.first) node_start[k] = options_.monitor ? options_.monitor->seconds() : since(t_start);
     const StepMeter meter(stats, *store, options_.monitor);
@@ -149,6 +164,7 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, EncryptedRunStat
     // budget.
     if (store->options().dram_budget > 0 && (st.last || step_index % 16 == 0)) malloc_trim(0);
 #endif
+    if (options_.checkpoint) options_.checkpoint->after_step(step_index, plan_.steps.size(), st.node, acts);
     if (!st.last) continue;
     client.layer_done(k, ls);
     for (RunObserver* o : observers) o->node_done(k, g.nodes.size(), ls);
@@ -159,9 +175,10 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, EncryptedRunStat
 }
 
 EncryptedSession::EncryptedSession(const model::Graph& g, const plan::Parameters& parameters,
-                                   EncryptedRunOptions options) {
+                                   EncryptedRunOptions options, const ckks::SecretKey* secret) {
   context = ckks::CKKSContext::create(parameters.params);
-  client = std::make_unique<LocalClient>(context, parameters.packing, parameters.scale());
+  client = secret ? std::make_unique<LocalClient>(context, parameters.packing, parameters.scale(), *secret)
+                  : std::make_unique<LocalClient>(context, parameters.packing, parameters.scale());
   plan::ScheduleOptions so;
   so.streaming = options.streaming;
   if (options.store) so.tile_bytes = options.store->tile_bytes();  // else the private store's

@@ -34,6 +34,7 @@
 #include "memory/memory_monitor.h"
 #include "model/graph.h"
 #include "runtime/client.h"
+#include "runtime/checkpoint.h"
 #include "runtime/encrypted_tensor.h"
 #include "plan/encrypted_plan.h"
 #include "runtime/local_client.h"
@@ -59,6 +60,12 @@ struct EncryptedRunOptions {
   bool streaming = false;
   /// Called after every band and node, after the built-in ones (must outlive the runs).
   std::vector<RunObserver*> observers;
+  /// Writes checkpoints at step boundaries (runtime/checkpoint.h; must outlive the runs).
+  CheckpointWriter* checkpoint = nullptr;
+  /// Continues a checkpointed run: its state replaces the client's encryption of the
+  /// inputs and the steps it completed are skipped (the client must hold the same
+  /// secret key and inputs).
+  const ResumePoint* resume = nullptr;
 };
 
 /// The server side: model, plan, public evaluation keys. Never sees the secret key.
@@ -96,7 +103,9 @@ class EncryptedExecutor {
 /// executor with the plan of `parameters` (streaming and tile bytes from `options`).
 /// Convenience for the CLI, tests and benchmarks.
 struct EncryptedSession {
-  EncryptedSession(const model::Graph& g, const plan::Parameters& parameters, EncryptedRunOptions options = {});
+  /// `secret`: the client's secret key of a resumed run (else a fresh one).
+  EncryptedSession(const model::Graph& g, const plan::Parameters& parameters, EncryptedRunOptions options = {},
+                   const ckks::SecretKey* secret = nullptr);
   ckks::ContextPtr context;
   std::unique_ptr<LocalClient> client;
   std::unique_ptr<EncryptedExecutor> executor;

@@ -27,6 +27,15 @@ LocalClient::LocalClient(ckks::ContextPtr context, ckks::Packing packing, double
       encryptor_(context, keygen_.secret_key()),
       decryptor_(context, keygen_.secret_key()) {}
 
+LocalClient::LocalClient(ckks::ContextPtr context, ckks::Packing packing, double scale, const ckks::SecretKey& secret)
+    : context_(context),
+      packing_(packing),
+      scale_(scale),
+      keygen_(context, secret),
+      encoder_(context),
+      encryptor_(context, keygen_.secret_key()),
+      decryptor_(context, keygen_.secret_key()) {}
+
 const EvaluationKeys& LocalClient::evaluation_keys() {
   if (!keys_) {
     keys_ = std::make_unique<EvaluationKeys>();

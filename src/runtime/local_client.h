@@ -26,6 +26,9 @@ class LocalClient : public Client {
  public:
   /// Generates a fresh secret key (libsodium CSPRNG). `scale` = Δ of fresh ciphertexts.
   LocalClient(ckks::ContextPtr context, ckks::Packing packing, double scale);
+  /// The same with a given secret key (a resumed run: runtime/checkpoint.h). Throws
+  /// std::invalid_argument when it does not match the context.
+  LocalClient(ckks::ContextPtr context, ckks::Packing packing, double scale, const ckks::SecretKey& secret);
 
   /// Relinearization key and (complex packing) the conjugation key; generated on first
   /// call; both empty for parameters without a special prime (no key switching). Never

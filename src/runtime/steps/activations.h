@@ -10,7 +10,9 @@
 #pragma once
 
 #include <cstdint>
+#include <istream>
 #include <map>
+#include <ostream>
 #include <optional>
 #include <string>
 #include <vector>
@@ -50,6 +52,18 @@ class Activations {
   /// The graph outputs, decrypted on the client (or the plaintext ones). Throws
   /// model::ModelError when one was not computed.
   std::vector<PlainTensor> outputs(std::int64_t batch);
+
+  /// Writes the run's state at a step boundary for a resumed run (activations_state.cpp):
+  /// every live tensor (shape, level, scale, pending factors, its ciphertexts, each
+  /// shared one once), whether it has a store group, and the band progress of streamed
+  /// inputs. Throws std::runtime_error on a stream failure.
+  void save_state(std::ostream& out) const;
+  /// Reads save_state's bytes into a fresh Activations (no step run yet): every count,
+  /// shape, level and index is checked against the graph and the plan before anything is
+  /// allocated by it; the store groups are opened as after node `last_node` and the
+  /// ciphertexts adopted. Returns the batch (the client's). Throws std::runtime_error
+  /// naming what does not match.
+  std::int64_t restore_state(std::istream& in, std::int64_t last_node);
 
   /// The tensor that produced t's values, for round and decryption names.
   const std::string& producer(model::TensorId t) const { return producer_[static_cast<std::size_t>(t)]; }

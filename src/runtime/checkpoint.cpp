@@ -1,0 +1,195 @@
+#include "runtime/checkpoint.h"
+
+#include <fcntl.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include "ckks/secret_key_io.h"
+#include "runtime/atomic_file.h"
+#include "runtime/steps/activations.h"
+
+namespace heinfer::runtime {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr const char* kManifest = "checkpoint.json";
+constexpr const char* kSecretKey = "secret.key";
+constexpr std::uintmax_t kMaxManifestBytes = 1 << 20;
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+std::string hex_digits(const unsigned char* p, std::size_t n) {
+  static const char* d = "0123456789abcdef";
+  std::string s;
+  for (std::size_t i = 0; i < n; ++i) {
+    s += d[p[i] >> 4];
+    s += d[p[i] & 15];
+  }
+  return s;
+}
+
+namespace {
+
+void fsync_path(const fs::path& p, int flags) {
+  const int fd = ::open(p.c_str(), flags);
+  if (fd < 0 || ::fsync(fd) != 0) {
+    const std::string why = std::strerror(errno);
+    if (fd >= 0) ::close(fd);
+    throw std::runtime_error("checkpoint: cannot flush '" + p.string() + "': " + why);
+  }
+  ::close(fd);
+}
+
+}  // namespace
+
+std::string file_sha256(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read '" + path.string() + "' to hash it");
+  crypto_hash_sha256_state st;
+  crypto_hash_sha256_init(&st);
+  std::vector<char> buf(1 << 20);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    crypto_hash_sha256_update(&st, reinterpret_cast<const unsigned char*>(buf.data()),
+                              static_cast<unsigned long long>(in.gcount()));
+  }
+  unsigned char out[crypto_hash_sha256_BYTES];
+  crypto_hash_sha256_final(&st, out);
+  return hex_digits(out, sizeof out);
+}
+
+nlohmann::json CheckpointIdentity::to_json() const {
+  return {{"model_sha256", model_sha256}, {"input_sha256", input_sha256}, {"n", n},
+          {"coeff_bits", coeff_bits},     {"special_bits", special_bits}, {"scale_bits", scale_bits},
+          {"batch", batch}};
+}
+
+ResumePoint read_checkpoint(const fs::path& dir) {
+  const fs::path m = dir / kManifest;
+  std::error_code ec;
+  const auto size = fs::file_size(m, ec);
+  if (ec) throw std::runtime_error("--resume: no checkpoint in '" + dir.string() + "' (" + ec.message() + ")");
+  if (size > kMaxManifestBytes) throw std::runtime_error("--resume: '" + m.string() + "' is too large for a manifest");
+  std::ifstream in(m);
+  ResumePoint r;
+  try {
+    const nlohmann::json j = nlohmann::json::parse(in);
+    if (j.at("format").get<std::string>() != "heinfer-checkpoint" || j.at("version").get<int>() != 1) {
+      throw std::runtime_error("unknown format or version");
+    }
+    const auto& id = j.at("identity");
+    r.identity.model_sha256 = id.at("model_sha256").get<std::string>();
+    r.identity.input_sha256 = id.at("input_sha256").get<std::string>();
+    r.identity.n = id.at("n").get<std::size_t>();
+    r.identity.coeff_bits = id.at("coeff_bits").get<std::vector<int>>();
+    r.identity.special_bits = id.at("special_bits").get<std::vector<int>>();
+    r.identity.scale_bits = id.at("scale_bits").get<int>();
+    r.identity.batch = id.at("batch").get<std::int64_t>();
+    r.fingerprint_hex = j.at("fingerprint").get<std::string>();
+    r.steps_done = j.at("steps_done").get<std::size_t>();
+    r.last_node = j.at("last_node").get<std::int64_t>();
+    const std::string state = j.at("state").get<std::string>();
+    if (state.empty() || state.find('/') != std::string::npos || state == "." || state == "..") {
+      throw std::runtime_error("invalid state file name");
+    }
+    r.state = dir / state;
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error("--resume: malformed '" + m.string() + "': " + e.what());
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error("--resume: '" + m.string() + "': " + e.what());
+  }
+  if (!fs::is_regular_file(r.state)) throw std::runtime_error("--resume: the state file '" + r.state.string() + "' is missing");
+  return r;
+}
+
+ckks::SecretKey read_checkpoint_secret_key(const fs::path& dir, const ckks::CKKSContext& context) {
+  const fs::path p = dir / kSecretKey;
+  struct stat s {};
+  if (::stat(p.c_str(), &s) != 0) throw std::runtime_error("--resume: no secret key in '" + dir.string() + "'");
+  if ((s.st_mode & 077) != 0 || s.st_uid != ::geteuid()) {
+    throw std::runtime_error("--resume: '" + p.string() + "' must belong to this user with mode 0600");
+  }
+  std::ifstream in(p, std::ios::binary);
+  return ckks::load_secret_key(in, context);
+}
+
+CheckpointWriter::CheckpointWriter(fs::path dir, double interval_seconds, CheckpointIdentity identity,
+                                   ckks::ContextPtr context, const ckks::SecretKey& secret)
+    : dir_(std::move(dir)), interval_(interval_seconds), identity_(std::move(identity)), context_(std::move(context)),
+      last_(now_seconds()) {
+  if (!(interval_ >= 0)) throw std::invalid_argument("checkpoint interval must be >= 0 seconds");
+  std::error_code ec;
+  const bool created = fs::create_directories(dir_, ec);
+  if (ec) throw std::runtime_error("--checkpoint: cannot create '" + dir_.string() + "': " + ec.message());
+  if (created) ::chmod(dir_.c_str(), 0700);  // an existing directory keeps its mode
+  auto key = ckks::secret_key_to_bytes(secret, *context_);
+  write_file_atomic(dir_ / kSecretKey, std::string_view(reinterpret_cast<const char*>(key.data()), key.size()), 0600);
+  sodium_memzero(key.data(), key.size());
+}
+
+void CheckpointWriter::after_step(std::size_t steps_done, std::size_t steps_total, std::int64_t last_node,
+                                  const steps::Activations& acts) {
+  if (steps_done >= steps_total || now_seconds() - last_ < interval_) return;
+  const double t0 = now_seconds();
+  const fs::path state = dir_ / ("state-" + std::to_string(steps_done) + ".bin");
+  const fs::path tmp = dir_ / ("state-" + std::to_string(steps_done) + ".bin.tmp");
+  {
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0) throw std::runtime_error("--checkpoint: cannot create '" + tmp.string() + "': " + std::strerror(errno));
+    ::close(fd);
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    acts.save_state(out);
+    out.close();
+    if (!out) throw std::runtime_error("--checkpoint: cannot write '" + tmp.string() + "'");
+  }
+  fsync_path(tmp, O_RDONLY);
+  fs::rename(tmp, state);
+  fsync_path(dir_, O_RDONLY | O_DIRECTORY);
+  const auto& fp = context_->fingerprint();
+  nlohmann::json j = {{"format", "heinfer-checkpoint"},
+                      {"version", 1},
+                      {"identity", identity_.to_json()},
+                      {"fingerprint", hex_digits(fp.data(), fp.size())},
+                      {"steps_done", steps_done},
+                      {"last_node", last_node},
+                      {"state", state.filename().string()}};
+  write_file_atomic(dir_ / kManifest, j.dump(1), 0600);
+  if (!state_.empty() && state_ != state) fs::remove(state_);
+  state_ = state;
+  ++written_;
+  last_ = now_seconds();
+  bytes_ += static_cast<std::int64_t>(fs::file_size(state));
+  seconds_ += last_ - t0;
+  if (interval_ > 0) {  // (after every step: tests)
+    std::fprintf(stderr, "checkpoint after step %zu of %zu: %.1f MB in %.1f s\n", steps_done, steps_total,
+                 static_cast<double>(fs::file_size(state)) / 1e6, last_ - t0);
+  }
+}
+
+void CheckpointWriter::continue_from(const ResumePoint& r) { state_ = r.state; }
+
+void CheckpointWriter::remove() {
+  std::error_code ec;
+  for (const char* f : {kManifest, kSecretKey}) fs::remove(dir_ / f, ec);
+  if (!state_.empty()) fs::remove(state_, ec);
+  // Files of an earlier, interrupted writer of this directory (a resumed run's own).
+  for (const auto& e : fs::directory_iterator(dir_, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("state-", 0) == 0) fs::remove(e.path(), ec);
+  }
+  fs::remove(dir_, ec);  // only if empty
+}
+
+}  // namespace heinfer::runtime

@@ -1,0 +1,98 @@
+// Resumable encrypted runs: `heinfer run --checkpoint DIR` writes, at step boundaries and
+// at most every `interval` seconds, what a restart needs; `--resume DIR` continues after a
+// crash, a SIGKILL or a reboot.
+//
+// DIR holds (named files, mode 0600, nothing else):
+//  - checkpoint.json: the manifest (format, version, the SHA-256 of the model and input
+//    files, the CKKS parameters and their fingerprint, the batch, the steps completed,
+//    the state file's name), replaced atomically (runtime/atomic_file.h);
+//  - secret.key: the client's secret key (ckks/secret_key_io.h), written once;
+//  - state-<steps>.bin: the run state at that boundary (steps::Activations::save_state),
+//    written to a temporary, fsync'ed and renamed before the manifest names it; the
+//    previous one is removed after.
+// A crash at any point leaves the last complete checkpoint readable. After a run that
+// completes, the directory's files are removed (the secret key with them).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ckks/context.h"
+#include "ckks/keys.h"
+
+namespace heinfer::runtime {
+
+namespace steps {
+class Activations;
+}
+
+/// Lower-case hex of n bytes.
+std::string hex_digits(const unsigned char* p, std::size_t n);
+/// SHA-256 of a file's bytes, as 64 hex digits. Throws std::runtime_error when it cannot
+/// be read.
+std::string file_sha256(const std::filesystem::path& path);
+
+/// What a resumed run must match: the model and input files, the parameters, the batch.
+struct CheckpointIdentity {
+  std::string model_sha256, input_sha256;
+  std::size_t n = 0;
+  std::vector<int> coeff_bits, special_bits;
+  int scale_bits = 0;
+  std::int64_t batch = 0;
+  nlohmann::json to_json() const;
+};
+
+/// The last complete checkpoint of DIR.
+struct ResumePoint {
+  CheckpointIdentity identity;
+  std::string fingerprint_hex;       ///< of the context the state was written under
+  std::size_t steps_done = 0;        ///< plan steps completed (the next one runs first)
+  std::int64_t last_node = -1;       ///< node of the last completed step
+  std::filesystem::path state;       ///< its state file
+};
+
+/// Reads DIR's manifest, checking format, version, field types and that the state file
+/// exists. Throws std::runtime_error naming the problem.
+ResumePoint read_checkpoint(const std::filesystem::path& dir);
+/// The secret key of DIR (mode must be 0600 and owned by this user). Throws
+/// std::runtime_error / ckks::SerializationError.
+ckks::SecretKey read_checkpoint_secret_key(const std::filesystem::path& dir, const ckks::CKKSContext& context);
+
+/// Writes checkpoints of one run into DIR (created with mode 0700 when missing).
+class CheckpointWriter {
+ public:
+  /// Writes the secret key at once. `interval_seconds` >= 0 (0: after every step).
+  /// Throws std::runtime_error when DIR cannot be created or written.
+  CheckpointWriter(std::filesystem::path dir, double interval_seconds, CheckpointIdentity identity,
+                   ckks::ContextPtr context, const ckks::SecretKey& secret);
+  /// After `steps_done` of `steps_total` plan steps (the last of node `last_node`): writes
+  /// a checkpoint when the interval has passed since the last one (never after the last
+  /// step: the outputs follow at once).
+  void after_step(std::size_t steps_done, std::size_t steps_total, std::int64_t last_node,
+                  const steps::Activations& acts);
+  /// A resumed run writing into the directory it resumed from: its next checkpoint
+  /// replaces (and removes) the state `r` names.
+  void continue_from(const ResumePoint& r);
+  /// Removes the directory's checkpoint files (after the outputs are written).
+  void remove();
+  std::size_t written() const { return written_; }
+  std::int64_t bytes_written() const { return bytes_; }   ///< state bytes, all checkpoints
+  double seconds() const { return seconds_; }             ///< time spent writing them
+
+ private:
+  std::filesystem::path dir_;
+  double interval_;
+  CheckpointIdentity identity_;
+  ckks::ContextPtr context_;
+  double last_ = 0;            ///< steady-clock seconds of the last checkpoint (or start)
+  std::filesystem::path state_;  ///< the state file the manifest names
+  std::size_t written_ = 0;
+  std::int64_t bytes_ = 0;
+  double seconds_ = 0;
+};
+
+}  // namespace heinfer::runtime

@@ -1,0 +1,136 @@
+// Resumable runs (runtime/checkpoint.h) through the real CLI: a run killed with SIGKILL
+// after several nodes (mid-segment when streamed, with a file tier and 32-bit limb words)
+// and resumed gives the uninterrupted run's predictions; the checkpoint holds the secret
+// key at mode 0600 and is removed when the run completes; a checkpoint of other inputs,
+// another model or a tampered state is refused with a clear error.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "runtime/metrics.h"
+#include "runtime/npy.h"
+
+namespace heinfer {
+namespace {
+
+namespace fs = std::filesystem;
+const fs::path kTool = fs::path(HEINFER_BINARY_DIR) / "heinfer";
+const fs::path kModels = fs::path(HEINFER_SOURCE_DIR) / "models";
+
+struct Result {
+  int status;
+  std::string output;
+};
+
+Result sh(const std::string& cmd) {
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  std::string out;
+  char buf[4096];
+  while (p && fgets(buf, sizeof buf, p)) out += buf;
+  const int status = p ? pclose(p) : -1;
+  return {status, out};
+}
+
+class ResumableRun : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!fs::exists(kTool)) GTEST_SKIP() << kTool << " not built";
+    dir_ = fs::temp_directory_path() / ("heinfer_resume_" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "tier");
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  /// `heinfer run` of the CNN on 64 images (N = 2048, tests only), streamed under a
+  /// 30 MiB budget with a file tier; `extra` appended, `env` prefixed.
+  Result run(const std::string& out, const std::string& extra, const std::string& env = "",
+             const std::string& input = (kModels / "fmnist_test64_images.npy").string()) {
+    return sh(env + " OMP_NUM_THREADS=2 '" + kTool.string() + "' run '" + (kModels / "fmnist_cnn.onnx").string() +
+              "' --input '" + input + "' --output '" + (dir_ / out).string() +
+              "' --insecure-ring-degree 2048 --dram-budget 30M --pmem-dir '" + (dir_ / "tier").string() +
+              "' --streaming on --quiet " + extra);
+  }
+  std::vector<double> logits(const std::string& out) { return runtime::read_npy(dir_ / out).to_double(); }
+  fs::path dir_;
+};
+
+TEST_F(ResumableRun, KilledAtSeveralPointsAndResumedGivesTheSameOutputs) {
+  const Result full = run("full.npy", "--limb-words 32");
+  ASSERT_EQ(full.status, 0) << full.output;
+  const auto ref = logits("full.npy");
+  const std::vector<float> ref_f(ref.begin(), ref.end());
+  for (int node : {1, 6}) {  // mid-segment (conv1's last band, the rest of the segment partial); before the classifier
+    const fs::path ck = dir_ / ("ck" + std::to_string(node));
+    const Result killed = run("out.npy", "--limb-words 32 --checkpoint '" + ck.string() + "' --checkpoint-interval 0",
+                              "HEINFER_KILL_AFTER_NODE=" + std::to_string(node));
+    ASSERT_NE(killed.status, 0) << "node " << node << ": the run was not killed\n" << killed.output;
+    ASSERT_TRUE(fs::exists(ck / "checkpoint.json")) << killed.output;
+    ASSERT_FALSE(fs::exists(dir_ / "out.npy")) << "a killed run wrote its output";
+    struct stat s {};
+    ASSERT_EQ(::stat((ck / "secret.key").c_str(), &s), 0);
+    EXPECT_EQ(s.st_mode & 0777, 0600u);
+    for (const auto& e : fs::directory_iterator(ck)) {
+      EXPECT_EQ(e.path().string().find(".tmp"), std::string::npos) << "leftover " << e.path();
+    }
+    EXPECT_TRUE(fs::is_empty(dir_ / "tier")) << "the tier left a file behind";
+    const Result resumed = run("out.npy", "--limb-words 32 --resume '" + ck.string() + "'");
+    ASSERT_EQ(resumed.status, 0) << resumed.output;
+    EXPECT_NE(resumed.output.find("resuming after step"), std::string::npos) << resumed.output;
+    const auto y = logits("out.npy");
+    ASSERT_EQ(y.size(), ref.size());
+    const std::vector<float> y_f(y.begin(), y.end());
+    EXPECT_EQ(runtime::argmax_rows(y_f, 64, 10), runtime::argmax_rows(ref_f, 64, 10)) << "node " << node;
+    double err = 0, top = 0;
+    for (std::size_t i = 0; i < y.size(); ++i) {
+      err = std::max(err, std::fabs(y[i] - ref[i]));
+      top = std::max(top, std::fabs(ref[i]));
+    }
+    EXPECT_LT(err, 1e-3 * top) << "node " << node;
+    EXPECT_FALSE(fs::exists(ck)) << "the checkpoint (and its secret key) outlived the completed run";
+    fs::remove(dir_ / "out.npy");
+  }
+}
+
+TEST_F(ResumableRun, AMismatchedOrTamperedCheckpointIsRefused) {
+  const fs::path ck = dir_ / "ck";
+  const Result killed = run("out.npy", "--checkpoint '" + ck.string() + "' --checkpoint-interval 0",
+                            "HEINFER_KILL_AFTER_NODE=4");
+  ASSERT_NE(killed.status, 0) << killed.output;
+  // Other inputs: the first 32 images only.
+  const auto all = runtime::read_npy(kModels / "fmnist_test64_images.npy");
+  std::vector<double> half(all.to_double());
+  half.resize(32 * 784);
+  runtime::write_npy(dir_ / "half.npy", runtime::make_npy(runtime::NpyDType::Float32, {32, 1, 28, 28}, half));
+  Result r = run("out.npy", "--resume '" + ck.string() + "'", "", (dir_ / "half.npy").string());
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("the checkpoint is of another input file"), std::string::npos) << r.output;
+  // A state file cut short.
+  std::string state;
+  for (const auto& e : fs::directory_iterator(ck)) {
+    if (e.path().filename().string().rfind("state-", 0) == 0) state = e.path().string();
+  }
+  ASSERT_FALSE(state.empty());
+  fs::resize_file(state, fs::file_size(state) / 2);
+  r = run("out.npy", "--resume '" + ck.string() + "'");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("run state: "), std::string::npos) << r.output;
+  // A secret key readable by others.
+  fs::permissions(ck / "secret.key", fs::perms::others_read, fs::perm_options::add);
+  r = run("out.npy", "--resume '" + ck.string() + "'");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("mode 0600"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir_ / "out.npy"));
+  // No checkpoint at all.
+  r = run("out.npy", "--resume '" + dir_.string() + "'");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("no checkpoint in"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace heinfer
