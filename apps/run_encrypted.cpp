@@ -210,6 +210,8 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
 #ifdef HEINFER_TEST_HOOKS
   // Test hook (crash safety): HEINFER_KILL_AFTER_NODE=k kills the process after node k.
   if (const char* kill = std::getenv("HEINFER_KILL_AFTER_NODE")) ro.kill_after_node = std::atoi(kill);
+  // HEINFER_KILL_AFTER_STEP=s: after streamed step s (mid-segment, before its checkpoint).
+  if (const char* kill = std::getenv("HEINFER_KILL_AFTER_STEP")) ro.kill_after_step = std::atoi(kill);
 #endif
   if (so.dram_budget > 0) {
     std::printf("memory: %s, DRAM budget %s%s%s, tiles of <= %s%s\n",

@@ -107,7 +107,9 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, EncryptedRunStat
   std::optional<ProgressPrinter> printer;
   std::optional<FaultInjector> fault;
   if (options_.progress) observers.push_back(&printer.emplace(g));
-  if (options_.kill_after_node >= 0) observers.push_back(&fault.emplace(options_.kill_after_node));
+  if (options_.kill_after_node >= 0 || options_.kill_after_step >= 0) {
+    observers.push_back(&fault.emplace(options_.kill_after_node, options_.kill_after_step));
+  }
   observers.insert(observers.end(), options_.observers.begin(), options_.observers.end());
   steps::Activations acts(run);  // after the store and the run state: destroyed first
   std::size_t resumed_steps = 0;

@@ -55,6 +55,8 @@ struct EncryptedRunOptions {
   /// Test hook for crash safety (FaultInjector): the process is killed (SIGKILL) right
   /// after this node index completes; -1: never.
   int kill_after_node = -1;
+  /// The same right after streamed step `kill_after_step` (1-based) ran; -1: never.
+  int kill_after_step = -1;
   /// EncryptedSession only: plan with streaming across layers (plan::ScheduleOptions).
   /// Costs one client round per band of a client-aided node instead of one per chunk.
   bool streaming = false;

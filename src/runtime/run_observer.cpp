@@ -34,6 +34,14 @@ void ProgressPrinter::node_done(std::size_t node, std::size_t nodes, const Layer
                memory::format_bytes(ls.dram_bytes).c_str(), memory::format_bytes(ls.pmem_bytes).c_str());
 }
 
+void FaultInjector::band_done(std::size_t node, const plan::StreamStep& step, std::size_t index, std::size_t steps) {
+  (void)step, (void)steps;
+  if (static_cast<std::int64_t>(index) != step_) return;
+  std::fprintf(stderr, "heinfer: fault injection: killing the process after step %zu (a band of node %zu)\n", index, node);
+  std::fflush(stderr);
+  std::raise(SIGKILL);
+}
+
 void FaultInjector::node_done(std::size_t node, std::size_t nodes, const LayerStats& ls) {
   (void)nodes;
   if (static_cast<std::int64_t>(node) != node_) return;

@@ -40,14 +40,16 @@ class ProgressPrinter : public RunObserver {
 };
 
 /// Test hook for crash safety: kills the process (SIGKILL) right after node `node`
-/// completes.
+/// completes, or right after streamed band `step` (1-based step index of the plan) has
+/// run, before anything else sees it (a checkpoint of that step included); -1: never.
 class FaultInjector : public RunObserver {
  public:
-  explicit FaultInjector(std::int64_t node) : node_(node) {}
+  FaultInjector(std::int64_t node, std::int64_t step) : node_(node), step_(step) {}
+  void band_done(std::size_t node, const plan::StreamStep& step, std::size_t index, std::size_t steps) override;
   void node_done(std::size_t node, std::size_t nodes, const LayerStats& stats) override;
 
  private:
-  std::int64_t node_;
+  std::int64_t node_, step_;
 };
 
 }  // namespace heinfer::runtime

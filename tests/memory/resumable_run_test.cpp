@@ -1,5 +1,5 @@
 // Resumable runs (runtime/checkpoint.h) through the real CLI: a run killed with SIGKILL
-// after several nodes (mid-segment when streamed, with a file tier and 32-bit limb words)
+// mid-band and after several nodes (streamed, with a file tier and 32-bit limb words)
 // and resumed gives the uninterrupted run's predictions; the checkpoint holds the secret
 // key at mode 0600 and is removed when the run completes; a checkpoint of other inputs,
 // another model or a tampered state is refused with a clear error.
@@ -65,11 +65,18 @@ TEST_F(ResumableRun, KilledAtSeveralPointsAndResumedGivesTheSameOutputs) {
   ASSERT_EQ(full.status, 0) << full.output;
   const auto ref = logits("full.npy");
   const std::vector<float> ref_f(ref.begin(), ref.end());
-  for (int node : {1, 6}) {  // mid-segment (conv1's last band, the rest of the segment partial); before the classifier
-    const fs::path ck = dir_ / ("ck" + std::to_string(node));
+  // Kill points: mid-band (a streamed step, killed before its own checkpoint: the resumed
+  // run recomputes that band), after conv1's last band (the rest of its segment partial),
+  // and before the classifier.
+  const std::vector<std::string> kills = {"HEINFER_KILL_AFTER_STEP=40", "HEINFER_KILL_AFTER_NODE=1",
+                                          "HEINFER_KILL_AFTER_NODE=6"};
+  for (std::size_t point = 0; point < kills.size(); ++point) {
+    const std::string& kill = kills[point];
+    const fs::path ck = dir_ / ("ck" + std::to_string(point));
     const Result killed = run("out.npy", "--limb-words 32 --checkpoint '" + ck.string() + "' --checkpoint-interval 0",
-                              "HEINFER_KILL_AFTER_NODE=" + std::to_string(node));
-    ASSERT_NE(killed.status, 0) << "node " << node << ": the run was not killed\n" << killed.output;
+                              kill);
+    ASSERT_NE(killed.output.find("fault injection"), std::string::npos) << kill << "\n" << killed.output;
+    ASSERT_NE(killed.status, 0) << kill << ": the run was not killed\n" << killed.output;
     ASSERT_TRUE(fs::exists(ck / "checkpoint.json")) << killed.output;
     ASSERT_FALSE(fs::exists(dir_ / "out.npy")) << "a killed run wrote its output";
     struct stat s {};
@@ -85,13 +92,13 @@ TEST_F(ResumableRun, KilledAtSeveralPointsAndResumedGivesTheSameOutputs) {
     const auto y = logits("out.npy");
     ASSERT_EQ(y.size(), ref.size());
     const std::vector<float> y_f(y.begin(), y.end());
-    EXPECT_EQ(runtime::argmax_rows(y_f, 64, 10), runtime::argmax_rows(ref_f, 64, 10)) << "node " << node;
+    EXPECT_EQ(runtime::argmax_rows(y_f, 64, 10), runtime::argmax_rows(ref_f, 64, 10)) << kill;
     double err = 0, top = 0;
     for (std::size_t i = 0; i < y.size(); ++i) {
       err = std::max(err, std::fabs(y[i] - ref[i]));
       top = std::max(top, std::fabs(ref[i]));
     }
-    EXPECT_LT(err, 1e-3 * top) << "node " << node;
+    EXPECT_LT(err, 1e-3 * top) << kill;
     EXPECT_FALSE(fs::exists(ck)) << "the checkpoint (and its secret key) outlived the completed run";
     fs::remove(dir_ / "out.npy");
   }
