@@ -149,10 +149,16 @@ void CheckpointWriter::after_step(std::size_t steps_done, std::size_t steps_tota
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (fd < 0) throw std::runtime_error("--checkpoint: cannot create '" + tmp.string() + "': " + std::strerror(errno));
     ::close(fd);
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    acts.save_state(out);
-    out.close();
-    if (!out) throw std::runtime_error("--checkpoint: cannot write '" + tmp.string() + "'");
+    try {
+      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+      acts.save_state(out);
+      out.close();
+      if (!out) throw std::runtime_error("--checkpoint: cannot write '" + tmp.string() + "' (disk full?)");
+    } catch (...) {
+      std::error_code ec;
+      fs::remove(tmp, ec);  // the previous checkpoint stays the valid one
+      throw;
+    }
   }
   fsync_path(tmp, O_RDONLY);
   fs::rename(tmp, state);

@@ -116,9 +116,11 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, EncryptedRunStat
   std::int64_t batch = 0;
   if (options_.resume) {
     resumed_steps = options_.resume->steps_done;
-    if (resumed_steps == 0 || resumed_steps >= plan_.steps.size()) {
-      throw std::runtime_error("--resume: the checkpoint is at step " + std::to_string(resumed_steps) + " of " +
-                               std::to_string(plan_.steps.size()) + " of this plan");
+    if (resumed_steps == 0 || resumed_steps >= plan_.steps.size() ||
+        options_.resume->last_node != plan_.steps[resumed_steps - 1].node) {
+      throw std::runtime_error("--resume: the checkpoint (step " + std::to_string(resumed_steps) + ", node " +
+                               std::to_string(options_.resume->last_node) + ") does not match this plan of " +
+                               std::to_string(plan_.steps.size()) + " steps");
     }
     std::ifstream in(options_.resume->state, std::ios::binary);
     if (!in) throw std::runtime_error("--resume: cannot read '" + options_.resume->state.string() + "'");

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 #include "runtime/metrics.h"
@@ -117,6 +118,22 @@ TEST_F(ResumableRun, AMismatchedOrTamperedCheckpointIsRefused) {
   Result r = run("out.npy", "--resume '" + ck.string() + "'", "", (dir_ / "half.npy").string());
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.output.find("the checkpoint is of another input file"), std::string::npos) << r.output;
+  // A manifest whose position is not a step of this plan.
+  const fs::path manifest = ck / "checkpoint.json";
+  std::string text;
+  {
+    std::ifstream in(manifest);
+    text.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const auto at = text.find("\"last_node\": ");
+  ASSERT_NE(at, std::string::npos) << text;
+  std::string tampered = text;
+  tampered.insert(at + 13, "1");  // node 4 -> 14: not the node of that step
+  std::ofstream(manifest, std::ios::trunc) << tampered;
+  r = run("out.npy", "--resume '" + ck.string() + "'");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("does not match this plan"), std::string::npos) << r.output;
+  std::ofstream(manifest, std::ios::trunc) << text;
   // A state file cut short.
   std::string state;
   for (const auto& e : fs::directory_iterator(ck)) {
