@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "ckks/context.h"
+#include "ckks/sizes.h"
 #include "ring/parallel.h"
 
 namespace heinfer::ckks {
@@ -36,7 +37,7 @@ namespace {
 
 std::atomic<std::uint64_t> next_storage_id{1};
 
-bool narrow(const CKKSContext& context, size_t limb) { return context.modulus(limb).value >> 32 == 0; }
+bool narrow(const CKKSContext& context, size_t limb) { return fits_32_bit_word(context.modulus(limb).bit_count); }
 
 }  // namespace
 
@@ -64,24 +65,22 @@ void Ciphertext::pack_words(const CKKSContext& context) {
   }
   const size_t words = packed_words(context);
   if (words == data_.size()) return;  // no limb below 2^32
-  // In place, front to back: a limb's packed position never lies after its own.
-  uint64_t* d = data_.data();
-  size_t out = 0;
+  // One pass into exactly-sized storage from the same resource (no capacity to give back).
+  Storage packed(words, data_.get_allocator());
+  uint64_t* dst = packed.data();
   for (size_t p = 0; p < polys; ++p) {
     for (size_t i = 0; i < lq; ++i) {
-      const uint64_t* src = d + (p * lq + i) * n_;
-      uint64_t* dst = d + out;
+      const uint64_t* src = data_.data() + (p * lq + i) * n_;
       if (narrow(context, i)) {
         for (size_t k = 0; k < n_ / 2; ++k) dst[k] = src[2 * k] | (src[2 * k + 1] << 32);
-        out += n_ / 2;
+        dst += n_ / 2;
       } else {
-        if (dst != src) std::memmove(dst, src, n_ * sizeof(uint64_t));
-        out += n_;
+        std::memcpy(dst, src, n_ * sizeof(uint64_t));
+        dst += n_;
       }
     }
   }
-  data_.resize(words);
-  data_.shrink_to_fit();
+  data_ = std::move(packed);  // same allocator: the buffer is taken over
   packed_ = true;
   storage_id_ = next_storage_id.fetch_add(1, std::memory_order_relaxed);
 }
@@ -92,27 +91,24 @@ void Ciphertext::unpack_words(const CKKSContext& context) {
   if (context.n() != n_ || level_ > context.max_level() || data_.size() != packed_words(context)) {
     throw std::invalid_argument("Ciphertext::unpack_words: ciphertext does not match the context");
   }
-  size_t in = data_.size();
-  data_.resize(polys * lq * n_);
-  // In place, back to front: a limb's unpacked position never lies before its packed one.
-  uint64_t* d = data_.data();
-  for (size_t p = polys; p-- > 0;) {
-    for (size_t i = lq; i-- > 0;) {
-      uint64_t* dst = d + (p * lq + i) * n_;
+  Storage full(polys * lq * n_, data_.get_allocator());
+  const uint64_t* src = data_.data();
+  for (size_t p = 0; p < polys; ++p) {
+    for (size_t i = 0; i < lq; ++i) {
+      uint64_t* dst = full.data() + (p * lq + i) * n_;
       if (narrow(context, i)) {
-        in -= n_ / 2;
-        const uint64_t* src = d + in;
-        for (size_t k = n_ / 2; k-- > 0;) {
-          const uint64_t w = src[k];
-          dst[2 * k + 1] = w >> 32;
-          dst[2 * k] = w & 0xffffffffu;
+        for (size_t k = 0; k < n_ / 2; ++k) {
+          dst[2 * k] = src[k] & 0xffffffffu;
+          dst[2 * k + 1] = src[k] >> 32;
         }
+        src += n_ / 2;
       } else {
-        in -= n_;
-        if (dst != d + in) std::memmove(dst, d + in, n_ * sizeof(uint64_t));
+        std::memcpy(dst, src, n_ * sizeof(uint64_t));
+        src += n_;
       }
     }
   }
+  data_ = std::move(full);
   packed_ = false;
 }
 

@@ -18,6 +18,10 @@ namespace heinfer::ckks {
 /// (level+1)·n·8 when compact (seeded, c1 dropped). 0 for level < 0.
 std::int64_t ciphertext_bytes(std::size_t n, int level, bool compact = false);
 
+/// Whether a limb of a prime of `prime_bits` bits fits a 32-bit word at rest (32-bit
+/// limb words: ckks::Ciphertext::pack_words, memory::CiphertextStore::pack_words).
+constexpr bool fits_32_bit_word(int prime_bits) { return prime_bits <= 32; }
+
 /// Bytes in memory of one key-switching key of `params` as KeyGenerator makes it
 /// (hybrid key switching with the special primes P as one digit's extension, Han & Ki,
 /// CT-RSA 2020, §3): ceil((L+1)/K) digits × 2 polynomials × (L+1+K) limbs × N × 8, with

@@ -120,7 +120,9 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
   auto stored_ct = [&](int level, bool compact) {
     if (o.limb_words != 32) return ct(level, compact);
     std::int64_t b = 0;
-    for (int i = 0; i <= level && i < static_cast<int>(bits.size()); ++i) b += bits[static_cast<std::size_t>(i)] <= 32 ? 4 : 8;
+    for (int i = 0; i <= level && i < static_cast<int>(bits.size()); ++i) {
+      b += ckks::fits_32_bit_word(bits[static_cast<std::size_t>(i)]) ? 4 : 8;
+    }
     return b * static_cast<std::int64_t>(N) * (compact ? 1 : 2);
   };
   auto tensor = [&](TensorId t) -> const TensorPlan& { return plan.tensors[static_cast<std::size_t>(t)]; };
