@@ -3,6 +3,7 @@
 #include "run_encrypted.h"
 
 #include <CLI/CLI.hpp>
+#include <sodium.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -73,7 +74,8 @@ void add_encrypted_options(CLI::App* sub, EncryptedOptions& o) {
                   "go to --pmem-dir, or the run stops with a clear error");
   sub->add_option("--pmem-dir", o.pmem_dir,
                   "encrypted: directory of the secondary tier (memkind PMEM heap: persistent memory on DAX, "
-                  "else an unlinked SSD-backed file); needs --dram-budget");
+                  "else an unlinked SSD-backed file; with --checkpoint a named file there, which checkpoints "
+                  "reference); needs --dram-budget");
   sub->add_option("--streaming", o.streaming,
                   "encrypted: run chains of spatial layers band by band, so that their intermediate tensors "
                   "exist only as windows of rows (auto: under --dram-budget)")
@@ -169,6 +171,10 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
     identity.model_sha256 = runtime::file_sha256(model_path);
     identity.input_sha256 = runtime::file_sha256(input);
     identity.batch = count;
+    if (o.resume.empty() && std::filesystem::exists(std::filesystem::path(o.checkpoint) / "checkpoint.json")) {
+      throw std::runtime_error("--checkpoint: '" + o.checkpoint +
+                               "' holds a checkpoint; continue it with --resume, or remove it");
+    }
     if (!o.resume.empty()) {
       resume = runtime::read_checkpoint(o.resume);
       const auto& r = resume->identity;
@@ -198,6 +204,17 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
     if (so.dram_budget == 0) throw std::runtime_error("--pmem-dir needs --dram-budget (what stays in DRAM)");
     so.policy = memory::Placement::Tiered;
     so.pmem_dir = o.pmem_dir;
+    if (resume && !resume->tier_file.empty()) {  // where the checkpoint's ciphertexts are
+      so.tier_file = resume->tier_file;
+      so.tier_file_id = resume->tier_id;
+    } else if (!checkpoint_dir.empty()) {  // a named tier file that checkpoints reference
+      unsigned char id[8];
+      randombytes_buf(id, sizeof id);
+      so.tier_file = std::filesystem::absolute(o.pmem_dir) / ("heinfer-tier-" + runtime::hex_digits(id, sizeof id) + ".bin");
+    }
+  } else if (resume && !resume->tier_file.empty()) {
+    throw std::runtime_error("--resume: the checkpoint keeps ciphertexts in the tier file '" +
+                             resume->tier_file.string() + "': give the run's --dram-budget and --pmem-dir again");
   }
   memory::CiphertextStore store(so);
   memory::MemoryMonitor monitor(&store, std::chrono::milliseconds(50));
@@ -233,7 +250,8 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
       ckks::KeyGenerator keygen(ctx);
       secret.emplace(keygen.secret_key());
     }
-    checkpoint = std::make_unique<runtime::CheckpointWriter>(checkpoint_dir, o.checkpoint_interval, identity, ctx, *secret);
+    checkpoint = std::make_unique<runtime::CheckpointWriter>(checkpoint_dir, o.checkpoint_interval, identity, ctx,
+                                                             *secret, &store, &monitor);
     if (resume) checkpoint->continue_from(*resume);
     ro.checkpoint = checkpoint.get();
     ro.resume = resume ? &*resume : nullptr;
@@ -283,6 +301,10 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
   std::printf("setup            %.2f s (calibration, parameters, keys)\n", setup_s);
   std::printf("total            %.2f s, %.1f images/s, latency per batch %.2f s\n", stats.seconds,
               static_cast<double>(count) / stats.seconds, lat);
+  if (resume && checkpoint) {
+    std::printf("resumed          %.2f s of steps done by earlier attempts: %.2f s for the batch in all\n",
+                checkpoint->earlier().seconds, checkpoint->earlier().seconds + stats.seconds);
+  }
   std::printf("client           %.2f s (%.1f%%) in %lld rounds (+ encrypt/decrypt)\n", stats.client_seconds,
               100.0 * stats.client_seconds / stats.seconds, static_cast<long long>(stats.rounds));
   std::printf("traffic          client->server %s, server->client %s\n", format_bytes(stats.bytes_to_server).c_str(),
@@ -312,6 +334,7 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
     info.pmem = pmem;
     info.peak_rss_anon_bytes = monitor.peak_rss_anon();
     info.timeline = timeline;
+    info.earlier = resume && checkpoint ? &checkpoint->earlier() : nullptr;
     runtime::write_profile(o.profile, info, stats);
     std::printf("profile          %s\n", o.profile.c_str());
   }

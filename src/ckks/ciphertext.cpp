@@ -3,6 +3,8 @@
 #include <omp.h>
 
 #include <atomic>
+#include <cmath>
+#include <string>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
@@ -142,6 +144,48 @@ void Ciphertext::drop_limbs(size_t count) {
   }
   level_ -= count;
   data_.resize(polys * new_limbs * n_);
+}
+
+Ciphertext::Form Ciphertext::form() const {
+  return Form{n_, size_, level_, scale_, ntt_form_, seeded_, compact_, packed_, seed_};
+}
+
+size_t Ciphertext::words_of(const Form& f, const CKKSContext& context) {
+  if (f.n != context.n() || f.level > context.max_level() || (f.size != 2 && f.size != 3) ||
+      (f.c1_dropped && (!f.seeded || f.size != 2)) || !(f.scale > 0) || !std::isfinite(f.scale)) {
+    throw std::invalid_argument("Ciphertext::words_of: the form does not fit the context");
+  }
+  Ciphertext shape;
+  shape.n_ = f.n;
+  shape.size_ = f.size;
+  shape.level_ = f.level;
+  shape.compact_ = f.c1_dropped;
+  const size_t full = (f.c1_dropped ? 1 : f.size) * (f.level + 1) * f.n;
+  if (!f.packed) return full;
+  const size_t packed = shape.packed_words(context);
+  if (packed == full) throw std::invalid_argument("Ciphertext::words_of: packed, but no limb is below 2^32");
+  return packed;
+}
+
+Ciphertext Ciphertext::from_form(const Form& f, std::span<const uint64_t> words, const CKKSContext& context,
+                                 std::pmr::memory_resource* resource) {
+  if (words.size() != words_of(f, context)) {
+    throw std::invalid_argument("Ciphertext::from_form: " + std::to_string(words.size()) + " words, the form holds " +
+                                std::to_string(words_of(f, context)));
+  }
+  Ciphertext c(resource);
+  c.n_ = f.n;
+  c.size_ = f.size;
+  c.level_ = f.level;
+  c.scale_ = f.scale;
+  c.ntt_form_ = f.ntt_form;
+  c.seeded_ = f.seeded;
+  c.compact_ = f.c1_dropped;
+  c.packed_ = f.packed;
+  if (f.seeded) c.seed_ = f.seed;
+  if (c.is_compact()) c.storage_id_ = next_storage_id.fetch_add(1, std::memory_order_relaxed);
+  c.data_ = Storage(words.begin(), words.end(), resource);
+  return c;
 }
 
 void expand_ciphertext_mask(const CKKSContext& context, const ring::Seed& seed, size_t level,

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory_resource>
+#include <span>
 #include <vector>
 
 #include "ring/aligned_memory.h"
@@ -115,6 +116,27 @@ class Ciphertext {
   /// Drops the last `count` limbs of every polynomial in place (level -= count). Throws
   /// std::logic_error if packed.
   void drop_limbs(size_t count);
+
+  /// Everything but the words: what a checkpoint records of a ciphertext whose words it
+  /// references where they are (runtime/checkpoint.h).
+  struct Form {
+    size_t n = 0, size = 0, level = 0;
+    double scale = 1.0;
+    bool ntt_form = true, seeded = false, c1_dropped = false, packed = false;
+    ring::Seed seed{};
+  };
+  Form form() const;
+  /// Words a ciphertext of `form` holds under `context`. Throws std::invalid_argument
+  /// when the form does not fit the context (n, level, size 2 or 3, c1 dropped only
+  /// when seeded and of size 2, packing only with a limb below 2^32, a finite positive
+  /// scale).
+  static size_t words_of(const Form& form, const CKKSContext& context);
+  /// A ciphertext of `form` whose words are copied from `words` into memory from
+  /// `resource` (a secondary tier may hand back the very memory `words` lie in: see
+  /// memory::FileTier::claim). Throws std::invalid_argument as words_of(), and when
+  /// words.size() differs from it.
+  static Ciphertext from_form(const Form& form, std::span<const uint64_t> words, const CKKSContext& context,
+                              std::pmr::memory_resource* resource);
 
  private:
   size_t n_ = 0, size_ = 0, level_ = 0;

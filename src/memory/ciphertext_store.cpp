@@ -10,6 +10,7 @@
 
 #include "ckks/context.h"
 #include "memory/bytes.h"
+#include "memory/file_tier.h"
 #include "memory/secondary_tier.h"
 #include "ring/aligned_memory.h"
 
@@ -44,7 +45,8 @@ struct CiphertextStore::State {
 
   std::mutex mu;
   StoreOptions options;
-  std::unique_ptr<SecondaryTier> tier;
+  std::unique_ptr<std::pmr::memory_resource> tier;  ///< a SecondaryTier or a FileTier
+  FileTier* file = nullptr;                         ///< the tier, when it is a named file
   std::pmr::memory_resource* heap = ring::aligned_resource();
   std::shared_ptr<const ckks::CKKSContext> words;  ///< set: narrow limbs in 32-bit words
   std::unordered_map<GroupId, Group> groups;
@@ -142,9 +144,18 @@ struct Release {
 CiphertextStore::CiphertextStore(const StoreOptions& options) : options_(options), state_(std::make_shared<State>()) {
   if (options.dram_budget < 0) throw std::invalid_argument("DRAM budget must not be negative");
   if (options.policy == Placement::Tiered) {
-    if (options.pmem_dir.empty()) throw std::invalid_argument("the tiered policy needs a tier directory (--pmem-dir)");
+    if (options.pmem_dir.empty() && options.tier_file.empty()) {
+      throw std::invalid_argument("the tiered policy needs a tier directory (--pmem-dir)");
+    }
     if (options.dram_budget == 0) throw std::invalid_argument("the tiered policy needs a DRAM budget (--dram-budget)");
-    state_->tier = std::make_unique<SecondaryTier>(options.pmem_dir, options.pmem_max);
+    if (!options.tier_file.empty()) {
+      auto file = options.tier_file_id.empty() ? FileTier::create(options.tier_file, options.pmem_max)
+                                               : FileTier::open(options.tier_file, options.tier_file_id, options.pmem_max);
+      state_->file = file.get();
+      state_->tier = std::move(file);
+    } else {
+      state_->tier = std::make_unique<SecondaryTier>(options.pmem_dir, options.pmem_max);
+    }
   }
   state_->options = options;
 }
@@ -199,6 +210,16 @@ void CiphertextStore::adopt(std::vector<Ptr>& cts, std::span<const std::int64_t>
     ckks::Ciphertext* owned = made[static_cast<std::size_t>(k)].get();
     const std::int64_t b = bytes_of(*owned);
     bool to_dram = budget == 0 || s.dram.bytes + b <= budget;
+    if (s.in_tier(owned)) {  // restored in place from a checkpoint's tier file
+      grow(s.pmem, b);
+      G.pmem_bytes += b;
+      const std::size_t index = G.members.size();
+      G.members.push_back(owned);
+      ++G.live;
+      ++s.live;
+      slot = Ptr(made[static_cast<std::size_t>(k)].release(), Release{state_, g, index});
+      continue;
+    }
     if (!to_dram && s.options.policy == Placement::DramOnly) {
       throw BudgetExceeded("the DRAM budget of " + format_bytes(budget) + " is exceeded (" +
                            format_bytes(s.dram.bytes) +
@@ -331,6 +352,34 @@ void CiphertextStore::pack_words(std::shared_ptr<const ckks::CKKSContext> contex
 bool CiphertextStore::packs_words() const {
   std::lock_guard lock(state_->mu);
   return state_->words != nullptr;
+}
+
+const FileTier* CiphertextStore::tier_file() const { return state_->file; }
+
+std::int64_t CiphertextStore::tier_offset(const ckks::Ciphertext& c) const {
+  const FileTier* f = state_->file;
+  return f && c.resource() == f && !c.data().empty() ? f->offset_of(c.data().data()) : -1;
+}
+
+void CiphertextStore::sync_tier() {
+  if (state_->file) state_->file->sync();
+}
+
+void CiphertextStore::commit_tier() {
+  if (state_->file) state_->file->commit();
+}
+
+CiphertextStore::Ptr CiphertextStore::restore_from_tier(const ckks::Ciphertext::Form& form, std::int64_t offset,
+                                                        std::int64_t words, const ckks::CKKSContext& context) {
+  FileTier* f = state_->file;
+  if (!f) throw std::runtime_error("the checkpoint references a tier file, and this run has none (--pmem-dir)");
+  if (words <= 0 || static_cast<std::size_t>(words) != ckks::Ciphertext::words_of(form, context)) {
+    throw std::invalid_argument("a ciphertext in the tier file has " + std::to_string(words) +
+                                " words, its form holds another count");
+  }
+  const auto* at = static_cast<const std::uint64_t*>(f->claim(offset, words * static_cast<std::int64_t>(sizeof(std::uint64_t))));
+  return std::make_shared<const ckks::Ciphertext>(
+      ckks::Ciphertext::from_form(form, {at, static_cast<std::size_t>(words)}, context, f));
 }
 
 TierUsage CiphertextStore::dram() const {

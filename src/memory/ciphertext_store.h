@@ -12,6 +12,8 @@
 //    runs; what does not fit is read in place from the tier (memory-mapped).
 //    A seeded ciphertext is compacted (c1 dropped: half the bytes, regenerated from its
 //    seed on use) when it is demoted.
+//  - The tier is a memkind heap in a directory, or a named file for resumable runs
+//    (memory/file_tier.h).
 //  - Either policy can keep the limbs of primes below 2^32 in 32-bit words (pack_words).
 // This is Belady's furthest-next-use rule (Belady, IBM Systems Journal 5(2), 1966)
 // applied to whole tensors, with the schedule known ahead (the graph order), as in the
@@ -30,11 +32,14 @@
 #include <memory>
 #include <span>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "ckks/ciphertext.h"
 
 namespace heinfer::memory {
+
+class FileTier;
 
 enum class Placement { DramOnly, Tiered };
 
@@ -43,6 +48,12 @@ struct StoreOptions {
   std::int64_t dram_budget = 0;      ///< bytes of stored ciphertexts in DRAM; 0: unlimited
   std::filesystem::path pmem_dir;    ///< Tiered: directory of the secondary tier
   std::int64_t pmem_max = 0;         ///< tier size limit in bytes; 0: the filesystem's
+  /// Tiered, resumable runs: the tier is this named file (memory/file_tier.h) instead of
+  /// an unlinked memkind heap in pmem_dir, so checkpoints can reference its extents.
+  std::filesystem::path tier_file;
+  /// Set: open the existing tier_file of this identifier (a resumed run) instead of
+  /// creating it.
+  std::string tier_file_id;
 };
 
 /// Counters of one tier, in bytes. Written: bytes placed or moved into the tier; read:
@@ -116,6 +127,22 @@ class CiphertextStore {
   /// on the tier, for one pass over the data each way. Call before adopting anything.
   void pack_words(std::shared_ptr<const ckks::CKKSContext> context);
   bool packs_words() const;
+
+  /// The named tier file (StoreOptions::tier_file), or nullptr.
+  const FileTier* tier_file() const;
+  /// Offset of c's words in the named tier file, or -1 when they are elsewhere.
+  std::int64_t tier_offset(const ckks::Ciphertext& c) const;
+  /// Checkpoints over the named tier file: sync_tier() makes its contents durable before
+  /// a checkpoint names them; commit_tier() after the checkpoint has committed (see
+  /// FileTier::commit). No-ops without one.
+  void sync_tier();
+  void commit_tier();
+  /// A resumed run: the ciphertext of `form` whose `words` words lie at `offset` of the
+  /// named tier file, rebuilt in place (not adopted yet: adopt() keeps it in the tier).
+  /// Throws std::runtime_error without a named tier file or for an extent FileTier::claim
+  /// refuses, std::invalid_argument for a form that does not fit `context` or `words`.
+  Ptr restore_from_tier(const ckks::Ciphertext::Form& form, std::int64_t offset, std::int64_t words,
+                        const ckks::CKKSContext& context);
 
   TierUsage dram() const;
   TierUsage pmem() const;

@@ -5,7 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -13,6 +15,9 @@
 #include <stdexcept>
 
 #include "ckks/secret_key_io.h"
+#include "memory/ciphertext_store.h"
+#include "memory/file_tier.h"
+#include "memory/memory_monitor.h"
 #include "runtime/atomic_file.h"
 #include "runtime/steps/activations.h"
 
@@ -73,6 +78,28 @@ nlohmann::json CheckpointIdentity::to_json() const {
           {"batch", batch}};
 }
 
+nlohmann::json RunProgress::to_json() const {
+  return {{"seconds", seconds},         {"rss_anon_peak", rss_anon_peak}, {"dram_peak", dram_peak},
+          {"pmem_peak", pmem_peak},     {"tier_file_peak", tier_file_peak}, {"pmem_written", pmem_written},
+          {"pmem_read", pmem_read}};
+}
+
+RunProgress RunProgress::from_json(const nlohmann::json& j) {
+  RunProgress p;
+  p.seconds = j.at("seconds").get<double>();
+  p.rss_anon_peak = j.at("rss_anon_peak").get<std::int64_t>();
+  p.dram_peak = j.at("dram_peak").get<std::int64_t>();
+  p.pmem_peak = j.at("pmem_peak").get<std::int64_t>();
+  p.tier_file_peak = j.at("tier_file_peak").get<std::int64_t>();
+  p.pmem_written = j.at("pmem_written").get<std::int64_t>();
+  p.pmem_read = j.at("pmem_read").get<std::int64_t>();
+  if (!std::isfinite(p.seconds) || p.seconds < 0 || p.rss_anon_peak < 0 || p.dram_peak < 0 || p.pmem_peak < 0 ||
+      p.tier_file_peak < 0 || p.pmem_written < 0 || p.pmem_read < 0) {
+    throw std::runtime_error("negative or non-finite progress");
+  }
+  return p;
+}
+
 ResumePoint read_checkpoint(const fs::path& dir) {
   const fs::path m = dir / kManifest;
   std::error_code ec;
@@ -83,7 +110,7 @@ ResumePoint read_checkpoint(const fs::path& dir) {
   ResumePoint r;
   try {
     const nlohmann::json j = nlohmann::json::parse(in);
-    if (j.at("format").get<std::string>() != "heinfer-checkpoint" || j.at("version").get<int>() != 1) {
+    if (j.at("format").get<std::string>() != "heinfer-checkpoint" || j.at("version").get<int>() != 2) {
       throw std::runtime_error("unknown format or version");
     }
     const auto& id = j.at("identity");
@@ -102,6 +129,14 @@ ResumePoint read_checkpoint(const fs::path& dir) {
       throw std::runtime_error("invalid state file name");
     }
     r.state = dir / state;
+    r.progress = RunProgress::from_json(j.at("progress"));
+    if (j.contains("tier")) {
+      r.tier_file = j["tier"].at("file").get<std::string>();
+      r.tier_id = j["tier"].at("id").get<std::string>();
+      if (r.tier_file.empty() || !r.tier_file.is_absolute() || r.tier_id.size() != 32) {
+        throw std::runtime_error("invalid tier file entry");
+      }
+    }
   } catch (const nlohmann::json::exception& e) {
     throw std::runtime_error("--resume: malformed '" + m.string() + "': " + e.what());
   } catch (const std::runtime_error& e) {
@@ -123,9 +158,10 @@ ckks::SecretKey read_checkpoint_secret_key(const fs::path& dir, const ckks::CKKS
 }
 
 CheckpointWriter::CheckpointWriter(fs::path dir, double interval_seconds, CheckpointIdentity identity,
-                                   ckks::ContextPtr context, const ckks::SecretKey& secret)
+                                   ckks::ContextPtr context, const ckks::SecretKey& secret,
+                                   memory::CiphertextStore* store, const memory::MemoryMonitor* monitor)
     : dir_(std::move(dir)), interval_(interval_seconds), identity_(std::move(identity)), context_(std::move(context)),
-      last_(now_seconds()) {
+      store_(store), monitor_(monitor), start_(now_seconds()), last_(start_) {
   if (!(interval_ >= 0)) throw std::invalid_argument("checkpoint interval must be >= 0 seconds");
   std::error_code ec;
   const bool created = fs::create_directories(dir_, ec);
@@ -138,7 +174,12 @@ CheckpointWriter::CheckpointWriter(fs::path dir, double interval_seconds, Checkp
 
 void CheckpointWriter::after_step(std::size_t steps_done, std::size_t steps_total, std::int64_t last_node,
                                   const steps::Activations& acts) {
-  if (steps_done >= steps_total || now_seconds() - last_ < interval_) return;
+  if (steps_done >= steps_total) return;
+  const memory::FileTier* file = store_ ? store_->tier_file() : nullptr;
+  // Also due when the tier file holds more freed-but-referenced bytes than the DRAM
+  // budget: a checkpoint writes at most about that much and releases them.
+  const bool tier_due = file && file->quarantined_bytes() > store_->options().dram_budget;
+  if (!tier_due && now_seconds() - last_ < interval_) return;
   const double t0 = now_seconds();
   const fs::path state = dir_ / ("state-" + std::to_string(steps_done) + ".bin");
   const fs::path tmp = dir_ / ("state-" + std::to_string(steps_done) + ".bin.tmp");
@@ -160,15 +201,31 @@ void CheckpointWriter::after_step(std::size_t steps_done, std::size_t steps_tota
   fsync_path(tmp, O_RDONLY);
   fs::rename(tmp, state);
   fsync_path(dir_, O_RDONLY | O_DIRECTORY);
+  const memory::FileTier* tier = store_ ? store_->tier_file() : nullptr;
+  if (store_) store_->sync_tier();  // the extents the state references, durable first
   const auto& fp = context_->fingerprint();
   nlohmann::json j = {{"format", "heinfer-checkpoint"},
-                      {"version", 1},
+                      {"version", 2},
                       {"identity", identity_.to_json()},
                       {"fingerprint", hex_digits(fp.data(), fp.size())},
                       {"steps_done", steps_done},
                       {"last_node", last_node},
                       {"state", state.filename().string()}};
+  if (tier) j["tier"] = {{"file", fs::absolute(tier->path()).string()}, {"id", tier->id()}};
+  RunProgress p = earlier_;
+  p.seconds += now_seconds() - start_;
+  if (monitor_) p.rss_anon_peak = std::max(p.rss_anon_peak, monitor_->peak_rss_anon());
+  if (store_) {
+    const memory::TierUsage d = store_->dram(), m = store_->pmem();
+    p.dram_peak = std::max(p.dram_peak, d.peak_bytes);
+    p.pmem_peak = std::max(p.pmem_peak, m.peak_bytes);
+    p.pmem_written += m.bytes_written;
+    p.pmem_read += m.bytes_read;
+  }
+  if (tier) p.tier_file_peak = std::max(p.tier_file_peak, tier->file_bytes());
+  j["progress"] = p.to_json();
   write_file_atomic(dir_ / kManifest, j.dump(1), 0600);
+  if (store_) store_->commit_tier();
   if (!state_.empty() && state_ != state) fs::remove(state_);
   state_ = state;
   ++written_;
@@ -176,17 +233,23 @@ void CheckpointWriter::after_step(std::size_t steps_done, std::size_t steps_tota
   bytes_ += static_cast<std::int64_t>(fs::file_size(state));
   seconds_ += last_ - t0;
   if (interval_ > 0) {  // (after every step: tests)
-    std::fprintf(stderr, "checkpoint after step %zu of %zu: %.1f MB in %.1f s\n", steps_done, steps_total,
+    std::fprintf(stderr, "checkpoint after step %zu of %zu: %.1f MB in %.1f s", steps_done, steps_total,
                  static_cast<double>(fs::file_size(state)) / 1e6, last_ - t0);
+    if (tier) std::fprintf(stderr, " (tier file %.1f GB)", static_cast<double>(tier->file_bytes()) / 1e9);
+    std::fprintf(stderr, "\n");
   }
 }
 
-void CheckpointWriter::continue_from(const ResumePoint& r) { state_ = r.state; }
+void CheckpointWriter::continue_from(const ResumePoint& r) {
+  state_ = r.state;
+  earlier_ = r.progress;
+}
 
 void CheckpointWriter::remove() {
   std::error_code ec;
   for (const char* f : {kManifest, kSecretKey}) fs::remove(dir_ / f, ec);
   if (!state_.empty()) fs::remove(state_, ec);
+  if (store_ && store_->tier_file()) fs::remove(store_->tier_file()->path(), ec);  // freed when unmapped
   // Files of an earlier, interrupted writer of this directory (a resumed run's own).
   for (const auto& e : fs::directory_iterator(dir_, ec)) {
     const std::string name = e.path().filename().string();

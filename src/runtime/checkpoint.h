@@ -10,8 +10,14 @@
 //  - state-<steps>.bin: the run state at that boundary (steps::Activations::save_state),
 //    written to a temporary, fsync'ed and renamed before the manifest names it; the
 //    previous one is removed after.
+// With a DRAM budget and a tier, the tier is a named file (memory/file_tier.h, in the
+// tier directory; the manifest names it and its identifier): the state file references
+// the ciphertexts already there by offset and holds only the DRAM-resident ones, and the
+// tier file is flushed before the manifest is replaced. So a checkpoint writes the DRAM
+// part of the state, not the whole.
 // A crash at any point leaves the last complete checkpoint readable. After a run that
-// completes, the directory's files are removed (the secret key with them).
+// completes, the directory's files and the tier file are removed (the secret key with
+// them).
 #pragma once
 
 #include <cstdint>
@@ -30,6 +36,15 @@ namespace steps {
 class Activations;
 }
 
+}  // namespace heinfer::runtime
+
+namespace heinfer::memory {
+class CiphertextStore;
+class MemoryMonitor;
+}
+
+namespace heinfer::runtime {
+
 /// Lower-case hex of n bytes.
 std::string hex_digits(const unsigned char* p, std::size_t n);
 /// SHA-256 of a file's bytes, as 64 hex digits. Throws std::runtime_error when it cannot
@@ -46,6 +61,19 @@ struct CheckpointIdentity {
   nlohmann::json to_json() const;
 };
 
+/// What a run had done by a checkpoint, over all its attempts (a resumed run continues
+/// the sums): wall seconds of the steps completed (time an attempt spent after its last
+/// checkpoint is not counted: it is recomputed), peaks and tier bytes moved.
+struct RunProgress {
+  double seconds = 0;
+  std::int64_t rss_anon_peak = 0, dram_peak = 0, pmem_peak = 0, tier_file_peak = 0;
+  std::int64_t pmem_written = 0, pmem_read = 0;
+  nlohmann::json to_json() const;
+  /// Throws nlohmann::json::exception for missing or mistyped fields, std::runtime_error
+  /// for negative or non-finite values.
+  static RunProgress from_json(const nlohmann::json& j);
+};
+
 /// The last complete checkpoint of DIR.
 struct ResumePoint {
   CheckpointIdentity identity;
@@ -53,6 +81,9 @@ struct ResumePoint {
   std::size_t steps_done = 0;        ///< plan steps completed (the next one runs first)
   std::int64_t last_node = -1;       ///< node of the last completed step
   std::filesystem::path state;       ///< its state file
+  std::filesystem::path tier_file;   ///< the named tier file it references (empty: none)
+  std::string tier_id;               ///< that file's identifier (32 hex digits)
+  RunProgress progress;              ///< of the attempts up to this checkpoint
 };
 
 /// Reads DIR's manifest, checking format, version, field types and that the state file
@@ -66,21 +97,29 @@ ckks::SecretKey read_checkpoint_secret_key(const std::filesystem::path& dir, con
 class CheckpointWriter {
  public:
   /// Writes the secret key at once. `interval_seconds` >= 0 (0: after every step).
-  /// Throws std::runtime_error when DIR cannot be created or written.
+  /// `store` (may be null): the run's store; its named tier file, if any, is flushed and
+  /// committed with each checkpoint, and its counters go into the progress, with the
+  /// RssAnon peak of `monitor` (may be null). Throws std::runtime_error when DIR cannot be
+  /// created or written.
   CheckpointWriter(std::filesystem::path dir, double interval_seconds, CheckpointIdentity identity,
-                   ckks::ContextPtr context, const ckks::SecretKey& secret);
+                   ckks::ContextPtr context, const ckks::SecretKey& secret, memory::CiphertextStore* store = nullptr,
+                   const memory::MemoryMonitor* monitor = nullptr);
   /// After `steps_done` of `steps_total` plan steps (the last of node `last_node`): writes
-  /// a checkpoint when the interval has passed since the last one (never after the last
-  /// step: the outputs follow at once).
+  /// a checkpoint when the interval has passed since the last one, or when the named tier
+  /// file holds more bytes quarantined for the last checkpoint than the DRAM budget
+  /// (memory::FileTier::commit; this bounds the tier's extra space by the budget), never
+  /// after the last step (the outputs follow at once).
   void after_step(std::size_t steps_done, std::size_t steps_total, std::int64_t last_node,
                   const steps::Activations& acts);
   /// A resumed run writing into the directory it resumed from: its next checkpoint
-  /// replaces (and removes) the state `r` names.
+  /// replaces (and removes) the state `r` names, and continues r's progress.
   void continue_from(const ResumePoint& r);
+  /// The progress of the attempts before this one (zero for a fresh run).
+  const RunProgress& earlier() const { return earlier_; }
   /// Removes the directory's checkpoint files (after the outputs are written).
   void remove();
   std::size_t written() const { return written_; }
-  std::int64_t bytes_written() const { return bytes_; }   ///< state bytes, all checkpoints
+  std::int64_t bytes_written() const { return bytes_; }   ///< state file bytes, all checkpoints
   double seconds() const { return seconds_; }             ///< time spent writing them
 
  private:
@@ -88,6 +127,10 @@ class CheckpointWriter {
   double interval_;
   CheckpointIdentity identity_;
   ckks::ContextPtr context_;
+  memory::CiphertextStore* store_;
+  const memory::MemoryMonitor* monitor_;
+  RunProgress earlier_;
+  double start_ = 0;           ///< steady-clock seconds when this attempt began
   double last_ = 0;            ///< steady-clock seconds of the last checkpoint (or start)
   std::filesystem::path state_;  ///< the state file the manifest names
   std::size_t written_ = 0;

@@ -45,6 +45,7 @@ void write_profile(const std::filesystem::path& path, const ProfileInfo& info, c
   j["bytes_to_server"] = stats.bytes_to_server;
   j["peak_rss_anon_bytes"] = info.peak_rss_anon_bytes;
   j["tiers"] = {{"dram", tier_json(info.dram)}, {"pmem", tier_json(info.pmem)}};
+  if (info.earlier) j["earlier_attempts"] = info.earlier->to_json();
   nlohmann::json layers = nlohmann::json::array();
   for (std::size_t k = 0; k < stats.layers.size(); ++k) {
     const auto& l = stats.layers[k];

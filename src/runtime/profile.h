@@ -24,7 +24,9 @@
 //               "plan": {"level": ..., "ciphertexts": ..., "rounds": at most, "stored_bytes": ...,
 //                        "streamed": whether the plan runs it band by band}}],
 //   "timeline": [{"t": s, "dram_bytes": ..., "pmem_bytes": ..., "rss_anon_bytes": ...}]
-//                sampled every ~20 ms and at every layer boundary
+//                sampled every ~20 ms and at every layer boundary,
+//   "earlier_attempts": a resumed run's runtime::RunProgress up to its checkpoint
+//                (runtime/checkpoint.h), absent otherwise; the rest covers this attempt
 // }
 #pragma once
 
@@ -37,6 +39,7 @@
 #include "memory/memory_monitor.h"
 #include "plan/encrypted_plan.h"
 #include "plan/footprint.h"
+#include "runtime/checkpoint.h"
 #include "runtime/run_stats.h"
 
 namespace heinfer::runtime {
@@ -52,6 +55,7 @@ struct ProfileInfo {
   memory::TierUsage dram, pmem;       ///< the store's totals at the end
   std::int64_t peak_rss_anon_bytes = 0;
   std::vector<memory::MemorySample> timeline;
+  const RunProgress* earlier = nullptr;  ///< a resumed run's earlier attempts
 };
 
 /// Writes the profile (layout above) atomically. Throws std::runtime_error on I/O errors.

@@ -102,6 +102,43 @@ TEST(LimbWords, SeededCiphertextDropsC1AndPacks) {
   EXPECT_EQ(a.data(), full);
 }
 
+TEST(LimbWords, AStoredFormIsRebuiltFromItsWordsAndChecked) {
+  const Bundle& b = mixed();
+  const auto v = test::random_reals(b.ctx->n(), 1.0, 11);
+  Plaintext p;
+  b.encoder->encode_packed(v, std::ldexp(1.0, 30), b.ctx->max_level(), p);
+  Ciphertext c;
+  b.encryptor->encrypt_symmetric(p, c);
+  c.compact();
+  c.pack_words(*b.ctx);
+  const Ciphertext::Form f = c.form();
+  EXPECT_EQ(Ciphertext::words_of(f, *b.ctx), c.data().size());
+  const Ciphertext r = Ciphertext::from_form(f, c.data(), *b.ctx, ring::aligned_resource());
+  EXPECT_TRUE(r.c1_dropped() && r.is_packed() && r.is_seeded());
+  EXPECT_EQ(r.data(), c.data());
+  EXPECT_NE(r.storage_id(), c.storage_id()) << "a rebuilt ciphertext is a new stored form";
+  EXPECT_EQ(b.decrypt_packed(r), b.decrypt_packed(c));
+  // Forms that do not fit: a word too few, another ring degree, a level beyond the chain,
+  // c1 dropped without a seed, packing without a narrow limb, a non-positive scale.
+  const std::span<const uint64_t> words(c.data());
+  EXPECT_THROW(Ciphertext::from_form(f, words.first(words.size() - 1), *b.ctx, ring::aligned_resource()),
+               std::invalid_argument);
+  auto bad = [&](auto edit) {
+    Ciphertext::Form g = f;
+    edit(g);
+    return g;
+  };
+  for (const Ciphertext::Form& g : {bad([](auto& g) { g.n *= 2; }), bad([&](auto& g) { g.level = b.ctx->max_level() + 1; }),
+                                    bad([](auto& g) { g.seeded = false; }), bad([](auto& g) { g.size = 4; }),
+                                    bad([](auto& g) { g.scale = -1; })}) {
+    EXPECT_THROW(Ciphertext::words_of(g, *b.ctx), std::invalid_argument);
+  }
+  const Bundle& wide = test::bundle_8192();  // every prime above 2^32
+  Ciphertext::Form w = f;
+  w.level = 0;
+  EXPECT_THROW(Ciphertext::words_of(w, *wide.ctx), std::invalid_argument) << "packed, but no narrow limb";
+}
+
 TEST(LimbWords, WideOnlyChainIsUnchanged) {
   const Bundle& b = test::bundle_8192();  // every prime above 2^32
   Ciphertext c = product(b);

@@ -1,18 +1,22 @@
 // Resumable runs (runtime/checkpoint.h) through the real CLI: a run killed with SIGKILL
 // mid-band and after several nodes (streamed, with a file tier and 32-bit limb words)
-// and resumed gives the uninterrupted run's predictions; the checkpoint holds the secret
+// and resumed (once killed again) gives the uninterrupted run's predictions; the tier is
+// a named file the checkpoint references; the checkpoint holds the secret
 // key at mode 0600 and is removed when the run completes; a checkpoint of other inputs,
-// another model or a tampered state is refused with a clear error.
+// another model, a tampered state or tier file is refused with a clear error.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "runtime/metrics.h"
 #include "runtime/npy.h"
@@ -58,6 +62,16 @@ class ResumableRun : public ::testing::Test {
               "' --streaming on --quiet " + extra);
   }
   std::vector<double> logits(const std::string& out) { return runtime::read_npy(dir_ / out).to_double(); }
+  static std::vector<fs::path> files_in(const fs::path& d) {
+    std::vector<fs::path> f;
+    for (const auto& e : fs::directory_iterator(d)) f.push_back(e.path());
+    std::sort(f.begin(), f.end());
+    return f;
+  }
+  static std::string manifest_text(const fs::path& ck) {
+    std::ifstream in(ck / "checkpoint.json");
+    return {std::istreambuf_iterator<char>(in), {}};
+  }
   fs::path dir_;
 };
 
@@ -86,10 +100,42 @@ TEST_F(ResumableRun, KilledAtSeveralPointsAndResumedGivesTheSameOutputs) {
     for (const auto& e : fs::directory_iterator(ck)) {
       EXPECT_EQ(e.path().string().find(".tmp"), std::string::npos) << "leftover " << e.path();
     }
-    EXPECT_TRUE(fs::is_empty(dir_ / "tier")) << "the tier left a file behind";
-    const Result resumed = run("out.npy", "--limb-words 32 --resume '" + ck.string() + "'");
+    // The tier is one named file (mode 0600) that the checkpoint references.
+    const auto tier_files = files_in(dir_ / "tier");
+    ASSERT_EQ(tier_files.size(), 1u);
+    EXPECT_EQ(fs::status(tier_files[0]).permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+    EXPECT_NE(manifest_text(ck).find(tier_files[0].filename().string()), std::string::npos);
+    // The first resume is killed twice more: after its first step, before that step's
+    // checkpoint (the extents the checkpoint references must not have been reused by
+    // then), and further on (after checkpoints of its own over the same tier file).
+    if (point == 0) {
+      const std::string text = manifest_text(ck);
+      const auto at = text.find("\"steps_done\": ");
+      ASSERT_NE(at, std::string::npos) << text;
+      const long first = std::stol(text.substr(at + 14));
+      for (const std::string& kill2 :
+           {"HEINFER_KILL_AFTER_STEP=" + std::to_string(first + 1), std::string("HEINFER_KILL_AFTER_NODE=5")}) {
+        const Result again =
+            run("out.npy", "--limb-words 32 --checkpoint-interval 0 --resume '" + ck.string() + "'", kill2);
+        ASSERT_NE(again.output.find("fault injection"), std::string::npos) << kill2 << "\n" << again.output;
+        ASSERT_NE(again.status, 0) << again.output;
+        EXPECT_EQ(files_in(dir_ / "tier"), tier_files) << "a resumed run keeps the checkpoint's tier file";
+      }
+    }
+    EXPECT_NE(manifest_text(ck).find("\"progress\""), std::string::npos);
+    const fs::path profile = dir_ / "profile.json";
+    const Result resumed =
+        run("out.npy", "--limb-words 32 --resume '" + ck.string() + "' --profile '" + profile.string() + "'");
     ASSERT_EQ(resumed.status, 0) << resumed.output;
     EXPECT_NE(resumed.output.find("resuming after step"), std::string::npos) << resumed.output;
+    EXPECT_NE(resumed.output.find("done by earlier attempts"), std::string::npos) << resumed.output;
+    {
+      const auto j = nlohmann::json::parse(std::ifstream(profile));
+      ASSERT_TRUE(j.contains("earlier_attempts")) << "the profile of a resumed run carries the earlier attempts";
+      EXPECT_GT(j["earlier_attempts"]["seconds"].get<double>(), 0);
+      EXPECT_GT(j["earlier_attempts"]["tier_file_peak"].get<std::int64_t>(), 0);
+    }
+    EXPECT_TRUE(fs::is_empty(dir_ / "tier")) << "the tier file outlived the completed run";
     const auto y = logits("out.npy");
     ASSERT_EQ(y.size(), ref.size());
     const std::vector<float> y_f(y.begin(), y.end());
@@ -140,15 +186,46 @@ TEST_F(ResumableRun, AMismatchedOrTamperedCheckpointIsRefused) {
     if (e.path().filename().string().rfind("state-", 0) == 0) state = e.path().string();
   }
   ASSERT_FALSE(state.empty());
+  fs::copy_file(state, dir_ / "state.bak");
   fs::resize_file(state, fs::file_size(state) / 2);
   r = run("out.npy", "--resume '" + ck.string() + "'");
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.output.find("run state: "), std::string::npos) << r.output;
+  fs::copy_file(dir_ / "state.bak", state, fs::copy_options::overwrite_existing);
   // A secret key readable by others.
   fs::permissions(ck / "secret.key", fs::perms::others_read, fs::perm_options::add);
   r = run("out.npy", "--resume '" + ck.string() + "'");
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.output.find("mode 0600"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir_ / "out.npy"));
+  fs::permissions(ck / "secret.key", fs::perms::others_read, fs::perm_options::remove);
+  // The tier file: cut short (the state references extents beyond its end), of another
+  // run (its identifier), or missing.
+  const auto tier_files = files_in(dir_ / "tier");
+  ASSERT_EQ(tier_files.size(), 1u);
+  const fs::path tier = tier_files[0];
+  const auto tier_bytes = fs::file_size(tier);
+  fs::resize_file(tier, 4096);
+  r = run("out.npy", "--resume '" + ck.string() + "'");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("is not inside the file"), std::string::npos) << r.output;
+  fs::resize_file(tier, tier_bytes);
+  {
+    std::fstream f(tier, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(16);
+    f.put('\x5a');  // the identifier's first byte
+  }
+  r = run("out.npy", "--resume '" + ck.string() + "'");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("another run's tier file"), std::string::npos) << r.output;
+  fs::remove(tier);
+  r = run("out.npy", "--resume '" + ck.string() + "'");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("cannot open it"), std::string::npos) << r.output;
+  // A fresh run does not overwrite a checkpoint.
+  r = run("out.npy", "--checkpoint '" + ck.string() + "'");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("holds a checkpoint"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(dir_ / "out.npy"));
   // No checkpoint at all.
   r = run("out.npy", "--resume '" + dir_.string() + "'");

@@ -55,8 +55,9 @@ class Activations {
 
   /// Writes the run's state at a step boundary for a resumed run (activations_state.cpp):
   /// every live tensor (shape, level, scale, pending factors, its ciphertexts, each
-  /// shared one once), whether it has a store group, and the band progress of streamed
-  /// inputs. Throws std::runtime_error on a stream failure.
+  /// shared one once: those on the store's named tier file by reference), whether it has
+  /// a store group, and the band progress of streamed inputs. Throws std::runtime_error
+  /// on a stream failure.
   void save_state(std::ostream& out) const;
   /// Reads save_state's bytes into a fresh Activations (no step run yet): every count,
   /// shape, level and index is checked against the graph and the plan before anything is
@@ -69,6 +70,10 @@ class Activations {
   const std::string& producer(model::TensorId t) const { return producer_[static_cast<std::size_t>(t)]; }
 
  private:
+  /// One entry of the state's ciphertext table: its words inline, or referenced in the
+  /// store's named tier file (rebuilt in place).
+  CiphertextPtr restore_ciphertext(std::istream& in) const;
+
   GroupId open_group(model::TensorId t, std::int64_t now);
 
   RunState& run_;

@@ -5,22 +5,26 @@
 // u8 has_group, i64 pending_input, i64 encrypted_rows, i64 released, and with a value:
 // u64 rank, rank × i64 dims, u64 level, f64 scale, u64 factors, factors × f64,
 // u64 ciphertexts, ciphertexts × i64 (index into the table, -1: the exact zero) |
-// u64 table size | the table: ckks::save of each distinct ciphertext.
+// u64 table size | the table, per distinct ciphertext: u8 where, its stored form (u64 n,
+// size, level, f64 scale, u8 ntt_form, seeded, c1_dropped, packed, 32-byte seed), then
+// where = 0 (here): i64 words, the words as stored (c1 dropped, 32-bit words: as in
+// DRAM); where = 1 (in the run's named tier file): i64 offset, i64 words. Ciphertexts on
+// the tier file are referenced, not copied: the file keeps them (memory/file_tier.h).
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <stdexcept>
 #include <string>
 
-#include "ckks/serialization.h"
-#include "ckks/sizes.h"
+#include "ckks/ciphertext.h"
+#include "ring/aligned_memory.h"
 #include "model/error.h"
 #include "runtime/steps/activations.h"
 
 namespace heinfer::runtime::steps {
 namespace {
 
-constexpr char kMagic[] = "HEINFER-RUNSTATE-1";
+constexpr char kMagic[] = "HEINFER-RUNSTATE-2";
 
 template <class T>
 void put(std::ostream& out, T v) {
@@ -70,8 +74,60 @@ void Activations::save_state(std::ostream& out) const {
     }
   }
   put<std::uint64_t>(out, table.size());
-  for (const ckks::Ciphertext* c : table) ckks::save(*c, run_.ctx, out);
+  for (const ckks::Ciphertext* c : table) {
+    const std::int64_t offset = run_.store.tier_offset(*c);
+    put<std::uint8_t>(out, offset >= 0 ? 1 : 0);
+    ckks::Ciphertext::Form f = c->form();
+    std::size_t words = c->data().size();
+    // A seeded ciphertext in DRAM with its c1: written without it (c0 comes first).
+    if (offset < 0 && f.seeded && !f.c1_dropped) {
+      f.c1_dropped = true;
+      words /= f.size;
+    }
+    put<std::uint64_t>(out, f.n);
+    put<std::uint64_t>(out, f.size);
+    put<std::uint64_t>(out, f.level);
+    put<double>(out, f.scale);
+    for (bool b : {f.ntt_form, f.seeded, f.c1_dropped, f.packed}) put<std::uint8_t>(out, b ? 1 : 0);
+    out.write(reinterpret_cast<const char*>(f.seed.data()), static_cast<std::streamsize>(f.seed.size()));
+    if (offset >= 0) put<std::int64_t>(out, offset);
+    put<std::int64_t>(out, static_cast<std::int64_t>(words));
+    if (offset < 0) {
+      out.write(reinterpret_cast<const char*>(c->data().data()), static_cast<std::streamsize>(words * sizeof(std::uint64_t)));
+    }
+  }
   if (!out) throw std::runtime_error("run state: write failed");
+}
+
+CiphertextPtr Activations::restore_ciphertext(std::istream& in) const {
+  const auto where = get<std::uint8_t>(in, "ciphertext table");
+  if (where > 1) fail("a ciphertext has an unknown location");
+  ckks::Ciphertext::Form f;
+  f.n = get<std::uint64_t>(in, "ciphertext form");
+  f.size = get<std::uint64_t>(in, "ciphertext form");
+  f.level = get<std::uint64_t>(in, "ciphertext form");
+  f.scale = get<double>(in, "ciphertext form");
+  for (bool* b : {&f.ntt_form, &f.seeded, &f.c1_dropped, &f.packed}) {
+    const auto v = get<std::uint8_t>(in, "ciphertext form");
+    if (v > 1) fail("invalid flags of a ciphertext");
+    *b = v == 1;
+  }
+  in.read(reinterpret_cast<char*>(f.seed.data()), static_cast<std::streamsize>(f.seed.size()));
+  if (!in) fail("truncated at a ciphertext form");
+  if (where == 1) {
+    const auto offset = get<std::int64_t>(in, "tier offset");
+    const auto words = get<std::int64_t>(in, "tier offset");
+    return run_.store.restore_from_tier(f, offset, words, run_.ctx);
+  }
+  const auto words = get<std::int64_t>(in, "ciphertext words");
+  // The form bounds the count by the context before anything is allocated.
+  if (words < 0 || static_cast<std::uint64_t>(words) != ckks::Ciphertext::words_of(f, run_.ctx)) {
+    fail("a ciphertext's word count does not match its form");
+  }
+  std::vector<std::uint64_t> w(static_cast<std::size_t>(words));
+  in.read(reinterpret_cast<char*>(w.data()), static_cast<std::streamsize>(w.size() * sizeof(std::uint64_t)));
+  if (!in) fail("truncated in a ciphertext's words");
+  return std::make_shared<const ckks::Ciphertext>(ckks::Ciphertext::from_form(f, w, run_.ctx, ring::aligned_resource()));
 }
 
 std::int64_t Activations::restore_state(std::istream& in, std::int64_t last_node) {
@@ -144,11 +200,10 @@ std::int64_t Activations::restore_state(std::istream& in, std::int64_t last_node
     }
   }
   std::vector<CiphertextPtr> table(table_size);
-  const std::uint64_t max_bytes = static_cast<std::uint64_t>(ckks::ciphertext_bytes(run_.ctx.n(), static_cast<int>(max_level))) * 2 + 4096;
   for (std::size_t i = 0; i < table.size(); ++i) {
     try {
-      table[i] = std::make_shared<const ckks::Ciphertext>(ckks::load_ciphertext(in, run_.ctx, max_bytes));
-    } catch (const ckks::SerializationError& e) {
+      table[i] = restore_ciphertext(in);
+    } catch (const std::invalid_argument& e) {
       fail("ciphertext " + std::to_string(i) + " of " + std::to_string(table.size()) + ": " + e.what());
     }
   }
