@@ -209,33 +209,26 @@ void CiphertextStore::adopt(std::vector<Ptr>& cts, std::span<const std::int64_t>
     auto& slot = cts[static_cast<std::size_t>(positions[static_cast<std::size_t>(k)])];
     ckks::Ciphertext* owned = made[static_cast<std::size_t>(k)].get();
     const std::int64_t b = bytes_of(*owned);
-    bool to_dram = budget == 0 || s.dram.bytes + b <= budget;
-    if (s.in_tier(owned)) {  // restored in place from a checkpoint's tier file
-      grow(s.pmem, b);
-      G.pmem_bytes += b;
-      const std::size_t index = G.members.size();
-      G.members.push_back(owned);
-      ++G.live;
-      ++s.live;
-      slot = Ptr(made[static_cast<std::size_t>(k)].release(), Release{state_, g, index});
-      continue;
-    }
-    if (!to_dram && s.options.policy == Placement::DramOnly) {
+    const bool restored = s.in_tier(owned);  // rebuilt in place in a checkpoint's tier file
+    bool to_dram = !restored && (budget == 0 || s.dram.bytes + b <= budget);
+    if (!restored && !to_dram && s.options.policy == Placement::DramOnly) {
       throw BudgetExceeded("the DRAM budget of " + format_bytes(budget) + " is exceeded (" +
                            format_bytes(s.dram.bytes) +
                            " of ciphertexts stored); give a secondary tier with --pmem-dir DIR, or raise "
                            "--dram-budget");
     }
-    if (!to_dram) to_dram = s.make_room(b, G.next_use, keep, moves);
+    if (!restored && !to_dram) to_dram = s.make_room(b, G.next_use, keep, moves);
     if (to_dram) {
       grow(s.dram, b);
       s.dram.bytes_written += b;
       G.dram_bytes += b;
     } else {
       grow(s.pmem, b);
-      s.pmem.bytes_written += b;
       G.pmem_bytes += b;
-      moves.emplace_back(owned, s.tier.get());
+      if (!restored) {
+        s.pmem.bytes_written += b;
+        moves.emplace_back(owned, s.tier.get());
+      }
     }
     const std::size_t index = G.members.size();
     G.members.push_back(owned);
