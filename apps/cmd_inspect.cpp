@@ -429,9 +429,8 @@ void inspect(const InspectOptions& o) {
   }
   model::Graph g = model::load_model(o.model, lo);
   if (o.batch > 0) {
-    if (const int refreshes = plan::insert_refresh_rounds(g, plan::parse_round_masks(o.round_masks))) {
-      std::printf("note: %d refresh points (Relu(x) - Relu(-x), two masked rounds each) keep the chain within %d levels\n",
-                  refreshes, plan::kRefreshDepth);
+    if (const auto refreshes = plan::insert_refresh_rounds(g, plan::parse_round_masks(o.round_masks)); refreshes.total()) {
+      std::printf("note: %s\n", refreshes.describe().c_str());
     }
   }
   print_graph(g, o);

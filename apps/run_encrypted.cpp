@@ -117,9 +117,8 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
   // Not under a DRAM budget: there resident memory must follow the budget.
   if (o.dram_budget == 0) memory::configure_allocator_for_ciphertexts();
   model::Graph g = model::load_model(model_path);
-  if (const int refreshes = plan::insert_refresh_rounds(g, plan::parse_round_masks(o.round_masks))) {
-    std::fprintf(stderr, "note: %d refresh points (Relu(x) - Relu(-x), two masked rounds each) keep the chain within %d levels\n",
-                 refreshes, plan::kRefreshDepth);
+  if (const auto refreshes = plan::insert_refresh_rounds(g, plan::parse_round_masks(o.round_masks)); refreshes.total()) {
+    std::fprintf(stderr, "note: %s\n", refreshes.describe().c_str());
   }
   if (g.inputs.size() != 1 || g.outputs.size() != 1) {
     throw std::runtime_error("`run` supports models with one input and one output");
@@ -149,10 +148,12 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
                    : ckks::Packing::Complex;
   po.scale_bits = o.scale_bits;
   po.unmasked_functions = o.allow_unmasked_rounds;
+  // --check: the plaintext executor's outputs are the calibration run's (the same batch).
+  std::vector<std::vector<double>> plain_outputs;
   plan::Parameters plan = [&] {
     std::vector<runtime::PlainTensor> calibration;
     calibration.push_back(runtime::from_batch_major(std::span<const double>(values), count, in_shape));
-    return runtime::calibrated_parameters(g, calibration, po);
+    return runtime::calibrated_parameters(g, calibration, po, o.check ? &plain_outputs : nullptr);
   }();
   if (o.params != "auto") plan::apply_parameter_override(plan, o.params);
   // Resumable runs: the parameters, the secret key and the state come from the checkpoint.
@@ -216,6 +217,10 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
     throw std::runtime_error("--resume: the checkpoint keeps ciphertexts in the tier file '" +
                              resume->tier_file.string() + "': give the run's --dram-budget and --pmem-dir again");
   }
+#ifdef HEINFER_TEST_HOOKS
+  // HEINFER_KILL_IN_TIER_WRITE=k: in the k-th write to the named tier file (half written).
+  if (const char* kill = std::getenv("HEINFER_KILL_IN_TIER_WRITE")) so.fault_in_tier_write = std::atoll(kill);
+#endif
   memory::CiphertextStore store(so);
   memory::MemoryMonitor monitor(&store, std::chrono::milliseconds(50));
   runtime::EncryptedRunOptions ro;
@@ -229,6 +234,8 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
   if (const char* kill = std::getenv("HEINFER_KILL_AFTER_NODE")) ro.kill_after_node = std::atoi(kill);
   // HEINFER_KILL_AFTER_STEP=s: after streamed step s (mid-segment, before its checkpoint).
   if (const char* kill = std::getenv("HEINFER_KILL_AFTER_STEP")) ro.kill_after_step = std::atoi(kill);
+  // HEINFER_KILL_IN_ROUND=r: in client round r, its reply received and not yet used.
+  if (const char* kill = std::getenv("HEINFER_KILL_IN_ROUND")) ro.kill_in_round = std::atoi(kill);
 #endif
   if (so.dram_budget > 0) {
     std::printf("memory: %s, DRAM budget %s%s%s, tiles of <= %s%s\n",
@@ -269,10 +276,9 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
                  static_cast<long long>(batch), static_cast<long long>(capacity), static_cast<long long>(capacity));
   }
 
-  // --check: the plaintext executor's outputs, computed before the batch is handed to
-  // the encrypted run (which releases it).
   std::vector<float> ref;
-  if (o.check) ref = runtime::run_plain_batched(g, values, count, 1024, runtime::PlainRunOptions{threads});
+  if (o.check) ref.assign(plain_outputs.at(0).begin(), plain_outputs.at(0).end());
+  plain_outputs.clear();
   runtime::EncryptedRunStats stats;
   std::vector<double> batch_seconds;
   const std::vector<double> y = session.run_batched(std::move(values), count, chunk, stats, &batch_seconds);

@@ -15,8 +15,9 @@
 # the others). With checkpoints a case is resumable: run the script again after a crash, a
 # reboot or the end of a session and it continues from WORK_DIR/<case>/ck; the JSON line
 # then adds the earlier attempts' time (up to the checkpoint), peaks and tier bytes.
-# Prints one JSON line per case (time, peak memory per tier, bytes moved, the anchor
-# figures where the case has one) and keeps each run's log and profile in WORK_DIR.
+# Prints one JSON line per case (time, peak memory per tier, bytes moved, top-1 agreement
+# with the plaintext executor on every image and the largest logit error (--check: the
+# calibration's plaintext run, no extra pass), the anchor figures where the case has one) and keeps each run's log and profile in WORK_DIR.
 set -eu
 BUILD=${1:-build}
 WORK=${2:-/tmp/heinfer-large-bench}
@@ -60,10 +61,10 @@ for c in $CASES; do
   # shellcheck disable=SC2086 # $resume is several options
   OMP_NUM_THREADS=$THREADS "$HEINFER" run "$dir/model.onnx" --input "$dir/x.npy" --output "$dir/y.npy" \
     --threads "$THREADS" --dram-budget "$budget" --pmem-dir "$dir/tier" --profile "$dir/profile.json" \
-    --round-masks "$MASKS" --limb-words "$LIMB_WORDS" $resume \
+    --round-masks "$MASKS" --limb-words "$LIMB_WORDS" --check $resume \
     >> "$dir/run.log" 2>&1 || { echo "{\"case\": \"$c\", \"error\": \"see $dir/run.log (with checkpoints: run again to resume)\"}"; continue; }
-  /usr/bin/python3 - "$dir/profile.json" "$c" "$budget" "$BATCH" "$anchor" "$MASKS" <<'PY'
-import json, sys
+  /usr/bin/python3 - "$dir/profile.json" "$c" "$budget" "$BATCH" "$anchor" "$MASKS" "$dir/run.log" <<'PY'
+import json, re, sys
 p = json.load(open(sys.argv[1]))
 t = p["tiers"]
 # A resumed run: the profile covers the last attempt; the earlier ones (up to the
@@ -76,6 +77,20 @@ if e:
     t["pmem"]["peak_bytes"] = max(t["pmem"]["peak_bytes"], e["pmem_peak"])
     t["pmem"]["bytes_written"] += e["pmem_written"]
     t["pmem"]["bytes_read"] += e["pmem_read"]
+# --check: agreement with the plaintext executor on every image (the last attempt's line).
+check = None
+for line in open(sys.argv[7]):
+    m = re.match(r"check +top-1 agreement with plaintext ([0-9.]+)% \((\d+)/(\d+)\), max \|logit error\| (\S+)", line)
+    if m:
+        check = {"top1_agreement": int(m.group(2)), "images": int(m.group(3)), "max_abs_logit_error": float(m.group(4))}
+print(json.dumps({
+    "case": sys.argv[2], "batch": int(sys.argv[4]), "params": p["params"], "round_masks": sys.argv[6],
+    "limb_words": p["memory"]["limb_words"], "kernels": p["kernels"],
+    "threads": p["threads"], "dram_budget": sys.argv[3], "seconds": round(p["seconds"], 1),
+    "images_per_second": round(int(sys.argv[4]) / p["seconds"], 2),
+    "rounds": p["rounds"], "peak_rss_anon_bytes": p["peak_rss_anon_bytes"],
+    "dram": t["dram"], "pmem": t["pmem"],
+    "client_traffic_bytes": p["bytes_to_client"] + p["bytes_to_server"], "check": check,
     "resumed": e is not None, "anchor": json.loads(sys.argv[5])}))
 PY
 done

@@ -11,7 +11,7 @@ PACKAGES=(
   libsodium-dev libssl-dev
   libprotobuf-dev protobuf-compiler libonnx-dev
   libgrpc++-dev protobuf-compiler-grpc openssl
-  libcli11-dev nlohmann-json3-dev libomp-dev libmemkind-dev
+  libcli11-dev nlohmann-json3-dev libomp-dev libmemkind-dev libopenblas-openmp-dev
   libonnx-testdata dataset-fashion-mnist
   python3-numpy python3-torch python3-torchvision python3-onnx python3-matplotlib
 )

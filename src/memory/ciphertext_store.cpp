@@ -151,6 +151,7 @@ CiphertextStore::CiphertextStore(const StoreOptions& options) : options_(options
     if (!options.tier_file.empty()) {
       auto file = options.tier_file_id.empty() ? FileTier::create(options.tier_file, options.pmem_max)
                                                : FileTier::open(options.tier_file, options.tier_file_id, options.pmem_max);
+      file->set_fault_in_write(options.fault_in_tier_write);
       state_->file = file.get();
       state_->tier = std::move(file);
     } else {

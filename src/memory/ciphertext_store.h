@@ -54,6 +54,9 @@ struct StoreOptions {
   /// Set: open the existing tier_file of this identifier (a resumed run) instead of
   /// creating it.
   std::string tier_file_id;
+  /// Test hook (FileTier::set_fault_in_write): kill the process in the k-th write to
+  /// the named tier file; 0: never.
+  std::int64_t fault_in_tier_write = 0;
 };
 
 /// Counters of one tier, in bytes. Written: bytes placed or moved into the tier; read:

@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cerrno>
+#include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <new>
 #include <stdexcept>
@@ -245,6 +247,13 @@ void* FileTier::do_allocate(std::size_t bytes, std::size_t alignment) {
     throw std::bad_alloc();  // the disk is full
   }
   live_[off] = Extent{len, epoch_};
+  if (++allocations_ == fault_allocation_) {
+    std::memset(base_ + off, 0xA5, static_cast<std::size_t>(len / 2));
+    std::fprintf(stderr, "heinfer: fault injection: killing the process in tier write %lld (half of %lld bytes at offset %lld)\n",
+                 static_cast<long long>(allocations_), static_cast<long long>(len), static_cast<long long>(off));
+    std::fflush(stderr);
+    std::raise(SIGKILL);
+  }
   return base_ + off;
 }
 

@@ -83,6 +83,11 @@ class FileTier final : public std::pmr::memory_resource {
   /// not inside the file, overlaps a claimed one, or a claim is already pending.
   void* claim(std::int64_t offset, std::int64_t bytes);
 
+  /// Test hook for crash safety: allocation number `k` (1-based, claims not counted)
+  /// fills the first half of its extent with a pattern, as a write cut short, and kills
+  /// the process (SIGKILL); 0: never.
+  void set_fault_in_write(std::int64_t k) { fault_allocation_ = k; }
+
  private:
   FileTier(std::filesystem::path path, int fd, std::int64_t reserve, std::int64_t end, std::string id);
   void* do_allocate(std::size_t bytes, std::size_t alignment) override;
@@ -101,6 +106,7 @@ class FileTier final : public std::pmr::memory_resource {
 
   mutable std::mutex mu_;
   std::int64_t end_ = 0;  ///< file size
+  std::int64_t allocations_ = 0, fault_allocation_ = 0;  ///< set_fault_in_write
   std::uint64_t epoch_ = 1;
   struct Extent {
     std::int64_t len;

@@ -86,7 +86,8 @@ std::int64_t macs(const Graph& g, const Node& n) {
   switch (n.op) {
     case OpType::Conv: {
       const Shape& w = in(g, n, 1).shape;
-      return out_numel(g, n) * numel(Shape(w.begin() + 1, w.end()));
+      const std::int64_t residual = std::get<ConvParams>(n.params).residual ? 1 : 0;
+      return out_numel(g, n) * (numel(Shape(w.begin() + 1, w.end())) + residual);
     }
     case OpType::Gemm:
     case OpType::MatMul: {

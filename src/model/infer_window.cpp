@@ -15,6 +15,9 @@ void infer_conv(InferContext& c, Node& n) {
   const std::string ctx = node_label(n);
   check_known_attributes(n.attributes,
                          {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"}, ctx);
+  if (n.inputs.size() > 3) {
+    throw ModelError(ctx + ": Conv takes 2 or 3 inputs (X, W, B), got " + std::to_string(n.inputs.size()));
+  }
   const Tensor& x = activation_input(c.g, n, 0, "X");
   const Tensor& w = constant_input(c.g, n, 1, "W");
   if (x.shape.size() < 2) {

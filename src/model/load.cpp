@@ -7,6 +7,7 @@
 #include "model/error.h"
 #include "model/identity_removal.h"
 #include "model/onnx_import.h"
+#include "model/residual_fusion.h"
 #include "model/shape_inference.h"
 
 namespace heinfer::model {
@@ -46,6 +47,7 @@ void prepare_graph(Graph& g, const LoadOptions& options) {
   }
   remove_identities(g);
   if (options.fold_batchnorm) fold_batchnorm(g);
+  if (options.fuse_residual) fuse_residual_adds(g);
   remove_dead_nodes(g);
 }
 

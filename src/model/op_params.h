@@ -24,11 +24,14 @@ struct NoParams {};
 inline constexpr std::size_t kMaxSpatialDims = 8;
 
 /// Conv (ONNX Conv-1/11). inputs: [0] X activation [C, in...], [1] W constant
-/// [M, C/group, kernel...], [2] B constant [M] or kNoTensor. Output [M, out...] with
+/// [M, C/group, kernel...], [2] B constant [M] or kNoTensor; with `residual` also [3] Z
+/// activation [M, out...], added to every output (set only by model/residual_fusion.h:
+/// an ONNX Conv has at most three inputs). Output [M, out...] with
 /// out[d] = (in[d] + pads_begin[d] + pads_end[d] - dilations[d]*(kernel[d]-1) - 1) / strides[d] + 1.
 struct ConvParams {
   std::int64_t group = 1;
   Shape kernel, strides, dilations, pads_begin, pads_end;
+  bool residual = false;  ///< input [3] Z is added to the output
 };
 
 /// AveragePool / MaxPool / GlobalAveragePool (ONNX AveragePool-11, MaxPool-12,

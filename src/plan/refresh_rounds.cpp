@@ -1,6 +1,7 @@
 #include "plan/refresh_rounds.h"
 
 #include <algorithm>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -55,17 +56,116 @@ model::TensorId refresh(model::Graph& g, std::size_t k, model::TensorId t, int i
   return out;
 }
 
+/// Inserts y = Relu(t) before node k and makes nodes k.. read y instead of t.
+void relu_refresh(model::Graph& g, std::size_t k, model::TensorId t, int index) {
+  const model::Tensor& src = g.tensors[static_cast<std::size_t>(t)];
+  const std::string name = src.name + "/refresh_" + std::to_string(index);
+  const model::TensorId y = model::add_activation(g, name, src.shape);
+  for (std::size_t j = k; j < g.nodes.size(); ++j) {
+    for (model::TensorId& in : g.nodes[j].inputs) {
+      if (in == t) in = y;
+    }
+  }
+  g.nodes.insert(g.nodes.begin() + static_cast<std::ptrdiff_t>(k),
+                 make_node(name, model::OpType::Relu, {t}, y, model::NoParams{}));
+}
+
 }  // namespace
 
-int insert_refresh_rounds(model::Graph& g, RoundMasks masks) {
-  if (deepest(level_rules(g, masks)) <= kMaxDepthWithoutRefresh) return 0;
+std::vector<bool> nonnegative_tensors(const model::Graph& g) {
+  using model::OpType;
+  std::vector<bool> nonneg(g.tensors.size(), false);
+  for (const model::Node& n : g.nodes) {
+    if (n.outputs.size() != 1) continue;
+    bool v = false;
+    const model::TensorId x = n.inputs.empty() ? model::kNoTensor : n.inputs[0];
+    const bool x_nonneg = x != model::kNoTensor && model::is_activation(g, x) && nonneg[static_cast<std::size_t>(x)];
+    switch (n.op) {
+      case OpType::Relu: v = true; break;
+      case OpType::Clip: {
+        const auto* c = std::get_if<model::ClipParams>(&n.params);
+        v = (c && c->min >= 0) || x_nonneg;
+        break;
+      }
+      case OpType::MaxPool:
+      case OpType::AveragePool:
+      case OpType::GlobalAveragePool:
+      case OpType::Flatten:
+      case OpType::Reshape:
+      case OpType::Identity:
+      case OpType::Dropout:
+      case OpType::Squeeze:
+      case OpType::Unsqueeze:
+      case OpType::Transpose: v = x_nonneg && n.inputs.size() == 1; break;
+      default: break;
+    }
+    nonneg[static_cast<std::size_t>(n.outputs[0])] = v;
+  }
+  return nonneg;
+}
+
+int insert_nonnegative_refreshes(model::Graph& g, RoundMasks masks) {
   int inserted = 0;
+  for (;;) {
+    const LevelRules r = level_rules(g, masks);
+    const int depth = deepest(r);
+    if (depth <= 1) return inserted;
+    const std::vector<bool> nonneg = nonnegative_tensors(g);
+    // (node, tensor) pairs to refresh; empty when some node at `depth` cannot be helped.
+    std::vector<std::pair<std::size_t, model::TensorId>> points;
+    bool all = true;
+    for (std::size_t k = 0; k < g.nodes.size() && all; ++k) {
+      const NodeLevels& nl = r.nodes[k];
+      if (std::max(nl.input_depth, nl.output_depth) < depth) continue;
+      const model::Node& n = g.nodes[k];
+      model::TensorId t = model::kNoTensor;
+      int data_inputs = 0;
+      for (model::TensorId in : n.inputs) {
+        if (!model::is_activation(g, in)) continue;
+        ++data_inputs;
+        t = in;
+      }
+      const bool ok = nl.kind == NodeKind::Linear && data_inputs == 1 && nl.input_depth == depth - 1 &&
+                      nl.output_depth == depth && r.tensors[static_cast<std::size_t>(t)].depth >= 1 &&
+                      nonneg[static_cast<std::size_t>(t)];
+      if (!ok) all = false;
+      else points.emplace_back(k, t);
+    }
+    if (!all || points.empty()) return inserted;
+    // Later nodes first: the indices of earlier ones stay valid.
+    for (auto it = points.rbegin(); it != points.rend(); ++it) relu_refresh(g, it->first, it->second, inserted++);
+    if (deepest(level_rules(g, masks)) >= depth) {
+      throw std::logic_error("insert_nonnegative_refreshes: a refresh did not lower the depth");
+    }
+  }
+}
+
+std::string RefreshPoints::describe() const {
+  std::string s;
+  if (two_round > 0) {
+    s = std::to_string(two_round) + " refresh points (Relu(x) - Relu(-x), two masked rounds each) keep the chain within " +
+        std::to_string(kRefreshDepth) + " levels";
+  }
+  if (nonnegative > 0) {
+    s += (s.empty() ? "" : "; ") + std::to_string(nonnegative) +
+         " refresh points (a masked Relu round on a non-negative tensor) save a level of every ciphertext";
+  }
+  return s;
+}
+
+RefreshPoints insert_refresh_rounds(model::Graph& g, RoundMasks masks) {
+  RefreshPoints points;
+  if (deepest(level_rules(g, masks)) <= kMaxDepthWithoutRefresh) {
+    points.nonnegative = insert_nonnegative_refreshes(g, masks);
+    return points;
+  }
+  int& inserted = points.two_round;
   std::vector<model::TensorId> refreshed;
   for (;;) {
     const LevelRules r = level_rules(g, masks);
     std::size_t k = 0;
     while (k < g.nodes.size() && std::max(r.nodes[k].input_depth, r.nodes[k].output_depth) <= kRefreshDepth) ++k;
-    if (k == g.nodes.size()) return inserted;
+    if (k == g.nodes.size()) return points;
     // The deepest encrypted input of the first node past the budget.
     const model::Node& n = g.nodes[k];
     model::TensorId t = model::kNoTensor;

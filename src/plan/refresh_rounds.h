@@ -8,6 +8,9 @@
 // twice per refreshed tensor; the model stays as the server's operator wrote it.
 #pragma once
 
+#include <string>
+#include <vector>
+
 #include "model/graph.h"
 #include "plan/parameters.h"
 
@@ -21,11 +24,35 @@ inline constexpr int kRefreshDepth = 10;
 /// 32768 (881 bits) with 30-bit rescaling primes.
 inline constexpr int kMaxDepthWithoutRefresh = 26;
 
+/// The refresh points inserted into a graph.
+struct RefreshPoints {
+  int two_round = 0;    ///< x = Relu(x) - Relu(-x): two masked rounds each
+  int nonnegative = 0;  ///< Relu on a non-negative tensor: one masked round each
+  int total() const { return two_round + nonnegative; }
+  /// One line for the user ("" when none): what was inserted and why.
+  std::string describe() const;
+};
+
 /// When the level rules (plan/level_rules.h) give `g` more than kMaxDepthWithoutRefresh
 /// levels, inserts refresh points (file comment) until no node computes deeper than
-/// kRefreshDepth; otherwise leaves g unchanged. Run on a prepared graph before
-/// calibration (the new tensors need ranges). Returns the number of refresh points.
-/// Throws model::ModelError when a single node needs more than the budget on fresh inputs.
-int insert_refresh_rounds(model::Graph& g, RoundMasks masks);
+/// kRefreshDepth. Otherwise it lowers the depth with one-round refreshes where they are
+/// exact (insert_nonnegative_refreshes). Run on a prepared graph before calibration (the
+/// new tensors need ranges). Throws model::ModelError when a single node needs more than
+/// the budget on fresh inputs.
+RefreshPoints insert_refresh_rounds(model::Graph& g, RoundMasks masks);
+
+/// Whether every element of t is >= 0 for every input, by construction: the output of a
+/// Relu, of a Clip with min >= 0, or of data movement, MaxPool, AveragePool or
+/// GlobalAveragePool (non-negative weights) of such a tensor. Graph inputs: no.
+std::vector<bool> nonnegative_tensors(const model::Graph& g);
+
+/// Lowers the deepest depth of `g` one level at a time while every node that computes
+/// at that depth is a linear node whose deepest encrypted input t (depth >= 1) is
+/// non-negative: a Relu inserted on t is then the identity, and its masked round returns
+/// t fresh at the top level (depth 0, pending factors folded by the node). One round per
+/// refreshed tensor, where Relu(x) - Relu(-x) needs two and a level. ResNet's
+/// GlobalAveragePool -> Flatten -> Gemm is the case: one round of C ciphertexts instead
+/// of a second level for every ciphertext of the run. Returns the number inserted.
+int insert_nonnegative_refreshes(model::Graph& g, RoundMasks masks);
 
 }  // namespace heinfer::plan

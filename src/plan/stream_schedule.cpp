@@ -52,6 +52,7 @@ std::optional<RowMap> row_map(const model::Graph& g, const model::Node& n, std::
   switch (n.op) {
     case OpType::Conv: {
       const auto* p = std::get_if<model::ConvParams>(&n.params);
+      if (p && p->residual && input == 3) return x[1] == y[1] ? std::optional<RowMap>(same) : std::nullopt;
       if (!p || input != 0 || p->kernel.size() != 2) return std::nullopt;
       return window_map(p->kernel, p->strides, p->dilations, p->pads_begin, x[1]);
     }

@@ -27,7 +27,8 @@ PlainTensor sub_batch(const PlainTensor& t, std::int64_t b0, std::int64_t b1) {
 /// Per-tensor largest |value| of a plaintext run of `inputs` (all of one batch), folded
 /// into `range` by max.
 void calibrate_into(const model::Graph& g, const std::vector<PlainTensor>& inputs,
-                    const std::vector<std::vector<model::TensorId>>& free_after, std::vector<double>& range) {
+                    const std::vector<std::vector<model::TensorId>>& free_after, std::vector<double>& range,
+                    std::vector<std::vector<double>>* outputs) {
   std::vector<std::optional<PlainTensor>> values(g.tensors.size());
   auto record = [&](model::TensorId t, const PlainTensor& v) {
     double m = 0;
@@ -54,6 +55,14 @@ void calibrate_into(const model::Graph& g, const std::vector<PlainTensor>& input
     values[static_cast<std::size_t>(out)] = std::move(y);
     for (model::TensorId t : free_after[k]) values[static_cast<std::size_t>(t)].reset();
   }
+  if (!outputs) return;
+  outputs->resize(g.outputs.size());
+  for (std::size_t i = 0; i < g.outputs.size(); ++i) {
+    const auto& v = values[static_cast<std::size_t>(g.outputs[i])];
+    if (!v) throw model::ModelError("calibration: graph output '" + g.tensors[static_cast<std::size_t>(g.outputs[i])].name + "' was not computed");
+    const std::vector<double> part = to_batch_major(*v);
+    (*outputs)[i].insert((*outputs)[i].end(), part.begin(), part.end());
+  }
 }
 
 }  // namespace
@@ -67,7 +76,7 @@ std::int64_t calibration_samples(const model::Graph& g) {
 }
 
 std::vector<double> calibrate_ranges(const model::Graph& g, const std::vector<PlainTensor>& inputs,
-                                     std::int64_t samples_per_part) {
+                                     std::int64_t samples_per_part, std::vector<std::vector<double>>* outputs) {
   if (inputs.size() != g.inputs.size()) throw model::ModelError("calibration: wrong number of inputs");
   std::vector<double> range(g.tensors.size(), 0.0);
   const auto free_after = model::activations_to_free(g);
@@ -76,21 +85,23 @@ std::vector<double> calibrate_ranges(const model::Graph& g, const std::vector<Pl
     if (x.batch != batch) throw model::ModelError("calibration: the inputs differ in batch size");
   }
   const std::int64_t part = samples_per_part > 0 ? samples_per_part : calibration_samples(g);
+  if (outputs) outputs->clear();
   if (batch <= part) {
-    calibrate_into(g, inputs, free_after, range);
+    calibrate_into(g, inputs, free_after, range, outputs);
     return range;
   }
   for (std::int64_t b0 = 0; b0 < batch; b0 += part) {
     std::vector<PlainTensor> sub;
     for (const PlainTensor& x : inputs) sub.push_back(sub_batch(x, b0, std::min(batch, b0 + part)));
-    calibrate_into(g, sub, free_after, range);
+    calibrate_into(g, sub, free_after, range, outputs);
   }
   return range;
 }
 
 plan::Parameters calibrated_parameters(const model::Graph& g, const std::vector<PlainTensor>& inputs,
-                                       const plan::ParameterOptions& options) {
-  return plan::plan_parameters(g, calibrate_ranges(g, inputs), options);
+                                       const plan::ParameterOptions& options,
+                                       std::vector<std::vector<double>>* outputs) {
+  return plan::plan_parameters(g, calibrate_ranges(g, inputs, 0, outputs), options);
 }
 
 }  // namespace heinfer::runtime

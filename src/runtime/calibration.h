@@ -23,17 +23,23 @@ std::int64_t calibration_samples(const model::Graph& g);
 /// Per-tensor largest |value| of a plaintext run (index = TensorId; 0 for constants).
 /// `inputs` holds the graph inputs (one per graph input, all of one batch). The batch
 /// runs in parts of `samples_per_part` samples (0: calibration_samples(g)) and the
-/// maxima are folded, so the result is exactly that of one run while memory stays at a
+/// maxima are folded, so the result is that of one run (up to float64 rounding:
+/// runtime/plain_conv.h sums in another order for parts of >= 8 samples) while memory stays at a
 /// few activations of kCalibrationTensorBytes (ResNet-50 at 224x224 with batch 2048
 /// would otherwise hold about 13 GB per activation). Throws model::ModelError, also
-/// when the inputs differ in batch size.
+/// when the inputs differ in batch size. When `outputs` is given it receives the run's
+/// graph outputs, one batch-major vector per graph output (the plaintext executor's
+/// results: a reference for the encrypted run at no extra cost).
 std::vector<double> calibrate_ranges(const model::Graph& g, const std::vector<PlainTensor>& inputs,
-                                     std::int64_t samples_per_part = 0);
+                                     std::int64_t samples_per_part = 0,
+                                     std::vector<std::vector<double>>* outputs = nullptr);
 
 /// The parameters of an encrypted run of g, calibrated on `inputs`: calibrate_ranges,
 /// then plan::plan_parameters. The one preparation `heinfer run` (on the client's batch)
 /// and `heinfer serve` (on the model owner's calibration set) share. Throws as those do.
+/// `outputs` as in calibrate_ranges.
 plan::Parameters calibrated_parameters(const model::Graph& g, const std::vector<PlainTensor>& inputs,
-                                       const plan::ParameterOptions& options = {});
+                                       const plan::ParameterOptions& options = {},
+                                       std::vector<std::vector<double>>* outputs = nullptr);
 
 }  // namespace heinfer::runtime

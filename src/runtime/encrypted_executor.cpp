@@ -67,7 +67,7 @@ EncryptedExecutor::EncryptedExecutor(const model::Graph& g, plan::EncryptedPlan 
   }
 }
 
-std::vector<PlainTensor> EncryptedExecutor::run(LocalClient& client, const std::vector<PlainTensor>& inputs,
+std::vector<PlainTensor> EncryptedExecutor::run(LocalClient& client, std::vector<PlainTensor> inputs,
                                                 EncryptedRunStats& stats) const {
   if (inputs.size() != g_.inputs.size()) {
     throw ModelError("the model has " + std::to_string(g_.inputs.size()) + " inputs, got " + std::to_string(inputs.size()));
@@ -83,7 +83,7 @@ std::vector<PlainTensor> EncryptedExecutor::run(LocalClient& client, const std::
   }
   struct Inputs {  // handed to the client for this run only
     LocalClient& c;
-    Inputs(LocalClient& client, const std::vector<PlainTensor>& x) : c(client) { c.set_inputs(&x); }
+    Inputs(LocalClient& client, std::vector<PlainTensor>& x) : c(client) { c.set_inputs(&x); }
     ~Inputs() { c.set_inputs(nullptr); }
   } held(client, inputs);
   return run(static_cast<Client&>(client), stats);
@@ -107,10 +107,11 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, EncryptedRunStat
   std::optional<ProgressPrinter> printer;
   std::optional<FaultInjector> fault;
   if (options_.progress) observers.push_back(&printer.emplace(g));
-  if (options_.kill_after_node >= 0 || options_.kill_after_step >= 0) {
-    observers.push_back(&fault.emplace(options_.kill_after_node, options_.kill_after_step));
+  if (options_.kill_after_node >= 0 || options_.kill_after_step >= 0 || options_.kill_in_round >= 0) {
+    observers.push_back(&fault.emplace(options_.kill_after_node, options_.kill_after_step, options_.kill_in_round));
   }
   observers.insert(observers.end(), options_.observers.begin(), options_.observers.end());
+  run.observers = &observers;
   steps::Activations acts(run);  // after the store and the run state: destroyed first
   std::size_t resumed_steps = 0;
   std::int64_t batch = 0;
@@ -218,10 +219,11 @@ std::vector<double> EncryptedSession::run_batched(std::vector<double> inputs, st
     const auto t0 = Clock::now();
     std::vector<PlainTensor> in;
     in.push_back(std::move(x));
-    auto y = executor->run(*client, in, stats);
+    const std::int64_t b = x.batch;
+    auto y = executor->run(*client, std::move(in), stats);
     const auto bm = to_batch_major(y[0]);
     std::copy(bm.begin(), bm.end(), out.begin() + s * out_e);
-    s += in[0].batch;
+    s += b;
     if (batch_seconds) batch_seconds->push_back(since(t0));
   }
   return out;

@@ -57,6 +57,8 @@ struct EncryptedRunOptions {
   int kill_after_node = -1;
   /// The same right after streamed step `kill_after_step` (1-based) ran; -1: never.
   int kill_after_step = -1;
+  /// The same in the middle of client round `kill_in_round` (1-based); -1: never.
+  int kill_in_round = -1;
   /// EncryptedSession only: plan with streaming across layers (plan::ScheduleOptions).
   /// Costs one client round per band of a client-aided node instead of one per chunk.
   bool streaming = false;
@@ -84,9 +86,9 @@ class EncryptedExecutor {
   /// values), OverflowError (naming the layer), model::ModelError (batch out of range).
   std::vector<PlainTensor> run(Client& client, EncryptedRunStats& stats) const;
   /// Embedded: checks `inputs` (one per graph input, per-sample shapes of the graph, one
-  /// batch) and runs them with the in-process client. Throws model::ModelError on a
-  /// mismatch, and as run(Client&, ...).
-  std::vector<PlainTensor> run(LocalClient& client, const std::vector<PlainTensor>& inputs,
+  /// batch) and runs them with the in-process client, which frees each input once it is
+  /// encrypted. Throws model::ModelError on a mismatch, and as run(Client&, ...).
+  std::vector<PlainTensor> run(LocalClient& client, std::vector<PlainTensor> inputs,
                                EncryptedRunStats& stats) const;
 
   const plan::EncryptedPlan& plan() const { return plan_; }

@@ -72,6 +72,10 @@ void LocalClient::encrypt_values(std::span<const double> values, ckks::Ciphertex
 
 std::int64_t LocalClient::batch() const { return inputs_ && !inputs_->empty() ? (*inputs_)[0].batch : 0; }
 
+void LocalClient::input_encrypted(std::size_t input) {
+  if (inputs_ && input < inputs_->size()) std::vector<double>().swap((*inputs_)[input].data);
+}
+
 std::vector<ckks::Ciphertext> LocalClient::encrypt(const EncryptRequest& r) {
   if (!inputs_ || r.input >= inputs_->size()) {
     throw std::out_of_range("input '" + r.name + "': the client has no input " + std::to_string(r.input));

@@ -37,8 +37,9 @@ class LocalClient : public Client {
 
   std::int64_t capacity() const override;
   /// The inputs encrypt() reads (one per model input, one batch; nullptr: none). They
-  /// must outlive the run.
-  void set_inputs(const std::vector<PlainTensor>* inputs) { inputs_ = inputs; }
+  /// must outlive the run; input_encrypted() frees an input's values.
+  void set_inputs(std::vector<PlainTensor>* inputs) { inputs_ = inputs; }
+  void input_encrypted(std::size_t input) override;
   std::int64_t batch() const override;
   std::vector<ckks::Ciphertext> encrypt(const EncryptRequest& request) override;
   bool encrypts_parts() const override { return true; }
@@ -74,7 +75,7 @@ class LocalClient : public Client {
   ckks::Encryptor encryptor_;
   ckks::Decryptor decryptor_;
   std::unique_ptr<EvaluationKeys> keys_;
-  const std::vector<PlainTensor>* inputs_ = nullptr;
+  std::vector<PlainTensor>* inputs_ = nullptr;
   bool recording_ = false;
   std::size_t record_slots_ = 1;
   std::vector<double> observed_;

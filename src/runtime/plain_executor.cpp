@@ -8,6 +8,7 @@
 #include "model/liveness.h"
 #include "runtime/kernels/client_aided.h"
 #include "runtime/kernels/dispatch.h"
+#include "runtime/plain_conv.h"
 
 namespace heinfer::runtime {
 namespace {
@@ -27,6 +28,12 @@ void run_node_plain(const model::Graph& g, const model::Node& n,
   if (!in[0] && n.op != OpType::Add && n.op != OpType::Sub && n.op != OpType::Mul &&
       n.op != OpType::Concat) {  // only these may have a constant first input
     throw ModelError(model::node_label(n) + ": first input is not data-dependent");
+  }
+  if (const auto* cp = std::get_if<model::ConvParams>(&n.params);
+      cp && n.op == OpType::Conv && in[0] && plain_conv_applies(*cp, y.shape.empty() ? 0 : y.shape[0], y.batch)) {
+    plain_conv(*cp, kernels::constant_input(g, n, 1), kernels::constant_input(g, n, 2), *in[0],
+               cp->residual ? in.at(3) : nullptr, y);
+    return;
   }
   if (kernels::run_backend_node(be, g, n, in, y)) return;
   const PlainTensor* x = in[0];

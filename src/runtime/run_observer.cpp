@@ -42,6 +42,14 @@ void FaultInjector::band_done(std::size_t node, const plan::StreamStep& step, st
   std::raise(SIGKILL);
 }
 
+void FaultInjector::round_replied(std::size_t node, std::int64_t round) {
+  if (round != round_) return;
+  std::fprintf(stderr, "heinfer: fault injection: killing the process in round %lld (node %zu, reply not yet used)\n",
+               static_cast<long long>(round), node);
+  std::fflush(stderr);
+  std::raise(SIGKILL);
+}
+
 void FaultInjector::node_done(std::size_t node, std::size_t nodes, const LayerStats& ls) {
   (void)nodes;
   if (static_cast<std::int64_t>(node) != node_) return;

@@ -24,6 +24,9 @@ class RunObserver {
   virtual void node_done(std::size_t node, std::size_t nodes, const LayerStats& stats) {
     (void)node, (void)nodes, (void)stats;
   }
+  /// The client's reply to round `round` (1-based, counted over the run) of node `node`
+  /// has arrived and was checked; the server has not used it yet.
+  virtual void round_replied(std::size_t node, std::int64_t round) { (void)node, (void)round; }
 };
 
 /// One line per layer on stderr (name, op, ciphertexts, level, seconds, the store's
@@ -41,15 +44,18 @@ class ProgressPrinter : public RunObserver {
 
 /// Test hook for crash safety: kills the process (SIGKILL) right after node `node`
 /// completes, or right after streamed band `step` (1-based step index of the plan) has
-/// run, before anything else sees it (a checkpoint of that step included); -1: never.
+/// run, before anything else sees it (a checkpoint of that step included), or in the
+/// middle of client round `round` (1-based: its reply received, not yet used); -1: never.
 class FaultInjector : public RunObserver {
  public:
-  FaultInjector(std::int64_t node, std::int64_t step) : node_(node), step_(step) {}
+  FaultInjector(std::int64_t node, std::int64_t step, std::int64_t round = -1)
+      : node_(node), step_(step), round_(round) {}
   void band_done(std::size_t node, const plan::StreamStep& step, std::size_t index, std::size_t steps) override;
   void node_done(std::size_t node, std::size_t nodes, const LayerStats& stats) override;
+  void round_replied(std::size_t node, std::int64_t round) override;
 
  private:
-  std::int64_t node_, step_;
+  std::int64_t node_, step_, round_;
 };
 
 }  // namespace heinfer::runtime

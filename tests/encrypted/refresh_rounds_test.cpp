@@ -1,6 +1,7 @@
 // Refresh points: a chain of products deeper than any secure ring gets exact identities
 // Relu(x) - Relu(-x) (two masked rounds) until no node computes deeper than the budget;
-// the plaintext outputs are unchanged and the encrypted run matches them.
+// a non-negative tensor that sets the depth gets a Relu round (one level less). The
+// plaintext outputs are unchanged and the encrypted run matches them.
 #include <gtest/gtest.h>
 
 #include "encrypted_test_util.h"
@@ -41,7 +42,7 @@ int deepest(const model::Graph& g) {
 TEST(RefreshRounds, ShallowModelsAreLeftAsTheyAre) {
   model::Graph g = product_chain(5);
   const std::size_t nodes = g.nodes.size();
-  EXPECT_EQ(plan::insert_refresh_rounds(g, plan::RoundMasks::PerWindow), 0);
+  EXPECT_EQ(plan::insert_refresh_rounds(g, plan::RoundMasks::PerWindow).total(), 0);
   EXPECT_EQ(g.nodes.size(), nodes);
 }
 
@@ -50,7 +51,7 @@ TEST(RefreshRounds, DeepChainsGetExactIdentitiesWithinTheBudget) {
   ASSERT_GT(deepest(original), plan::kMaxDepthWithoutRefresh);
   for (const plan::RoundMasks masks : {plan::RoundMasks::PerWindow, plan::RoundMasks::PerSample}) {
     model::Graph g = original;
-    const int inserted = plan::insert_refresh_rounds(g, masks);
+    const int inserted = plan::insert_refresh_rounds(g, masks).two_round;
     EXPECT_GT(inserted, 0);
     int depth = 0;
     for (const auto& n : plan::level_rules(g, masks).nodes) depth = std::max({depth, n.input_depth, n.output_depth});
@@ -62,6 +63,92 @@ TEST(RefreshRounds, DeepChainsGetExactIdentitiesWithinTheBudget) {
     EXPECT_LE(c.max_abs_error, 1e-3 * (1 + c.max_abs_plain));
     EXPECT_EQ(c.stats.rounds, 2 * inserted);
   }
+}
+
+/// x -> Conv (3x3, 2 -> 4) -> Relu -> `pool` -> Flatten -> Gemm (4 -> 3) -> y; with
+/// `conv_after_relu` a second Conv between the Relu and the pool (values of both signs).
+model::Graph pooled_classifier(const char* pool, bool conv_after_relu = false) {
+  ModelBuilder b;
+  b.input("x", {2, 4, 4}).output("y");
+  std::vector<float> w(72);
+  for (std::size_t i = 0; i < w.size(); ++i) w[i] = (i % 3 == 0 ? -0.2f : 0.15f);
+  b.initializer("w", {4, 2, 3, 3}, w);
+  b.initializer("w2", {4, 4, 1, 1}, {0.5f, -1, 0.25f, 0.75f, -0.5f, 1, 0.5f, -0.25f, 1, 1, -1, 0.5f, 0.25f, 0.5f, 0.75f, -1});
+  b.initializer("fw", {3, 4}, {0.5f, -0.25f, 0.125f, 1, -0.5f, 0.25f, 0.75f, -1, 0.3f, 0.3f, -0.3f, 0.6f});
+  attr(b.node("Conv", {"x", "w"}, {"c"}), "pads", std::vector<std::int64_t>{1, 1, 1, 1});
+  b.node("Relu", {"c"}, {"r"});
+  std::string pooled_input = "r";
+  if (conv_after_relu) {
+    b.node("Conv", {"r", "w2"}, {"c2"});
+    pooled_input = "c2";
+  }
+  auto& p = b.node(pool, {pooled_input}, {"p"});
+  if (std::string(pool) != "GlobalAveragePool") attr(p, "kernel_shape", std::vector<std::int64_t>{4, 4});
+  b.node("Flatten", {"p"}, {"f"});
+  attr(b.node("Gemm", {"f", "fw"}, {"y"}), "transB", std::int64_t{1});
+  return b.load();
+}
+
+TEST(RefreshRounds, NonNegativeTensorsAreKnownByConstruction) {
+  const model::Graph g = pooled_classifier("GlobalAveragePool");
+  const auto nonneg = plan::nonnegative_tensors(g);
+  auto of = [&](const char* name) {
+    for (std::size_t t = 0; t < g.tensors.size(); ++t) {
+      if (g.tensors[t].name == name) return static_cast<bool>(nonneg[t]);
+    }
+    ADD_FAILURE() << name;
+    return false;
+  };
+  EXPECT_FALSE(of("x"));  // a graph input
+  EXPECT_FALSE(of("c"));  // a Conv output
+  EXPECT_TRUE(of("r"));
+  EXPECT_TRUE(of("p"));
+  EXPECT_TRUE(of("f"));
+  EXPECT_FALSE(of("y"));
+  const auto mixed = plan::nonnegative_tensors(pooled_classifier("GlobalAveragePool", true));
+  const model::Graph gm = pooled_classifier("GlobalAveragePool", true);
+  for (std::size_t t = 0; t < gm.tensors.size(); ++t) {
+    if (gm.tensors[t].name == "p") {
+      EXPECT_FALSE(mixed[t]);  // pooled Conv outputs can be negative
+    }
+  }
+}
+
+// Pool -> Flatten -> Gemm after a Relu needs two levels (the pool folds the round's
+// pending factors, the Gemm multiplies again); a Relu round on the pooled values, which
+// are >= 0, is exact and leaves one level for the whole model.
+TEST(RefreshRounds, APooledNonNegativeTensorIsRefreshedWithOneRound) {
+  for (const char* pool : {"GlobalAveragePool", "AveragePool", "MaxPool"}) {
+    const model::Graph original = pooled_classifier(pool);
+    model::Graph g = original;
+    const int before = deepest(g);
+    const plan::RefreshPoints points = plan::insert_refresh_rounds(g, plan::RoundMasks::PerWindow);
+    if (std::string(pool) == "MaxPool") {  // a MaxPool round already returns fresh ciphertexts
+      EXPECT_EQ(before, 1);
+      EXPECT_EQ(points.total(), 0);
+      continue;
+    }
+    EXPECT_EQ(before, 2) << pool;
+    EXPECT_EQ(points.nonnegative, 1) << pool;
+    EXPECT_EQ(points.two_round, 0);
+    EXPECT_EQ(deepest(g), 1) << pool;
+    EXPECT_NE(points.describe().find("1 refresh points (a masked Relu round on a non-negative tensor)"), std::string::npos);
+    const auto x = test::random_input({2, 4, 4}, 64, 11);
+    EXPECT_EQ(runtime::run_plain(g, {x})[0].data, runtime::run_plain(original, {x})[0].data);  // exact
+    const auto c = test::compare(g, x, ckks::Packing::Complex, 2048);
+    EXPECT_LE(c.max_abs_error, 1e-3 * (1 + c.max_abs_plain)) << pool;
+    EXPECT_EQ(c.stats.rounds, 2) << pool;  // the Relu's and the refresh's
+    // One level: the chain has one rescaling prime beyond q_0's.
+    const auto plan = test::test_plan(g, x, ckks::Packing::Complex);
+    EXPECT_EQ(plan.needs.levels, 1) << pool;
+  }
+}
+
+TEST(RefreshRounds, TensorsOfBothSignsAreNotRefreshedWithARelu) {
+  model::Graph g = pooled_classifier("GlobalAveragePool", true);
+  const int before = deepest(g);
+  EXPECT_EQ(plan::insert_refresh_rounds(g, plan::RoundMasks::PerWindow).total(), 0);
+  EXPECT_EQ(deepest(g), before);
 }
 
 }  // namespace

@@ -128,18 +128,26 @@ TEST_F(PredictionCli, InspectPredictsAtAnotherResolution) {
   EXPECT_EQ(j.at("format"), "heinfer-inspect");
   EXPECT_EQ(j.at("input_shape"), (std::vector<std::int64_t>{3, 8, 8}));
   const auto& layers = j.at("layers");
-  ASSERT_EQ(layers.size(), 5u);
+  // Conv, Relu, GlobalAveragePool, Flatten, the refresh (a Relu round on the pooled
+  // non-negative values: one level instead of two), Gemm.
+  ASSERT_EQ(layers.size(), 6u);
+  EXPECT_EQ(layers[4].at("op"), "Relu");
   const std::int64_t n = j.at("params").at("n");
   const int L = static_cast<int>(j.at("params").at("coeff_bits").size()) - 1;
   const std::int64_t capacity = j.at("params").at("capacity");
   EXPECT_EQ(capacity, n);  // complex packing
-  // Independent counts: Conv output 4·8·8 at level L-1; Relu round: fresh at L; pooled 4; logits 2.
+  // Independent counts: Conv output 4·8·8 at level L-1; Relu round: fresh at L; pooled 4;
+  // refreshed 4, fresh at L; logits 2 at L-1.
   EXPECT_EQ(layers[0].at("ciphertexts"), 256);
   EXPECT_EQ(layers[0].at("level"), L - 1);
   EXPECT_EQ(layers[1].at("ciphertexts"), 256);
   EXPECT_EQ(layers[1].at("level"), L);
   EXPECT_EQ(layers[2].at("ciphertexts"), 4);
-  EXPECT_EQ(layers[4].at("ciphertexts"), 2);
+  EXPECT_EQ(layers[4].at("ciphertexts"), 4);
+  EXPECT_EQ(layers[4].at("level"), L);
+  EXPECT_EQ(layers[5].at("ciphertexts"), 2);
+  EXPECT_EQ(layers[5].at("level"), L - 1);
+  EXPECT_EQ(L, 1);  // one level: every node reads fresh (or refreshed) ciphertexts
   // Conv live bytes: the 192 compact inputs (+ their expanded copies), 256 outputs before
   // the rescale, and per term (256 outputs × 27 taps) 8·(L+1) + 16 bytes of accumulators.
   const std::int64_t limb = n * 8;
@@ -166,14 +174,15 @@ TEST_F(PredictionCli, InspectPredictsAtAnotherResolution) {
   }
 }
 
-// A fixed range (10^6, doubled by the margin: 2^21 at level 0) too large for q_0 <= 60 bits
-// at 2^30 (21 + 1 + 30 + 10 noise bits): the scale is lowered until it fits.
+// A fixed range (10^22, doubled by the margin: 2^74.1) masked at level 0 by the pooled
+// features' refresh round (R < 2^12) is too large for q_0 <= 120 bits at 2^30 (74.1 + 12
+// + 30 + 10 noise bits): the scale is lowered until it fits (2^23).
 TEST_F(PredictionCli, InspectLowersTheScaleForLargeRanges) {
   const fs::path model = write_model(resolution_free_model(), "free.onnx");
   const fs::path json = dir_ / "pred.json";
-  const Result r = sh("inspect '" + model.string() + "' --batch 16 --range 1e26 --no-time --json '" + json.string() + "'");
+  const Result r = sh("inspect '" + model.string() + "' --batch 16 --range 1e22 --no-time --json '" + json.string() + "'");
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_NE(r.output.find("ranges: fixed |value| <= 1e+26"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("ranges: fixed |value| <= 1e+22"), std::string::npos) << r.output;
   std::ifstream in(json);
   const nlohmann::json j = nlohmann::json::parse(in);
   EXPECT_EQ(j.at("ranges").at("mode"), "fixed");

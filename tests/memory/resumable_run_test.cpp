@@ -82,9 +82,11 @@ TEST_F(ResumableRun, KilledAtSeveralPointsAndResumedGivesTheSameOutputs) {
   const std::vector<float> ref_f(ref.begin(), ref.end());
   // Kill points: mid-band (a streamed step, killed before its own checkpoint: the resumed
   // run recomputes that band), after conv1's last band (the rest of its segment partial),
-  // and before the classifier.
+  // before the classifier, mid-round (the client's reply received, not yet used) and in
+  // a write to the tier file (half an extent written).
   const std::vector<std::string> kills = {"HEINFER_KILL_AFTER_STEP=40", "HEINFER_KILL_AFTER_NODE=1",
-                                          "HEINFER_KILL_AFTER_NODE=6"};
+                                          "HEINFER_KILL_AFTER_NODE=6", "HEINFER_KILL_IN_ROUND=12",
+                                          "HEINFER_KILL_IN_TIER_WRITE=400"};
   for (std::size_t point = 0; point < kills.size(); ++point) {
     const std::string& kill = kills[point];
     const fs::path ck = dir_ / ("ck" + std::to_string(point));

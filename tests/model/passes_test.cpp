@@ -1,5 +1,5 @@
 // Graph passes: constant folding, Identity/Dropout removal, BatchNormalization folding,
-// dead-node elimination.
+// residual Add fusion, dead-node elimination.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -10,6 +10,7 @@
 #include "model/error.h"
 #include "model/identity_removal.h"
 #include "model/onnx_import.h"
+#include "model/residual_fusion.h"
 #include "model/shape_inference.h"
 
 namespace heinfer {
@@ -184,6 +185,66 @@ TEST(BatchNormFolding, FoldsIntoGemm) {
   ASSERT_EQ(g.nodes.size(), 1u);
   EXPECT_EQ(tensor(g, g.nodes[0].inputs[1]).data, (std::vector<double>{2, 4, 6, 12, 15, 18}));
   EXPECT_EQ(tensor(g, g.nodes[0].inputs[2]).data, (std::vector<double>{1, 1}));
+}
+
+/// x -> Relu r -> Conv c (3x3, pad 1, 4 -> 4) -> Add(skip, c) -> y, where the skip is
+/// `skip`: "r" (a round's output), "x" (a graph input) or "d" (another Conv's output).
+ModelBuilder residual_block(const std::string& skip, bool conv_output_read_twice = false) {
+  ModelBuilder b;
+  b.input("x", {4, 5, 5}).output("y");
+  if (conv_output_read_twice) b.output("c");
+  b.initializer("w", {4, 4, 3, 3}, std::vector<float>(144, 0.25f));
+  b.initializer("wd", {4, 4, 1, 1}, std::vector<float>(16, 0.5f));
+  b.node("Relu", {"x"}, {"r"});
+  attr(b.node("Conv", {"r", "w"}, {"c"}), "pads", std::vector<std::int64_t>{1, 1, 1, 1});
+  b.node("Conv", {"x", "wd"}, {"d"});
+  b.node("Add", {skip, "c"}, {"y"});
+  return b;
+}
+
+TEST(ResidualFusion, AddOfAConvAndARoundOutputBecomesOneConv) {
+  const model::Graph g = residual_block("r").load();
+  ASSERT_EQ(g.nodes.size(), 2u);  // Relu, Conv(r, w, -, r); the dead 1x1 Conv is removed
+  const model::Node& conv = g.nodes[1];
+  EXPECT_EQ(conv.op, OpType::Conv);
+  EXPECT_TRUE(std::get<model::ConvParams>(conv.params).residual);
+  ASSERT_EQ(conv.inputs.size(), 4u);
+  EXPECT_EQ(conv.inputs[2], model::kNoTensor);
+  EXPECT_EQ(conv.inputs[3], g.nodes[0].outputs[0]);
+  EXPECT_EQ(conv.outputs[0], g.outputs[0]);
+  model::LoadOptions unfused;
+  unfused.fuse_residual = false;
+  EXPECT_EQ(residual_block("r").load(unfused).nodes.size(), 3u);
+}
+
+TEST(ResidualFusion, LinearSkipsInputsAndSharedOutputsAreLeftAlone) {
+  // A skip from a linear node may sit deeper than the Conv's input (fusing would cost a
+  // level), a graph input carries no pending factors, and a Conv output read elsewhere
+  // must stay.
+  for (const char* skip : {"d", "x"}) {
+    model::Graph g = residual_block(skip).load();
+    EXPECT_EQ(model::fuse_residual_adds(g), 0) << skip;
+    EXPECT_EQ(g.nodes.back().op, OpType::Add) << skip;
+  }
+  model::LoadOptions unfused;
+  unfused.fuse_residual = false;
+  model::Graph shared = residual_block("r", true).load(unfused);
+  EXPECT_EQ(model::fuse_residual_adds(shared), 0);
+}
+
+TEST(ResidualFusion, AConvWithMoreThanThreeInputsInAFileIsRefused) {
+  ModelBuilder b;
+  b.input("x", {4, 5, 5}).output("y");
+  b.initializer("w", {4, 4, 1, 1}, std::vector<float>(16, 0.5f));
+  b.initializer("b", {4}, std::vector<float>(4, 0.0f));
+  b.node("Relu", {"x"}, {"r"});
+  b.node("Conv", {"x", "w", "b", "r"}, {"y"});
+  try {
+    b.load();
+    FAIL() << "a 4-input Conv was accepted";
+  } catch (const model::ModelError& e) {
+    EXPECT_NE(std::string(e.what()).find("Conv takes 2 or 3 inputs"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

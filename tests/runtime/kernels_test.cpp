@@ -6,6 +6,7 @@
 #include <random>
 
 #include "../common/onnx_builder.h"
+#include "runtime/plain_conv.h"
 #include "runtime/plain_executor.h"
 
 namespace heinfer {
@@ -65,6 +66,8 @@ TEST(Kernels, ConvMatchesNaiveReference) {
       {5, 8, 8, 5, 3, 3, 5, 2, 2, 1, 1, 1, 1, 1, 1, false},   // depthwise
       {4, 8, 7, 8, 3, 3, 4, 1, 2, 2, 1, 2, 1, 0, 2, true},    // depthwise with multiplier 2
       {2, 5, 5, 3, 1, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0, false},   // 1x1 strided
+      {6, 5, 4, 8, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, true},    // 1x1: the matrix product reads X itself
+      {4, 6, 6, 8, 3, 3, 2, 2, 1, 1, 2, 1, 0, 2, 1, false},   // 4 outputs per group, strided, dilated
   };
   std::uint32_t seed = 1;
   for (const ConvCase& p : cases) {
@@ -82,14 +85,60 @@ TEST(Kernels, ConvMatchesNaiveReference) {
     attr(n, "strides", Ints{p.sh, p.sw});
     attr(n, "dilations", Ints{p.dh, p.dw});
     attr(n, "pads", Ints{p.pt, p.pl, p.pb, p.pr});
-    const std::int64_t batch = 3;
-    const auto x = random_floats(static_cast<std::size_t>(batch * p.c * p.h * p.w), seed++);
-    model::Shape shape;
-    const auto y = run(mb.load(), x, batch, &shape);
-    EXPECT_EQ(shape, (model::Shape{p.m, oh, ow}));
-    const auto ref = naive_conv(p, x, batch, w, b, oh, ow);
+    // Batch 3: the kernel's loops; batch 9: matrix products where a group has >= 4 outputs.
+    for (const std::int64_t batch : {3, 9}) {
+      const auto x = random_floats(static_cast<std::size_t>(batch * p.c * p.h * p.w), seed++);
+      model::Shape shape;
+      const auto y = run(mb.load(), x, batch, &shape);
+      EXPECT_EQ(shape, (model::Shape{p.m, oh, ow}));
+      const auto ref = naive_conv(p, x, batch, w, b, oh, ow);
+      ASSERT_EQ(y.size(), ref.size());
+      for (std::size_t i = 0; i < y.size(); ++i) {
+        ASSERT_NEAR(y[i], ref[i], 1e-12) << "case group=" << p.group << " m=" << p.m << " batch=" << batch << " i=" << i;
+      }
+    }
+  }
+}
+
+// A residual Add fused into its Conv (model/residual_fusion.h) adds the skip to every
+// output, on both plaintext paths, and the chunks of the matrix-product path tile the
+// output positions exactly.
+TEST(Kernels, ConvWithResidualInputMatchesConvPlusAdd) {
+  const ConvCase p{4, 7, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true};
+  const auto w = random_floats(4 * 4 * 9, 41), b = random_floats(4, 42);
+  ModelBuilder mb;
+  mb.input("x", {4, 7, 5}).output("y");
+  mb.initializer("w", {4, 4, 3, 3}, w);
+  mb.initializer("b", {4}, b);
+  mb.node("Relu", {"x"}, {"r"});
+  attr(mb.node("Conv", {"r", "w", "b"}, {"c"}), "pads", Ints{1, 1, 1, 1});
+  mb.node("Add", {"r", "c"}, {"y"});
+  const model::Graph g = mb.load();
+  ASSERT_EQ(g.nodes.size(), 2u);
+  ASSERT_TRUE(std::get<model::ConvParams>(g.nodes[1].params).residual);
+  for (const std::int64_t batch : {3, 9}) {
+    auto x = random_floats(static_cast<std::size_t>(batch * 4 * 7 * 5), 43 + static_cast<std::uint32_t>(batch));
+    std::vector<float> r(x.size());
+    for (std::size_t i = 0; i < x.size(); ++i) r[i] = std::max(0.0f, x[i]);
+    const auto ref = naive_conv(p, r, batch, w, b, 7, 5);
+    const auto y = run(g, x, batch);
     ASSERT_EQ(y.size(), ref.size());
-    for (std::size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(y[i], ref[i], 1e-12) << "case group=" << p.group << " i=" << i;
+    for (std::size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(y[i], ref[i] + r[i], 1e-12) << "batch " << batch << " i=" << i;
+  }
+  // The matrix-product path in chunks of 1..35 output positions.
+  const std::int64_t batch = 9;
+  const auto x = random_floats(static_cast<std::size_t>(batch * 4 * 7 * 5), 47, 0.0f, 1.0f);
+  const runtime::PlainTensor xt = runtime::from_batch_major(std::span<const float>(x), batch, {4, 7, 5});
+  const auto& cp = std::get<model::ConvParams>(g.nodes[1].params);
+  const auto& wt = g.tensors[static_cast<std::size_t>(g.nodes[1].inputs[1])].data;
+  const auto& bt = g.tensors[static_cast<std::size_t>(g.nodes[1].inputs[2])].data;
+  runtime::PlainTensor whole = runtime::make_plain_tensor({4, 7, 5}, batch);
+  runtime::plain_conv(cp, wt, bt, xt, &xt, whole);
+  for (const std::int64_t positions : {1, 4, 34}) {
+    runtime::PlainTensor y = runtime::make_plain_tensor({4, 7, 5}, batch);
+    runtime::plain_conv(cp, wt, bt, xt, &xt, y, positions * 36 * batch * 8);
+    ASSERT_EQ(y.data.size(), whole.data.size());
+    for (std::size_t i = 0; i < y.data.size(); ++i) ASSERT_NEAR(y.data[i], whole.data[i], 1e-12) << positions << " " << i;
   }
 }
 

@@ -15,12 +15,15 @@ namespace heinfer::runtime::kernels {
 ///   Y[m, o] = B[m] + sum_{c < C/group, kp} W[m, c, kp] * X[g*C/group + c, o*stride - pad + kp*dil]
 /// with g = m / (M/group), out-of-range input positions skipped (zero padding) and zero
 /// weights skipped. x_shape = [C, in...], y_shape = [M, out...] (per sample);
-/// w = [M, C/group, kernel...] row-major, bias empty or [M]. Parallel over output elements;
-/// only the elements of `tile` are produced (all when `tile` is null).
+/// w = [M, C/group, kernel...] row-major, bias empty or [M]; `z` (ConvParams::residual),
+/// when given, has y's shape and is added: Y[m, o] += Z[m, o] (one more term of the same
+/// accumulator). Parallel over output elements; only the elements of `tile` are produced
+/// (all when `tile` is null).
 template <KernelBackend B>
 void conv(const B& be, const model::ConvParams& p, const model::Shape& x_shape,
           const model::Shape& y_shape, std::span<const double> w, std::span<const double> bias,
-          const typename B::Tensor& x, typename B::Tensor& y, const OutputTile* tile = nullptr) {
+          const typename B::Tensor& x, typename B::Tensor& y, const OutputTile* tile = nullptr,
+          const typename B::Tensor* z = nullptr) {
   const model::WindowIndexer win(x_shape, y_shape, p.kernel, p.strides, p.dilations, p.pads_begin,
                           p.pads_end);
   const std::int64_t m_count = y_shape[0];
@@ -56,6 +59,7 @@ void conv(const B& be, const model::ConvParams& p, const model::Shape& x_shape,
           if (wv != 0.0) be.mac(acc, x, xc + offs[j], wv);
         }
       }
+      if (z) be.add(acc, *z, idx);
       if (!bias.empty()) be.add_const(acc, bias[static_cast<std::size_t>(m)]);
       be.finish(y, idx, acc);
     }

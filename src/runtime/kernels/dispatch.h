@@ -65,10 +65,12 @@ bool run_backend_node(const B& be, const model::Graph& g, const model::Node& n,
     return true;
   }
   switch (n.op) {
-    case OpType::Conv:
-      conv(be, std::get<model::ConvParams>(p), x->shape, y.shape, constant_input(g, n, 1),
-           constant_input(g, n, 2), *x, y, tile);
+    case OpType::Conv: {
+      const auto& cp = std::get<model::ConvParams>(p);
+      conv(be, cp, x->shape, y.shape, constant_input(g, n, 1), constant_input(g, n, 2), *x, y, tile,
+           cp.residual ? in.at(3) : nullptr);
       return true;
+    }
     case OpType::Gemm:
     case OpType::MatMul:
     case OpType::ReduceMean:

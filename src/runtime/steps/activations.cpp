@@ -56,6 +56,7 @@ std::int64_t Activations::encrypt_inputs() {
       pending_input_[ti] = static_cast<int>(i);
     } else {
       run_.encrypt_elements(i, v, all_elements(v.elements()), t.name, plan_.tensors[ti].bound, group);
+      run_.client.input_encrypted(i);
     }
     v.level = static_cast<std::size_t>(plan_.tensors[ti].stored_level);
   }
@@ -76,7 +77,10 @@ void Activations::encrypt_rows_for(const plan::StreamStep& st) {
                           band_elements(s, encrypted_rows_[ti], need), g_.tensors[ti].name, plan_.tensors[ti].bound,
                           group_of_[ti]);
     encrypted_rows_[ti] = need;
-    if (need == s[1]) pending_input_[ti] = -1;
+    if (need == s[1]) {
+      run_.client.input_encrypted(static_cast<std::size_t>(pending_input_[ti]));
+      pending_input_[ti] = -1;
+    }
   }
 }
 

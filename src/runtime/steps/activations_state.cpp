@@ -233,6 +233,10 @@ std::int64_t Activations::restore_state(std::istream& in, std::int64_t last_node
     throw model::ModelError("batch " + std::to_string(batch) + " must be in [1, " +
                             std::to_string(plan_.parameters.capacity()) + "] (samples per ciphertext)");
   }
+  // Inputs the checkpoint holds encrypted whole are not needed in the clear again.
+  for (std::size_t i = 0; i < g_.inputs.size(); ++i) {
+    if (pending_input_[static_cast<std::size_t>(g_.inputs[i])] < 0) run_.client.input_encrypted(i);
+  }
   return batch;
 }
 

@@ -51,6 +51,9 @@ std::vector<ckks::Ciphertext> exchange_round(RunState& run, const std::string& l
       throw std::runtime_error(layer + ": the client returned a ciphertext with wrong parameters");
     }
   }
+  if (run.observers) {
+    for (RunObserver* o : *run.observers) o->round_replied(static_cast<std::size_t>(run.node), run.stats.rounds);
+  }
   return reply;
 }
 

@@ -27,6 +27,7 @@
 #include "runtime/encrypted_tensor.h"
 #include "runtime/kernels/output_tile.h"
 #include "runtime/local_client.h"
+#include "runtime/run_observer.h"
 #include "runtime/run_stats.h"
 
 namespace heinfer::runtime::steps {
@@ -52,6 +53,8 @@ class RunState {
   const ckks::CKKSEncoder* encoder = nullptr;  ///< per-sample rounds: encodes unmasking vectors
   const ckks::SpecialFFT* fft = nullptr;       ///< per-sample rounds: draws masks
   std::int64_t node = -1;  ///< index of the node whose step runs (names its client rounds)
+  /// The run's observers (RunObserver::round_replied after every checked reply), or null.
+  const std::vector<RunObserver*>* observers = nullptr;
 
   double scale() const { return plan.parameters.scale(); }
   /// Bytes of one ciphertext at `level` in memory (compact: c0 only).
