@@ -58,7 +58,7 @@ struct InspectOptions {
   double range = 0;  ///< > 0: fixed |value| bound for every tensor instead of calibrating
   bool no_time = false;  ///< memory only: skip the time calibration
   int limb_words = 64;   ///< stored limbs (plan::FootprintOptions::limb_words)
-  int max_prime_bits = 60;  ///< plan::ParameterOptions::max_prime_bits
+  int max_prime_bits = 49;  ///< plan::ParameterOptions::max_prime_bits
 };
 
 /// The last `width` characters (ONNX exporters put the distinctive part of names last).
@@ -250,12 +250,18 @@ std::vector<double> plan_ranges(const model::Graph& g, const model::LoadOptions&
 /// plan::plan_parameters, lowering the scale (down to 2^20) while q_0 would exceed
 /// two 60-bit primes (models with huge activations). Throws
 /// std::invalid_argument from plan_parameters otherwise.
-plan::Parameters plan_for_prediction(const model::Graph& g, const std::vector<double>& ranges,
-                                            plan::ParameterOptions po) {
+plan::Parameters plan_for_prediction(model::Graph& g, const std::vector<double>& ranges,
+                                            plan::ParameterOptions po, int limb_words) {
   const int requested = po.scale_bits;
   for (;; --po.scale_bits) {
     try {
-      plan::Parameters plan = plan::plan_parameters(g, ranges, po);
+      int refreshes = 0;
+      plan::Parameters plan = plan::plan_with_refreshes(g, ranges, po, limb_words, &refreshes);
+      if (refreshes > 0) {
+        plan::RefreshPoints points;
+        points.nonnegative = refreshes;
+        std::printf("note: %s\n", points.describe().c_str());
+      }
       if (po.scale_bits != requested) {
         std::printf("note: scale lowered from 2^%d to 2^%d so that q_0 fits in two 60-bit primes\n", requested, po.scale_bits);
       }
@@ -266,12 +272,13 @@ plan::Parameters plan_for_prediction(const model::Graph& g, const std::vector<do
   }
 }
 
-void predict(const model::Graph& g, const model::LoadOptions& lo, const InspectOptions& o) {
+/// Plans g (which may gain refreshes: plan::plan_with_refreshes), prints the graph as
+/// planned, then the prediction.
+void predict(model::Graph& g, const model::LoadOptions& lo, const InspectOptions& o) {
   if (o.threads > 0) omp_set_num_threads(o.threads);
   // As `heinfer run` (apps/run_encrypted.cpp): freed ciphertexts stay in the heap, so the
   // calibration times the executor's steady state, not mmap + first-touch page faults.
   memory::configure_allocator_for_ciphertexts();
-  std::printf("\n== encrypted run prediction (batch %lld) ==\n", static_cast<long long>(o.batch));
   nlohmann::json ranges_info;
   const std::vector<double> ranges = plan_ranges(g, lo, o, ranges_info);
   plan::ParameterOptions po;
@@ -282,7 +289,9 @@ void predict(const model::Graph& g, const model::LoadOptions& lo, const InspectO
                    : ckks::Packing::Complex;
   po.scale_bits = o.scale_bits;
   po.max_prime_bits = o.max_prime_bits;
-  const plan::Parameters plan = plan_for_prediction(g, ranges, po);
+  const plan::Parameters plan = plan_for_prediction(g, ranges, po, o.limb_words);
+  print_graph(g, o);
+  std::printf("\n== encrypted run prediction (batch %lld) ==\n", static_cast<long long>(o.batch));
   std::printf("parameters: %s\n", plan.describe().c_str());
   const plan::EncryptedPlan ep = plan::make_plan(g, plan);
   plan::FootprintOptions fo;
@@ -433,9 +442,9 @@ void inspect(const InspectOptions& o) {
       std::printf("note: %s\n", refreshes.describe().c_str());
     }
   }
-  print_graph(g, o);
   if (o.batch > 0) predict(g, lo, o);
-  else if (!o.json.empty()) throw std::invalid_argument("--json needs --batch (the prediction is per batch size)");
+  else print_graph(g, o);
+  if (o.batch <= 0 && !o.json.empty()) throw std::invalid_argument("--json needs --batch (the prediction is per batch size)");
 }
 
 }  // namespace

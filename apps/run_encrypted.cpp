@@ -123,8 +123,8 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
   if (g.inputs.size() != 1 || g.outputs.size() != 1) {
     throw std::runtime_error("`run` supports models with one input and one output");
   }
-  const model::Shape& in_shape = g.tensors[static_cast<std::size_t>(g.inputs[0])].shape;
-  const model::Shape& out_shape = g.tensors[static_cast<std::size_t>(g.outputs[0])].shape;
+  const model::Shape in_shape = g.tensors[static_cast<std::size_t>(g.inputs[0])].shape;
+  const model::Shape out_shape = g.tensors[static_cast<std::size_t>(g.outputs[0])].shape;
   runtime::check_output_path(output);  // before the run, not after it
   runtime::InputBatch x = runtime::read_input_batch(input, in_shape);
   const std::int64_t count = x.count;
@@ -150,11 +150,19 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
   po.unmasked_functions = o.allow_unmasked_rounds;
   // --check: the plaintext executor's outputs are the calibration run's (the same batch).
   std::vector<std::vector<double>> plain_outputs;
+  const int limb_words = o.limb_words == "32" || (o.limb_words == "auto" && o.dram_budget > 0) ? 32 : 64;
+  int refreshes = 0;
   plan::Parameters plan = [&] {
     std::vector<runtime::PlainTensor> calibration;
     calibration.push_back(runtime::from_batch_major(std::span<const double>(values), count, in_shape));
-    return runtime::calibrated_parameters(g, calibration, po, o.check ? &plain_outputs : nullptr);
+    return runtime::calibrated_parameters(g, calibration, po, o.check ? &plain_outputs : nullptr, limb_words,
+                                          &refreshes);
   }();
+  if (refreshes > 0) {
+    plan::RefreshPoints points;
+    points.nonnegative = refreshes;
+    std::fprintf(stderr, "note: %s\n", points.describe().c_str());
+  }
   if (o.params != "auto") plan::apply_parameter_override(plan, o.params);
   // Resumable runs: the parameters, the secret key and the state come from the checkpoint.
   const std::string checkpoint_dir = !o.resume.empty() ? o.resume : o.checkpoint;
@@ -265,7 +273,6 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
   }
   runtime::EncryptedSession session(g, plan, ro, secret ? &*secret : nullptr);
   std::printf("context: %s\n", session.context->describe().c_str());
-  const int limb_words = o.limb_words == "32" || (o.limb_words == "auto" && so.dram_budget > 0) ? 32 : 64;
   if (limb_words == 32) store.pack_words(session.context);
   const double setup_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_plan).count();
   const std::int64_t capacity = plan.capacity();

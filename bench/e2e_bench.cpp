@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
   }
   int threads = 0, batches = 2;
   std::string packing = "complex", masks = "per-window";
-  int max_prime_bits = 60;
+  int max_prime_bits = 49;
   for (int i = 3; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--batches")) batches = std::atoi(argv[i + 1]);

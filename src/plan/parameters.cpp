@@ -161,10 +161,9 @@ Parameters plan_parameters(const model::Graph& g, const std::vector<double>& ran
   const int q0 = std::max(required_q0_bits(plan, o.noise_bits), o.scale_bits + 10);
   // The modulus left at the deepest level: as few primes of at most max_prime_bits as
   // hold q_0 (at least kMinBasePrimeBits each), which the executor never rescales away.
-  // (Limbs of 50 bits and more leave the AVX-512 IFMA kernels for the portable ones, limbs
-  // above 31 bits the AVX2 integer kernels for double-precision ones; a smaller bound
-  // keeps them on the fast kernels at the cost of one more limb in every ciphertext,
-  // 15-50 % more memory and, measured, more time than the faster kernels save.)
+  // (Limbs of 50 bits and more leave the AVX-512 IFMA and AVX2 FMA kernels for the
+  // portable ones, ~5x slower per limb, hence max_prime_bits = 49 by default; a bound of
+  // 31 would split a q_0 of 32-49 bits too, which costs more than it saves.)
   if (q0 > kMaxBaseBits) {
     throw std::invalid_argument("parameter selection: q_0 would need " + std::to_string(q0) + " bits (> " +
                                 std::to_string(kMaxBaseBits) + ") for values up to 2^" +

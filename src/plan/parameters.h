@@ -94,10 +94,11 @@ struct ParameterOptions {
   int noise_bits = 10;  ///< extra bits in q_0 above max|value|·Δ
   bool unmasked_functions = false;  ///< Parameters::unmasked_functions
   /// Largest prime of the chain, in bits (scale_bits to 60): q_0 is split into primes of
-  /// at most this size (31: every limb fits a 32-bit word and the AVX2 integer kernels).
-  /// 60 on every machine kind: the extra limb costs more than the faster kernels gain
-  /// (docs/performance.md, "Prime sizes").
-  int max_prime_bits = 60;
+  /// at most this size. 49 (default): every limb stays on the fast kernels (AVX-512 IFMA:
+  /// q < 2^50, AVX2 double-precision FMA: q < 2^49); a wider limb runs on the portable
+  /// kernels at ~5x the time of a fast one, more than the extra limb costs
+  /// (docs/performance.md, "Prime sizes"). 31: every limb fits a 32-bit word.
+  int max_prime_bits = 49;
 };
 
 /// Whether evaluating `g` switches keys: only a ciphertext × ciphertext product does

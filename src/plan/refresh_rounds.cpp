@@ -1,6 +1,8 @@
 #include "plan/refresh_rounds.h"
 
 #include <algorithm>
+#include <optional>
+#include <utility>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -153,12 +155,53 @@ std::string RefreshPoints::describe() const {
   return s;
 }
 
+namespace {
+
+/// (ring elements per batch, stored words per coefficient) of the top level.
+std::pair<std::int64_t, std::int64_t> batch_cost(const Parameters& p, int limb_words) {
+  const auto bits = p.params.coeff_bits();
+  std::int64_t words = 0;
+  for (int b : bits) words += limb_words == 32 && b <= 32 ? 1 : 2;
+  return {static_cast<std::int64_t>(p.params.poly_modulus_degree()) * static_cast<std::int64_t>(bits.size()),
+          static_cast<std::int64_t>(p.params.poly_modulus_degree()) * words};
+}
+
+}  // namespace
+
+Parameters plan_with_refreshes(model::Graph& g, const std::vector<double>& ranges, const ParameterOptions& o,
+                               int limb_words, int* inserted) {
+  if (inserted) *inserted = 0;
+  model::Graph refreshed = g;
+  const int count = insert_nonnegative_refreshes(refreshed, o.masks);
+  if (count == 0) return plan_parameters(g, ranges, o);
+  // The new tensors (appended) take their input's range: Relu is the identity there.
+  std::vector<double> r = ranges;
+  r.resize(refreshed.tensors.size(), 0.0);
+  for (const model::Node& n : refreshed.nodes) {
+    const auto out = static_cast<std::size_t>(n.outputs[0]);
+    if (out >= ranges.size() && n.op == model::OpType::Relu) r[out] = r[static_cast<std::size_t>(n.inputs[0])];
+  }
+  std::optional<Parameters> without;
+  try {
+    without = plan_parameters(g, ranges, o);
+  } catch (const std::invalid_argument&) {
+  }
+  Parameters with;
+  try {
+    with = plan_parameters(refreshed, r, o);
+  } catch (const std::invalid_argument&) {
+    if (without) return *without;
+    throw;
+  }
+  if (without && batch_cost(*without, limb_words) <= batch_cost(with, limb_words)) return *without;
+  g = std::move(refreshed);
+  if (inserted) *inserted = count;
+  return with;
+}
+
 RefreshPoints insert_refresh_rounds(model::Graph& g, RoundMasks masks) {
   RefreshPoints points;
-  if (deepest(level_rules(g, masks)) <= kMaxDepthWithoutRefresh) {
-    points.nonnegative = insert_nonnegative_refreshes(g, masks);
-    return points;
-  }
+  if (deepest(level_rules(g, masks)) <= kMaxDepthWithoutRefresh) return points;
   int& inserted = points.two_round;
   std::vector<model::TensorId> refreshed;
   for (;;) {

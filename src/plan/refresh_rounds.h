@@ -35,10 +35,9 @@ struct RefreshPoints {
 
 /// When the level rules (plan/level_rules.h) give `g` more than kMaxDepthWithoutRefresh
 /// levels, inserts refresh points (file comment) until no node computes deeper than
-/// kRefreshDepth. Otherwise it lowers the depth with one-round refreshes where they are
-/// exact (insert_nonnegative_refreshes). Run on a prepared graph before calibration (the
-/// new tensors need ranges). Throws model::ModelError when a single node needs more than
-/// the budget on fresh inputs.
+/// kRefreshDepth; otherwise leaves g unchanged. Run on a prepared graph before
+/// calibration (the new tensors need ranges). Throws model::ModelError when a single
+/// node needs more than the budget on fresh inputs.
 RefreshPoints insert_refresh_rounds(model::Graph& g, RoundMasks masks);
 
 /// Whether every element of t is >= 0 for every input, by construction: the output of a
@@ -54,5 +53,16 @@ std::vector<bool> nonnegative_tensors(const model::Graph& g);
 /// GlobalAveragePool -> Flatten -> Gemm is the case: one round of C ciphertexts instead
 /// of a second level for every ciphertext of the run. Returns the number inserted.
 int insert_nonnegative_refreshes(model::Graph& g, RoundMasks masks);
+
+/// plan_parameters for `g` with the non-negative refreshes where they pay, given the
+/// calibrated `ranges` of g (a refresh's output has its input's range). One level less
+/// moves masked values to level 0 (q_0 grows by the mask's bits), so the refreshes are
+/// kept only when the chosen parameters are cheaper: fewer ring elements per batch
+/// (N times the limbs at the top level), or as many but fewer stored words per ciphertext
+/// with `limb_words` = 32 (limbs of primes below 2^32 in one word, others in two).
+/// Replaces g by the refreshed graph when it keeps them and sets `*inserted` to their
+/// count. Throws as plan_parameters when neither graph has parameters.
+Parameters plan_with_refreshes(model::Graph& g, const std::vector<double>& ranges, const ParameterOptions& o,
+                               int limb_words = 64, int* inserted = nullptr);
 
 }  // namespace heinfer::plan

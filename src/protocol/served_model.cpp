@@ -62,8 +62,8 @@ std::unique_ptr<Model> prepare_served_model(const ServedModel& sm, int max_messa
   if (sm.calibration.empty()) {
     throw std::runtime_error("model '" + sm.name + "': needs --calibration " + sm.name + "=X.npy");
   }
-  const model::Shape& in_shape = m->g.tensors[static_cast<std::size_t>(m->g.inputs[0])].shape;
-  const model::Shape& out_shape = m->g.tensors[static_cast<std::size_t>(m->g.outputs[0])].shape;
+  const model::Shape in_shape = m->g.tensors[static_cast<std::size_t>(m->g.inputs[0])].shape;
+  const model::Shape out_shape = m->g.tensors[static_cast<std::size_t>(m->g.outputs[0])].shape;
   const runtime::InputBatch cal = runtime::read_input_batch(sm.calibration, in_shape);  // NaN refused
   const auto all = runtime::from_batch_major(std::span<const double>(cal.values), cal.count, in_shape);
   plan::ParameterOptions po;

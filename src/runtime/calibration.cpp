@@ -6,6 +6,7 @@
 
 #include "model/error.h"
 #include "model/liveness.h"
+#include "plan/refresh_rounds.h"
 #include "runtime/plain_executor.h"
 
 namespace heinfer::runtime {
@@ -98,10 +99,11 @@ std::vector<double> calibrate_ranges(const model::Graph& g, const std::vector<Pl
   return range;
 }
 
-plan::Parameters calibrated_parameters(const model::Graph& g, const std::vector<PlainTensor>& inputs,
+plan::Parameters calibrated_parameters(model::Graph& g, const std::vector<PlainTensor>& inputs,
                                        const plan::ParameterOptions& options,
-                                       std::vector<std::vector<double>>* outputs) {
-  return plan::plan_parameters(g, calibrate_ranges(g, inputs, 0, outputs), options);
+                                       std::vector<std::vector<double>>* outputs, int limb_words, int* refreshes) {
+  const std::vector<double> ranges = calibrate_ranges(g, inputs, 0, outputs);
+  return plan::plan_with_refreshes(g, ranges, options, limb_words, refreshes);
 }
 
 }  // namespace heinfer::runtime

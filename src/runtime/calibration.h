@@ -37,9 +37,12 @@ std::vector<double> calibrate_ranges(const model::Graph& g, const std::vector<Pl
 /// The parameters of an encrypted run of g, calibrated on `inputs`: calibrate_ranges,
 /// then plan::plan_parameters. The one preparation `heinfer run` (on the client's batch)
 /// and `heinfer serve` (on the model owner's calibration set) share. Throws as those do.
-/// `outputs` as in calibrate_ranges.
-plan::Parameters calibrated_parameters(const model::Graph& g, const std::vector<PlainTensor>& inputs,
+/// `outputs` as in calibrate_ranges. The parameters are plan::plan_with_refreshes's:
+/// g gains the non-negative refreshes where they pay for a run storing `limb_words`-bit
+/// words (their count in `*refreshes`).
+plan::Parameters calibrated_parameters(model::Graph& g, const std::vector<PlainTensor>& inputs,
                                        const plan::ParameterOptions& options = {},
-                                       std::vector<std::vector<double>>* outputs = nullptr);
+                                       std::vector<std::vector<double>>* outputs = nullptr, int limb_words = 64,
+                                       int* refreshes = nullptr);
 
 }  // namespace heinfer::runtime

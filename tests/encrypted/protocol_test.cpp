@@ -253,7 +253,10 @@ TEST(EncryptedProtocol, PrimesOfAtMost31BitsSplitQ0AndStillDecrypt) {
   plan::ParameterOptions o;
   o.max_prime_bits = 31;
   const auto plan = plan::plan_parameters(g, runtime::calibrate_ranges(g, {x}), o);
-  const auto wide = plan::plan_parameters(g, runtime::calibrate_ranges(g, {x}));
+  plan::ParameterOptions w;
+  w.max_prime_bits = 60;  // q_0 in one prime
+  const auto wide = plan::plan_parameters(g, runtime::calibrate_ranges(g, {x}), w);
+  ASSERT_GT(wide.params.coeff_bits()[0], 31);
   EXPECT_EQ(plan.needs.levels, wide.needs.levels);
   EXPECT_EQ(plan.params.coeff_bits().size(), wide.params.coeff_bits().size() + 1);
   for (int bits : plan.params.coeff_bits()) EXPECT_LE(bits, 31);

@@ -54,7 +54,7 @@ TEST(ResidualFusion, ABasicBlockRunsOnOneLevelAndMatchesPlaintext) {
   EXPECT_EQ(deepest(plain_add), 2);  // the Add folds the skip's factors after the Conv's rescale
 
   model::Graph g = basic_block().load();
-  EXPECT_EQ(plan::insert_refresh_rounds(g, plan::RoundMasks::PerWindow).nonnegative, 1);
+  EXPECT_EQ(plan::insert_nonnegative_refreshes(g, plan::RoundMasks::PerWindow), 1);
   EXPECT_EQ(deepest(g), 1);
   const auto x = test::random_input({3, 6, 6}, 128, 9);
   // The fused graph computes the same function.

@@ -128,26 +128,18 @@ TEST_F(PredictionCli, InspectPredictsAtAnotherResolution) {
   EXPECT_EQ(j.at("format"), "heinfer-inspect");
   EXPECT_EQ(j.at("input_shape"), (std::vector<std::int64_t>{3, 8, 8}));
   const auto& layers = j.at("layers");
-  // Conv, Relu, GlobalAveragePool, Flatten, the refresh (a Relu round on the pooled
-  // non-negative values: one level instead of two), Gemm.
-  ASSERT_EQ(layers.size(), 6u);
-  EXPECT_EQ(layers[4].at("op"), "Relu");
+  ASSERT_EQ(layers.size(), 5u);
   const std::int64_t n = j.at("params").at("n");
   const int L = static_cast<int>(j.at("params").at("coeff_bits").size()) - 1;
   const std::int64_t capacity = j.at("params").at("capacity");
   EXPECT_EQ(capacity, n);  // complex packing
-  // Independent counts: Conv output 4·8·8 at level L-1; Relu round: fresh at L; pooled 4;
-  // refreshed 4, fresh at L; logits 2 at L-1.
+  // Independent counts: Conv output 4·8·8 at level L-1; Relu round: fresh at L; pooled 4; logits 2.
   EXPECT_EQ(layers[0].at("ciphertexts"), 256);
   EXPECT_EQ(layers[0].at("level"), L - 1);
   EXPECT_EQ(layers[1].at("ciphertexts"), 256);
   EXPECT_EQ(layers[1].at("level"), L);
   EXPECT_EQ(layers[2].at("ciphertexts"), 4);
-  EXPECT_EQ(layers[4].at("ciphertexts"), 4);
-  EXPECT_EQ(layers[4].at("level"), L);
-  EXPECT_EQ(layers[5].at("ciphertexts"), 2);
-  EXPECT_EQ(layers[5].at("level"), L - 1);
-  EXPECT_EQ(L, 1);  // one level: every node reads fresh (or refreshed) ciphertexts
+  EXPECT_EQ(layers[4].at("ciphertexts"), 2);
   // Conv live bytes: the 192 compact inputs (+ their expanded copies), 256 outputs before
   // the rescale, and per term (256 outputs × 27 taps) 8·(L+1) + 16 bytes of accumulators.
   const std::int64_t limb = n * 8;
@@ -174,15 +166,14 @@ TEST_F(PredictionCli, InspectPredictsAtAnotherResolution) {
   }
 }
 
-// A fixed range (10^22, doubled by the margin: 2^74.1) masked at level 0 by the pooled
-// features' refresh round (R < 2^12) is too large for q_0 <= 120 bits at 2^30 (74.1 + 12
-// + 30 + 10 noise bits): the scale is lowered until it fits (2^23).
+// A fixed range (10^6, doubled by the margin: 2^21 at level 0) too large for q_0 <= 60 bits
+// at 2^30 (21 + 1 + 30 + 10 noise bits): the scale is lowered until it fits.
 TEST_F(PredictionCli, InspectLowersTheScaleForLargeRanges) {
   const fs::path model = write_model(resolution_free_model(), "free.onnx");
   const fs::path json = dir_ / "pred.json";
-  const Result r = sh("inspect '" + model.string() + "' --batch 16 --range 1e22 --no-time --json '" + json.string() + "'");
+  const Result r = sh("inspect '" + model.string() + "' --batch 16 --range 1e26 --no-time --json '" + json.string() + "'");
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_NE(r.output.find("ranges: fixed |value| <= 1e+22"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("ranges: fixed |value| <= 1e+26"), std::string::npos) << r.output;
   std::ifstream in(json);
   const nlohmann::json j = nlohmann::json::parse(in);
   EXPECT_EQ(j.at("ranges").at("mode"), "fixed");
@@ -210,17 +201,19 @@ TEST_F(PredictionCli, InspectPredicts32BitLimbWords) {
     j[k] = nlohmann::json::parse(in);
     EXPECT_EQ(j[k].at("memory").at("limb_words"), words[k]);
   }
-  ASSERT_EQ(j[0].at("params"), j[1].at("params"));
-  const std::int64_t n = j[0].at("params").at("n");
-  const auto bits = j[0].at("params").at("coeff_bits").get<std::vector<int>>();
-  std::int64_t wide = 0, packed = 0;
-  for (int b : bits) {
-    wide += 8 * n;
-    packed += (b <= 32 ? 4 : 8) * n;
+  // The chains may differ: with 32-bit words the pooled features' refresh pays ({27, 27,
+  // 30}: three words, against {41, 30, 30}: four; plan::plan_with_refreshes).
+  std::int64_t bytes[2] = {0, 0};
+  for (int k = 0; k < 2; ++k) {
+    const std::int64_t n = j[k].at("params").at("n");
+    for (int b : j[k].at("params").at("coeff_bits").get<std::vector<int>>()) {
+      bytes[k] += (words[k] == 32 && b <= 32 ? 4 : 8) * n;
+    }
+    EXPECT_EQ(j[k].at("layers")[1].at("output_bytes"), 256 * bytes[k]) << words[k];
   }
-  ASSERT_LT(packed, wide) << "no limb below 2^32 in this chain";
-  EXPECT_EQ(j[0].at("layers")[1].at("output_bytes"), 256 * wide);
-  EXPECT_EQ(j[1].at("layers")[1].at("output_bytes"), 256 * packed);
+  EXPECT_LT(bytes[1], bytes[0]);
+  EXPECT_EQ(j[0].at("params").at("levels"), 2);
+  EXPECT_EQ(j[1].at("params").at("levels"), 1);
   // (The peak itself is the Conv's outputs and working set here, expanded either way.)
   EXPECT_LE(j[1].at("memory").at("peak_streamed_bytes").get<std::int64_t>(),
             j[0].at("memory").at("peak_streamed_bytes").get<std::int64_t>());
