@@ -171,6 +171,7 @@ std::pair<std::int64_t, std::int64_t> batch_cost(const Parameters& p, int limb_w
 Parameters plan_with_refreshes(model::Graph& g, const std::vector<double>& ranges, const ParameterOptions& o,
                                int limb_words, int* inserted) {
   if (inserted) *inserted = 0;
+  if (deepest(level_rules(g, o.masks)) <= 1) return plan_parameters(g, ranges, o);  // no copy of the weights
   model::Graph refreshed = g;
   const int count = insert_nonnegative_refreshes(refreshed, o.masks);
   if (count == 0) return plan_parameters(g, ranges, o);
