@@ -1,6 +1,7 @@
 #include "model/residual_fusion.h"
 
 #include "model/analysis.h"
+#include "model/identity_removal.h"
 
 namespace heinfer::model {
 
@@ -11,7 +12,6 @@ int fuse_residual_adds(Graph& g) {
   }
   const auto readers = consumers(g);
   auto shape = [&](TensorId t) -> const Shape& { return g.tensors[static_cast<std::size_t>(t)].shape; };
-  std::vector<bool> erase(g.nodes.size(), false);
   int fused = 0;
   for (std::size_t i = 0; i < g.nodes.size(); ++i) {
     const Node& add = g.nodes[i];
@@ -22,7 +22,7 @@ int fuse_residual_adds(Graph& g) {
       if (a == z || !is_activation(g, a) || !is_activation(g, z)) continue;
       const int ci = producer[static_cast<std::size_t>(a)];
       const int zi = producer[static_cast<std::size_t>(z)];
-      if (ci < 0 || zi < 0 || erase[static_cast<std::size_t>(ci)]) continue;
+      if (ci < 0 || zi < 0) continue;
       const Node& conv = g.nodes[static_cast<std::size_t>(ci)];
       const auto* cp = std::get_if<ConvParams>(&conv.params);
       if (conv.op != OpType::Conv || !cp || cp->residual) continue;
@@ -34,17 +34,12 @@ int fuse_residual_adds(Graph& g) {
       f.inputs.push_back(z);
       f.outputs = add.outputs;
       std::get<ConvParams>(f.params).residual = true;
-      erase[static_cast<std::size_t>(ci)] = true;
-      g.nodes[i] = std::move(f);
+      g.nodes[i] = std::move(f);  // the Conv it came from is left unread
       ++fused;
       break;
     }
   }
-  std::vector<Node> kept;
-  for (std::size_t i = 0; i < g.nodes.size(); ++i) {
-    if (!erase[i]) kept.push_back(std::move(g.nodes[i]));
-  }
-  g.nodes = std::move(kept);
+  if (fused > 0) remove_dead_nodes(g);
   return fused;
 }
 

@@ -18,7 +18,8 @@ namespace heinfer::model {
 /// them into the same accumulator as its weights (one level: the idea of ONNX Runtime's
 /// FusedConv "Z" input, applied to lazy rescaling, nGraph-HE2 §3). A Z from a linear node
 /// may sit deeper than X, where fusing would cost a level instead, so it is left alone.
-/// Returns the number of Adds fused.
+/// The Conv nodes fused are left unread and removed (remove_dead_nodes, which also drops
+/// any other dead node). Returns the number of Adds fused.
 int fuse_residual_adds(Graph& g);
 
 }  // namespace heinfer::model

@@ -30,6 +30,17 @@ model::Node make_node(std::string name, model::OpType op, std::vector<model::Ten
   return n;
 }
 
+/// Inserts `nodes` before node k and makes nodes k.. read `to` instead of `from`.
+void insert_before(model::Graph& g, std::size_t k, model::TensorId from, model::TensorId to,
+                   const std::vector<model::Node>& nodes) {
+  for (std::size_t j = k; j < g.nodes.size(); ++j) {
+    for (model::TensorId& in : g.nodes[j].inputs) {
+      if (in == from) in = to;
+    }
+  }
+  g.nodes.insert(g.nodes.begin() + static_cast<std::ptrdiff_t>(k), nodes.begin(), nodes.end());
+}
+
 /// Inserts x = Relu(t) - Relu(-t) before node k and makes nodes k.. read it instead of t;
 /// returns x.
 model::TensorId refresh(model::Graph& g, std::size_t k, model::TensorId t, int index) {
@@ -49,12 +60,7 @@ model::TensorId refresh(model::Graph& g, std::size_t k, model::TensorId t, int i
   nodes.push_back(make_node(base + "/relu_neg", model::OpType::Relu, {neg}, neg_pos, model::NoParams{}));
   nodes.push_back(make_node(base + "/sub", model::OpType::Sub, {pos, neg_pos}, out,
                             model::BinaryParams{strides, strides}));
-  for (std::size_t j = k; j < g.nodes.size(); ++j) {
-    for (model::TensorId& in : g.nodes[j].inputs) {
-      if (in == t) in = out;
-    }
-  }
-  g.nodes.insert(g.nodes.begin() + static_cast<std::ptrdiff_t>(k), nodes.begin(), nodes.end());
+  insert_before(g, k, t, out, nodes);
   return out;
 }
 
@@ -63,13 +69,7 @@ void relu_refresh(model::Graph& g, std::size_t k, model::TensorId t, int index) 
   const model::Tensor& src = g.tensors[static_cast<std::size_t>(t)];
   const std::string name = src.name + "/refresh_" + std::to_string(index);
   const model::TensorId y = model::add_activation(g, name, src.shape);
-  for (std::size_t j = k; j < g.nodes.size(); ++j) {
-    for (model::TensorId& in : g.nodes[j].inputs) {
-      if (in == t) in = y;
-    }
-  }
-  g.nodes.insert(g.nodes.begin() + static_cast<std::ptrdiff_t>(k),
-                 make_node(name, model::OpType::Relu, {t}, y, model::NoParams{}));
+  insert_before(g, k, t, y, {make_node(name, model::OpType::Relu, {t}, y, model::NoParams{})});
 }
 
 }  // namespace
