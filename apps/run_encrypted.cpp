@@ -151,13 +151,23 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
   // --check: the plaintext executor's outputs are the calibration run's (the same batch).
   std::vector<std::vector<double>> plain_outputs;
   const int limb_words = o.limb_words == "32" || (o.limb_words == "auto" && o.dram_budget > 0) ? 32 : 64;
-  int refreshes = 0;
-  plan::Parameters plan = [&] {
+  // A resumed run takes the calibration its checkpoint kept (the same model and batch:
+  // the manifest's file digests are checked below); otherwise one plaintext pass.
+  const std::size_t reference_values = o.check ? static_cast<std::size_t>(count * model::numel(out_shape)) : 0;
+  std::optional<runtime::CheckpointCalibration> kept;
+  if (!o.resume.empty()) kept = runtime::read_checkpoint_calibration(o.resume, g.tensors.size(), reference_values);
+  if (kept) {
+    std::fprintf(stderr, "note: the calibration comes from the checkpoint (no plaintext pass)\n");
+  } else {
+    kept.emplace();
     std::vector<runtime::PlainTensor> calibration;
     calibration.push_back(runtime::from_batch_major(std::span<const double>(values), count, in_shape));
-    return runtime::calibrated_parameters(g, calibration, po, o.check ? &plain_outputs : nullptr, limb_words,
-                                          &refreshes);
-  }();
+    kept->ranges = runtime::calibrate_ranges(g, calibration, 0, o.check ? &plain_outputs : nullptr);
+    if (o.check) kept->reference = std::move(plain_outputs.at(0));
+    plain_outputs.clear();
+  }
+  int refreshes = 0;
+  plan::Parameters plan = plan::plan_with_refreshes(g, kept->ranges, po, limb_words, &refreshes);
   if (refreshes > 0) {
     plan::RefreshPoints points;
     points.nonnegative = refreshes;
@@ -267,6 +277,7 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
     }
     checkpoint = std::make_unique<runtime::CheckpointWriter>(checkpoint_dir, o.checkpoint_interval, identity, ctx,
                                                              *secret, &store, &monitor);
+    runtime::write_checkpoint_calibration(checkpoint_dir, *kept);
     if (resume) checkpoint->continue_from(*resume);
     ro.checkpoint = checkpoint.get();
     ro.resume = resume ? &*resume : nullptr;
@@ -284,8 +295,8 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
   }
 
   std::vector<float> ref;
-  if (o.check) ref.assign(plain_outputs.at(0).begin(), plain_outputs.at(0).end());
-  plain_outputs.clear();
+  if (o.check) ref.assign(kept->reference.begin(), kept->reference.end());
+  kept.reset();
   runtime::EncryptedRunStats stats;
   std::vector<double> batch_seconds;
   const std::vector<double> y = session.run_batched(std::move(values), count, chunk, stats, &batch_seconds);

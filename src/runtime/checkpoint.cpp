@@ -19,6 +19,7 @@
 #include "memory/file_tier.h"
 #include "memory/memory_monitor.h"
 #include "runtime/atomic_file.h"
+#include "runtime/npy.h"
 #include "runtime/steps/activations.h"
 
 namespace heinfer::runtime {
@@ -27,6 +28,8 @@ namespace {
 namespace fs = std::filesystem;
 constexpr const char* kManifest = "checkpoint.json";
 constexpr const char* kSecretKey = "secret.key";
+constexpr const char* kRanges = "ranges.npy";
+constexpr const char* kReference = "reference.npy";
 constexpr std::uintmax_t kMaxManifestBytes = 1 << 20;
 
 double now_seconds() {
@@ -157,6 +160,54 @@ ckks::SecretKey read_checkpoint_secret_key(const fs::path& dir, const ckks::CKKS
   return ckks::load_secret_key(in, context);
 }
 
+namespace {
+
+/// A float64 vector of `count` finite values (>= 0 when `nonnegative`) from DIR/name.
+std::vector<double> read_values(const fs::path& p, std::size_t count, bool nonnegative) {
+  // An .npy header is at most a few hundred bytes (format 1.0 caps it at 64 KiB).
+  const std::uintmax_t limit = count * sizeof(double) + 65536 + 16;
+  std::error_code ec;
+  const std::uintmax_t size = fs::file_size(p, ec);
+  if (ec || size > limit) {
+    throw std::runtime_error("--resume: '" + p.string() + "' is not the calibration of this run (" +
+                             (ec ? ec.message() : std::to_string(size) + " bytes") + ")");
+  }
+  const NpyArray a = read_npy(p);
+  if (a.dtype != NpyDType::Float64 || a.shape != std::vector<std::int64_t>{static_cast<std::int64_t>(count)}) {
+    throw std::runtime_error("--resume: '" + p.string() + "' must hold " + std::to_string(count) + " float64 values");
+  }
+  std::vector<double> v = a.to_double();
+  for (double x : v) {
+    if (!std::isfinite(x) || (nonnegative && x < 0)) {
+      throw std::runtime_error("--resume: '" + p.string() + "' holds a value out of range");
+    }
+  }
+  return v;
+}
+
+void write_values(const fs::path& p, const std::vector<double>& v) {
+  const auto bytes = serialize_npy(make_npy(NpyDType::Float64, {static_cast<std::int64_t>(v.size())}, v));
+  write_file_atomic(p, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), 0600);
+}
+
+}  // namespace
+
+void write_checkpoint_calibration(const fs::path& dir, const CheckpointCalibration& c) {
+  if (!c.reference.empty()) write_values(dir / kReference, c.reference);
+  write_values(dir / kRanges, c.ranges);  // last: its presence means both are complete
+}
+
+std::optional<CheckpointCalibration> read_checkpoint_calibration(const fs::path& dir, std::size_t tensors,
+                                                                 std::size_t reference_values) {
+  std::error_code ec;
+  if (!fs::exists(dir / kRanges, ec)) return std::nullopt;
+  if (reference_values > 0 && !fs::exists(dir / kReference, ec)) return std::nullopt;
+  CheckpointCalibration c;
+  c.ranges = read_values(dir / kRanges, tensors, true);
+  if (reference_values > 0) c.reference = read_values(dir / kReference, reference_values, false);
+  return c;
+}
+
 CheckpointWriter::CheckpointWriter(fs::path dir, double interval_seconds, CheckpointIdentity identity,
                                    ckks::ContextPtr context, const ckks::SecretKey& secret,
                                    memory::CiphertextStore* store, const memory::MemoryMonitor* monitor)
@@ -247,7 +298,7 @@ void CheckpointWriter::continue_from(const ResumePoint& r) {
 
 void CheckpointWriter::remove() {
   std::error_code ec;
-  for (const char* f : {kManifest, kSecretKey}) fs::remove(dir_ / f, ec);
+  for (const char* f : {kManifest, kSecretKey, kRanges, kReference}) fs::remove(dir_ / f, ec);
   if (!state_.empty()) fs::remove(state_, ec);
   if (store_ && store_->tier_file()) fs::remove(store_->tier_file()->path(), ec);  // freed when unmapped
   // Files of an earlier, interrupted writer of this directory (a resumed run's own).

@@ -7,6 +7,10 @@
 //    files, the CKKS parameters and their fingerprint, the batch, the steps completed,
 //    the state file's name), replaced atomically (runtime/atomic_file.h);
 //  - secret.key: the client's secret key (ckks/secret_key_io.h), written once;
+//  - ranges.npy (and reference.npy with --check): the client's calibration (float64: the
+//    largest |value| of every tensor of the loaded graph; the plaintext executor's
+//    outputs, batch-major), written once, so that a resumed run plans the same
+//    parameters without another plaintext pass over the batch;
 //  - state-<steps>.bin: the run state at that boundary (steps::Activations::save_state),
 //    written to a temporary, fsync'ed and renamed before the manifest names it; the
 //    previous one is removed after.
@@ -22,6 +26,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -92,6 +97,21 @@ ResumePoint read_checkpoint(const std::filesystem::path& dir);
 /// The secret key of DIR (mode must be 0600 and owned by this user). Throws
 /// std::runtime_error / ckks::SerializationError.
 ckks::SecretKey read_checkpoint_secret_key(const std::filesystem::path& dir, const ckks::CKKSContext& context);
+
+/// The client's calibration of a resumable run (see the file comment).
+struct CheckpointCalibration {
+  std::vector<double> ranges;     ///< per TensorId of the loaded graph (runtime::calibrate_ranges)
+  std::vector<double> reference;  ///< the plaintext outputs, batch-major; empty without --check
+};
+/// Writes c into DIR (mode 0600, atomically). Throws std::runtime_error naming the file.
+void write_checkpoint_calibration(const std::filesystem::path& dir, const CheckpointCalibration& c);
+/// DIR's calibration, or nullopt when DIR has none (a checkpoint written before it was
+/// kept) or lacks the reference that `reference_values` > 0 asks for. Checks each file's
+/// size before reading it, then that `ranges` holds `tensors` finite values >= 0 and the
+/// reference `reference_values` finite values; throws std::runtime_error naming the file
+/// otherwise.
+std::optional<CheckpointCalibration> read_checkpoint_calibration(const std::filesystem::path& dir,
+                                                                 std::size_t tensors, std::size_t reference_values);
 
 /// Writes checkpoints of one run into DIR (created with mode 0700 when missing).
 class CheckpointWriter {

@@ -106,7 +106,7 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, EncryptedRunStat
   std::vector<RunObserver*> observers;
   std::optional<ProgressPrinter> printer;
   std::optional<FaultInjector> fault;
-  if (options_.progress) observers.push_back(&printer.emplace(g));
+  if (options_.progress) observers.push_back(&printer.emplace(g, store));
   if (options_.kill_after_node >= 0 || options_.kill_after_step >= 0 || options_.kill_in_round >= 0) {
     observers.push_back(&fault.emplace(options_.kill_after_node, options_.kill_after_step, options_.kill_in_round));
   }

@@ -3,8 +3,11 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <malloc.h>
+#include <string>
 
 #include "memory/bytes.h"
+#include "memory/memory_monitor.h"
 
 namespace heinfer::runtime {
 namespace {
@@ -23,9 +26,19 @@ void ProgressPrinter::band_done(std::size_t node, const plan::StreamStep& step, 
   last_band_report_ = t;
   const model::Node& n = g_.nodes[node];
   const model::Shape& y = g_.tensors[static_cast<std::size_t>(n.outputs[0])].shape;
-  std::fprintf(stderr, "  streaming: band %zu of %zu steps: %s rows [%lld, %lld) of %lld\n", index, steps,
+  std::string mem;
+  if (store_) {
+    mem = "  dram " + memory::format_bytes(store_->dram().bytes) + "  tier " + memory::format_bytes(store_->pmem().bytes) +
+          "  rss_anon " + memory::format_bytes(memory::rss_anon_bytes());
+#ifdef __GLIBC__
+    // Free bytes in the heap: blocks freed between live ones (resident until trimmed).
+    const struct mallinfo2 mi = mallinfo2();
+    mem += "  heap_free " + memory::format_bytes(static_cast<std::int64_t>(mi.fordblks));
+#endif
+  }
+  std::fprintf(stderr, "  streaming: band %zu of %zu steps: %s rows [%lld, %lld) of %lld%s\n", index, steps,
                n.name.c_str(), static_cast<long long>(step.row_begin), static_cast<long long>(step.row_end),
-               static_cast<long long>(y.size() == 3 ? y[1] : 0));
+               static_cast<long long>(y.size() == 3 ? y[1] : 0), mem.c_str());
 }
 
 void ProgressPrinter::node_done(std::size_t node, std::size_t nodes, const LayerStats& ls) {

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "memory/ciphertext_store.h"
 #include "model/graph.h"
 #include "plan/stream_schedule.h"
 #include "runtime/run_stats.h"
@@ -30,15 +31,19 @@ class RunObserver {
 };
 
 /// One line per layer on stderr (name, op, ciphertexts, level, seconds, the store's
-/// DRAM and tier bytes), and a line per streamed band at most every 10 s.
+/// DRAM and tier bytes), and a line per streamed band at most every 10 s (with the
+/// store's DRAM and tier bytes, the process's RssAnon and, with glibc, the heap's free
+/// bytes, when `store` is given).
 class ProgressPrinter : public RunObserver {
  public:
-  explicit ProgressPrinter(const model::Graph& g) : g_(g) {}
+  explicit ProgressPrinter(const model::Graph& g, const memory::CiphertextStore* store = nullptr)
+      : g_(g), store_(store) {}
   void band_done(std::size_t node, const plan::StreamStep& step, std::size_t index, std::size_t steps) override;
   void node_done(std::size_t node, std::size_t nodes, const LayerStats& stats) override;
 
  private:
   const model::Graph& g_;
+  const memory::CiphertextStore* store_;
   double last_band_report_ = 0;  ///< steady-clock seconds of the last band line
 };
 

@@ -99,6 +99,8 @@ TEST_F(ResumableRun, KilledAtSeveralPointsAndResumedGivesTheSameOutputs) {
     struct stat s {};
     ASSERT_EQ(::stat((ck / "secret.key").c_str(), &s), 0);
     EXPECT_EQ(s.st_mode & 0777, 0600u);
+    ASSERT_EQ(::stat((ck / "ranges.npy").c_str(), &s), 0) << "the calibration is kept for the resumed run";
+    EXPECT_EQ(s.st_mode & 0777, 0600u);
     for (const auto& e : fs::directory_iterator(ck)) {
       EXPECT_EQ(e.path().string().find(".tmp"), std::string::npos) << "leftover " << e.path();
     }
@@ -131,6 +133,7 @@ TEST_F(ResumableRun, KilledAtSeveralPointsAndResumedGivesTheSameOutputs) {
     ASSERT_EQ(resumed.status, 0) << resumed.output;
     EXPECT_NE(resumed.output.find("resuming after step"), std::string::npos) << resumed.output;
     EXPECT_NE(resumed.output.find("done by earlier attempts"), std::string::npos) << resumed.output;
+    EXPECT_NE(resumed.output.find("calibration comes from the checkpoint"), std::string::npos) << resumed.output;
     {
       const auto j = nlohmann::json::parse(std::ifstream(profile));
       ASSERT_TRUE(j.contains("earlier_attempts")) << "the profile of a resumed run carries the earlier attempts";
@@ -201,6 +204,28 @@ TEST_F(ResumableRun, AMismatchedOrTamperedCheckpointIsRefused) {
   EXPECT_NE(r.output.find("mode 0600"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(dir_ / "out.npy"));
   fs::permissions(ck / "secret.key", fs::perms::others_read, fs::perm_options::remove);
+  // The kept calibration: of another graph (a value too many), negative, or absent (a
+  // checkpoint of an earlier version: the run calibrates again and keeps it).
+  const auto ranges = runtime::read_npy(ck / "ranges.npy").to_double();
+  std::vector<double> longer = ranges;
+  longer.push_back(1.0);
+  runtime::write_npy(ck / "ranges.npy", runtime::make_npy(runtime::NpyDType::Float64, {static_cast<std::int64_t>(longer.size())}, longer));
+  r = run("out.npy", "--resume '" + ck.string() + "'");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("ranges.npy' must hold " + std::to_string(ranges.size())), std::string::npos) << r.output;
+  std::vector<double> negative = ranges;
+  negative.back() = -1.0;
+  runtime::write_npy(ck / "ranges.npy", runtime::make_npy(runtime::NpyDType::Float64, {static_cast<std::int64_t>(negative.size())}, negative));
+  r = run("out.npy", "--resume '" + ck.string() + "'");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("holds a value out of range"), std::string::npos) << r.output;
+  fs::remove(ck / "ranges.npy");
+  r = run("out.npy", "--resume '" + ck.string() + "'", "HEINFER_KILL_AFTER_NODE=5");
+  EXPECT_NE(r.output.find("fault injection"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("calibration comes from the checkpoint"), std::string::npos) << r.output;
+  const auto again = runtime::read_npy(ck / "ranges.npy").to_double();  // the recalibrated run keeps it
+  ASSERT_EQ(again.size(), ranges.size());
+  for (std::size_t i = 0; i < ranges.size(); ++i) EXPECT_NEAR(again[i], ranges[i], 1e-9 * (1 + ranges[i])) << i;
   // The tier file: cut short (the state references extents beyond its end), of another
   // run (its identifier), or missing.
   const auto tier_files = files_in(dir_ / "tier");
