@@ -4,16 +4,10 @@
 // parameters planned without data, per-layer ciphertexts / bytes, peak memory without a
 // budget (plan/footprint.h) and time from a quick calibration (plan/cost_model.h, runtime/cost_calibration.h).
 #include <CLI/CLI.hpp>
-#include <omp.h>
 
 #include <algorithm>
-#include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <memory>
-#include <optional>
-#include <random>
-#include <regex>
 #include <stdexcept>
 #include <string>
 
@@ -21,50 +15,19 @@
 
 #include "commands.h"
 #include "memory/bytes.h"
-#include "memory/process_memory.h"
-#include "plan/cost_model.h"
-#include "plan/footprint.h"
-#include "plan/level_rules.h"
-#include "runtime/cost_calibration.h"
 #include "model/analysis.h"
-#include "model/error.h"
 #include "model/liveness.h"
 #include "model/load.h"
+#include "plan/level_rules.h"
 #include "runtime/atomic_file.h"
-#include "plan/parameters.h"
-#include "plan/refresh_rounds.h"
-#include "runtime/calibration.h"
+#include "session/inspect.h"
 
 namespace heinfer::apps {
 namespace {
 
 using memory::format_bytes;
 
-/// Above this many multiply-accumulates (per sample × samples) the plaintext calibration
-/// of the ranges runs at a reduced resolution or falls back to a fixed bound (the
-/// plaintext executor runs roughly 1 GMAC/s on two cores: keeps it to a few seconds).
-constexpr double kMaxCalibrationMacs = 4e9;
-
-struct InspectOptions {
-  std::string model;
-  std::int64_t batch = 0;
-  std::string resolution;
-  std::string json;
-  std::string packing = "auto";
-  std::string round_masks = "per-window";
-  bool allow_unmasked_rounds = false;
-  int scale_bits = 30;
-  int threads = 0;
-  double range = 0;  ///< > 0: fixed |value| bound for every tensor instead of calibrating
-  bool no_time = false;  ///< memory only: skip the time calibration
-  int limb_words = 64;   ///< stored limbs (plan::FootprintOptions::limb_words)
-  int max_prime_bits = 49;  ///< plan::ParameterOptions::max_prime_bits
-};
-
-/// The last `width` characters (ONNX exporters put the distinctive part of names last).
-std::string tail(const std::string& s, std::size_t width) {
-  return s.size() <= width ? s : "..." + s.substr(s.size() - (width - 3));
-}
+using session::InspectOptions;
 
 /// "a..b (n nodes)" for a contiguous run, else "n nodes: i, j, ..." (first 12).
 std::string node_list(const std::vector<int>& nodes) {
@@ -81,46 +44,6 @@ std::string batched(const model::Shape& s, std::int64_t batch) {
   std::string r = "[" + (batch > 0 ? std::to_string(batch) : std::string("N"));
   for (std::int64_t d : s) r += ", " + std::to_string(d);
   return r + "]";
-}
-
-std::string seconds_text(double s) {
-  char buf[64];
-  if (s >= 3600) std::snprintf(buf, sizeof buf, "%.2f h", s / 3600);
-  else if (s >= 60) std::snprintf(buf, sizeof buf, "%.1f min", s / 60);
-  else std::snprintf(buf, sizeof buf, "%.3f s", s);
-  return buf;
-}
-
-const char* kind_name(plan::NodeKind k) {
-  using K = plan::NodeKind;
-  switch (k) {
-    case K::DataMovement: return "data-movement";
-    case K::Linear: return "linear";
-    case K::Square: return "square";
-    case K::FusedRelu: return "fused-relu";
-    case K::Relu: return "relu-round";
-    case K::MaxPool: return "maxpool-round";
-    case K::Clip: return "clip-round";
-    case K::LeakyRelu: return "leaky-round";
-    case K::FunctionRound: return "unmasked-round";
-    case K::FinalSoftmax: return "client-softmax";
-  }
-  return "?";
-}
-
-/// "H" or "HxW" -> {H, W}. Throws std::invalid_argument.
-std::pair<std::int64_t, std::int64_t> parse_resolution(const std::string& s) {
-  std::smatch m;
-  static const std::regex re(R"((\d{1,6})(?:x(\d{1,6}))?)");
-  if (!std::regex_match(s, m, re)) throw std::invalid_argument("--resolution '" + s + "': use H or HxW, e.g. 224 or 96x96");
-  const std::int64_t h = std::stoll(m[1].str());
-  const std::int64_t w = m[2].matched ? std::stoll(m[2].str()) : h;
-  if (h <= 0 || w <= 0) throw std::invalid_argument("--resolution '" + s + "': dimensions must be positive");
-  return {h, w};
-}
-
-double since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 void print_graph(const model::Graph& g, const InspectOptions& o) {
@@ -149,7 +72,7 @@ void print_graph(const model::Graph& g, const InspectOptions& o) {
     const std::string seg = na.segment >= 0 ? std::to_string(na.segment) : "-";
     const std::string depth = na.op_class == model::OpClass::ClientAided ? "in " + std::to_string(nl.input_depth)
                                                                           : std::to_string(nl.output_depth);
-    std::printf("%4zu  %-28s %-18s %-22s %-12s %14lld %6d %5s %7s\n", i, tail(n.name, 28).c_str(),
+    std::printf("%4zu  %-28s %-18s %-22s %-12s %14lld %6d %5s %7s\n", i, session::tail_text(n.name, 28).c_str(),
                 std::string(model::op_name(n.op)).c_str(), batched(out.shape, o.batch).c_str(),
                 std::string(model::op_class_name(na.op_class)).c_str(),
                 static_cast<long long>(na.macs), na.levels, depth.c_str(), seg.c_str());
@@ -175,282 +98,31 @@ void print_graph(const model::Graph& g, const InspectOptions& o) {
   }
 }
 
-/// Per-tensor largest |value| of the plaintext executor on 2 seeded uniform [0, 1] inputs.
-std::vector<double> calibrate_on_random(const model::Graph& g) {
-  std::mt19937_64 rng(2024);
-  std::uniform_real_distribution<double> u(0.0, 1.0);
-  std::vector<runtime::PlainTensor> inputs;
-  for (model::TensorId t : g.inputs) {
-    auto x = runtime::make_plain_tensor(g.tensors[static_cast<std::size_t>(t)].shape, 2);
-    for (double& v : x.data) v = u(rng);
-    inputs.push_back(std::move(x));
-  }
-  return runtime::calibrate_ranges(g, inputs);
-}
+struct CliInspectOptions {
+  InspectOptions prediction;
+  std::string json;  ///< --json: where the prediction goes
+};
 
-std::int64_t total_macs(const model::Graph& g) {
-  std::int64_t macs = 0;
-  for (const auto& n : g.nodes) macs += model::macs(g, n);
-  return macs;
-}
-
-/// Per-tensor ranges without data: the plaintext executor on 2 seeded uniform [0, 1]
-/// inputs when that is cheap (<= kMaxCalibrationMacs); for a larger image model, the same
-/// at a reduced resolution (a multiple of 32, >= 32) with the same graph structure, whose
-/// per-tensor ranges stand in for the full resolution (convolutions see the same
-/// per-pixel statistics); else (or with --range) a fixed bound (default 16).
-std::vector<double> plan_ranges(const model::Graph& g, const model::LoadOptions& lo, const InspectOptions& o,
-                                nlohmann::json& info) {
-  const auto t0 = std::chrono::steady_clock::now();
-  const double macs = static_cast<double>(total_macs(g));
-  if (o.range <= 0 && macs * 2 <= kMaxCalibrationMacs) {
-    std::vector<double> r = calibrate_on_random(g);
-    info = {{"mode", "calibrated"}, {"samples", 2}, {"distribution", "uniform [0,1], seed 2024"},
-            {"seconds", since(t0)}};
-    std::printf("ranges: calibrated by the plaintext executor on 2 seeded uniform [0,1] inputs (%.1f s)\n",
-                since(t0));
-    return r;
-  }
-  const model::Shape& in = g.tensors[static_cast<std::size_t>(g.inputs[0])].shape;
-  if (o.range <= 0 && g.inputs.size() == 1 && in.size() == 3) {
-    const double f = std::sqrt(kMaxCalibrationMacs / (2 * macs));
-    auto reduce = [&](std::int64_t d) { return std::max<std::int64_t>(32, (static_cast<std::int64_t>(d * f) / 32) * 32); };
-    model::LoadOptions small = lo;
-    small.input_shape = model::Shape{in[0], reduce(in[1]), reduce(in[2])};
-    try {
-      model::Graph gs = model::load_model(o.model, small);
-      plan::insert_refresh_rounds(gs, plan::parse_round_masks(o.round_masks));  // as g
-      bool same = gs.tensors.size() == g.tensors.size() && gs.nodes.size() == g.nodes.size();
-      for (std::size_t i = 0; same && i < g.tensors.size(); ++i) same = gs.tensors[i].name == g.tensors[i].name;
-      if (same && static_cast<double>(total_macs(gs)) * 2 <= 1.5 * kMaxCalibrationMacs) {
-        std::vector<double> r = calibrate_on_random(gs);
-        const std::string res = std::to_string((*small.input_shape)[1]) + "x" + std::to_string((*small.input_shape)[2]);
-        info = {{"mode", "calibrated-reduced"}, {"samples", 2}, {"resolution", res},
-                {"distribution", "uniform [0,1], seed 2024"}, {"seconds", since(t0)}};
-        std::printf("ranges: calibrated by the plaintext executor on 2 seeded uniform [0,1] inputs at %s "
-                    "(full resolution too large to calibrate quickly; %.1f s)\n",
-                    res.c_str(), since(t0));
-        return r;
-      }
-    } catch (const model::ModelError&) {
-      // the reduced resolution does not fit the graph: fixed bound below
-    }
-  }
-  const double fixed = o.range > 0 ? o.range : 16.0;
-  std::vector<double> r(g.tensors.size(), 0.0);
-  for (std::size_t i = 0; i < r.size(); ++i) {
-    if (!g.tensors[i].is_constant) r[i] = fixed;
-  }
-  info = {{"mode", "fixed"}, {"value", fixed}};
-  std::printf("ranges: fixed |value| <= %g for every activation (%s)\n", fixed,
-              o.range > 0 ? "--range" : "model too large to calibrate quickly; use --range to set");
-  return r;
-}
-
-/// plan::plan_parameters, lowering the scale (down to 2^20) while q_0 would exceed
-/// two 60-bit primes (models with huge activations). Throws
-/// std::invalid_argument from plan_parameters otherwise.
-plan::Parameters plan_for_prediction(model::Graph& g, const std::vector<double>& ranges,
-                                            plan::ParameterOptions po, int limb_words) {
-  const int requested = po.scale_bits;
-  for (;; --po.scale_bits) {
-    try {
-      int refreshes = 0;
-      plan::Parameters plan = plan::plan_with_refreshes(g, ranges, po, limb_words, &refreshes);
-      if (refreshes > 0) {
-        plan::RefreshPoints points;
-        points.nonnegative = refreshes;
-        std::printf("note: %s\n", points.describe().c_str());
-      }
-      if (po.scale_bits != requested) {
-        std::printf("note: scale lowered from 2^%d to 2^%d so that q_0 fits in two 60-bit primes\n", requested, po.scale_bits);
-      }
-      return plan;
-    } catch (const std::invalid_argument& e) {
-      if (po.scale_bits <= 20 || std::string(e.what()).find("q_0 would need") == std::string::npos) throw;
-    }
-  }
-}
-
-/// Plans g (which may gain refreshes: plan::plan_with_refreshes), prints the graph as
-/// planned, then the prediction.
-void predict(model::Graph& g, const model::LoadOptions& lo, const InspectOptions& o) {
-  if (o.threads > 0) omp_set_num_threads(o.threads);
-  // As `heinfer run` (apps/run_encrypted.cpp): freed ciphertexts stay in the heap, so the
-  // calibration times the executor's steady state, not mmap + first-touch page faults.
-  memory::configure_allocator_for_ciphertexts();
-  nlohmann::json ranges_info;
-  const std::vector<double> ranges = plan_ranges(g, lo, o, ranges_info);
-  plan::ParameterOptions po;
-  po.masks = plan::parse_round_masks(o.round_masks);
-  po.unmasked_functions = o.allow_unmasked_rounds;
-  po.packing = o.packing == "real" || (o.packing == "auto" && po.masks == plan::RoundMasks::PerSample)
-                   ? ckks::Packing::Real
-                   : ckks::Packing::Complex;
-  po.scale_bits = o.scale_bits;
-  po.max_prime_bits = o.max_prime_bits;
-  const plan::Parameters plan = plan_for_prediction(g, ranges, po, o.limb_words);
-  print_graph(g, o);
-  std::printf("\n== encrypted run prediction (batch %lld) ==\n", static_cast<long long>(o.batch));
-  std::printf("parameters: %s\n", plan.describe().c_str());
-  const plan::EncryptedPlan ep = plan::make_plan(g, plan);
-  plan::FootprintOptions fo;
-  fo.limb_words = o.limb_words;
-  const plan::FootprintEstimate f = plan::predict_footprint(g, ep, fo);
-  plan::ScheduleOptions streaming;
-  streaming.streaming = true;
-  const plan::FootprintEstimate fs = plan::predict_footprint(g, plan::make_plan(g, plan, streaming), fo);
-  plan::CostCalibration c;  // --no-time: all unit costs 0
-  c.threads = omp_get_max_threads();
-  if (!o.no_time) c = runtime::calibrate_costs(plan);
-  const plan::TimeEstimate t = plan::predict_time(g, ep, f, c, o.batch, plan.capacity());
-  if (!o.no_time) {
-    std::printf("calibration: %.2f s at %d threads (per limb: MAC %.3g/%.3g ns shared/single, output %.3g us; "
-                "round %.3g ms sent + %.3g ms reply per ciphertext)\n",
-                c.seconds, c.threads, c.mac_shared * 1e9, c.mac_single * 1e9, c.output_limb * 1e6,
-                c.round_send * 1e3, c.round_reply * 1e3);
-  }
-
-  std::printf("\n%4s  %-28s %-14s %10s %5s %12s %12s %11s\n", "#", "node", "kind", "ciphertexts", "level",
-              "output", "live", "1st batch");
-  nlohmann::json layers = nlohmann::json::array();
-  for (std::size_t k = 0; k < g.nodes.size(); ++k) {
-    const model::Node& n = g.nodes[k];
-    const plan::NodeFootprint& nf = f.nodes[k];
-    const plan::NodePlan& np = ep.nodes[k];
-    std::printf("%4zu  %-28s %-14s %10lld %5d %12s %12s %11s\n", k, tail(n.name, 28).c_str(), kind_name(np.kind),
-                static_cast<long long>(np.output_ciphertexts), np.output_level,
-                format_bytes(nf.output_bytes).c_str(), format_bytes(nf.live_bytes).c_str(),
-                seconds_text(t.node_seconds[k] + t.first_touch_node_seconds[k]).c_str());
-    layers.push_back({{"index", k},
-                      {"name", n.name},
-                      {"op", std::string(model::op_name(n.op))},
-                      {"kind", kind_name(np.kind)},
-                      {"ciphertexts", np.output_ciphertexts},
-                      {"level", np.output_level},
-                      {"input_level", np.input_level},
-                      {"output_bytes", nf.output_bytes},
-                      {"live_bytes", nf.live_bytes},
-                      {"live_streamed_bytes", fs.nodes[k].live_bytes},
-                      {"mac_terms", nf.mac_terms},
-                      {"round_ciphertexts", np.round_ciphertexts},
-                      {"rounds", np.rounds},
-                      {"seconds", t.node_seconds[k]},
-                      {"first_batch_seconds", t.node_seconds[k] + t.first_touch_node_seconds[k]}});
-  }
-  const std::string peak_name =
-      f.peak_node >= 0 ? g.nodes[static_cast<std::size_t>(f.peak_node)].name : std::string("-");
-  std::printf("\npredicted peak memory without a budget (all DRAM; pmem tier 0):\n");
-  std::printf("  ciphertexts %s at node %lld (%s)\n", format_bytes(f.peak_bytes).c_str(),
-              static_cast<long long>(f.peak_node), peak_name.c_str());
-  const std::string streamed_peak_name =
-      fs.peak_node >= 0 ? g.nodes[static_cast<std::size_t>(fs.peak_node)].name : std::string("-");
-  std::printf("  streamed    %s at node %lld (%s) with streaming across layers (run --streaming on)\n",
-              format_bytes(fs.peak_bytes).c_str(), static_cast<long long>(fs.peak_node),
-              streamed_peak_name.c_str());
-  std::printf("  keys        %s, weights %s\n", format_bytes(f.key_bytes).c_str(),
-              format_bytes(f.weight_bytes).c_str());
-  std::printf("  total       %s (%lld bytes)\n", format_bytes(f.total_bytes()).c_str(),
-              static_cast<long long>(f.total_bytes()));
-  if (o.no_time) {
-    std::printf("time not predicted (--no-time)\n");
-  } else {
-    std::printf("predicted time for batch %lld: %lld batch(es) of <= %lld samples, %s per batch "
-                "(encrypt %s, decrypt %s) + %s of first-touch page faults, total %s at %d threads\n",
-                static_cast<long long>(o.batch), static_cast<long long>(t.batches),
-                static_cast<long long>(plan.capacity()), seconds_text(t.batch_seconds).c_str(),
-                seconds_text(t.encrypt_seconds).c_str(), seconds_text(t.decrypt_seconds).c_str(),
-                seconds_text(t.first_touch_seconds).c_str(), seconds_text(t.total_seconds).c_str(), c.threads);
-  }
-  if (o.json.empty()) return;
-  const auto& model_input = g.tensors[static_cast<std::size_t>(g.inputs[0])];
-  nlohmann::json j = {
-      {"format", "heinfer-inspect"},
-      {"version", 1},
-      {"model", o.model},
-      {"batch", o.batch},
-      {"input_shape", model_input.shape},
-      {"threads", c.threads},
-      {"params",
-       {{"n", plan.params.poly_modulus_degree()},
-        {"levels", plan.needs.levels},
-        {"coeff_bits", plan.params.coeff_bits()},
-        {"special_bits", plan.params.special_bits()},
-        {"scale_bits", plan.scale_bits},
-        {"packing", std::string(ckks::packing_name(plan.packing))},
-        {"capacity", plan.capacity()}}},
-      {"ranges", ranges_info},
-      {"memory",
-       {{"limb_words", o.limb_words},
-        {"peak_bytes", f.peak_bytes},
-        {"peak_node", f.peak_node},
-        {"key_bytes", f.key_bytes},
-        {"weight_bytes", f.weight_bytes},
-        {"total_bytes", f.total_bytes()},
-        {"peak_streamed_bytes", fs.peak_bytes},
-        {"peak_streamed_node", fs.peak_node},
-        {"total_streamed_bytes", fs.total_bytes()},
-        {"tiers", {{"dram", f.total_bytes()}, {"pmem", 0}}}}},
-      {"layers", layers}};
-  if (o.no_time) {
-    j["time"] = nullptr;
-  } else {
-    j["time"] = {{"batches", t.batches},
-                 {"batch_seconds", t.batch_seconds},
-                 {"total_seconds", t.total_seconds},
-                 {"encrypt_seconds", t.encrypt_seconds},
-                 {"decrypt_seconds", t.decrypt_seconds},
-                 {"first_touch_seconds", t.first_touch_seconds},
-                 {"calibration",
-                  {{"seconds", c.seconds},
-                   {"mac_shared", c.mac_shared},
-                   {"mac_single", c.mac_single},
-                   {"output_limb", c.output_limb},
-                   {"add_limb", c.add_limb},
-                   {"copy_limb", c.copy_limb},
-                   {"expand_limb", c.expand_limb},
-                   {"square_limb", c.square_limb},
-                   {"round_send", c.round_send},
-                   {"round_reply", c.round_reply},
-                   {"encrypt", c.encrypt},
-                   {"decrypt", c.decrypt},
-                   {"first_touch", c.first_touch}}}};
-  }
-  runtime::write_file_atomic(o.json, j.dump(1) + "\n");
-  std::printf("wrote %s\n", o.json.c_str());
-}
-
-void inspect(const InspectOptions& o) {
+void inspect(const CliInspectOptions& c) {
+  const InspectOptions& o = c.prediction;
+  if (o.batch <= 0 && !c.json.empty()) throw std::invalid_argument("--json needs --batch (the prediction is per batch size)");
   model::LoadOptions lo;
-  if (!o.resolution.empty()) {
-    const auto [h, w] = parse_resolution(o.resolution);
-    // The input's per-sample shape with its last two (spatial) dims replaced.
-    const model::Graph declared = model::load_model(o.model);
-    if (declared.inputs.size() != 1) throw std::invalid_argument("--resolution needs a model with one input");
-    model::Shape s = declared.tensors[static_cast<std::size_t>(declared.inputs[0])].shape;
-    if (s.size() < 3) {
-      throw std::invalid_argument("--resolution: input per-sample shape " + model::to_string(s) +
-                                  " has no two spatial dims (expected [C, H, W])");
-    }
-    s[s.size() - 2] = h;
-    s[s.size() - 1] = w;
-    lo.input_shape = s;
+  model::Graph g = session::load_for_inspect(o, &lo);
+  if (o.batch <= 0) {
+    print_graph(g, o);
+    return;
   }
-  model::Graph g = model::load_model(o.model, lo);
-  if (o.batch > 0) {
-    if (const auto refreshes = plan::insert_refresh_rounds(g, plan::parse_round_masks(o.round_masks)); refreshes.total()) {
-      std::printf("note: %s\n", refreshes.describe().c_str());
-    }
-  }
-  if (o.batch > 0) predict(g, lo, o);
-  else print_graph(g, o);
-  if (o.batch <= 0 && !o.json.empty()) throw std::invalid_argument("--json needs --batch (the prediction is per batch size)");
+  const nlohmann::json j = session::predict_run(g, lo, o, [&](const model::Graph& planned) { print_graph(planned, o); });
+  if (c.json.empty()) return;
+  runtime::write_file_atomic(c.json, j.dump(1) + "\n");
+  std::printf("wrote %s\n", c.json.c_str());
 }
 
 }  // namespace
 
 void register_inspect(CLI::App& app) {
-  auto o = std::make_shared<InspectOptions>();
+  auto c = std::make_shared<CliInspectOptions>();
+  InspectOptions* o = &c->prediction;
   CLI::App* sub = app.add_subcommand(
       "inspect", "Print the graph after passes (op classes, MACs, depth); with --batch, predict the encrypted run");
   sub->add_option("model", o->model, "ONNX model file")->required()->check(CLI::ExistingFile);
@@ -458,7 +130,7 @@ void register_inspect(CLI::App& app) {
                   "batch size: shown in shapes; predicts parameters, memory and time of an encrypted run")
       ->check(CLI::PositiveNumber);
   sub->add_option("--resolution", o->resolution, "override the input's spatial dims: H or HxW");
-  sub->add_option("--json", o->json, "write the prediction as JSON (atomically; needs --batch)");
+  sub->add_option("--json", c->json, "write the prediction as JSON (atomically; needs --batch)");
   sub->add_option("--packing", o->packing, "batch packing for the prediction (auto: real with per-sample masks)")
       ->check(CLI::IsMember({"auto", "complex", "real"}))
       ->capture_default_str();
@@ -482,7 +154,7 @@ void register_inspect(CLI::App& app) {
       ->check(CLI::Range(30, 60))
       ->capture_default_str();
   sub->add_flag("--no-time", o->no_time, "predict memory only (skip the few-second time calibration)");
-  sub->callback([o] { inspect(*o); });
+  sub->callback([c] { inspect(*c); });
 }
 
 }  // namespace heinfer::apps

@@ -135,6 +135,7 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, EncryptedRunStat
   for (const plan::StreamStep& st : plan_.steps) {
     ++step_index;
     if (step_index <= resumed_steps) continue;  // done before the checkpoint
+    if (options_.cancel && options_.cancel->load()) throw RunCancelled();
     const auto k = static_cast<std::size_t>(st.node);
     if (st.first) node_start[k] = options_.monitor ? options_.monitor->seconds() : since(t_start);
     const StepMeter meter(stats, *store, options_.monitor);

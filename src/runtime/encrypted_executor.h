@@ -22,9 +22,11 @@
 // parts).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -70,6 +72,16 @@ struct EncryptedRunOptions {
   /// inputs and the steps it completed are skipped (the client must hold the same
   /// secret key and inputs).
   const ResumePoint* resume = nullptr;
+  /// Checked before every step: once true, the run stops by throwing RunCancelled (the
+  /// store and its tier file are released as the stack unwinds; nothing is written).
+  /// Set from another thread or an observer (a Python KeyboardInterrupt).
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+/// Thrown by a run whose EncryptedRunOptions::cancel was set.
+class RunCancelled : public std::runtime_error {
+ public:
+  RunCancelled() : std::runtime_error("the run was cancelled") {}
 };
 
 /// The server side: model, plan, public evaluation keys. Never sees the secret key.

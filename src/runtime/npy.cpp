@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cctype>
@@ -310,33 +311,44 @@ NpyArray make_npy(NpyDType dtype, std::vector<std::int64_t> shape, std::span<con
   return a;
 }
 
-InputBatch read_input_batch(const std::filesystem::path& path, const std::vector<std::int64_t>& per_sample) {
-  const std::string name = "input '" + path.string() + "'";
-  NpyArray x = read_npy(path);
-  if (x.dtype != NpyDType::Float32 && x.dtype != NpyDType::Float64) {
-    throw NpyError(name + " has dtype " + npy_descr(x.dtype) + "; expected float32 ('<f4') or float64");
+InputBatch make_input_batch(const std::string& name, const std::string& descr, const std::vector<std::int64_t>& shape,
+                            const void* data, const std::vector<std::int64_t>& per_sample) {
+  if (descr != "<f4" && descr != "<f8") {
+    throw NpyError(name + " has dtype " + descr + "; expected float32 ('<f4') or float64");
   }
-  const std::vector<std::int64_t> got(x.shape.begin() + (x.shape.empty() ? 0 : 1), x.shape.end());
-  if (x.shape.empty() || got != per_sample || x.shape[0] == 0) {
+  const std::vector<std::int64_t> got(shape.begin() + (shape.empty() ? 0 : 1), shape.end());
+  if (shape.empty() || got != per_sample || shape[0] == 0) {
     auto text = [](const std::vector<std::int64_t>& s) {
       std::string t;
       for (std::size_t i = 0; i < s.size(); ++i) t += (i ? ", " : "") + std::to_string(s[i]);
       return t;
     };
-    throw NpyError(name + " has shape [" + text(x.shape) + "] but the model expects [N, " + text(per_sample) +
+    throw NpyError(name + " has shape [" + text(shape) + "] but the model expects [N, " + text(per_sample) +
                    "] with N >= 1");
   }
   InputBatch b;
-  b.count = x.shape[0];
-  b.values = x.to_double();
-  x = NpyArray{};  // held once, as float64
-  const std::size_t per = b.values.size() / static_cast<std::size_t>(b.count);
-  for (std::size_t i = 0; i < b.values.size(); ++i) {
+  b.count = shape[0];
+  std::size_t n = static_cast<std::size_t>(b.count);
+  for (std::int64_t d : per_sample) n *= static_cast<std::size_t>(d);
+  b.values.resize(n);
+  if (descr == "<f4") {
+    const auto* f = static_cast<const float*>(data);
+    std::copy(f, f + n, b.values.begin());
+  } else {
+    std::memcpy(b.values.data(), data, n * sizeof(double));
+  }
+  const std::size_t per = n / static_cast<std::size_t>(b.count);
+  for (std::size_t i = 0; i < n; ++i) {
     if (!std::isfinite(b.values[i])) {
       throw NpyError(name + ": sample " + std::to_string(i / per) + " contains NaN or Inf");
     }
   }
   return b;
+}
+
+InputBatch read_input_batch(const std::filesystem::path& path, const std::vector<std::int64_t>& per_sample) {
+  const NpyArray x = read_npy(path);
+  return make_input_batch("input '" + path.string() + "'", npy_descr(x.dtype), x.shape, x.bytes.data(), per_sample);
 }
 
 }  // namespace heinfer::runtime

@@ -57,6 +57,13 @@ struct InputBatch {
 /// NaN/Inf).
 InputBatch read_input_batch(const std::filesystem::path& path, const std::vector<std::int64_t>& per_sample);
 
+/// The checks and conversion of read_input_batch for an array already in memory (a numpy
+/// array of the Python package): `name` names it in messages ("input 'x.npy'"), `descr`
+/// is its numpy type string ("<f4", "<f8"; anything else is refused), `shape` its shape
+/// and `data` its C-order elements. Throws NpyError as read_input_batch.
+InputBatch make_input_batch(const std::string& name, const std::string& descr, const std::vector<std::int64_t>& shape,
+                            const void* data, const std::vector<std::int64_t>& per_sample);
+
 /// Serializes as format 1.0 (2.0 when the header needs it).
 std::vector<unsigned char> serialize_npy(const NpyArray& a);
 

@@ -39,7 +39,9 @@ import tempfile
 # memory -> model, ring -> anything).
 # ---------------------------------------------------------------------------------------
 LAYERS = {
-    "apps": ["protocol"],                 # the command-line tool
+    "apps": ["session"],                  # the command-line tool
+    "python": ["session"],                # the Python extension module
+    "session": ["protocol"],              # front ends' shared operations: embedded run, inspect
     "protocol": ["runtime"],              # gRPC transport, sessions, admission
     "runtime": ["plan"],                  # executes a plan; plaintext reference; client
     "plan": ["model", "ckks", "memory"],  # the EncryptedPlan, parameters, prediction
@@ -142,10 +144,10 @@ def rel(root, path):
 
 
 def layer_of_path(relpath):
-    """Layer of a path relative to the root: 'apps', src/<layer>/..., else None."""
+    """Layer of a path relative to the root: 'apps', 'python', src/<layer>/..., else None."""
     parts = relpath.split("/")
-    if parts[0] == "apps" and len(parts) > 1:
-        return "apps"
+    if parts[0] in ("apps", "python") and len(parts) > 1:
+        return parts[0]
     if parts[0] == "src" and len(parts) > 2:
         return parts[1]
     return None
@@ -154,7 +156,7 @@ def layer_of_path(relpath):
 def source_files(root):
     """(relative path, absolute path) of every file checked for includes."""
     files = []
-    for top, exts in (("src", CXX_EXTENSIONS), ("apps", None)):
+    for top, exts in (("src", CXX_EXTENSIONS), ("apps", None), ("python", CXX_EXTENSIONS)):
         base = os.path.join(root, top)
         for dirpath, dirnames, filenames in os.walk(base):
             dirnames.sort()

@@ -1,0 +1,97 @@
+"""heinfer.Client against a real `heinfer serve` on 127.0.0.1 with TLS."""
+
+import os
+import subprocess
+import time
+
+import numpy
+import pytest
+
+import heinfer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MODELS = os.path.join(ROOT, "models")
+CLI = os.environ.get("HEINFER_CLI", os.path.join(ROOT, "build", "heinfer"))
+
+
+def openssl(cwd, *args):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """`heinfer serve` of the Fashion-MNIST CNN over TLS (a fresh CA and a certificate for
+    127.0.0.1); yields (address, CA path, directory)."""
+    d = tmp_path_factory.mktemp("serve")
+    openssl(d, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=ca")
+    openssl(d, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj",
+            "/CN=localhost")
+    (d / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    openssl(d, "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out",
+            "server.pem", "-days", "2", "-extfile", "ext.cnf")
+    openssl(d, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "other.key", "-out", "other.pem", "-days",
+            "2", "-subj", "/CN=other")
+    log = open(d / "serve.log", "w")
+    p = subprocess.Popen([CLI, "serve", "--listen", "127.0.0.1:0", "--model",
+                          "cnn=" + os.path.join(MODELS, "fmnist_cnn.onnx"), "--calibration",
+                          "cnn=" + os.path.join(MODELS, "fmnist_test64_images.npy"), "--tls-cert",
+                          str(d / "server.pem"), "--tls-key", str(d / "server.key"), "--threads", "2"],
+                         stdout=subprocess.PIPE, stderr=log, text=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
+    try:
+        address = None
+        deadline = time.time() + 120
+        while time.time() < deadline and address is None:
+            line = p.stdout.readline()
+            if not line:
+                break
+            if line.startswith("listening on "):
+                address = line.split()[2]
+        assert address, (d / "serve.log").read_text()
+        yield address, str(d / "ca.pem"), d
+    finally:
+        p.terminate()
+        p.wait(30)
+
+
+def test_remote_inference_over_tls(server):
+    address, ca, _ = server
+    x = numpy.load(os.path.join(MODELS, "fmnist_test64_images.npy"))
+    client = heinfer.Client(address, ca=ca)
+    lines = []
+    y = client.infer("cnn", x, progress=lines.append)
+    plain = heinfer.load(os.path.join(MODELS, "fmnist_cnn.onnx")).run(x, encrypted=False)
+    assert y.dtype == numpy.float32 and y.shape == (64, 10)
+    assert numpy.array_equal(y.argmax(1), plain.argmax(1))
+    assert numpy.abs(y - plain).max() < 1e-2 * numpy.abs(plain).max()
+    s = client.last_summary
+    assert s["samples"] == 64 and s["rounds"] > 0 and s["bytes_sent"] > 0 and s["bytes_received"] > 0
+    assert lines, "progress lines"
+
+
+def test_remote_errors(server):
+    address, _, d = server
+    x = numpy.load(os.path.join(MODELS, "fmnist_test64_images.npy"))
+    with pytest.raises(RuntimeError):  # a server certificate from another CA: the TLS handshake fails
+        heinfer.Client(address, ca=str(d / "other.pem"), timeout=5).infer("cnn", x)
+    client = heinfer.Client(address, ca=str(d / "ca.pem"))
+    with pytest.raises(RuntimeError, match="nonexistent"):
+        client.infer("nonexistent", x)
+    with pytest.raises(ValueError, match="NaN"):
+        client.infer("cnn", numpy.full_like(x, numpy.nan))
+    with pytest.raises(FileNotFoundError):
+        heinfer.Client(address, ca=str(d / "missing.pem"))
+
+
+def test_no_key_material_reaches_python():
+    """The package binds no key object: nothing named like one, and its objects do not pickle."""
+    import pickle
+
+    names = [n.lower() for n in dir(heinfer._heinfer)]
+    for cls in ("Model", "ClientOptions"):
+        names += [n.lower() for n in dir(getattr(heinfer._heinfer, cls))]
+    assert not [n for n in names if "secret" in n or n in ("keys", "secret_key", "relin_key")]
+    with pytest.raises(TypeError):
+        pickle.dumps(heinfer.load(os.path.join(MODELS, "fmnist_cnn.onnx"))._m)
+    with pytest.raises(TypeError):
+        pickle.dumps(heinfer._heinfer.ClientOptions())
