@@ -33,6 +33,7 @@ enum class StreamPurpose : uint32_t {
   CiphertextMask = 3,  ///< the uniform c1 of a seeded (symmetric) ciphertext
   PublicKeyMask = 4,   ///< the uniform a of a public key
   KeySwitchMask = 5,   ///< the uniform a_j of key-switching key digit j
+  SampleInputs = 6,    ///< public, reproducible sample inputs (inspect's calibration; not secret)
 };
 
 /// Deterministic byte stream: ChaCha20-IETF(key = seed, nonce = (purpose, a, b)).

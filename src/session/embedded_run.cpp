@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstdarg>
 #include <cstdlib>
 #include <memory>
 #include <optional>
@@ -27,6 +26,7 @@
 #include "runtime/encrypted_executor.h"
 #include "runtime/metrics.h"
 #include "runtime/profile.h"
+#include "session/say.h"
 
 namespace heinfer::session {
 namespace {
@@ -37,16 +37,6 @@ std::int64_t peak_rss_bytes() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   return static_cast<std::int64_t>(u.ru_maxrss) * 1024;  // Linux: KiB
-}
-
-/// printf to `f` unless it is null.
-[[gnu::format(printf, 2, 3)]] void say(std::FILE* f, const char* format, ...) {
-  if (!f) return;
-  va_list args;
-  va_start(args, format);
-  std::vfprintf(f, format, args);
-  va_end(args);
-  std::fflush(f);
 }
 
 /// SHA-256 of the inputs' float64 bytes, as 64 hex digits (the identity of inputs that

@@ -5,8 +5,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstdarg>
-#include <random>
 #include <regex>
 #include <stdexcept>
 
@@ -19,9 +17,11 @@
 #include "plan/encrypted_plan.h"
 #include "plan/footprint.h"
 #include "plan/refresh_rounds.h"
+#include "ring/random.h"
 #include "runtime/calibration.h"
 #include "runtime/cost_calibration.h"
 #include "runtime/plain_tensor.h"
+#include "session/say.h"
 
 namespace heinfer::session {
 namespace {
@@ -32,15 +32,6 @@ using memory::format_bytes;
 /// of the ranges runs at a reduced resolution or falls back to a fixed bound (the
 /// plaintext executor runs roughly 1 GMAC/s on two cores: keeps it to a few seconds).
 constexpr double kMaxCalibrationMacs = 4e9;
-
-/// printf to `f` unless it is null.
-[[gnu::format(printf, 2, 3)]] void say(std::FILE* f, const char* format, ...) {
-  if (!f) return;
-  va_list args;
-  va_start(args, format);
-  std::vfprintf(f, format, args);
-  va_end(args);
-}
 
 double since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -89,14 +80,17 @@ std::pair<std::int64_t, std::int64_t> parse_resolution(const std::string& s) {
 
 namespace {
 
-/// Per-tensor largest |value| of the plaintext executor on 2 seeded uniform [0, 1] inputs.
+/// Per-tensor largest |value| of the plaintext executor on 2 seeded uniform [0, 1] inputs
+/// (the project's ChaCha20 stream, ring::Prng, with the public seed 2024: reproducible).
 std::vector<double> calibrate_on_random(const model::Graph& g) {
-  std::mt19937_64 rng(2024);
-  std::uniform_real_distribution<double> u(0.0, 1.0);
+  ring::Seed seed{};
+  seed[0] = 2024 & 0xff;
+  seed[1] = 2024 >> 8;
+  ring::Prng prng(seed, ring::StreamPurpose::SampleInputs);
   std::vector<runtime::PlainTensor> inputs;
   for (model::TensorId t : g.inputs) {
     auto x = runtime::make_plain_tensor(g.tensors[static_cast<std::size_t>(t)].shape, 2);
-    for (double& v : x.data) v = u(rng);
+    for (double& v : x.data) v = static_cast<double>(prng.next_u64() >> 11) * 0x1p-53;  // [0, 1)
     inputs.push_back(std::move(x));
   }
   return runtime::calibrate_ranges(g, inputs);
@@ -119,7 +113,7 @@ std::vector<double> plan_ranges(const model::Graph& g, const model::LoadOptions&
   const double macs = static_cast<double>(total_macs(g));
   if (o.range <= 0 && macs * 2 <= kMaxCalibrationMacs) {
     std::vector<double> r = calibrate_on_random(g);
-    info = {{"mode", "calibrated"}, {"samples", 2}, {"distribution", "uniform [0,1], seed 2024"},
+    info = {{"mode", "calibrated"}, {"samples", 2}, {"distribution", "uniform [0,1), ChaCha20 seed 2024"},
             {"seconds", since(t0)}};
     say(o.out, "ranges: calibrated by the plaintext executor on 2 seeded uniform [0,1] inputs (%.1f s)\n",
                 since(t0));
@@ -140,7 +134,7 @@ std::vector<double> plan_ranges(const model::Graph& g, const model::LoadOptions&
         std::vector<double> r = calibrate_on_random(gs);
         const std::string res = std::to_string((*small.input_shape)[1]) + "x" + std::to_string((*small.input_shape)[2]);
         info = {{"mode", "calibrated-reduced"}, {"samples", 2}, {"resolution", res},
-                {"distribution", "uniform [0,1], seed 2024"}, {"seconds", since(t0)}};
+                {"distribution", "uniform [0,1), ChaCha20 seed 2024"}, {"seconds", since(t0)}};
         say(o.out, "ranges: calibrated by the plaintext executor on 2 seeded uniform [0,1] inputs at %s "
                     "(full resolution too large to calibrate quickly; %.1f s)\n",
                     res.c_str(), since(t0));
