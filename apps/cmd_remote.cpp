@@ -58,9 +58,36 @@ struct ClientCli {
   std::string input, output, labels;
   bool quiet = false;
   bool json = false;
+  bool list = false;
 };
 
+/// `heinfer client --list`: the served models, one line each (or JSON lines).
+void list_models(const ClientCli& c) {
+  for (const protocol::ServedModelInfo& m : protocol::list_models(c.o)) {
+    if (c.json) {
+      nlohmann::json j = {{"model", m.name}, {"input", m.input_name}, {"input_shape", m.input_shape},
+                          {"output_shape", m.output_shape}, {"capacity", m.capacity},
+                          {"poly_modulus_degree", m.poly_modulus_degree}, {"modulus_bits", m.modulus_bits},
+                          {"complex_packing", m.complex_packing}, {"rounds", m.rounds},
+                          {"description", m.description}, {"refused", m.refused}};
+      std::printf("%s\n", j.dump().c_str());
+      continue;
+    }
+    std::printf("%-20s input %s %s -> %s, %lld samples per batch, %d client-aided rounds\n  %s\n", m.name.c_str(),
+                m.input_name.c_str(), model::to_string(m.input_shape).c_str(), model::to_string(m.output_shape).c_str(),
+                static_cast<long long>(m.capacity), m.rounds, m.description.c_str());
+    if (!m.refused.empty()) std::printf("  refused by this client: %s\n", m.refused.c_str());
+  }
+}
+
 void client(ClientCli& c) {
+  if (c.list) {
+    list_models(c);
+    return;
+  }
+  for (const auto& [value, name] : {std::pair{&c.o.model, "--model"}, {&c.input, "--input"}, {&c.output, "--output"}}) {
+    if (value->empty()) throw CLI::RequiredError(name);
+  }
   const runtime::NpyArray x = runtime::read_npy(c.input);
   if (x.dtype != runtime::NpyDType::Float32 && x.dtype != runtime::NpyDType::Float64) {
     throw std::runtime_error("input '" + c.input + "' must be float32 or float64");
@@ -173,9 +200,10 @@ void register_client(CLI::App& app) {
   auto c = std::make_shared<ClientCli>();
   CLI::App* sub = app.add_subcommand("client", "Encrypted inference on a remote `heinfer serve`");
   sub->add_option("--server", c->o.server, "HOST:PORT")->required();
-  sub->add_option("--model", c->o.model, "model name on the server")->required();
-  sub->add_option("--input", c->input, "float32 .npy input [N, ...]")->required()->check(CLI::ExistingFile);
-  sub->add_option("--output", c->output, "float32 .npy output (written atomically)")->required();
+  sub->add_option("--model", c->o.model, "model name on the server (required unless --list)");
+  sub->add_option("--input", c->input, "float32 .npy input [N, ...] (required unless --list)")->check(CLI::ExistingFile);
+  sub->add_option("--output", c->output, "float32 .npy output, written atomically (required unless --list)");
+  sub->add_flag("--list", c->list, "list the models the server serves and exit")->excludes("--model", "--input", "--output");
   sub->add_option("--labels", c->labels, ".npy labels [N]: print top-1 accuracy")->check(CLI::ExistingFile);
   sub->add_option("--tls-ca", c->o.tls_ca, "PEM CA to verify the server (default: system roots)")->check(CLI::ExistingFile);
   sub->add_option("--tls-cert", c->o.tls_cert, "PEM client certificate (mutual TLS)")->check(CLI::ExistingFile);

@@ -8,7 +8,11 @@
 #include <pybind11/stl.h>
 
 #include <atomic>
+#include <chrono>
+#include <exception>
 #include <filesystem>
+#include <future>
+#include <thread>
 #include <memory>
 #include <optional>
 #include <string>
@@ -236,6 +240,76 @@ std::string inspect(const Model& m, std::int64_t batch, const std::string& resol
   return session::inspect_model(o).dump();
 }
 
+/// Runs `work` on a thread of its own while this (the main) thread, without the GIL,
+/// looks for signals every 50 ms: Ctrl-C sets `cancel`, and once `work` has returned or
+/// thrown, KeyboardInterrupt is raised. A blocking RPC cannot poll signals itself, and
+/// Python runs signal handlers on the main thread only.
+template <class Work>
+void run_interruptible(Work work, std::atomic<bool>& cancel) {
+  std::exception_ptr failure;
+  std::promise<void> finished;
+  std::future<void> done = finished.get_future();
+  bool interrupted = false;
+  {
+    py::gil_scoped_release nogil;
+    std::thread worker([&] {
+      try {
+        work();
+      } catch (...) {
+        failure = std::current_exception();
+      }
+      finished.set_value();
+    });
+    while (done.wait_for(std::chrono::milliseconds(50)) != std::future_status::ready) {
+      py::gil_scoped_acquire gil;
+      if (!interrupted && PyErr_CheckSignals() != 0) {
+        PyErr_Clear();
+        interrupted = true;
+        cancel = true;
+      }
+    }
+    worker.join();
+  }
+  if (interrupted) {
+    PyErr_SetNone(PyExc_KeyboardInterrupt);
+    throw py::error_already_set();
+  }
+  if (failure) std::rethrow_exception(failure);
+}
+
+/// The client's options with `progress` forwarded to Python (under the GIL) and `cancel`.
+protocol::ClientOptions client_options(const protocol::ClientOptions& base, const std::function<void(std::string)>& progress,
+                                       const std::atomic<bool>& cancel) {
+  protocol::ClientOptions o = base;
+  if (progress) {
+    o.progress = [&progress](const std::string& line) {
+      py::gil_scoped_acquire gil;
+      progress(line);
+    };
+  }
+  o.cancel = &cancel;
+  return o;
+}
+
+/// Client.models: the served models as dicts (protocol::list_models).
+py::list list_models(const protocol::ClientOptions& base) {
+  std::atomic<bool> cancel{false};
+  const protocol::ClientOptions o = client_options(base, nullptr, cancel);
+  std::vector<protocol::ServedModelInfo> models;
+  run_interruptible([&] { models = protocol::list_models(o); }, cancel);
+  py::list out;
+  for (const auto& m : models) {
+    out.append(py::dict(py::arg("name") = m.name, py::arg("input_name") = m.input_name,
+                        py::arg("input_shape") = py::tuple(py::cast(m.input_shape)),
+                        py::arg("output_shape") = py::tuple(py::cast(m.output_shape)),
+                        py::arg("capacity") = m.capacity, py::arg("poly_modulus_degree") = m.poly_modulus_degree,
+                        py::arg("modulus_bits") = m.modulus_bits, py::arg("complex_packing") = m.complex_packing,
+                        py::arg("rounds") = m.rounds, py::arg("description") = m.description,
+                        py::arg("refused") = m.refused.empty() ? py::object(py::none()) : py::object(py::str(m.refused))));
+  }
+  return out;
+}
+
 /// Client.infer: (outputs, summary) of protocol::run_client against a `heinfer serve`.
 py::tuple remote_infer(const protocol::ClientOptions& base, const std::string& model, const py::array& x,
                        std::function<void(std::string)> progress) {
@@ -247,19 +321,11 @@ py::tuple remote_infer(const protocol::ClientOptions& base, const std::string& m
   const std::vector<std::int64_t> per_sample(shape.begin() + 1, shape.end());
   runtime::InputBatch in =
       runtime::make_input_batch("input array", py::str(x.dtype().attr("str")), shape, x.data(), per_sample);
-  protocol::ClientOptions o = base;
+  std::atomic<bool> cancel{false};
+  protocol::ClientOptions o = client_options(base, progress, cancel);
   o.model = model;
-  if (progress) {
-    o.progress = [&progress](const std::string& line) {
-      py::gil_scoped_acquire gil;
-      progress(line);
-    };
-  }
   protocol::ClientResult r;
-  {
-    py::gil_scoped_release nogil;
-    r = protocol::run_client(o, in.values, per_sample, in.count);
-  }
+  run_interruptible([&] { r = protocol::run_client(o, in.values, per_sample, in.count); }, cancel);
   std::vector<std::int64_t> out_shape{in.count};
   out_shape.insert(out_shape.end(), r.output_shape.begin(), r.output_shape.end());
   py::dict s;
@@ -314,6 +380,7 @@ PYBIND11_MODULE(_heinfer, mod) {
       .def_readwrite("key_dir", &heinfer::protocol::ClientOptions::key_dir)
       .def_readwrite("insecure", &heinfer::protocol::ClientOptions::insecure)
       .def_readwrite("connect_timeout_s", &heinfer::protocol::ClientOptions::connect_timeout_s);
+  mod.def("_list_models", &list_models, py::arg("options"));
   mod.def("_remote_infer", &remote_infer, py::arg("options"), py::arg("model"), py::arg("x"), py::arg("progress"));
   mod.def("_load", &load, py::arg("path"));
   mod.def("_inspect", &inspect, py::arg("model"), py::arg("batch"), py::arg("resolution"), py::arg("threads"),

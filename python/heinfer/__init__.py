@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, List, Optional, Union
 
 import numpy
 
@@ -240,6 +240,18 @@ class Client:
     def __repr__(self) -> str:
         return f"heinfer.Client({self._o.server!r})"
 
+    def models(self) -> List[dict]:
+        """The models the server serves, sorted by name: one dict each with name,
+        input_name, input_shape and output_shape (per sample), capacity (samples per
+        batch), poly_modulus_degree, modulus_bits (log2 of the modulus), complex_packing,
+        rounds (client-aided rounds per batch), description (the server's plan) and
+        refused (None, or why this client would refuse the model's parameters).
+
+        Raises RuntimeError with the server's status when the call fails or the reply is
+        malformed; KeyboardInterrupt (Ctrl-C) cancels the call.
+        """
+        return _heinfer._list_models(self._o)
+
     def infer(self, model: str, x: numpy.ndarray, *, progress: Optional[Callable[[str], None]] = None) -> numpy.ndarray:
         """Runs `model` (its name on the server) on x, encrypted; returns float32 [N, ...].
 
@@ -248,6 +260,8 @@ class Client:
         The summary (time, rounds, traffic, per-layer server figures) goes to last_summary.
         Raises ValueError for a bad array, RuntimeError with the server's status for a
         refused or failed call (unknown model, TLS failure, unreachable server).
+        KeyboardInterrupt (Ctrl-C) cancels the call within about 0.1 s: the Infer stream
+        is cancelled and the session closed (the server frees its memory).
         """
         if not isinstance(x, numpy.ndarray):
             raise TypeError(f"x must be a numpy.ndarray, not {type(x).__name__}")

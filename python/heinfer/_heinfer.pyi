@@ -35,3 +35,20 @@ def _load(path: str) -> Model: ...
 def _inspect(
     model: Model, batch: int, resolution: str, threads: int, time: bool, limb_words: int, round_masks: str
 ) -> str: ...
+
+class ClientOptions:
+    """Connection options of heinfer.Client (protocol::ClientOptions)."""
+
+    server: str  # HOST:PORT
+    tls_ca: str  # PEM roots ("" : the system's)
+    tls_cert: str  # client certificate, PEM (mutual TLS; "" : none)
+    tls_key: str
+    key_dir: str  # "" : the secret key is kept in memory only
+    insecure: bool
+    connect_timeout_s: int
+    def __init__(self) -> None: ...
+
+def _list_models(options: ClientOptions) -> list[dict]: ...
+def _remote_infer(
+    options: ClientOptions, model: str, x: numpy.ndarray, progress: Optional[Callable[[str], None]]
+) -> tuple[numpy.ndarray, dict]: ...

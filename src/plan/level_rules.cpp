@@ -10,7 +10,7 @@ namespace heinfer::plan {
 
 LevelRules level_rules(const model::Graph& g, RoundMasks masks) {
   const bool per_sample = masks == RoundMasks::PerSample;
-  const int fresh = per_sample ? 1 : 0;  // depth of a round's output
+  const int fresh = round_output_depth(masks);
   LevelRules r;
   r.tensors.resize(g.tensors.size());
   r.nodes.resize(g.nodes.size());

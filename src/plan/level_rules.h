@@ -70,6 +70,11 @@ struct LevelRules {
   std::vector<TensorState> tensors;  ///< parallel to Graph::tensors (constants: defaults)
 };
 
+/// Depth of a client round's output: 0 with per-window masks (the unmasking factors fold
+/// into the next scalar weights), 1 with per-sample masks (a plaintext multiply by the
+/// per-slot factors).
+inline int round_output_depth(RoundMasks masks) { return masks == RoundMasks::PerSample ? 1 : 0; }
+
 /// Applies the rules (file comment) to a prepared graph. Throws model::ModelError for
 /// unsupported nodes (node_kind) and for a node without an encrypted input.
 LevelRules level_rules(const model::Graph& g, RoundMasks masks = RoundMasks::PerWindow);

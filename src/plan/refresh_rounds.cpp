@@ -111,7 +111,10 @@ int insert_nonnegative_refreshes(model::Graph& g, RoundMasks masks) {
   for (;;) {
     const LevelRules r = level_rules(g, masks);
     const int depth = deepest(r);
-    if (depth <= 1) return inserted;
+    // A refresh returns its tensor at the depth of a round's output: it lowers only tensors
+    // deeper than that (never with per-sample masks on a node of depth 1 + 1).
+    const int fresh = round_output_depth(masks);
+    if (depth <= 1 + fresh) return inserted;
     const std::vector<bool> nonneg = nonnegative_tensors(g);
     // (node, tensor) pairs to refresh; empty when some node at `depth` cannot be helped.
     std::vector<std::pair<std::size_t, model::TensorId>> points;
@@ -128,7 +131,7 @@ int insert_nonnegative_refreshes(model::Graph& g, RoundMasks masks) {
         t = in;
       }
       const bool ok = nl.kind == NodeKind::Linear && data_inputs == 1 && nl.input_depth == depth - 1 &&
-                      nl.output_depth == depth && r.tensors[static_cast<std::size_t>(t)].depth >= 1 &&
+                      nl.output_depth == depth && r.tensors[static_cast<std::size_t>(t)].depth > fresh &&
                       nonneg[static_cast<std::size_t>(t)];
       if (!ok) all = false;
       else points.emplace_back(k, t);
@@ -171,7 +174,9 @@ std::pair<std::int64_t, std::int64_t> batch_cost(const Parameters& p, int limb_w
 Parameters plan_with_refreshes(model::Graph& g, const std::vector<double>& ranges, const ParameterOptions& o,
                                int limb_words, int* inserted) {
   if (inserted) *inserted = 0;
-  if (deepest(level_rules(g, o.masks)) <= 1) return plan_parameters(g, ranges, o);  // no copy of the weights
+  if (deepest(level_rules(g, o.masks)) <= 1 + round_output_depth(o.masks)) {
+    return plan_parameters(g, ranges, o);  // nothing to lower: no copy of the weights
+  }
   model::Graph refreshed = g;
   const int count = insert_nonnegative_refreshes(refreshed, o.masks);
   if (count == 0) return plan_parameters(g, ranges, o);

@@ -46,7 +46,8 @@ RefreshPoints insert_refresh_rounds(model::Graph& g, RoundMasks masks);
 std::vector<bool> nonnegative_tensors(const model::Graph& g);
 
 /// Lowers the deepest depth of `g` one level at a time while every node that computes
-/// at that depth is a linear node whose deepest encrypted input t (depth >= 1) is
+/// at that depth is a linear node whose deepest encrypted input t (deeper than a
+/// round's output: round_output_depth) is
 /// non-negative: a Relu inserted on t is then the identity, and its masked round returns
 /// t fresh at the top level (depth 0, pending factors folded by the node). One round per
 /// refreshed tensor, where Relu(x) - Relu(-x) needs two and a level. ResNet's

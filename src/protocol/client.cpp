@@ -14,6 +14,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <set>
+#include <thread>
 #include <sstream>
 #include <stdexcept>
 
@@ -127,9 +130,7 @@ grpc::Status open_session(Inference::Stub& stub, grpc::ClientContext& ctx, const
   return s;
 }
 
-ClientResult run_client(const ClientOptions& o, const std::vector<double>& inputs,
-                        const std::vector<std::int64_t>& per_sample_shape, std::int64_t count) {
-  const auto t0 = std::chrono::steady_clock::now();
+std::unique_ptr<Inference::Stub> make_stub(const ClientOptions& o) {
   std::shared_ptr<grpc::ChannelCredentials> creds;
   if (o.insecure) {
     creds = grpc::InsecureChannelCredentials();
@@ -145,8 +146,101 @@ ClientResult run_client(const ClientOptions& o, const std::vector<double>& input
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(o.max_message_mib << 20);
   args.SetMaxSendMessageSize(o.max_message_mib << 20);
-  auto channel = grpc::CreateCustomChannel(o.server, creds, args);
-  auto stub = Inference::NewStub(channel);
+  return Inference::NewStub(grpc::CreateCustomChannel(o.server, creds, args));
+}
+
+/// Cancels the RPC in flight when ClientOptions::cancel is set (polled every 20 ms by a
+/// thread of its own: a blocking Read cannot poll).
+class CancelWatch {
+ public:
+  explicit CancelWatch(const std::atomic<bool>* flag) : flag_(flag) {
+    if (!flag_) return;
+    thread_ = std::jthread([this](std::stop_token stop) {
+      while (!stop.stop_requested()) {
+        if (flag_->load()) {
+          std::lock_guard lock(mu_);
+          if (ctx_) ctx_->TryCancel();
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    });
+  }
+  /// The RPC of `ctx` is in flight until the next attach or detach.
+  void attach(grpc::ClientContext* ctx) {
+    std::lock_guard lock(mu_);
+    ctx_ = ctx;
+  }
+  void detach() { attach(nullptr); }
+  bool cancelled() const { return flag_ && flag_->load(); }
+  /// Throws ClientCancelled if the flag is set.
+  void check(const std::string& during) const {
+    if (cancelled()) throw ClientCancelled("cancelled during " + during);
+  }
+
+ private:
+  const std::atomic<bool>* flag_;
+  std::mutex mu_;
+  grpc::ClientContext* ctx_ = nullptr;
+  std::jthread thread_;  // last: stopped and joined first
+};
+
+std::vector<ServedModelInfo> list_models(const ClientOptions& o) {
+  CancelWatch watch(o.cancel);
+  auto stub = make_stub(o);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(o.connect_timeout_s));
+  ModelList reply;
+  watch.attach(&ctx);
+  grpc::Status s = stub->ListModels(&ctx, ListModelsRequest(), &reply);
+  watch.detach();
+  watch.check("ListModels");
+  if (!s.ok()) rpc_error("ListModels", o.server, s);
+  if (reply.models_size() > 4096) throw std::runtime_error("protocol: ListModels announced more than 4,096 models");
+  std::vector<ServedModelInfo> out;
+  std::set<std::string> names;
+  auto shape = [](const auto& dims, const std::string& what) {
+    if (dims.empty() || dims.size() > 8) throw std::runtime_error("protocol: " + what + " has " + std::to_string(dims.size()) + " dimensions");
+    for (std::int64_t d : dims) {
+      if (d < 1 || d > (std::int64_t{1} << 31)) throw std::runtime_error("protocol: " + what + " has an extent " + std::to_string(d));
+    }
+    return std::vector<std::int64_t>(dims.begin(), dims.end());
+  };
+  for (const ListedModel& m : reply.models()) {
+    if (m.name().empty() || m.name().size() > 256 || !names.insert(m.name()).second) {
+      throw std::runtime_error("protocol: ListModels gave an empty, overlong or repeated model name");
+    }
+    const ModelInfo& info = m.info();
+    ServedModelInfo l;
+    l.name = m.name();
+    l.input_name = info.input_name();
+    l.input_shape = shape(info.input_shape(), "the input shape of '" + m.name() + "'");
+    l.output_shape = shape(info.output_shape(), "the output shape of '" + m.name() + "'");
+    l.capacity = info.capacity();
+    l.complex_packing = info.complex_packing();
+    l.rounds = info.rounds();
+    l.description = info.description();
+    try {
+      const ckks::ContextPtr context = accepted_parameters(info.parameters(), info.fingerprint());
+      l.poly_modulus_degree = static_cast<std::int64_t>(context->parameters().poly_modulus_degree());
+      l.modulus_bits = static_cast<int>(std::lround(context->log2_qp()));
+    } catch (const std::exception& e) {
+      l.refused = e.what();
+    }
+    out.push_back(std::move(l));
+  }
+  return out;
+}
+
+ClientResult run_client(const ClientOptions& o, const std::vector<double>& inputs,
+                        const std::vector<std::int64_t>& per_sample_shape, std::int64_t count) {
+  const auto t0 = std::chrono::steady_clock::now();
+  CancelWatch watch(o.cancel);
+  auto stub = make_stub(o);
+  // A failed call: ClientCancelled when the caller cancelled it, else the gRPC status.
+  auto fail = [&](const std::string& what, const grpc::Status& s) {
+    watch.check(what);
+    rpc_error(what, o.server, s);
+  };
   ClientResult res;
 
   auto deadline = [&](int s) {
@@ -159,9 +253,11 @@ ClientResult run_client(const ClientOptions& o, const std::vector<double>& input
     ModelInfoRequest req;
     req.set_model(o.model);
     auto ctx = deadline(o.connect_timeout_s);
+    watch.attach(ctx.get());
     grpc::Status s = stub->GetModelInfo(ctx.get(), req, &info);
+    watch.detach();
     res.bytes_sent += static_cast<std::int64_t>(req.ByteSizeLong());
-    if (!s.ok()) rpc_error("GetModelInfo", o.server, s);
+    if (!s.ok()) fail("GetModelInfo", s);
     res.bytes_received += static_cast<std::int64_t>(info.ByteSizeLong());
   }
   res.description = info.description();
@@ -207,11 +303,29 @@ ClientResult run_client(const ClientOptions& o, const std::vector<double>& input
         " of evaluation keys; the server reserves " + format_bytes(info.session_reservation()) + ")");
     // Deadline: the server bounds its wait for memory (--admission-timeout) itself.
     auto ctx = deadline(3600);
+    watch.attach(ctx.get());
     grpc::Status s = open_session(*stub, *ctx, o.model, info.fingerprint(), std::string(rk.begin(), rk.end()),
                                   std::string(gk.begin(), gk.end()), kKeyChunkBytes, &session_id, &res.bytes_sent);
-    if (!s.ok()) rpc_error("OpenSession", o.server, s);
+    watch.detach();
+    if (!s.ok()) fail("OpenSession", s);
     say("session open");
   }
+  // A call that fails or is cancelled after this point closes the session (best effort;
+  // the server also frees it with a failed stream or after its inactivity timeout).
+  struct CloseOnError {
+    Inference::Stub& stub;
+    const std::string& id;
+    bool armed = true;
+    ~CloseOnError() {
+      if (!armed) return;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+      CloseSessionRequest req;
+      req.set_session_id(id);
+      CloseSessionReply reply;
+      (void)stub.CloseSession(&ctx, req, &reply);
+    }
+  } close_on_error{*stub, session_id};
 
   const std::int64_t in_e = model::numel(in_shape), out_e = model::numel(res.output_shape);
   const std::int64_t cap = info.capacity();
@@ -220,12 +334,13 @@ ClientResult run_client(const ClientOptions& o, const std::vector<double>& input
     const std::int64_t b = std::min(cap, count - start);
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::hours(2));
+    watch.attach(&ctx);
     auto stream = stub->Infer(&ctx);
     auto write = [&](const ClientMessage& m) {
       res.bytes_sent += static_cast<std::int64_t>(m.ByteSizeLong());
       if (!stream->Write(m)) {
         grpc::Status s = stream->Finish();
-        rpc_error("Infer", o.server, s.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream closed") : s);
+        fail("Infer", s.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream closed") : s);
       }
     };
     auto send_cts = [&](const std::vector<ckks::Ciphertext>& cts, bool reply) {
@@ -278,10 +393,10 @@ ClientResult run_client(const ClientOptions& o, const std::vector<double>& input
     ScheduleCheck schedule(info);  // rounds and outputs against the announcement
     ServerMessage msg;
     for (;;) {
+      watch.check("Infer");  // the client's own work between messages
       if (!stream->Read(&msg)) {
         grpc::Status s = stream->Finish();
-        rpc_error("Infer", o.server,
-                  s.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream ended before the outputs") : s);
+        fail("Infer", s.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream ended before the outputs") : s);
       }
       res.bytes_received += static_cast<std::int64_t>(msg.ByteSizeLong());
       round_in += static_cast<std::int64_t>(msg.ByteSizeLong());
@@ -384,7 +499,8 @@ ClientResult run_client(const ClientOptions& o, const std::vector<double>& input
     }
     stream->WritesDone();
     grpc::Status s = stream->Finish();
-    if (!s.ok()) rpc_error("Infer", o.server, s);
+    watch.detach();
+    if (!s.ok()) fail("Infer", s);
     std::vector<const ckks::Ciphertext*> ptrs;
     for (std::size_t i = 0; i < out_cts.size(); ++i) ptrs.push_back(out_zero[i] ? nullptr : &out_cts[i]);
     const std::vector<double> factors(out_head.factors().begin(), out_head.factors().end());
@@ -412,8 +528,11 @@ ClientResult run_client(const ClientOptions& o, const std::vector<double>& input
     CloseSessionReply reply;
     auto ctx = deadline(o.connect_timeout_s);
     res.bytes_sent += static_cast<std::int64_t>(req.ByteSizeLong());
+    close_on_error.armed = false;
+    watch.attach(ctx.get());
     grpc::Status s = stub->CloseSession(ctx.get(), req, &reply);
-    if (!s.ok()) rpc_error("CloseSession", o.server, s);
+    watch.detach();
+    if (!s.ok()) fail("CloseSession", s);
   }
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return res;

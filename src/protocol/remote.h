@@ -3,7 +3,8 @@
 //
 // Server: loads each model, calibrates ranges on a server-side calibration set
 // (--calibration NAME=X.npy) and chooses parameters with plan::plan_parameters.
-// GetModelInfo reveals to anyone who can connect: the parameters (N, primes; hence the
+// GetModelInfo (and ListModels, for every served model with its name) reveals to
+// anyone who can connect: the parameters (N, primes; hence the
 // model's multiplicative depth), packing, scale, input/output shapes, the input bound
 // and the Galois elements needed. Per-tensor bounds stay on the server; the bound of
 // each client-aided round is sent with that round (the client checks decoded values).
@@ -30,8 +31,10 @@
 // protocol violations), RESOURCE_EXHAUSTED, CANCELLED/UNAVAILABLE (peer gone, shutdown).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -84,7 +87,38 @@ struct ClientOptions {
   int connect_timeout_s = 20;
   /// Called with one line per event (session opened, each client-aided round, outputs).
   std::function<void(const std::string&)> progress;
+  /// Set from another thread to stop the call: the RPC in flight is cancelled within
+  /// about 50 ms (the server frees the session of a cancelled Infer stream) and the
+  /// call throws ClientCancelled. nullptr: not cancellable.
+  const std::atomic<bool>* cancel = nullptr;
 };
+
+/// Thrown by run_client and list_models when ClientOptions::cancel was set.
+struct ClientCancelled : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// A model a server serves, as ListModels announced it. The parameters were checked by
+/// the client as run_client checks them (128-bit security from N and the primes).
+struct ServedModelInfo {
+  std::string name;
+  std::string input_name;
+  std::vector<std::int64_t> input_shape, output_shape;  ///< per sample
+  std::int64_t capacity = 0;       ///< samples per ciphertext (one batch)
+  std::int64_t poly_modulus_degree = 0;
+  int modulus_bits = 0;            ///< log2 Q of the chain (plus the special primes)
+  bool complex_packing = false;
+  int rounds = 0;                  ///< client-aided rounds per batch
+  std::string description;         ///< the server's plan, one line
+  std::string refused;             ///< why run_client would refuse it ("" : usable)
+};
+
+/// The models `options.server` serves (options.model is ignored), sorted by name.
+/// Throws std::runtime_error with the gRPC status when the call fails, and when the reply
+/// is malformed (an empty or repeated name, a shape that is not a list of 1..2^31
+/// extents, more than 4,096 models); a model whose parameters the client would refuse is
+/// listed with the reason in `refused`.
+std::vector<ServedModelInfo> list_models(const ClientOptions& options);
 
 /// One row of the per-layer summary (summed over the batches). Bytes are serialized
 /// ciphertext bytes; seconds are the server's wall time (rounds include the client).

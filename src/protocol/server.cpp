@@ -130,6 +130,15 @@ class Service final : public Inference::Service {
     admit_cv_.notify_all();
   }
 
+  grpc::Status ListModels(grpc::ServerContext*, const ListModelsRequest*, ModelList* reply) override {
+    for (const auto& [name, m] : models_) {  // std::map: sorted by name
+      ListedModel* l = reply->add_models();
+      l->set_name(name);
+      *l->mutable_info() = m->info;
+    }
+    return grpc::Status::OK;
+  }
+
   grpc::Status GetModelInfo(grpc::ServerContext*, const ModelInfoRequest* req, ModelInfo* reply) override {
     auto it = models_.find(req->model());
     if (it == models_.end()) return unknown_model(req->model());

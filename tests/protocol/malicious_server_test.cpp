@@ -18,6 +18,7 @@
 #include "ckks/serialization.h"
 #include "process.h"
 #include "protocol/heinfer.grpc.pb.h"
+#include "protocol/remote.h"
 #include "protocol/served_model.h"
 #include "protocol/wire.h"
 #include "runtime/npy.h"
@@ -26,6 +27,17 @@ namespace heinfer::protocol {
 namespace {
 
 namespace fs = std::filesystem;
+
+/// Expects `call` to throw std::runtime_error whose message contains `text`.
+template <class Call>
+void expect_refused(Call call, const std::string& text) {
+  try {
+    (void)call();
+    ADD_FAILURE() << "no exception (expected '" << text << "')";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
+  }
+}
 using namespace std::chrono_literals;
 using test::Process;
 
@@ -59,6 +71,18 @@ class StandIn final : public Inference::Service {
       const auto& fp = weak->fingerprint();
       out->set_fingerprint(std::string(fp.begin(), fp.end()));
     }
+    return grpc::Status::OK;
+  }
+
+  /// ListModels: the model twice under one name, with a negative extent, or (weak
+  /// parameters) once with the WeakParameters announcement.
+  enum class Listing { RepeatedName, NegativeExtent, Weak } listing = Listing::Weak;
+  grpc::Status ListModels(grpc::ServerContext* ctx, const ListModelsRequest*, ModelList* out) override {
+    ListedModel* l = out->add_models();
+    l->set_name("tiny");
+    GetModelInfo(ctx, nullptr, l->mutable_info());
+    if (listing == Listing::RepeatedName) *out->add_models() = *l;
+    if (listing == Listing::NegativeExtent) l->mutable_info()->set_input_shape(0, -4);
     return grpc::Status::OK;
   }
 
@@ -221,6 +245,39 @@ TEST_P(MaliciousServer, TheClientRefusesAndSendsNothingMore) {
     EXPECT_EQ(service.sessions.load(), 0) << "keys were sent";
   }
   server->Shutdown();
+}
+
+TEST_F(MaliciousServer, ListModelsIsCheckedLikeModelInfo) {
+  for (auto listing : {StandIn::Listing::RepeatedName, StandIn::Listing::NegativeExtent, StandIn::Listing::Weak}) {
+    StandIn service(*model, listing == StandIn::Listing::Weak ? Attack::WeakParameters : Attack::UnannouncedNode);
+    service.listing = listing;
+    grpc::ServerBuilder sb;
+    int port = 0;
+    sb.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    sb.RegisterService(&service);
+    auto server = sb.BuildAndStart();
+    ASSERT_TRUE(server && port > 0);
+    ClientOptions o;
+    o.server = "127.0.0.1:" + std::to_string(port);
+    o.insecure = true;
+    switch (listing) {
+      case StandIn::Listing::RepeatedName:
+        expect_refused([&] { return list_models(o); }, "repeated model name");
+        break;
+      case StandIn::Listing::NegativeExtent:
+        expect_refused([&] { return list_models(o); }, "has an extent -4");
+        break;
+      case StandIn::Listing::Weak: {
+        const auto models = list_models(o);
+        ASSERT_EQ(models.size(), 1u);
+        EXPECT_EQ(models[0].name, "tiny");
+        EXPECT_NE(models[0].refused.find("exceeds the 128-bit security limit"), std::string::npos) << models[0].refused;
+        EXPECT_EQ(models[0].poly_modulus_degree, 0);
+        break;
+      }
+    }
+    server->Shutdown();
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -1,7 +1,10 @@
 """heinfer.Client against a real `heinfer serve` on 127.0.0.1 with TLS."""
 
+import json
 import os
+import signal
 import subprocess
+import threading
 import time
 
 import numpy
@@ -12,6 +15,9 @@ import heinfer
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODELS = os.path.join(ROOT, "models")
 CLI = os.environ.get("HEINFER_CLI", os.path.join(ROOT, "build", "heinfer"))
+
+
+serve_lines = []  # [the list of the running server's stdout lines]
 
 
 def openssl(cwd, *args):
@@ -48,6 +54,9 @@ def server(tmp_path_factory):
             if line.startswith("listening on "):
                 address = line.split()[2]
         assert address, (d / "serve.log").read_text()
+        lines = []  # the server's stdout from now on (session opened / closed / dropped)
+        threading.Thread(target=lambda: lines.extend(iter(p.stdout.readline, "")), daemon=True).start()
+        serve_lines[:] = [lines]
         yield address, str(d / "ca.pem"), d
     finally:
         p.terminate()
@@ -95,3 +104,64 @@ def test_no_key_material_reaches_python():
         pickle.dumps(heinfer.load(os.path.join(MODELS, "fmnist_cnn.onnx"))._m)
     with pytest.raises(TypeError):
         pickle.dumps(heinfer._heinfer.ClientOptions())
+
+
+def test_models_lists_what_the_server_serves(server):
+    address, ca, _ = server
+    models = heinfer.Client(address, ca=ca).models()
+    assert [m["name"] for m in models] == ["cnn"]
+    m = models[0]
+    assert m["input_shape"] == (1, 28, 28) and m["output_shape"] == (10,)
+    assert m["refused"] is None and m["rounds"] > 0 and m["capacity"] >= 1
+    assert m["poly_modulus_degree"] in (4096, 8192, 16384) and 0 < m["modulus_bits"] <= 438
+    # The CLI's `client --list --json` gives the same.
+    out = subprocess.run([CLI, "client", "--list", "--json", "--server", address, "--tls-ca", ca], check=True,
+                         capture_output=True, text=True).stdout
+    cli = [json.loads(line) for line in out.splitlines()]
+    assert [c["model"] for c in cli] == ["cnn"]
+    assert cli[0]["capacity"] == m["capacity"] and cli[0]["description"] == m["description"]
+    assert tuple(cli[0]["input_shape"]) == m["input_shape"] and cli[0]["refused"] == ""
+
+
+def test_keyboard_interrupt_cancels_remote_inference(server):
+    """Ctrl-C while the client waits in a round: KeyboardInterrupt within a second, and the
+    server drops the session (its memory is freed) without being asked twice."""
+    address, ca, _ = server
+    x = numpy.load(os.path.join(MODELS, "fmnist_test64_images.npy"))
+    x = numpy.ascontiguousarray(numpy.concatenate([x] * 32))  # 2,048 images: a few seconds
+    client = heinfer.Client(address, ca=ca)
+    sent = []
+
+    def progress(line):
+        if "round" in line and not sent:  # mid-run, the server computing the next layer
+            sent.append(time.monotonic())
+            os.kill(os.getpid(), signal.SIGINT)
+
+    lines = serve_lines[0]
+    opened_before = sum("opened" in line for line in lines)
+    with pytest.raises(KeyboardInterrupt):
+        client.infer("cnn", x, progress=progress)
+    assert sent, "the run ended before a round"
+    assert time.monotonic() - sent[0] < 1.0
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        opened = [line.split()[1] for line in lines if " opened " in line]
+        ended = [line.split()[1] for line in lines if " closed" in line or " dropped" in line]
+        if len(opened) > opened_before and opened[-1] in ended:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the server did not free the interrupted session: " + "".join(lines[-5:]))
+    # The server serves the next call.
+    y = client.infer("cnn", x[:64])
+    assert y.shape == (64, 10)
+
+
+
+def test_remote_example_runs():
+    """examples/remote_fashion_mnist.py end to end: its own server, TLS, 64 images."""
+    out = subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "examples", "remote_fashion_mnist.py"), "--cli", CLI],
+                         check=True, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "OMP_NUM_THREADS": "2"}).stdout
+    assert "served: cnn (1, 28, 28) -> (10,)" in out, out
+    assert "top-1 agreement 100.0%" in out, out
