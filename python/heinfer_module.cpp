@@ -277,24 +277,11 @@ void run_interruptible(Work work, std::atomic<bool>& cancel) {
   if (failure) std::rethrow_exception(failure);
 }
 
-/// The client's options with `progress` forwarded to Python (under the GIL) and `cancel`.
-protocol::ClientOptions client_options(const protocol::ClientOptions& base, const std::function<void(std::string)>& progress,
-                                       const std::atomic<bool>& cancel) {
-  protocol::ClientOptions o = base;
-  if (progress) {
-    o.progress = [&progress](const std::string& line) {
-      py::gil_scoped_acquire gil;
-      progress(line);
-    };
-  }
-  o.cancel = &cancel;
-  return o;
-}
-
 /// Client.models: the served models as dicts (protocol::list_models).
 py::list list_models(const protocol::ClientOptions& base) {
   std::atomic<bool> cancel{false};
-  const protocol::ClientOptions o = client_options(base, nullptr, cancel);
+  protocol::ClientOptions o = base;
+  o.cancel = &cancel;
   std::vector<protocol::ServedModelInfo> models;
   run_interruptible([&] { models = protocol::list_models(o); }, cancel);
   py::list out;
@@ -310,26 +297,10 @@ py::list list_models(const protocol::ClientOptions& base) {
   return out;
 }
 
-/// Client.infer: (outputs, summary) of protocol::run_client against a `heinfer serve`.
-py::tuple remote_infer(const protocol::ClientOptions& base, const std::string& model, const py::array& x,
-                       std::function<void(std::string)> progress) {
-  if (!(x.flags() & py::array::c_style)) {
-    throw std::invalid_argument("input array is not C-contiguous; pass numpy.ascontiguousarray(x)");
-  }
-  if (x.ndim() < 1) throw std::invalid_argument("input array has no batch dimension");
-  const std::vector<std::int64_t> shape(x.shape(), x.shape() + x.ndim());
-  const std::vector<std::int64_t> per_sample(shape.begin() + 1, shape.end());
-  runtime::InputBatch in =
-      runtime::make_input_batch("input array", py::str(x.dtype().attr("str")), shape, x.data(), per_sample);
-  std::atomic<bool> cancel{false};
-  protocol::ClientOptions o = client_options(base, progress, cancel);
-  o.model = model;
-  protocol::ClientResult r;
-  run_interruptible([&] { r = protocol::run_client(o, in.values, per_sample, in.count); }, cancel);
-  std::vector<std::int64_t> out_shape{in.count};
-  out_shape.insert(out_shape.end(), r.output_shape.begin(), r.output_shape.end());
+/// The summary dict of a remote run.
+py::dict remote_summary(const protocol::ClientResult& r, std::int64_t samples) {
   py::dict s;
-  s["samples"] = in.count;
+  s["samples"] = samples;
   s["parameters"] = r.description;
   s["seconds"] = r.seconds;
   s["server_seconds"] = r.server_seconds;
@@ -346,8 +317,62 @@ py::tuple remote_infer(const protocol::ClientOptions& base, const std::string& m
                            py::arg("bytes_to_server") = l.bytes_to_server, py::arg("round_trips") = l.round_trips));
   }
   s["layers"] = layers;
-  return py::make_tuple(to_array(r.outputs, out_shape), s);
+  return s;
 }
+
+/// Client.session: a protocol::RemoteSession held by Python (heinfer.Session wraps it as
+/// a context manager). Progress goes to the callable of the call in flight.
+class Session {
+ public:
+  Session(const protocol::ClientOptions& base, const std::string& model, std::function<void(std::string)> progress)
+      : progress_(std::move(progress)) {
+    protocol::ClientOptions o = base;
+    o.model = model;
+    o.progress = [this](const std::string& line) {
+      py::gil_scoped_acquire gil;
+      if (progress_) progress_(line);
+    };
+    o.cancel = &cancel_;
+    run_interruptible([&] { session_ = std::make_unique<protocol::RemoteSession>(o); }, cancel_);
+    progress_ = nullptr;
+  }
+  ~Session() {
+    py::gil_scoped_release nogil;  // closing waits for the server (at most 2 s)
+    session_.reset();
+  }
+
+  /// (outputs, summary) of RemoteSession::infer.
+  py::tuple infer(const py::array& x, std::function<void(std::string)> progress) {
+    if (!(x.flags() & py::array::c_style)) {
+      throw std::invalid_argument("input array is not C-contiguous; pass numpy.ascontiguousarray(x)");
+    }
+    if (x.ndim() < 1) throw std::invalid_argument("input array has no batch dimension");
+    const std::vector<std::int64_t> shape(x.shape(), x.shape() + x.ndim());
+    const std::vector<std::int64_t> per_sample(shape.begin() + 1, shape.end());
+    runtime::InputBatch in =
+        runtime::make_input_batch("input array", py::str(x.dtype().attr("str")), shape, x.data(), per_sample);
+    if (!session_->is_open()) throw std::logic_error("the session is closed");
+    progress_ = std::move(progress);
+    cancel_ = false;
+    protocol::ClientResult r;
+    run_interruptible([&] { r = session_->infer(in.values, per_sample, in.count); }, cancel_);
+    progress_ = nullptr;
+    std::vector<std::int64_t> out_shape{in.count};
+    out_shape.insert(out_shape.end(), r.output_shape.begin(), r.output_shape.end());
+    return py::make_tuple(to_array(r.outputs, out_shape), remote_summary(r, in.count));
+  }
+  void close() {
+    cancel_ = false;
+    run_interruptible([&] { session_->close(); }, cancel_);
+  }
+  bool is_open() const { return session_->is_open(); }
+  const protocol::RemoteSession& session() const { return *session_; }
+
+ private:
+  std::atomic<bool> cancel_{false};
+  std::function<void(std::string)> progress_;
+  std::unique_ptr<protocol::RemoteSession> session_;
+};
 
 }  // namespace
 }  // namespace heinfer::python
@@ -355,12 +380,17 @@ py::tuple remote_infer(const protocol::ClientOptions& base, const std::string& m
 PYBIND11_MODULE(_heinfer, mod) {
   using namespace heinfer::python;
   mod.doc() = "heinfer: encrypted inference of ONNX models with RNS-CKKS (the extension; use the heinfer package)";
-  py::register_exception<heinfer::runtime::NpyError>(mod, "InputError", PyExc_ValueError);
+  // One Python InputError (a ValueError) for a bad array and for values outside the
+  // planned input range.
+  static py::exception<heinfer::runtime::NpyError>& input_error =
+      py::register_exception<heinfer::runtime::NpyError>(mod, "InputError", PyExc_ValueError);
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
     } catch (const heinfer::model::ModelError& e) {
       PyErr_SetString(PyExc_ValueError, e.what());
+    } catch (const heinfer::runtime::InputError& e) {
+      PyErr_SetString(input_error.ptr(), e.what());
     }
   });
   py::class_<Model>(mod, "Model")
@@ -381,7 +411,21 @@ PYBIND11_MODULE(_heinfer, mod) {
       .def_readwrite("insecure", &heinfer::protocol::ClientOptions::insecure)
       .def_readwrite("connect_timeout_s", &heinfer::protocol::ClientOptions::connect_timeout_s);
   mod.def("_list_models", &list_models, py::arg("options"));
-  mod.def("_remote_infer", &remote_infer, py::arg("options"), py::arg("model"), py::arg("x"), py::arg("progress"));
+  py::class_<Session>(mod, "Session")
+      .def(py::init<const heinfer::protocol::ClientOptions&, const std::string&, std::function<void(std::string)>>(),
+           py::arg("options"), py::arg("model"), py::arg("progress"))
+      .def("infer", &Session::infer, py::arg("x"), py::arg("progress"))
+      .def("close", &Session::close)
+      .def_property_readonly("is_open", &Session::is_open)
+      .def_property_readonly("input_shape",
+                             [](const Session& s) { return py::tuple(py::cast(s.session().input_shape())); })
+      .def_property_readonly("output_shape",
+                             [](const Session& s) { return py::tuple(py::cast(s.session().output_shape())); })
+      .def_property_readonly("capacity", [](const Session& s) { return s.session().capacity(); })
+      .def_property_readonly("description", [](const Session& s) { return s.session().description(); })
+      .def_property_readonly("_open_bytes", [](const Session& s) {
+        return py::make_tuple(s.session().open_bytes_sent(), s.session().open_bytes_received());
+      });
   mod.def("_load", &load, py::arg("path"));
   mod.def("_inspect", &inspect, py::arg("model"), py::arg("batch"), py::arg("resolution"), py::arg("threads"),
           py::arg("time"), py::arg("limb_words"), py::arg("round_masks"));

@@ -17,13 +17,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from typing import Any, Callable, List, Optional, Union
 
 import numpy
 
 from . import _heinfer
 
-__all__ = ["load", "Model", "Client", "InputError"]
+__all__ = ["load", "Model", "Client", "Session", "InputError"]
 
 InputError = _heinfer.InputError
 
@@ -252,18 +253,111 @@ class Client:
         """
         return _heinfer._list_models(self._o)
 
+    def session(self, model: str, *, progress: Optional[Callable[[str], None]] = None) -> "Session":
+        """Opens a session with `model` (its name on the server): the keys are made here
+        and the evaluation keys sent once, for any number of infer calls. Use it as a
+        context manager (the session is closed at the end of the block) or close() it:
+        the server holds memory for it until then.
+
+            with client.session("cnn") as s:
+                for x in batches:
+                    y = s.infer(x)
+
+        progress: called with one line per event while the session opens. Raises
+        RuntimeError with the server's status (unknown model, TLS failure, unreachable
+        server, no memory on the server) or naming refused parameters; KeyboardInterrupt
+        (Ctrl-C) cancels the call.
+        """
+        return Session(_heinfer.Session(self._o, model, progress))
+
     def infer(self, model: str, x: numpy.ndarray, *, progress: Optional[Callable[[str], None]] = None) -> numpy.ndarray:
-        """Runs `model` (its name on the server) on x, encrypted; returns float32 [N, ...].
+        """Runs `model` (its name on the server) on x, encrypted, in a session of its own;
+        returns float32 [N, ...].
 
         x: float32 or float64, C-contiguous, [N, *the model's input shape], finite.
         progress: called with one line per event (session opened, each round, outputs).
-        The summary (time, rounds, traffic, per-layer server figures) goes to last_summary.
-        Raises ValueError for a bad array, RuntimeError with the server's status for a
-        refused or failed call (unknown model, TLS failure, unreachable server).
-        KeyboardInterrupt (Ctrl-C) cancels the call within about 0.1 s: the Infer stream
-        is cancelled and the session closed (the server frees its memory).
+        The summary (time, rounds, traffic including the keys, per-layer server figures)
+        goes to last_summary. Raises ValueError for a bad array, RuntimeError with the
+        server's status for a refused or failed call (unknown model, TLS failure,
+        unreachable server). KeyboardInterrupt (Ctrl-C) cancels the call within about
+        0.1 s: the Infer stream is cancelled and the session closed (the server frees its
+        memory).
         """
         if not isinstance(x, numpy.ndarray):
             raise TypeError(f"x must be a numpy.ndarray, not {type(x).__name__}")
-        y, self.last_summary = _heinfer._remote_infer(self._o, model, x, progress)
+        t0 = time.monotonic()
+        with self.session(model, progress=progress) as s:
+            y = s.infer(x, progress=progress)
+            summary = s.last_summary
+            sent, received = s._s._open_bytes
+        summary["seconds"] = time.monotonic() - t0
+        summary["bytes_sent"] += sent
+        summary["bytes_received"] += received
+        self.last_summary = summary
         return y
+
+
+class Session:
+    """An open session with one model of a `heinfer serve` (from Client.session).
+
+    input_shape, output_shape: per sample. capacity: samples per batch (a batch of fewer
+    costs the same). description: the server's plan. last_summary: the last infer's.
+    """
+
+    def __init__(self, s: "_heinfer.Session"):
+        self._s = s
+        self.last_summary: Optional[dict] = None
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if exc[0] is None:
+            self.close()
+        else:  # the block failed: close without hiding its exception
+            try:
+                self.close()
+            except Exception:  # noqa: BLE001 - the block's exception is the one to see
+                pass
+
+    def __repr__(self) -> str:
+        return f"heinfer.Session({self.description!r}, {'open' if self.is_open else 'closed'})"
+
+    @property
+    def is_open(self) -> bool:
+        return self._s.is_open
+
+    @property
+    def input_shape(self) -> tuple:
+        return self._s.input_shape
+
+    @property
+    def output_shape(self) -> tuple:
+        return self._s.output_shape
+
+    @property
+    def capacity(self) -> int:
+        return self._s.capacity
+
+    @property
+    def description(self) -> str:
+        return self._s.description
+
+    def infer(self, x: numpy.ndarray, *, progress: Optional[Callable[[str], None]] = None) -> numpy.ndarray:
+        """Runs x ([N, *input_shape], float32/float64, C-contiguous, finite) in this
+        session; returns float32 [N, *output_shape]. The summary (this call's time, rounds,
+        traffic, per-layer server figures) goes to last_summary.
+
+        Raises ValueError for a bad array or an input outside the model's planned range
+        (nothing is sent; the session stays open); RuntimeError when the server fails the
+        call or breaks the announced schedule, and KeyboardInterrupt (Ctrl-C), after
+        which the session is closed; RuntimeError on a closed session.
+        """
+        if not isinstance(x, numpy.ndarray):
+            raise TypeError(f"x must be a numpy.ndarray, not {type(x).__name__}")
+        y, self.last_summary = self._s.infer(x, progress)
+        return y
+
+    def close(self) -> None:
+        """Closes the session (the server frees its memory). Idempotent."""
+        self._s.close()

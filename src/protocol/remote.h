@@ -34,6 +34,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -144,9 +145,52 @@ struct ClientResult {
   std::vector<LayerRow> layers;     ///< per node, plus "input" and "output" rows
 };
 
-/// Connects, runs `count` samples (batch-major `inputs`, per-sample shape checked against
-/// the model) in batches of the ciphertext capacity, decrypts. Throws std::runtime_error
-/// with the gRPC status on failure (unreachable server, TLS failure, rejection).
+/// A session with one model (ClientOptions::model) of a `heinfer serve`, held open across
+/// runs: the server's announcement checked (accepted_parameters, the round schedule),
+/// the keys made in this process (the secret key never leaves it; with key_dir it is
+/// also saved there, mode 0600), the evaluation keys sent once. The server holds its
+/// memory reservation until close(). Not thread-safe: one call at a time.
+class RemoteSession {
+ public:
+  /// GetModelInfo, the checks, key generation, OpenSession. Throws std::runtime_error
+  /// with the gRPC status (unreachable server, TLS failure, unknown model, no memory) or
+  /// naming the refused parameters; ClientCancelled if options.cancel is set.
+  explicit RemoteSession(const ClientOptions& options);
+  /// Closes the session if open (best effort, 2 s; errors ignored).
+  ~RemoteSession();
+  RemoteSession(const RemoteSession&) = delete;
+  RemoteSession& operator=(const RemoteSession&) = delete;
+
+  /// Runs `count` samples (batch-major `inputs`; `per_sample_shape` must be the model's
+  /// input shape) in batches of the ciphertext capacity and decrypts. The result's bytes
+  /// and seconds are this call's. Throws std::runtime_error on a bad shape or an input
+  /// outside the announced range (before anything is sent), with the gRPC status when the
+  /// server fails the call, naming the violation when a message breaks the announced
+  /// schedule, ClientCancelled when options.cancel is set; after any of these but the
+  /// first two the session is closed. Throws std::logic_error on a closed session.
+  ClientResult infer(const std::vector<double>& inputs, const std::vector<std::int64_t>& per_sample_shape,
+                     std::int64_t count);
+  /// CloseSession (the server frees the session's memory). Idempotent. Throws
+  /// std::runtime_error with the gRPC status when the server does not answer.
+  void close();
+  bool is_open() const;
+
+  const std::vector<std::int64_t>& input_shape() const;   ///< per sample
+  const std::vector<std::int64_t>& output_shape() const;  ///< per sample
+  std::int64_t capacity() const;                          ///< samples per batch
+  const std::string& description() const;                ///< the server's plan
+  /// Protobuf bytes of GetModelInfo and OpenSession (keys included), sent / received.
+  std::int64_t open_bytes_sent() const;
+  std::int64_t open_bytes_received() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+};
+
+/// RemoteSession(options).infer(...), then close(): one session for one set of inputs.
+/// The result's bytes and seconds include opening and closing the session. Throws as
+/// RemoteSession and infer do.
 ClientResult run_client(const ClientOptions& options, const std::vector<double>& inputs,
                         const std::vector<std::int64_t>& per_sample_shape, std::int64_t count);
 

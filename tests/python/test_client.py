@@ -165,3 +165,27 @@ def test_remote_example_runs():
                          env={**os.environ, "OMP_NUM_THREADS": "2"}).stdout
     assert "served: cnn (1, 28, 28) -> (10,)" in out, out
     assert "top-1 agreement 100.0%" in out, out
+
+
+def test_session_runs_several_inputs_with_one_set_of_keys(server):
+    address, ca, _ = server
+    x = numpy.load(os.path.join(MODELS, "fmnist_test64_images.npy"))
+    plain = heinfer.load(os.path.join(MODELS, "fmnist_cnn.onnx")).run(x, encrypted=False)
+    lines = serve_lines[0]
+    opened_before = sum(" opened " in line for line in lines)
+    with heinfer.Client(address, ca=ca).session("cnn") as s:
+        assert s.is_open and s.input_shape == (1, 28, 28) and s.output_shape == (10,)
+        y1 = s.infer(x[:40])
+        with pytest.raises(ValueError, match="planned input range"):  # refused before sending: still open
+            s.infer(numpy.full_like(x[:2], 1e9))
+        y2 = s.infer(x[40:])
+        assert s.last_summary["samples"] == 24
+    assert not s.is_open
+    assert numpy.array_equal(numpy.concatenate([y1, y2]).argmax(1), plain.argmax(1))
+    with pytest.raises(RuntimeError, match="closed"):
+        s.infer(x[:1])
+    deadline = time.time() + 10
+    while time.time() < deadline and not any(" closed" in line for line in lines[-3:]):
+        time.sleep(0.1)
+    assert sum(" opened " in line for line in lines) == opened_before + 1, "one session for both inputs"
+    assert " closed" in "".join(lines[-3:])
