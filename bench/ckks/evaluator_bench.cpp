@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "ckks/blind_refresh.h"
 #include "ckks/decryptor.h"
 #include "ckks/encoder.h"
 #include "ckks/encryptor.h"
@@ -200,6 +201,34 @@ void NTTForwardCiphertext(benchmark::State& st, size_t n) {
   }
 }
 
+/// Mask bits of the blind-refresh benchmarks: 87 (a 2^34 bound, 53 hiding bits), or what
+/// the top level of the small chain carries.
+int refresh_bits(const Setup& s) {
+  return std::min(87, static_cast<int>(s.ctx->level_data(s.ctx->max_level()).log2_q) - 4);
+}
+
+void BlindRefreshMask(benchmark::State& st, size_t n) {  // server: + Enc_pk(0) + r
+  Setup& s = setup(n);
+  for (auto _ : st) {
+    Ciphertext c = s.a;
+    benchmark::DoNotOptimize(mask_for_refresh(c, *s.encryptor, refresh_bits(s), *s.ctx));
+  }
+}
+
+void BlindRefreshClient(benchmark::State& st, size_t n) {  // client: decrypt, check, extend, encrypt
+  Setup& s = setup(n);
+  Ciphertext c = s.a;
+  mask_for_refresh(c, *s.encryptor, refresh_bits(s), *s.ctx);
+  for (auto _ : st) benchmark::DoNotOptimize(refresh_at_top_level(c, refresh_bits(s), *s.decryptor, *s.encryptor, *s.ctx));
+}
+
+void BlindRefreshUnmask(benchmark::State& st, size_t n) {  // server: - r
+  Setup& s = setup(n);
+  Ciphertext c = s.a;
+  const RefreshMask mask = mask_for_refresh(c, *s.encryptor, refresh_bits(s), *s.ctx);
+  for (auto _ : st) unmask_refreshed(c, mask, *s.ctx);
+}
+
 const bool registered = [] {
   reg("Encode", Encode);
   reg("Decode", Decode);
@@ -216,6 +245,9 @@ const bool registered = [] {
   reg("Rotate", Rotate);
   reg("MultiplyScalarAccumulate", MultiplyScalarAccumulate);
   reg("NTTForwardCiphertext", NTTForwardCiphertext);
+  reg("BlindRefreshMask", BlindRefreshMask);
+  reg("BlindRefreshClient", BlindRefreshClient);
+  reg("BlindRefreshUnmask", BlindRefreshUnmask);
   return true;
 }();
 

@@ -34,6 +34,7 @@ enum class StreamPurpose : uint32_t {
   PublicKeyMask = 4,   ///< the uniform a of a public key
   KeySwitchMask = 5,   ///< the uniform a_j of key-switching key digit j
   SampleInputs = 6,    ///< public, reproducible sample inputs (inspect's calibration; not secret)
+  RefreshMask = 7,     ///< the server's uniform masks of a blind refresh (ckks/blind_refresh.h)
 };
 
 /// Deterministic byte stream: ChaCha20-IETF(key = seed, nonce = (purpose, a, b)).
