@@ -90,7 +90,7 @@ std::vector<PlainTensor> run_plain(const model::Graph& g, std::vector<PlainTenso
     }
     const model::TensorId out = n.outputs[0];
     PlainTensor y = make_plain_tensor(g.tensors[static_cast<std::size_t>(out)].shape, batch);
-    run_node_plain(g, n, in, y);
+    if (!options.replace || !options.replace(k, in, y)) run_node_plain(g, n, in, y);
     values[static_cast<std::size_t>(out)] = std::move(y);
     for (model::TensorId t : free_after[k]) values[static_cast<std::size_t>(t)].reset();
   }

@@ -1,6 +1,8 @@
 // The plaintext reference executor: runs a prepared graph in float64.
 #pragma once
 
+#include <cstddef>
+#include <functional>
 #include <vector>
 
 #include "model/graph.h"
@@ -10,6 +12,9 @@ namespace heinfer::runtime {
 
 struct PlainRunOptions {
   int threads = 0;  ///< OpenMP threads for the kernels; 0 keeps the OpenMP default
+  /// Replaces nodes: called before each node with its index, inputs (as run_node_plain)
+  /// and preallocated output; true means it computed the output. Empty: none replaced.
+  std::function<bool(std::size_t, const std::vector<const PlainTensor*>&, PlainTensor&)> replace;
 };
 
 /// Runs `g` (prepared by model::prepare_graph / model::load_model) on one batch.

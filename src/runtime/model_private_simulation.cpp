@@ -1,0 +1,95 @@
+#include "runtime/model_private_simulation.h"
+
+#include <array>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "model/window_indexer.h"
+
+namespace heinfer::runtime {
+namespace {
+
+void check_bound(const plan::ReluApproximation& r, double d, const model::Node& n) {
+  if (!(std::fabs(d) <= r.bound)) {
+    throw std::runtime_error(model::node_label(n) + ": a value (" + std::to_string(d) + ") leaves the approximation's bound " +
+                             std::to_string(r.bound) + "; a larger margin is needed");
+  }
+}
+
+/// max over each window as a balanced tree of b + r(a - b), in-bounds positions only.
+void approximate_max_pool(const model::Node& n, const plan::ReluApproximation& r, const PlainTensor& x, PlainTensor& y) {
+  const auto& p = std::get<model::PoolParams>(n.params);
+  const model::WindowIndexer win(x.shape, y.shape, p.kernel, p.strides, p.dilations, p.pads_begin, p.pads_end);
+  const std::int64_t total = y.shape[0] * win.out_size, batch = x.batch;
+  for (std::int64_t idx = 0; idx < total; ++idx) {
+    const std::int64_t c = idx / win.out_size;
+    std::array<std::int64_t, model::kMaxSpatialDims> base;
+    win.origin(idx % win.out_size, base);
+    std::vector<const double*> rows;
+    for (std::int64_t kp = 0; kp < win.kernel_size; ++kp) {
+      const std::int64_t off = win.input_offset(base, kp);
+      if (off >= 0) rows.push_back(x.data.data() + (c * win.in_size + off) * batch);
+    }
+    double* out = y.data.data() + idx * batch;
+    for (std::int64_t b = 0; b < batch; ++b) {
+      std::vector<double> level;
+      for (const double* row : rows) level.push_back(row[b]);
+      while (level.size() > 1) {
+        std::vector<double> next;
+        for (std::size_t i = 0; i + 1 < level.size(); i += 2) {
+          const double d = level[i] - level[i + 1];
+          check_bound(r, d, n);
+          next.push_back(level[i + 1] + r(d));
+        }
+        if (level.size() % 2) next.push_back(level.back());
+        level.swap(next);
+      }
+      out[b] = level.empty() ? 0.0 : level[0];
+    }
+  }
+}
+
+}  // namespace
+
+std::map<std::size_t, plan::ReluApproximation> model_private_approximations(const model::Graph& g,
+                                                                          const std::vector<double>& ranges,
+                                                                          const ApproximationOptions& o) {
+  std::map<std::size_t, plan::ReluApproximation> out;
+  for (std::size_t k = 0; k < g.nodes.size(); ++k) {
+    const model::Node& n = g.nodes[k];
+    if (n.op != model::OpType::Relu && n.op != model::OpType::MaxPool) continue;
+    const double range = ranges.at(static_cast<std::size_t>(n.inputs[0]));
+    if (!std::isfinite(range) || range <= 0) {
+      throw std::invalid_argument(model::node_label(n) + ": no calibrated range to approximate it on");
+    }
+    const double bound = o.margin * range * (n.op == model::OpType::MaxPool ? 2.0 : 1.0);
+    out.emplace(k, plan::choose_relu_approximation(bound, o.relative_error));
+  }
+  return out;
+}
+
+std::vector<PlainTensor> run_plain_approximated(const model::Graph& g, std::vector<PlainTensor> inputs,
+                                                const std::map<std::size_t, plan::ReluApproximation>& approximations,
+                                                const PlainRunOptions& options) {
+  PlainRunOptions o = options;
+  o.replace = [&](std::size_t k, const std::vector<const PlainTensor*>& in, PlainTensor& y) {
+    const auto it = approximations.find(k);
+    if (it == approximations.end()) return false;
+    const model::Node& n = g.nodes[k];
+    const plan::ReluApproximation& r = it->second;
+    if (n.op == model::OpType::MaxPool) {
+      approximate_max_pool(n, r, *in[0], y);
+      return true;
+    }
+    for (std::size_t i = 0; i < y.data.size(); ++i) {
+      const double v = in[0]->data[i];
+      check_bound(r, v, n);
+      y.data[i] = r(v);
+    }
+    return true;
+  };
+  return run_plain(g, std::move(inputs), o);
+}
+
+}  // namespace heinfer::runtime
