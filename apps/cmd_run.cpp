@@ -60,7 +60,7 @@ void run(const RunOptions& o) {
 
   const auto t0 = std::chrono::steady_clock::now();
   const std::vector<float> y =
-      runtime::run_plain_batched(g, x.values, count, o.batch, runtime::PlainRunOptions{o.threads});
+      runtime::run_plain_batched(g, x.values, count, o.batch, runtime::PlainRunOptions{.threads = o.threads, .replace = {}});
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   std::vector<std::int64_t> y_shape{count};

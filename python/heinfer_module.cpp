@@ -188,7 +188,7 @@ py::tuple run(const Model& m, const py::array& x, bool encrypted, const std::str
     {
       py::gil_scoped_release nogil;
       const model::Graph g = model::load_model(m.path);
-      y = runtime::run_plain_batched(g, in.values, in.count, batch > 0 ? batch : 256, runtime::PlainRunOptions{threads});
+      y = runtime::run_plain_batched(g, in.values, in.count, batch > 0 ? batch : 256, runtime::PlainRunOptions{.threads = threads, .replace = {}});
     }
     return py::make_tuple(to_array(std::vector<double>(y.begin(), y.end()), out_shape), py::dict());
   }

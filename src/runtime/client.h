@@ -65,8 +65,14 @@ enum class RoundFunction {
   Exp,
   Log,
   Sqrt,
+  // The model-private mode's refresh, per window of 1 (ckks/blind_refresh.h): the client
+  // decrypts the integer coefficients of a ciphertext the server masked uniformly,
+  // checks them against the announced bound (RoundRequest::bound =
+  // ckks::refresh_coefficient_limit of the mask's bits) and returns them encrypted at
+  // the top level. It sees the mask, not the value.
+  BlindRefresh,
 };
-inline constexpr int kRoundFunctions = 12;
+inline constexpr int kRoundFunctions = 13;
 
 /// Fresh ciphertexts the client returns per window: 2 for AbsWithValue, else 1.
 inline std::size_t replies_per_window(RoundFunction f) { return f == RoundFunction::AbsWithValue ? 2 : 1; }

@@ -1,5 +1,6 @@
 #include "runtime/local_client.h"
 
+#include "ckks/blind_refresh.h"
 #include "model/activation_fn.h"
 #include "runtime/round_function.h"
 
@@ -39,6 +40,7 @@ LocalClient::LocalClient(ckks::ContextPtr context, ckks::Packing packing, double
 const EvaluationKeys& LocalClient::evaluation_keys() {
   if (!keys_) {
     keys_ = std::make_unique<EvaluationKeys>();
+    keys_->public_key = keygen_.create_public_key();
     if (context_->special_count() > 0) {  // else the parameters have no key switching
       keys_->relin = keygen_.create_relin_keys();
       if (packing_ == ckks::Packing::Complex) keys_->galois = keygen_.create_galois_keys({}, true);
@@ -60,6 +62,35 @@ void LocalClient::decode(const ckks::Ciphertext& ct, std::vector<double>& out) c
   }
   if (packing_ == ckks::Packing::Complex) encoder_.decode_packed(p, out);
   else encoder_.decode(p, out);
+}
+
+std::string LocalClient::refresh(const RoundRequest& r, const ckks::Ciphertext& masked, ckks::Ciphertext& out,
+                                 double* recorded) const {
+  // The announced bound is 2R = 2^(bits + 1): anything else is not a refresh this client
+  // agreed to.
+  const double bits = std::log2(r.bound) - 1.0;
+  if (!(bits >= 1 && bits <= 123 && bits == std::floor(bits))) {
+    return "layer '" + r.layer + "': a refresh bound " + fmt(r.bound) + " that is not 2^(mask bits + 1)";
+  }
+  const int log2_range = static_cast<int>(bits);
+  try {
+    ckks::Ciphertext c = masked;
+    if (c.is_compact()) c.expand(*context_);
+    out = ckks::refresh_at_top_level(c, log2_range, decryptor_, encryptor_, *context_);
+    out.compact();
+    if (recorded) {  // a curious client's record: the first coefficients, in units of R
+      ckks::Plaintext p;
+      decryptor_.decrypt(c, p);
+      std::vector<double> v;
+      encoder_.decode_coefficients(p, v);
+      for (std::size_t i = 0; i < record_slots_ && i < v.size(); ++i) {
+        recorded[i] = std::ldexp(v[i] * c.scale(), -log2_range);
+      }
+    }
+  } catch (const std::exception& e) {
+    return "layer '" + r.layer + "': " + e.what();
+  }
+  return "";
 }
 
 void LocalClient::encrypt_values(std::span<const double> values, ckks::Ciphertext& out) const {
@@ -145,6 +176,12 @@ std::vector<ckks::Ciphertext> LocalClient::round(const RoundRequest& r) {
 #pragma omp parallel for schedule(dynamic, 4)
   for (std::size_t w = 0; w < count; ++w) {
     const auto& win = r.windows[w];
+    if (r.function == RoundFunction::BlindRefresh) {
+      errors[w] = win.size() != 1 ? "layer '" + r.layer + "': a refresh window of " + std::to_string(win.size()) +
+                                        " ciphertexts"
+                                  : refresh(r, *win[0], out[w], recording_ ? first.data() + w * 8 * rs : nullptr);
+      continue;
+    }
     std::vector<double> acc, v;
     for (std::size_t k = 0; k < win.size(); ++k) {
       decode(*win[k], v);

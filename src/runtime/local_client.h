@@ -20,6 +20,9 @@ namespace heinfer::runtime {
 struct EvaluationKeys {
   ckks::RelinKeys relin;
   ckks::GaloisKeys galois;  ///< conjugation (complex packing squares)
+  /// The public key: the server's re-randomization before a blind refresh
+  /// (ckks::mask_for_refresh).
+  ckks::PublicKey public_key;
 };
 
 class LocalClient : public Client {
@@ -65,6 +68,9 @@ class LocalClient : public Client {
 
  private:
   void decode(const ckks::Ciphertext& ct, std::vector<double>& out) const;
+  /// A BlindRefresh window's reply (RoundFunction::BlindRefresh); "" or an error.
+  std::string refresh(const RoundRequest& r, const ckks::Ciphertext& masked, ckks::Ciphertext& out,
+                      double* recorded) const;
   void encrypt_values(std::span<const double> values, ckks::Ciphertext& out) const;
 
   ckks::ContextPtr context_;
