@@ -24,14 +24,20 @@ void evaluate_odd_septic(const Evaluator& evaluator, const Ciphertext& x, const 
   if (x.size() != 2 || x.level() < 3) {
     throw std::invalid_argument("evaluate_odd_septic: needs a ciphertext of size 2 at level >= 3 (depth 3)");
   }
-  // Level 1: x², and c₃x, c₇x on x²'s scale.
+  // Level 1: x², c₃x on x²'s scale, and c₇x on the scale that makes the output's scale
+  // x's: out = x⁴·(c₇x³) has scale s(x²)²/q₁ · s(c₇x)·s(x²)/q₁ / q₂ (q₁, q₂: the primes
+  // the second and third rescales drop). Products square a scale's deviation from the
+  // primes; without this a composite of five drifts by 2^100 (measured).
   Ciphertext x2;
   multiply_rescale(evaluator, x, x, keys, x2);
+  const CKKSContext& ctx = evaluator.context();
+  const double q1 = static_cast<double>(ctx.modulus(x.level() - 1).value);
+  const double q2 = static_cast<double>(ctx.modulus(x.level() - 2).value);
+  const double s2 = x2.scale();
   Ciphertext c3x, c7x;
-  multiply_scalar_to_scale(evaluator, x, c[1], x2.scale(), c3x);
-  multiply_scalar_to_scale(evaluator, x, c[3], x2.scale(), c7x);
-  // Level 2: x⁴, c₃x³, c₇x³; c₁x and c₅x on their scale (all three products of two
-  // level-1 ciphertexts at x²'s scale have one scale).
+  multiply_scalar_to_scale(evaluator, x, c[1], s2, c3x);
+  multiply_scalar_to_scale(evaluator, x, c[3], x.scale() * (q1 / s2) * (q1 / s2) * (q2 / s2), c7x);
+  // Level 2: x⁴, c₃x³, c₇x³; c₁x and c₅x on the scales of c₃x³ and c₇x³.
   Ciphertext x4, t3, t7;
   multiply_rescale(evaluator, x2, x2, keys, x4);
   multiply_rescale(evaluator, c3x, x2, keys, t3);

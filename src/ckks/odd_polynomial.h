@@ -5,6 +5,8 @@
 //   level 1: x² = x·x,           c·x (scalar products landing on x²'s scale)
 //   level 2: x⁴ = x²·x²,         c₃x³ = (c₃x)·x², c₇x³ = (c₇x)·x², c₁x, c₅x
 //   level 3: x⁴·(c₅x + c₇x³),    (c₁x + c₃x³) brought to the same scale
+// The output lands on the input's scale; left alone, a product squares the scale's
+// deviation from the primes, and a composite of five drifts by 2^100.
 // 5 ciphertext products and depth 3 (the 4-product evaluation through x³ needs depth 4:
 // a level is worth more than a product here). Every scalar is encoded at the scale that
 // makes the following rescale land exactly on the scale of the term it is added to
@@ -21,8 +23,8 @@
 namespace heinfer::ckks {
 
 /// out = p(x) for p(x) = c[0]·x + c[1]·x³ + c[2]·x⁵ + c[3]·x⁷, elementwise on the N/2
-/// slots of a real-packed ciphertext. out is 3 levels below x; its scale is x's scale
-/// propagated through the products (about x's when the scale matches the primes).
+/// slots of a real-packed ciphertext. out is 3 levels below x, at exactly x's scale
+/// (c₇x is encoded at the scale that makes it so), so composites do not drift.
 /// Throws std::invalid_argument when x is below level 3 or not of size 2.
 ///
 /// Real packing only: under complex packing a product needs a conjugation key switch

@@ -36,6 +36,9 @@ TEST(OddPolynomial, CompositeOfTwoUnderRealPacking) {
   EXPECT_EQ(g.level(), b.ctx->max_level() - 3);
   evaluate_odd_septic(*b.eval, g, kF, keys, fg);
   EXPECT_EQ(fg.level(), 0u);
+  // Each septic lands exactly on its input's scale: composites do not drift.
+  EXPECT_NEAR(g.scale() / cx.scale(), 1.0, 1e-12);
+  EXPECT_NEAR(fg.scale() / cx.scale(), 1.0, 1e-12);
   const std::vector<double> got_g = b.decrypt_real(g), got = b.decrypt_real(fg);
   double err_g = 0, err = 0;
   for (std::size_t i = 0; i < x.size(); ++i) {
