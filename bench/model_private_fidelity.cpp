@@ -64,24 +64,30 @@ int main(int argc, char** argv) {
       std::int64_t products = 0;
       int depth = 0;
       nlohmann::json layers = nlohmann::json::array();
-      for (const auto& [k, r] : approx) {
+      for (const auto& [k, a] : approx) {
+        if (a.deferred) continue;  // evaluated by the MaxPool it feeds
         const model::Node& n = g.nodes[k];
         const std::int64_t outputs = model::numel(g.tensors[static_cast<std::size_t>(n.outputs[0])].shape);
-        // A Relu: one approximation per output; a MaxPool of window K: K - 1 per output.
-        std::int64_t evaluations = outputs;
-        if (n.op == model::OpType::MaxPool) {
+        nlohmann::json layer = {{"node", n.name}, {"op", model::op_name(n.op)}};
+        if (a.max) {  // K - 1 maxima per output, a tree of ceil(log2 K) levels of them
           std::int64_t window = 1;
           for (auto d : std::get<model::PoolParams>(n.params).kernel) window *= d;
-          evaluations = outputs * (window - 1);
           int tree = 0;
           for (std::int64_t w = 1; w < window; w *= 2) ++tree;
-          depth += tree * r.depth();
-        } else {
-          depth += r.depth();
+          depth += tree * a.max->depth();
+          products += outputs * (window - 1) * a.max->multiplications();
+          layer["max_bound"] = a.max->bound;
+          layer["max_compositions"] = a.max->sign.compositions();
+          layer["maxima"] = outputs * (window - 1);
         }
-        products += evaluations * r.multiplications();
-        layers.push_back({{"node", n.name}, {"op", model::op_name(n.op)}, {"bound", r.bound},
-                          {"compositions", r.sign.compositions()}, {"evaluations", evaluations}});
+        if (a.relu) {  // one per output (after the max for a pool that took over a Relu)
+          depth += a.relu->depth();
+          products += outputs * a.relu->multiplications();
+          layer["relu_bound"] = a.relu->bound;
+          layer["relu_compositions"] = a.relu->sign.compositions();
+          layer["relus"] = outputs;
+        }
+        layers.push_back(layer);
       }
       line["products_per_sample_element"] = products;
       line["levels"] = depth;

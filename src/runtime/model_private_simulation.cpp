@@ -52,40 +52,63 @@ void approximate_max_pool(const model::Node& n, const plan::ReluApproximation& r
 
 }  // namespace
 
-std::map<std::size_t, plan::ReluApproximation> model_private_approximations(const model::Graph& g,
-                                                                          const std::vector<double>& ranges,
-                                                                          const ApproximationOptions& o) {
-  std::map<std::size_t, plan::ReluApproximation> out;
-  for (std::size_t k = 0; k < g.nodes.size(); ++k) {
-    const model::Node& n = g.nodes[k];
-    if (n.op != model::OpType::Relu && n.op != model::OpType::MaxPool) continue;
-    const double range = ranges.at(static_cast<std::size_t>(n.inputs[0]));
+std::map<std::size_t, NodeApproximation> model_private_approximations(const model::Graph& g,
+                                                                     const std::vector<double>& ranges,
+                                                                     const ApproximationOptions& o) {
+  // The bound of a node's approximation: margin × the range of tensor t, × factor.
+  auto approximation = [&](const model::Node& n, model::TensorId t, double factor) {
+    const double range = ranges.at(static_cast<std::size_t>(t));
     if (!std::isfinite(range) || range <= 0) {
       throw std::invalid_argument(model::node_label(n) + ": no calibrated range to approximate it on");
     }
-    const double bound = o.margin * range * (n.op == model::OpType::MaxPool ? 2.0 : 1.0);
-    out.emplace(k, plan::choose_relu_approximation(bound, o.relative_error));
+    return plan::choose_relu_approximation(o.margin * range * factor, o.relative_error);
+  };
+  const auto users = model::consumers(g);
+  std::map<std::size_t, NodeApproximation> out;
+  std::map<model::TensorId, model::TensorId> raw;  // deferred Relu output -> its input
+  for (std::size_t k = 0; k < g.nodes.size(); ++k) {
+    const model::Node& n = g.nodes[k];
+    if (n.op == model::OpType::Relu) {
+      const auto& u = users[static_cast<std::size_t>(n.outputs[0])];
+      if (u.size() == 1 && g.nodes[static_cast<std::size_t>(u[0])].op == model::OpType::MaxPool &&
+          !model::is_graph_output(g, n.outputs[0])) {
+        out[k].deferred = true;
+        out[static_cast<std::size_t>(u[0])].relu = approximation(n, n.inputs[0], 1.0);  // max(x) has x's range
+        raw[n.outputs[0]] = n.inputs[0];
+      } else {
+        out[k].relu = approximation(n, n.inputs[0], 1.0);
+      }
+    } else if (n.op == model::OpType::MaxPool) {
+      // After a deferred Relu the pool sees the Relu's input, of both signs.
+      const auto it = raw.find(n.inputs[0]);
+      out[k].max = approximation(n, it == raw.end() ? n.inputs[0] : it->second, 2.0);
+    }
   }
   return out;
 }
 
 std::vector<PlainTensor> run_plain_approximated(const model::Graph& g, std::vector<PlainTensor> inputs,
-                                                const std::map<std::size_t, plan::ReluApproximation>& approximations,
+                                                const std::map<std::size_t, NodeApproximation>& approximations,
                                                 const PlainRunOptions& options) {
   PlainRunOptions o = options;
   o.replace = [&](std::size_t k, const std::vector<const PlainTensor*>& in, PlainTensor& y) {
     const auto it = approximations.find(k);
     if (it == approximations.end()) return false;
     const model::Node& n = g.nodes[k];
-    const plan::ReluApproximation& r = it->second;
-    if (n.op == model::OpType::MaxPool) {
-      approximate_max_pool(n, r, *in[0], y);
+    const NodeApproximation& a = it->second;
+    if (a.deferred) {
+      y.data = in[0]->data;  // the MaxPool it feeds applies it
       return true;
     }
-    for (std::size_t i = 0; i < y.data.size(); ++i) {
-      const double v = in[0]->data[i];
-      check_bound(r, v, n);
-      y.data[i] = r(v);
+    if (a.max) approximate_max_pool(n, *a.max, *in[0], y);
+    if (a.relu) {
+      const std::vector<double>& src = a.max ? y.data : in[0]->data;
+      std::vector<double> out(src.size());
+      for (std::size_t i = 0; i < src.size(); ++i) {
+        check_bound(*a.relu, src[i], n);
+        out[i] = (*a.relu)(src[i]);
+      }
+      y.data = std::move(out);
     }
     return true;
   };

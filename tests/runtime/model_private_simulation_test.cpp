@@ -28,12 +28,23 @@ struct Cnn {
 TEST(ModelPrivateSimulation, ApproximationsFollowTheRangesAndTheTarget) {
   const Cnn c;
   const auto approx = model_private_approximations(c.g, c.ranges, {0x1p-7, 1.5});
-  ASSERT_EQ(approx.size(), 3u);  // relu1, pool1, relu2
-  for (const auto& [k, r] : approx) {
+  ASSERT_EQ(approx.size(), 3u);  // relu1 (deferred to pool1), pool1, relu2
+  for (const auto& [k, a] : approx) {
     const model::Node& n = c.g.nodes[k];
-    const double range = c.ranges[static_cast<std::size_t>(n.inputs[0])];
-    EXPECT_DOUBLE_EQ(r.bound, 1.5 * range * (n.op == model::OpType::MaxPool ? 2 : 1)) << n.name;
-    EXPECT_LE(r.max_abs_error, 0x1p-7 * r.bound * (1 + 1e-12));
+    if (n.name == "/relu1/Relu") {
+      EXPECT_TRUE(a.deferred && !a.relu && !a.max);
+    } else if (n.name == "/pool1/MaxPool") {
+      // The pool sees relu1's input (both signs): its differences within twice that range.
+      const double range = c.ranges[static_cast<std::size_t>(c.g.nodes[k - 1].inputs[0])];
+      ASSERT_TRUE(a.max && a.relu);
+      EXPECT_DOUBLE_EQ(a.max->bound, 1.5 * range * 2);
+      EXPECT_DOUBLE_EQ(a.relu->bound, 1.5 * range);
+      EXPECT_LE(a.max->max_abs_error, 0x1p-7 * a.max->bound * (1 + 1e-12));
+    } else {
+      ASSERT_EQ(n.name, "/relu2/Relu");
+      ASSERT_TRUE(a.relu && !a.max && !a.deferred);
+      EXPECT_DOUBLE_EQ(a.relu->bound, 1.5 * c.ranges[static_cast<std::size_t>(n.inputs[0])]);
+    }
   }
 }
 
