@@ -1,20 +1,12 @@
 #include "protocol/client_call.h"
 
 #include <chrono>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
+
+#include "protocol/wire.h"
 
 namespace heinfer::protocol {
 namespace {
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot read '" + path + "'");
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 const char* code_name(grpc::StatusCode c) {
   switch (c) {
@@ -39,10 +31,10 @@ std::unique_ptr<Inference::Stub> make_stub(const ClientOptions& o) {
     creds = grpc::InsecureChannelCredentials();
   } else {
     grpc::SslCredentialsOptions so;
-    if (!o.tls_ca.empty()) so.pem_root_certs = read_text(o.tls_ca);
+    if (!o.tls_ca.empty()) so.pem_root_certs = read_text_file(o.tls_ca);
     if (!o.tls_cert.empty()) {
-      so.pem_cert_chain = read_text(o.tls_cert);
-      so.pem_private_key = read_text(o.tls_key);
+      so.pem_cert_chain = read_text_file(o.tls_cert);
+      so.pem_private_key = read_text_file(o.tls_key);
     }
     creds = grpc::SslCredentials(so);
   }

@@ -12,13 +12,11 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
-#include <fstream>
 #include <map>
 #include <string>
 #include <vector>
 #include <memory>
 #include <mutex>
-#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -39,16 +37,6 @@ namespace heinfer::protocol {
 
 using memory::format_bytes;
 
-std::string hex(const std::string& bytes) {
-  static const char* d = "0123456789abcdef";
-  std::string s;
-  for (unsigned char c : bytes) {
-    s += d[c >> 4];
-    s += d[c & 15];
-  }
-  return s;
-}
-
 std::int64_t default_memory_limit() {
   try {
     return static_cast<std::int64_t>(static_cast<double>(memory::mem_available_bytes()) * 0.8);
@@ -61,14 +49,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot read '" + path + "'");
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 
 class Service;
@@ -465,8 +445,8 @@ void serve(const ServerOptions& o) {
     grpc::SslServerCredentialsOptions so(o.client_ca.empty()
                                              ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
                                              : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-    so.pem_key_cert_pairs.push_back({read_file(o.tls_key), read_file(o.tls_cert)});
-    if (!o.client_ca.empty()) so.pem_root_certs = read_file(o.client_ca);
+    so.pem_key_cert_pairs.push_back({read_text_file(o.tls_key), read_text_file(o.tls_cert)});
+    if (!o.client_ca.empty()) so.pem_root_certs = read_text_file(o.client_ca);
     creds = grpc::SslServerCredentials(so);
   }
   Service service(o);

@@ -23,7 +23,12 @@ inline std::string ct_bytes(const ckks::Ciphertext& ct, const ckks::CKKSContext&
   return std::string(b.begin(), b.end());
 }
 
+/// Lower-case hexadecimal of `bytes`.
 std::string hex(const std::string& bytes);
+
+/// The whole file at `path` (PEM certificates and keys). Throws std::runtime_error
+/// "cannot read 'path'".
+std::string read_text_file(const std::string& path);
 
 /// Key bytes per OpenSession chunk: fits every server (--max-message-mib >= 4).
 inline constexpr std::size_t kKeyChunkBytes = std::size_t{1} << 20;
