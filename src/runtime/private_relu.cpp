@@ -46,11 +46,15 @@ std::vector<ckks::Ciphertext> private_relu(std::span<const ckks::Ciphertext* con
   // u: the working ciphertexts refreshed together (z: the sign's iterate; u = x/B).
   std::vector<ckks::Ciphertext> u(n), z;
   for (std::size_t i = 0; i < n; ++i) u[i] = *x[i];
-  // One round for every ciphertext of the given tensors.
+  // One round for every ciphertext of the given tensors, all taken down to the floor
+  // first: the fewest limbs on the wire and one level per round, as a schedule announces.
   auto refresh = [&](std::initializer_list<std::vector<ckks::Ciphertext>*> tensors) {
     std::vector<const ckks::Ciphertext*> ptrs;
-    for (const auto* t : tensors) {
-      for (const auto& v : *t) ptrs.push_back(&v);
+    for (auto* t : tensors) {
+      for (auto& v : *t) {
+        ev.mod_switch_to_inplace(v, floor);
+        ptrs.push_back(&v);
+      }
     }
     std::vector<ckks::Ciphertext> fresh =
         blind_refresh_round(*c.client, ptrs, c.mask_bits, *c.public_key_encryptor, ctx, c.node, c.layer);

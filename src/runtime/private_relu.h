@@ -42,7 +42,8 @@ struct PrivateReluStats {
 /// each composition 3 (ckks::evaluate_odd_septic); the final product one, with B/2 in
 /// its scale. Before a composition that would leave fewer levels than a refresh needs
 /// (ckks::refresh_fits with mask_bits), all the tensor's iterates are refreshed in one
-/// round (u too, the first time: the final product needs it at the iterate's level);
+/// round, taken down to that lowest level first (u too, the first time: the final
+/// product needs it at the iterate's level);
 /// an input below floor + 1 is refreshed first. The outputs are at or above the lowest
 /// level that can still be refreshed, at one scale. Throws std::invalid_argument when
 /// the parameters cannot hold the normalization, a composition and the final product

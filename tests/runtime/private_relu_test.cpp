@@ -57,6 +57,8 @@ TEST(PrivateRelu, MatchesTheApproximationWithRefreshesWhereLevelsRunOut) {
   }
   EXPECT_LE(err_exact, r.max_abs_error + 1e-2);  // the approximation's bound, plus CKKS noise
   EXPECT_LT(err_poly, 1e-2);                     // CKKS noise through 5 compositions
+  // The client saw every refreshed ciphertext once (4,096 recorded coefficients each).
+  EXPECT_EQ(client.observed().size(), static_cast<std::size_t>(stats.refreshed_ciphertexts) * 4096);
   // All the client decrypted were masked coefficients in [-R, R).
   for (double v : client.observed()) ASSERT_LT(std::fabs(v), 1.0 + 1e-9);
   std::printf("private Relu: 3 ciphertexts, %d refresh rounds (%lld ciphertexts), %lld products; "
