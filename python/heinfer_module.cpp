@@ -14,6 +14,7 @@
 #include <future>
 #include <thread>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -351,6 +352,8 @@ class Session {
     const std::vector<std::int64_t> per_sample(shape.begin() + 1, shape.end());
     runtime::InputBatch in =
         runtime::make_input_batch("input array", py::str(x.dtype().attr("str")), shape, x.data(), per_sample);
+    std::unique_lock busy(busy_, std::try_to_lock);  // taken under the GIL: no wait
+    if (!busy) throw std::runtime_error("the session is busy with another call (one call at a time)");
     if (!session_->is_open()) throw std::logic_error("the session is closed");
     progress_ = std::move(progress);
     cancel_ = false;
@@ -362,6 +365,8 @@ class Session {
     return py::make_tuple(to_array(r.outputs, out_shape), remote_summary(r, in.count));
   }
   void close() {
+    std::unique_lock busy(busy_, std::try_to_lock);
+    if (!busy) throw std::runtime_error("the session is busy with another call (one call at a time)");
     cancel_ = false;
     run_interruptible([&] { session_->close(); }, cancel_);
   }
@@ -369,6 +374,7 @@ class Session {
   const protocol::RemoteSession& session() const { return *session_; }
 
  private:
+  std::mutex busy_;  // one call at a time (RemoteSession is not thread-safe)
   std::atomic<bool> cancel_{false};
   std::function<void(std::string)> progress_;
   std::unique_ptr<protocol::RemoteSession> session_;

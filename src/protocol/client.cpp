@@ -49,9 +49,11 @@ std::vector<ServedModelInfo> list_models(const ClientOptions& o) {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(o.connect_timeout_s));
   ModelList reply;
-  watch.attach(&ctx);
-  grpc::Status s = stub->ListModels(&ctx, ListModelsRequest(), &reply);
-  watch.detach();
+  grpc::Status s;
+  {
+    const CancelWatch::Scope in_flight(watch, &ctx);
+    s = stub->ListModels(&ctx, ListModelsRequest(), &reply);
+  }
   if (!s.ok()) watch.fail("ListModels", o.server, s);
   if (reply.models_size() > 4096) throw std::runtime_error("protocol: ListModels announced more than 4,096 models");
   std::vector<ServedModelInfo> out;

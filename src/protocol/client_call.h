@@ -32,6 +32,19 @@ class CancelWatch {
   /// The RPC of `ctx` is in flight until the next attach or detach.
   void attach(grpc::ClientContext* ctx);
   void detach() { attach(nullptr); }
+  /// attach(ctx) for the guard's lifetime: declared right after the context, it detaches
+  /// before the context is destroyed, whichever way the scope is left (an exception
+  /// between attach and detach would leave the watcher a dangling context).
+  class Scope {
+   public:
+    Scope(CancelWatch& watch, grpc::ClientContext* ctx) : watch_(watch) { watch_.attach(ctx); }
+    ~Scope() { watch_.detach(); }
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+
+   private:
+    CancelWatch& watch_;
+  };
   bool cancelled() const { return flag_ && flag_->load(); }
   /// Throws ClientCancelled ("cancelled during `during`") if the flag is set.
   void check(const std::string& during) const;

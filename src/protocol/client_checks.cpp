@@ -125,6 +125,13 @@ ScheduleCheck::ScheduleCheck(const ModelInfo& info)
       throw std::runtime_error("protocol: the server announced a malformed round schedule (entry " +
                                std::to_string(i) + ")");
     }
+    if (r.function() == static_cast<int>(runtime::RoundFunction::BlindRefresh)) {
+      // The remote protocol has no model-private mode yet: an honest server never asks
+      // for a refresh, and answering one would give a malicious server a re-encryption
+      // and a reaction bit (the refusal of an out-of-range coefficient) for free.
+      throw std::runtime_error("protocol: the server announced blind refresh rounds (entry " + std::to_string(i) +
+                               "), which this client does not serve remotely");
+    }
     spec_of_[r.node()] = i;
   }
 }

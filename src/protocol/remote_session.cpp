@@ -110,9 +110,11 @@ RemoteSession::RemoteSession(const ClientOptions& options) : s_(std::make_unique
     ModelInfoRequest req;
     req.set_model(o.model);
     auto ctx = deadline(o.connect_timeout_s);
-    watch.attach(ctx.get());
-    grpc::Status s = st.stub->GetModelInfo(ctx.get(), req, &info);
-    watch.detach();
+    grpc::Status s;
+    {
+      const CancelWatch::Scope in_flight(watch, ctx.get());
+      s = st.stub->GetModelInfo(ctx.get(), req, &info);
+    }
     st.open_sent += static_cast<std::int64_t>(req.ByteSizeLong());
     if (!s.ok()) watch.fail("GetModelInfo", o.server, s);
     st.open_received += static_cast<std::int64_t>(info.ByteSizeLong());
@@ -151,13 +153,20 @@ RemoteSession::RemoteSession(const ClientOptions& options) : s_(std::make_unique
          " of evaluation keys; the server reserves " + format_bytes(info.session_reservation()) + ")");
   // Deadline: the server bounds its wait for memory (--admission-timeout) itself.
   auto ctx = deadline(3600);
-  watch.attach(ctx.get());
-  grpc::Status s = open_session(*st.stub, *ctx, o.model, info.fingerprint(), std::string(rk.begin(), rk.end()),
-                                std::string(gk.begin(), gk.end()), kKeyChunkBytes, &st.session_id, &st.open_sent);
-  watch.detach();
+  grpc::Status s;
+  {
+    const CancelWatch::Scope in_flight(watch, ctx.get());
+    s = open_session(*st.stub, *ctx, o.model, info.fingerprint(), std::string(rk.begin(), rk.end()),
+                     std::string(gk.begin(), gk.end()), kKeyChunkBytes, &st.session_id, &st.open_sent);
+  }
   if (!s.ok()) watch.fail("OpenSession", o.server, s);
   st.open = true;
-  st.say("session open");
+  try {
+    st.say("session open");
+  } catch (...) {  // a throwing progress callback: the server's session is not left open
+    st.abandon();
+    throw;
+  }
 }
 
 RemoteSession::~RemoteSession() {
@@ -184,9 +193,11 @@ void RemoteSession::close() {
   req.set_session_id(st.session_id);
   CloseSessionReply reply;
   auto ctx = deadline(st.o.connect_timeout_s);
-  watch.attach(ctx.get());
-  grpc::Status s = st.stub->CloseSession(ctx.get(), req, &reply);
-  watch.detach();
+  grpc::Status s;
+  {
+    const CancelWatch::Scope in_flight(watch, ctx.get());
+    s = st.stub->CloseSession(ctx.get(), req, &reply);
+  }
   if (!s.ok()) watch.fail("CloseSession", st.o.server, s);
 }
 
@@ -203,8 +214,16 @@ ClientResult RemoteSession::infer(const std::vector<double>& inputs, const std::
   if (count < 0 || inputs.size() != static_cast<std::size_t>(count * model::numel(in_shape))) {
     throw std::invalid_argument("RemoteSession::infer: inputs do not hold count samples");
   }
-  const auto t0 = std::chrono::steady_clock::now();
   const ModelInfo& info = st.info;
+  // Every value of every batch is checked against the input range before anything is
+  // sent: a refusal half-way through would tell the server where the input left it.
+  for (double v : inputs) {
+    if (!std::isfinite(v) || std::fabs(v) > info.input_bound()) {
+      throw runtime::InputError("input '" + info.input_name() + "': a value is not finite or exceeds the planned "
+                                "input range " + std::to_string(info.input_bound()) + "; nothing was sent");
+    }
+  }
+  const auto t0 = std::chrono::steady_clock::now();
   const ckks::ContextPtr& context = st.context;
   runtime::LocalClient& local = *st.local;
   const std::size_t budget = chunk_budget(o.max_message_mib);
@@ -221,7 +240,7 @@ ClientResult RemoteSession::infer(const std::vector<double>& inputs, const std::
       const std::int64_t b = std::min(cap, count - start);
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::hours(2));
-      watch.attach(&ctx);
+      const CancelWatch::Scope in_flight(watch, &ctx);  // detached before ctx dies, even on a throw
       auto stream = s_->stub->Infer(&ctx);
       auto write = [&](const ClientMessage& m) {
         res.bytes_sent += static_cast<std::int64_t>(m.ByteSizeLong());
@@ -250,14 +269,6 @@ ClientResult RemoteSession::infer(const std::vector<double>& inputs, const std::
       const runtime::PlainTensor x = runtime::from_batch_major(
           std::span<const double>(inputs).subspan(static_cast<std::size_t>(start * in_e), static_cast<std::size_t>(b * in_e)),
           b, in_shape);
-      // The whole batch is checked against the input range before anything is sent: a
-      // refusal half-way through would tell the server where the input left the range.
-      for (double v : x.data) {
-        if (!std::isfinite(v) || std::fabs(v) > info.input_bound()) {
-          throw runtime::InputError("input '" + info.input_name() + "': a value is not finite or exceeds the planned "
-                                    "input range " + std::to_string(info.input_bound()) + "; nothing was sent");
-        }
-      }
       {
         ClientMessage m;
         m.mutable_start()->set_session_id(st.session_id);
@@ -386,7 +397,6 @@ ClientResult RemoteSession::infer(const std::vector<double>& inputs, const std::
       }
       stream->WritesDone();
       grpc::Status s = stream->Finish();
-      watch.detach();
       if (!s.ok()) watch.fail("Infer", o.server, s);
       std::vector<const ckks::Ciphertext*> ptrs;
       for (std::size_t i = 0; i < out_cts.size(); ++i) ptrs.push_back(out_zero[i] ? nullptr : &out_cts[i]);

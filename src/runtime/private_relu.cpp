@@ -4,6 +4,7 @@
 #include <cmath>
 #include <initializer_list>
 #include <stdexcept>
+#include <string>
 
 #include "ckks/blind_refresh.h"
 #include "ckks/odd_polynomial.h"
@@ -39,10 +40,31 @@ std::vector<ckks::Ciphertext> private_relu(std::span<const ckks::Ciphertext* con
   }
   const std::size_t n = x.size();
   if (n == 0) return {};
+  for (const ckks::Ciphertext* v : x) {  // one level, scale and shape: the loops below assume it
+    if (!v || v->size() != 2 || v->level() != x.front()->level() || v->scale() != x.front()->scale()) {
+      throw std::invalid_argument("private_relu: the inputs must be ciphertexts of size 2 at one level and scale");
+    }
+  }
   if (x.front()->level() < floor) {
     throw std::invalid_argument("private_relu: the input is at level " + std::to_string(x.front()->level()) +
                                 ", below the lowest level a refresh can carry (" + std::to_string(floor) + ")");
   }
+  // An exception must not leave an OpenMP region (std::terminate): each element's error
+  // is kept and the first is thrown after the loop.
+  std::vector<std::string> errors(n);
+  auto for_each = [&](auto&& body) {
+#pragma omp parallel for schedule(dynamic, 1)
+    for (std::size_t i = 0; i < n; ++i) {
+      try {
+        body(i);
+      } catch (const std::exception& e) {
+        errors[i] = e.what();
+      }
+    }
+    for (const std::string& e : errors) {
+      if (!e.empty()) throw std::runtime_error("layer '" + c.layer + "': " + e);
+    }
+  };
   // u: the working ciphertexts refreshed together (z: the sign's iterate; u = x/B).
   std::vector<ckks::Ciphertext> u(n), z;
   for (std::size_t i = 0; i < n; ++i) u[i] = *x[i];
@@ -70,15 +92,17 @@ std::vector<ckks::Ciphertext> private_relu(std::span<const ckks::Ciphertext* con
   // u = x/B in one level, at x's scale: the composite then works on [-1, 1] with its own
   // coefficients (folding 1/B into them instead loses the small terms' precision against
   // powers of B: measured 0.8 of error at B = 8).
-  if (u.front().level() < floor + 1) refresh({&u});
-#pragma omp parallel for schedule(dynamic, 1)
-  for (std::size_t i = 0; i < n; ++i) {
+  bool u_fresh = false;  // u refreshed to the top: at or above z's level from then on
+  if (u.front().level() < floor + 1) {
+    refresh({&u});
+    u_fresh = true;
+  }
+  for_each([&](std::size_t i) {
     ckks::Ciphertext v;
     ckks::multiply_scalar_to_scale(ev, u[i], 1.0 / r.bound, u[i].scale(), v);
     u[i] = std::move(v);
-  }
+  });
   z = u;
-  bool u_fresh = false;  // u refreshed to the top: at or above z's level from then on
   const int total = r.sign.compositions();
   for (int k = 0; k < total; ++k) {
     const plan::OddSeptic& p = k < r.sign.g_count ? plan::kSignG3 : plan::kSignF3;
@@ -93,20 +117,18 @@ std::vector<ckks::Ciphertext> private_relu(std::span<const ckks::Ciphertext* con
         u_fresh = true;
       }
     }
-#pragma omp parallel for schedule(dynamic, 1)
-    for (std::size_t i = 0; i < n; ++i) {
+    for_each([&](std::size_t i) {
       ckks::Ciphertext out;
       ckks::evaluate_odd_septic(ev, z[i], p.c, *c.relin_keys, out);
       z[i] = std::move(out);
-    }
+    });
     if (stats) stats->products += 5 * static_cast<std::int64_t>(n);
   }
   // y = (B/2)·u·p + (B/2)·u, one level below p. The factor B/2 of the product goes into
   // its scale (free: the integer is unchanged, the value it denotes is B/2 times larger);
   // (B/2)·u is encoded to land on that scale.
   std::vector<ckks::Ciphertext> y(n);
-#pragma omp parallel for schedule(dynamic, 1)
-  for (std::size_t i = 0; i < n; ++i) {
+  for_each([&](std::size_t i) {
     ckks::Ciphertext ul = u[i];
     ev.mod_switch_to_inplace(ul, z[i].level());
     ckks::Ciphertext prod, half;
@@ -114,7 +136,7 @@ std::vector<ckks::Ciphertext> private_relu(std::span<const ckks::Ciphertext* con
     prod.set_scale(prod.scale() * 2.0 / r.bound);
     ckks::multiply_scalar_to_scale(ev, ul, r.bound / 2.0, prod.scale(), half);
     ev.add(prod, half, y[i]);
-  }
+  });
   if (stats) stats->products += static_cast<std::int64_t>(n);
   return y;
 }

@@ -11,6 +11,7 @@
 
 #include "ckks/serialization.h"
 #include "protocol/client_checks.h"
+#include "runtime/client.h"
 
 namespace heinfer::protocol {
 namespace {
@@ -233,6 +234,11 @@ TEST(ScheduleCheck, AMalformedAnnouncementIsRefused) {
     if (bad == 3) r->set_rounds(0);
     EXPECT_NE(refusal_of([&] { ScheduleCheck c(info); }).find("malformed round schedule"), std::string::npos) << bad;
   }
+  // A well-formed announcement of blind refresh rounds: not served remotely.
+  ModelInfo info = announced();
+  info.mutable_schedule(0)->set_function(static_cast<int>(runtime::RoundFunction::BlindRefresh));
+  info.mutable_schedule(0)->set_window_size(1);
+  EXPECT_NE(refusal_of([&] { ScheduleCheck c(info); }).find("blind refresh rounds"), std::string::npos);
 }
 
 }  // namespace

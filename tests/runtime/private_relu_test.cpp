@@ -61,6 +61,11 @@ TEST(PrivateRelu, MatchesTheApproximationWithRefreshesWhereLevelsRunOut) {
   EXPECT_EQ(client.observed().size(), static_cast<std::size_t>(stats.refreshed_ciphertexts) * 4096);
   // All the client decrypted were masked coefficients in [-R, R).
   for (double v : client.observed()) ASSERT_LT(std::fabs(v), 1.0 + 1e-9);
+  // Inputs at two levels are refused before any work (the loops assume one level).
+  ckks::Ciphertext lower = cts[1];
+  ev.mod_switch_inplace(lower);
+  const std::vector<const ckks::Ciphertext*> mixed{&cts[0], &lower};
+  EXPECT_THROW(private_relu(mixed, r, c), std::invalid_argument);
   std::printf("private Relu: 3 ciphertexts, %d refresh rounds (%lld ciphertexts), %lld products; "
               "max error %.2e vs exact (bound %.2e), %.2e vs the composite in double\n",
               stats.refresh_rounds, static_cast<long long>(stats.refreshed_ciphertexts),
