@@ -32,20 +32,20 @@ void approximate_max_pool(const model::Node& n, const plan::ReluApproximation& r
       if (off >= 0) rows.push_back(x.data.data() + (c * win.in_size + off) * batch);
     }
     double* out = y.data.data() + idx * batch;
+    std::vector<double> level(rows.size());  // one buffer, reduced in place: no allocation per sample
     for (std::int64_t b = 0; b < batch; ++b) {
-      std::vector<double> level;
-      for (const double* row : rows) level.push_back(row[b]);
-      while (level.size() > 1) {
-        std::vector<double> next;
-        for (std::size_t i = 0; i + 1 < level.size(); i += 2) {
+      std::size_t m = rows.size();
+      for (std::size_t i = 0; i < m; ++i) level[i] = rows[i][b];
+      while (m > 1) {  // pairs (2i, 2i+1) -> i; an odd last one moves up unchanged
+        for (std::size_t i = 0; i + 1 < m; i += 2) {
           const double d = level[i] - level[i + 1];
           check_bound(r, d, n);
-          next.push_back(level[i + 1] + r(d));
+          level[i / 2] = level[i + 1] + r(d);
         }
-        if (level.size() % 2) next.push_back(level.back());
-        level.swap(next);
+        if (m % 2) level[m / 2] = level[m - 1];
+        m = (m + 1) / 2;
       }
-      out[b] = level.empty() ? 0.0 : level[0];
+      out[b] = rows.empty() ? 0.0 : level[0];
     }
   }
 }
