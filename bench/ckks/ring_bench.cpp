@@ -4,7 +4,8 @@
 //   NTTForwardScalar/N, NTTInverseScalar/N   portable path
 //   AddPoly/N, MultiplyPoly/N                element-wise kernels (dispatching, labelled)
 //   DotScalarPoly/N                          64 inputs: out = Σ_k in_k · s_k (linear layers)
-//   MultiDot/N/bits                          845 inputs × 8 outputs in 64-coefficient tiles
+//   MultiDot/N/bits/M                        845 inputs × M outputs in 64-coefficient tiles
+//                                            (M = 100: a dense layer's scalars pass L2)
 // Run single-threaded:
 //   OMP_NUM_THREADS=1 ckks_bench --benchmark_filter='NTT|Poly'
 //     --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
@@ -124,8 +125,9 @@ void DotScalarPoly(benchmark::State& state) {
 // (two register blocks), tiles of 64 coefficients over one limb of n coefficients, for a
 // prime of the given bits (range(1)).
 void MultiDot(benchmark::State& state) {
-  constexpr size_t kInputs = 845, kOutputs = 8, kTile = 64;
+  constexpr size_t kInputs = 845, kTile = 64;
   const size_t n = static_cast<size_t>(state.range(0));
+  const auto kOutputs = static_cast<size_t>(state.range(2));
   Limb l(n, static_cast<int>(state.range(1)));
   std::vector<LimbVector> inputs, scalars, outs(kOutputs, LimbVector(n));
   for (size_t k = 0; k < kInputs; ++k) inputs.push_back(random_limb(n, l.q.value, 100 + k));
@@ -147,7 +149,9 @@ void MultiDot(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(MultiDot)->Args({64, 49})->Args({64, 30})->Args({8192, 49})->Args({8192, 30});
+BENCHMARK(MultiDot)
+    ->Args({64, 49, 8})->Args({64, 30, 8})->Args({8192, 49, 8})->Args({8192, 30, 8})
+    ->Args({8192, 49, 100})->Args({8192, 30, 100});
 BENCHMARK(NTTForward)->Arg(4096)->Arg(8192)->Arg(16384);
 BENCHMARK(NTTInverse)->Arg(4096)->Arg(8192)->Arg(16384);
 BENCHMARK(NTTForwardScalar)->Arg(4096)->Arg(8192)->Arg(16384);

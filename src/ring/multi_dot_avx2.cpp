@@ -1,14 +1,12 @@
-// AVX2 + FMA kernel of the multi-output dot product (simd_kernels_avx2.h): register blocks
-// of up to 4 outputs × 8 coefficients. Each product x·s (x, s < q < 2^49) is reduced in its
-// lane to (-3q/4, 3q/4) with the quotient fl(s/q) (fma_modular.h) and summed in a double;
-// a sum is reduced back to |·| <= 3q/4 after every `chunk` terms, before it can pass 2^50.
-// The single-output dot product keeps its sums in an L1 tile instead. Primes below 2^31
-// take exact 64-bit integer products instead (IntFold below).
+// AVX2 + FMA kernels of the multi-output dot product (simd_kernels_avx2.h): exact 64-bit
+// integer products for primes below 2^31, products reduced in double lanes below 2^49.
+// The single-output dot product keeps its sums in an L1 tile.
 #include <immintrin.h>
 
 #include <algorithm>
 #include <vector>
 
+#include "ring/aligned_memory.h"
 #include "ring/fma_modular.h"
 #include "ring/simd_kernels_avx2.h"
 
@@ -16,170 +14,210 @@ namespace heinfer::ring::avx2 {
 
 namespace {
 
-struct Scalars {
-  const double* s;   // s[m·count + k]
-  const double* sq;  // fl(s/q)
-};
+// Blocking. A call reads `count` input streams (845 in a dense layer) and writes `outputs`
+// sums (100 there) over `len` coefficients. Coefficients go in tiles of kTile and inputs in
+// passes of kPass: the pass's inputs (kPass × kTile words, 16 KiB) stay in L1 while every
+// output block of 4 reads them, and the partial sums of all outputs (kTile words each) stay
+// in L1/L2 between passes. Each pass prefetches the next one's lines: the streams are too
+// many for the hardware prefetchers. Register blocks: 4 outputs × 8 coefficients.
+constexpr size_t kTile = 64;
+constexpr size_t kPass = 32;
 
-template <int M>
-void block8(const uint64_t* const* inputs, size_t count, const Scalars& sc, uint64_t* const* out,
-            size_t base, size_t chunk, __m256d q, __m256d q_inv) {
-  __m256d acc[M][2];
-  for (int m = 0; m < M; ++m) acc[m][0] = acc[m][1] = _mm256_setzero_pd();
-  size_t pending = 0;
-  for (size_t k = 0; k < count; ++k) {
-    const uint64_t* p = inputs[k] + base;
-    const __m256d x0 = load_words(p), x1 = load_words(p + 4);
-#pragma GCC unroll 4
-    for (int m = 0; m < M; ++m) {
-      const __m256d s = _mm256_broadcast_sd(sc.s + m * count + k);
-      const __m256d sq = _mm256_broadcast_sd(sc.sq + m * count + k);
-      acc[m][0] = _mm256_add_pd(acc[m][0], mul_mod(x0, s, sq, q));
-      acc[m][1] = _mm256_add_pd(acc[m][1], mul_mod(x1, s, sq, q));
-    }
-    if (++pending == chunk) {
-      for (int m = 0; m < M; ++m) {
-        acc[m][0] = reduce(acc[m][0], q, q_inv);
-        acc[m][1] = reduce(acc[m][1], q, q_inv);
-      }
-      pending = 1;  // a reduced sum counts as one term
-    }
-  }
-  for (int m = 0; m < M; ++m) {
-    store_words(out[m] + base, normalize(acc[m][0], q, q_inv));
-    store_words(out[m] + base + 4, normalize(acc[m][1], q, q_inv));
+void prefetch_pass(const uint64_t* const* inputs, size_t k0, size_t k1, size_t base, size_t len) {
+  for (size_t k = k0; k < k1; ++k) {
+    for (size_t i = 0; i < len; i += 8) _mm_prefetch(reinterpret_cast<const char*>(inputs[k] + base + i), _MM_HINT_T0);
   }
 }
 
-template <int M>
-void block4(const uint64_t* const* inputs, size_t count, const Scalars& sc, uint64_t* const* out,
-            size_t base, size_t chunk, __m256d q, __m256d q_inv) {
-  __m256d acc[M];
-  for (int m = 0; m < M; ++m) acc[m] = _mm256_setzero_pd();
-  size_t pending = 0;
-  for (size_t k = 0; k < count; ++k) {
-    const __m256d x = load_words(inputs[k] + base);
-    for (int m = 0; m < M; ++m) {
-      acc[m] = _mm256_add_pd(acc[m], mul_mod(x, _mm256_broadcast_sd(sc.s + m * count + k),
-                                             _mm256_broadcast_sd(sc.sq + m * count + k), q));
-    }
-    if (++pending == chunk) {
-      for (int m = 0; m < M; ++m) acc[m] = reduce(acc[m], q, q_inv);
-      pending = 1;
-    }
-  }
-  for (int m = 0; m < M; ++m) store_words(out[m] + base, normalize(acc[m], q, q_inv));
-}
-
-template <int M>
-void run(const uint64_t* const* inputs, size_t count, const Scalars& sc, uint64_t* const* out,
-         size_t len, size_t chunk, __m256d q, __m256d q_inv) {
-  size_t base = 0;
-  for (; base + 8 <= len; base += 8) block8<M>(inputs, count, sc, out, base, chunk, q, q_inv);
-  if (base < len) block4<M>(inputs, count, sc, out, base, chunk, q, q_inv);
-}
-
-// Primes below 2^31: the products x·s < 2^62 are exact in 64-bit integer lanes (vpmuludq),
-// about four times cheaper than the double-precision product. Up to `fold` of them are
-// summed in a 64-bit lane; the lane is then split as hi·2^32 + lo and folded into a double
-// sum as hi·(2^32 mod q) + lo (fma_modular.h), which is kept reduced.
-struct IntFold {
+// ---- Primes below 2^31: exact products in 64-bit integer lanes (vpmuludq). ----------------
+// Up to `every` products are summed in a lane ((every)·(q-1)^2 < 2^64); the lane is then
+// split as hi·2^32 + lo and both halves are added to 64-bit sums in memory, which only the
+// last step reduces: (hi mod q)·(2^32 mod q) + lo, in doubles (fma_modular.h).
+struct IntPrime {
+  size_t every;
   __m256d q, q_inv, c32, c32q;
-  size_t every;  // products per 64-bit lane before a fold: (every)·(q-1)^2 < 2^64
-  explicit IntFold(uint64_t qv) {
+  explicit IntPrime(uint64_t qv) {
     const double qd = static_cast<double>(qv);
     const auto r32 = static_cast<double>((uint64_t{1} << 32) % qv);
+    every = static_cast<size_t>(~uint64_t{0} / ((qv - 1) * (qv - 1)));
     q = _mm256_set1_pd(qd);
     q_inv = _mm256_set1_pd(1.0 / qd);
     c32 = _mm256_set1_pd(r32);
     c32q = _mm256_set1_pd(r32 / qd);
-    every = static_cast<size_t>(~uint64_t{0} / ((qv - 1) * (qv - 1)));
-  }
-  /// sum + acc mod q, |result| <= 3q/4, for |sum| <= 3q/4 and any 64-bit acc.
-  __m256d fold(__m256d sum, __m256i acc) const {
-    const __m256d hi = to_double(_mm256_srli_epi64(acc, 32));
-    const __m256d lo = to_double(_mm256_and_si256(acc, _mm256_set1_epi64x(0xffffffffLL)));
-    const __m256d t = _mm256_add_pd(mul_mod(hi, c32, c32q, q), _mm256_add_pd(lo, sum));
-    return reduce(t, q, q_inv);
   }
 };
 
-template <int M>
-void int_block4(const uint64_t* const* inputs, size_t count, const uint64_t* const* scalars,
-                uint64_t* const* out, size_t base, const IntFold& f) {
-  __m256i acc[M];
-  __m256d sum[M];
-  for (int m = 0; m < M; ++m) {
-    acc[m] = _mm256_setzero_si256();
-    sum[m] = _mm256_setzero_pd();
-  }
-  size_t pending = 0;
-  for (size_t k = 0; k < count; ++k) {
-    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(inputs[k] + base));
-#pragma GCC unroll 4
+inline void fold_split(__m256i acc, uint64_t* hi, uint64_t* lo) {
+  const __m256i mask = _mm256_set1_epi64x(0xffffffffLL);
+  auto* h = reinterpret_cast<__m256i*>(hi);
+  auto* l = reinterpret_cast<__m256i*>(lo);
+  _mm256_store_si256(h, _mm256_add_epi64(_mm256_load_si256(h), _mm256_srli_epi64(acc, 32)));
+  _mm256_store_si256(l, _mm256_add_epi64(_mm256_load_si256(l), _mm256_and_si256(acc, mask)));
+}
+
+// Adds Σ_{k0 <= k < k1} inputs[k][base + i]·scalars[m][k] for i < 4·W to hi/lo[m·kTile + i].
+template <int M, int W>
+void int_block(const uint64_t* const* inputs, size_t k0, size_t k1, const uint64_t* const* scalars,
+               size_t base, size_t every, uint64_t* hi, uint64_t* lo) {
+  for (size_t s0 = k0; s0 < k1; s0 += every) {
+    const size_t s1 = std::min(k1, s0 + every);
+    __m256i acc[M][W];
     for (int m = 0; m < M; ++m) {
-      const __m256i s = _mm256_set1_epi64x(static_cast<long long>(scalars[m][k]));
-      acc[m] = _mm256_add_epi64(acc[m], _mm256_mul_epu32(x, s));
+      for (int w = 0; w < W; ++w) acc[m][w] = _mm256_setzero_si256();
     }
-    if (++pending == f.every) {
+    for (size_t k = s0; k < s1; ++k) {
+      __m256i x[W];
+      for (int w = 0; w < W; ++w) x[w] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(inputs[k] + base + 4 * w));
+#pragma GCC unroll 4
       for (int m = 0; m < M; ++m) {
-        sum[m] = f.fold(sum[m], acc[m]);
-        acc[m] = _mm256_setzero_si256();
+        const __m256i sv = _mm256_set1_epi64x(static_cast<long long>(scalars[m][k]));
+        for (int w = 0; w < W; ++w) acc[m][w] = _mm256_add_epi64(acc[m][w], _mm256_mul_epu32(x[w], sv));
       }
-      pending = 0;
     }
-  }
-  for (int m = 0; m < M; ++m) {
-    store_words(out[m] + base, normalize(f.fold(sum[m], acc[m]), f.q, f.q_inv));
+    for (int m = 0; m < M; ++m) {
+      for (int w = 0; w < W; ++w) fold_split(acc[m][w], hi + m * kTile + 4 * w, lo + m * kTile + 4 * w);
+    }
   }
 }
 
 template <int M>
-void run_int(const uint64_t* const* inputs, size_t count, const uint64_t* const* scalars,
-             uint64_t* const* out, size_t len, const IntFold& f) {
-  for (size_t base = 0; base < len; base += 4) int_block4<M>(inputs, count, scalars, out, base, f);
+void int_outputs(const uint64_t* const* inputs, size_t k0, size_t k1, const uint64_t* const* scalars, size_t len,
+                 size_t base, size_t every, uint64_t* hi, uint64_t* lo) {
+  size_t i = 0;
+  for (; i + 8 <= len; i += 8) int_block<M, 2>(inputs, k0, k1, scalars, base + i, every, hi + i, lo + i);
+  if (i < len) int_block<M, 1>(inputs, k0, k1, scalars, base + i, every, hi + i, lo + i);
+}
+
+void int_multi_dot(const uint64_t* const* inputs, size_t count, const uint64_t* const* scalars, size_t outputs,
+                   uint64_t* const* out, size_t len, uint64_t qv) {
+  const IntPrime p(qv);
+  thread_local std::vector<uint64_t, AlignedAllocator<uint64_t>> sums;
+  sums.assign(2 * outputs * kTile, 0);
+  uint64_t* hi = sums.data();
+  uint64_t* lo = hi + outputs * kTile;
+  for (size_t base = 0; base < len; base += kTile) {
+    const size_t tl = std::min(kTile, len - base);
+    std::fill(sums.begin(), sums.end(), 0);
+    for (size_t k0 = 0; k0 < count; k0 += kPass) {
+      const size_t k1 = std::min(count, k0 + kPass);
+      if (k1 < count) prefetch_pass(inputs, k1, std::min(count, k1 + kPass), base, tl);
+      else if (base + kTile < len) prefetch_pass(inputs, 0, std::min(count, kPass), base + kTile, std::min(kTile, len - base - kTile));
+      for (size_t m0 = 0; m0 < outputs; m0 += 4) {
+        const uint64_t* const* sc = scalars + m0;
+        uint64_t* h = hi + m0 * kTile;
+        uint64_t* l = lo + m0 * kTile;
+        switch (std::min<size_t>(4, outputs - m0)) {
+          case 4: int_outputs<4>(inputs, k0, k1, sc, tl, base, p.every, h, l); break;
+          case 3: int_outputs<3>(inputs, k0, k1, sc, tl, base, p.every, h, l); break;
+          case 2: int_outputs<2>(inputs, k0, k1, sc, tl, base, p.every, h, l); break;
+          default: int_outputs<1>(inputs, k0, k1, sc, tl, base, p.every, h, l); break;
+        }
+      }
+    }
+    // hi, lo < (folds)·2^32 <= 2^50 (count is capped by the caller): exact in doubles.
+    for (size_t m = 0; m < outputs; ++m) {
+      for (size_t i = 0; i < tl; i += 4) {
+        const __m256d h = to_double(_mm256_load_si256(reinterpret_cast<const __m256i*>(hi + m * kTile + i)));
+        const __m256d l = to_double(_mm256_load_si256(reinterpret_cast<const __m256i*>(lo + m * kTile + i)));
+        const __m256d t = _mm256_add_pd(mul_mod(h, p.c32, p.c32q, p.q), reduce(l, p.q, p.q_inv));
+        store_words(out[m] + base + i, normalize(t, p.q, p.q_inv));
+      }
+    }
+  }
+}
+
+// ---- Primes below 2^49: products reduced in lanes, summed in doubles. ---------------------
+// Each product x·s is reduced to (-3q/4, 3q/4) with the quotient fl(s/q) (fma_modular.h) and
+// summed; a sum is reduced back to |·| <= 3q/4 after every `chunk` terms, before it can pass
+// 2^50, and at the end of every pass, when it goes back to memory (counting as one term).
+template <int M, int W>
+void fp_block(const uint64_t* const* inputs, size_t k0, size_t k1, const double* s, const double* sq, size_t kn,
+              size_t base, size_t chunk, __m256d q, __m256d q_inv, double* sums) {
+  __m256d acc[M][W];
+  for (int m = 0; m < M; ++m) {
+    for (int w = 0; w < W; ++w) acc[m][w] = _mm256_load_pd(sums + m * kTile + 4 * w);
+  }
+  size_t pending = 1;
+  for (size_t k = k0; k < k1; ++k) {
+    __m256d x[W];
+    for (int w = 0; w < W; ++w) x[w] = load_words(inputs[k] + base + 4 * w);
+#pragma GCC unroll 4
+    for (int m = 0; m < M; ++m) {
+      const __m256d sv = _mm256_broadcast_sd(s + m * kn + (k - k0));
+      const __m256d svq = _mm256_broadcast_sd(sq + m * kn + (k - k0));
+      for (int w = 0; w < W; ++w) acc[m][w] = _mm256_add_pd(acc[m][w], mul_mod(x[w], sv, svq, q));
+    }
+    if (++pending == chunk) {
+      for (int m = 0; m < M; ++m) {
+        for (int w = 0; w < W; ++w) acc[m][w] = reduce(acc[m][w], q, q_inv);
+      }
+      pending = 1;
+    }
+  }
+  for (int m = 0; m < M; ++m) {
+    for (int w = 0; w < W; ++w) _mm256_store_pd(sums + m * kTile + 4 * w, reduce(acc[m][w], q, q_inv));
+  }
+}
+
+template <int M>
+void fp_outputs(const uint64_t* const* inputs, size_t k0, size_t k1, const double* s, const double* sq, size_t kn,
+                size_t len, size_t base, size_t chunk, __m256d q, __m256d q_inv, double* sums) {
+  size_t i = 0;
+  for (; i + 8 <= len; i += 8) fp_block<M, 2>(inputs, k0, k1, s, sq, kn, base + i, chunk, q, q_inv, sums + i);
+  if (i < len) fp_block<M, 1>(inputs, k0, k1, s, sq, kn, base + i, chunk, q, q_inv, sums + i);
+}
+
+void fp_multi_dot(const uint64_t* const* inputs, size_t count, const uint64_t* const* scalars, size_t outputs,
+                  uint64_t* const* out, size_t len, uint64_t q) {
+  const double qv = static_cast<double>(q);
+  // |sum| <= terms·(3q/4 + 1) must stay <= 2^50 (q < 2^49: at least two terms).
+  const auto chunk = static_cast<size_t>(0x1p50 / (0.75 * qv + 1.0));
+  const __m256d qd = _mm256_set1_pd(qv), qi = _mm256_set1_pd(1.0 / qv);
+  thread_local std::vector<double, AlignedAllocator<double>> sums, conv;
+  sums.resize(outputs * kTile);
+  conv.resize(2 * outputs * kPass);
+  for (size_t base = 0; base < len; base += kTile) {
+    const size_t tl = std::min(kTile, len - base);
+    std::fill(sums.begin(), sums.end(), 0.0);
+    for (size_t k0 = 0; k0 < count; k0 += kPass) {
+      const size_t k1 = std::min(count, k0 + kPass), kn = k1 - k0;
+      if (k1 < count) prefetch_pass(inputs, k1, std::min(count, k1 + kPass), base, tl);
+      else if (base + kTile < len) prefetch_pass(inputs, 0, std::min(count, kPass), base + kTile, std::min(kTile, len - base - kTile));
+      // The pass's scalars and their quotients fl(s/q), as doubles: s[m·kn + j], sq likewise.
+      double* s = conv.data();
+      double* sq = s + outputs * kn;
+      for (size_t m = 0; m < outputs; ++m) {
+        for (size_t j = 0; j < kn; ++j) {
+          s[m * kn + j] = static_cast<double>(scalars[m][k0 + j]);
+          sq[m * kn + j] = s[m * kn + j] / qv;
+        }
+      }
+      for (size_t m0 = 0; m0 < outputs; m0 += 4) {
+        const double* sm = s + m0 * kn;
+        const double* sqm = sq + m0 * kn;
+        double* sum = sums.data() + m0 * kTile;
+        switch (std::min<size_t>(4, outputs - m0)) {
+          case 4: fp_outputs<4>(inputs, k0, k1, sm, sqm, kn, tl, base, chunk, qd, qi, sum); break;
+          case 3: fp_outputs<3>(inputs, k0, k1, sm, sqm, kn, tl, base, chunk, qd, qi, sum); break;
+          case 2: fp_outputs<2>(inputs, k0, k1, sm, sqm, kn, tl, base, chunk, qd, qi, sum); break;
+          default: fp_outputs<1>(inputs, k0, k1, sm, sqm, kn, tl, base, chunk, qd, qi, sum); break;
+        }
+      }
+    }
+    for (size_t m = 0; m < outputs; ++m) {
+      for (size_t i = 0; i < tl; i += 4) {
+        store_words(out[m] + base + i, normalize(_mm256_load_pd(sums.data() + m * kTile + i), qd, qi));
+      }
+    }
+  }
 }
 
 }  // namespace
 
 void multi_dot(const uint64_t* const* inputs, size_t count, const uint64_t* const* scalars,
                size_t outputs, uint64_t* const* out, size_t len, uint64_t q) {
-  if (q < kIntegerProductBound) {
-    const IntFold f(q);
-    for (size_t m0 = 0; m0 < outputs; m0 += 4) {
-      switch (std::min<size_t>(4, outputs - m0)) {
-        case 4: run_int<4>(inputs, count, scalars + m0, out + m0, len, f); break;
-        case 3: run_int<3>(inputs, count, scalars + m0, out + m0, len, f); break;
-        case 2: run_int<2>(inputs, count, scalars + m0, out + m0, len, f); break;
-        default: run_int<1>(inputs, count, scalars + m0, out + m0, len, f); break;
-      }
-    }
-    return;
-  }
-  const double qv = static_cast<double>(q);
-  // |sum| <= terms·(3q/4 + 1) must stay <= 2^50 (q < 2^49: at least two terms).
-  const auto chunk = static_cast<size_t>(0x1p50 / (0.75 * qv + 1.0));
-  thread_local std::vector<double> buffer;
-  buffer.resize(2 * count * std::min<size_t>(outputs, 4));
-  const __m256d qd = _mm256_set1_pd(qv), qi = _mm256_set1_pd(1.0 / qv);
-  for (size_t m0 = 0; m0 < outputs; m0 += 4) {
-    const size_t mm = std::min<size_t>(4, outputs - m0);
-    double* s = buffer.data();
-    double* sq = s + count * mm;
-    for (size_t m = 0; m < mm; ++m) {
-      for (size_t k = 0; k < count; ++k) {
-        s[m * count + k] = static_cast<double>(scalars[m0 + m][k]);
-        sq[m * count + k] = s[m * count + k] / qv;
-      }
-    }
-    const Scalars sc{s, sq};
-    switch (mm) {
-      case 4: run<4>(inputs, count, sc, out + m0, len, chunk, qd, qi); break;
-      case 3: run<3>(inputs, count, sc, out + m0, len, chunk, qd, qi); break;
-      case 2: run<2>(inputs, count, sc, out + m0, len, chunk, qd, qi); break;
-      default: run<1>(inputs, count, sc, out + m0, len, chunk, qd, qi); break;
-    }
-  }
+  if (q < kIntegerProductBound && count <= kMaxIntegerCount) return int_multi_dot(inputs, count, scalars, outputs, out, len, q);
+  fp_multi_dot(inputs, count, scalars, outputs, out, len, q);
 }
 
 void dot_scalar_poly(const uint64_t* const* inputs, const uint64_t* scalars, size_t count,

@@ -71,13 +71,16 @@ void multiply_poly(const uint64_t* a, const uint64_t* b, uint64_t* out, size_t n
 void multiply_add_poly(const uint64_t* a, const uint64_t* b, uint64_t* acc, size_t n, uint64_t q);
 void multiply_scalar_poly(const uint64_t* a, uint64_t scalar, uint64_t* out, size_t n, uint64_t q);
 
-/// Primes below this bound (2^31) take exact 64-bit integer products in multi_dot.
+/// Primes below this bound (2^31) take exact 64-bit integer products in multi_dot, for
+/// sums of up to kMaxIntegerCount terms (their split sums stay below 2^50).
 inline constexpr uint64_t kIntegerProductBound = uint64_t{1} << 31;
+inline constexpr size_t kMaxIntegerCount = size_t{1} << 18;
 
 /// out[m][i] = Σ_k inputs[k][i]·scalars[m][k] mod q for m < outputs, i < len (len % 4 == 0,
-/// any count, outputs any): products reduced in lanes, summed in doubles, the sums reduced
-/// only when they could pass 2^50; for q < 2^31, exact integer products summed in 64-bit
-/// lanes and folded into the double sums every (2^64 - 1)/(q - 1)^2 terms.
+/// any count, outputs any). Coefficients in tiles of 64 and inputs in passes of 32 (L1),
+/// partial sums of all outputs kept per tile; for q < 2^31, exact integer products summed
+/// in 64-bit lanes, split into 32-bit halves every (2^64 - 1)/(q - 1)^2 terms and reduced
+/// once; else products reduced in double lanes, sums reduced before they pass 2^50.
 void multi_dot(const uint64_t* const* inputs, size_t count, const uint64_t* const* scalars,
                size_t outputs, uint64_t* const* out, size_t len, uint64_t q);
 /// The single-output form over a whole limb (n % 4 == 0): poly_arith.h's dot_scalar_poly.

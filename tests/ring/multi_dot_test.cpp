@@ -57,6 +57,8 @@ TEST_P(MultiDotPaths, MatchesPortableDotScalarPolyPerOutput) {
   check(55, 20, 4, 64, 14);    // q >= 2^50: portable path
   check(49, 10, 4, 24, 15);    // len not a multiple of 16: AVX2 or portable
   check(49, 10, 3, 12, 17);    // AVX2 tail of 4
+  check(30, 100, 7, 200, 20);  // several coefficient tiles (the last one partial) and input passes
+  check(48, 70, 6, 136, 21);
 }
 
 INSTANTIATE_TEST_SUITE_P(Ring, MultiDotPaths, ::testing::ValuesIn(kAllPaths),
