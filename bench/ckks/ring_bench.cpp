@@ -4,8 +4,9 @@
 //   NTTForwardScalar/N, NTTInverseScalar/N   portable path
 //   AddPoly/N, MultiplyPoly/N                element-wise kernels (dispatching, labelled)
 //   DotScalarPoly/N                          64 inputs: out = Σ_k in_k · s_k (linear layers)
-//   MultiDot/N/bits/M                        845 inputs × M outputs in 64-coefficient tiles
-//                                            (M = 100: a dense layer's scalars pass L2)
+//   MultiDot/N/bits/M/small                  845 inputs × M outputs in 64-coefficient tiles
+//                                            (M = 100: a dense layer's scalars pass L2);
+//                                            small = 1: centred scalars below 2^28 (weights)
 // Run single-threaded:
 //   OMP_NUM_THREADS=1 ckks_bench --benchmark_filter='NTT|Poly'
 //     --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
@@ -132,6 +133,11 @@ void MultiDot(benchmark::State& state) {
   std::vector<LimbVector> inputs, scalars, outs(kOutputs, LimbVector(n));
   for (size_t k = 0; k < kInputs; ++k) inputs.push_back(random_limb(n, l.q.value, 100 + k));
   for (size_t m = 0; m < kOutputs; ++m) scalars.push_back(random_limb(kInputs, l.q.value, 7 + m));
+  if (state.range(3)) {  // weights times a weight scale: |s| < 2^28, either sign
+    for (auto& v : scalars) {
+      for (auto& x : v) x = x & 1 ? (x >> 36) : l.q.value - (x >> 36);
+    }
+  }
   std::vector<const uint64_t*> ptrs(kInputs), sptr(kOutputs);
   std::vector<uint64_t*> optr(kOutputs);
   for (size_t m = 0; m < kOutputs; ++m) sptr[m] = scalars[m].data();
@@ -150,8 +156,8 @@ void MultiDot(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(MultiDot)
-    ->Args({64, 49, 8})->Args({64, 30, 8})->Args({8192, 49, 8})->Args({8192, 30, 8})
-    ->Args({8192, 49, 100})->Args({8192, 30, 100});
+    ->Args({64, 49, 8, 0})->Args({64, 30, 8, 0})->Args({8192, 49, 8, 0})->Args({8192, 30, 8, 0})
+    ->Args({8192, 49, 100, 0})->Args({8192, 30, 100, 0})->Args({8192, 49, 100, 1})->Args({8192, 49, 8, 1});
 BENCHMARK(NTTForward)->Arg(4096)->Arg(8192)->Arg(16384);
 BENCHMARK(NTTInverse)->Arg(4096)->Arg(8192)->Arg(16384);
 BENCHMARK(NTTForwardScalar)->Arg(4096)->Arg(8192)->Arg(16384);

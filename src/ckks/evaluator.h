@@ -98,6 +98,9 @@ class Evaluator {
   /// one conjugation per distinct input, two tensor products and one relinearization.
   void multiply_packed(const Ciphertext& a, const Ciphertext& b, const RelinKeys& rk,
                        const GaloisKeys& gk, Ciphertext& out) const;
+  /// The same without the relinearization: out has size 3 (decrypts under 1, s, s²), for
+  /// callers that relinearize later, after summing products (lazy relinearization).
+  void multiply_packed(const Ciphertext& a, const Ciphertext& b, const GaloisKeys& gk, Ciphertext& out) const;
 
   // ---- levels ----
   /// Divides by the last prime q_l with rounding: level - 1, scale / q_l. Throws

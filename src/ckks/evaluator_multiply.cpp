@@ -104,33 +104,40 @@ void Evaluator::multiply_relinearize(const Ciphertext& a_in, const Ciphertext& b
   out.set_ntt_form(true);
 }
 
-void Evaluator::multiply_packed(const Ciphertext& a, const Ciphertext& b, const RelinKeys& rk,
-                                const GaloisKeys& gk, Ciphertext& out) const {
+void Evaluator::multiply_packed(const Ciphertext& a, const Ciphertext& b, const GaloisKeys& gk,
+                                Ciphertext& out) const {
   check(a, "multiply_packed");
   check(b, "multiply_packed");
   check_same_level(a, b.level(), "multiply_packed");
   const double scale = 4 * a.scale() * b.scale();
   // u = x + conj(x) = 2·Re, d = x - conj(x) = 2i·Im (per slot).
-  Ciphertext conj_a, ua, da, p1, p2;
+  Ciphertext conj_a, ua, da, p2;
   conjugate(a, gk, conj_a);
   add(a, conj_a, ua);
   sub(a, conj_a, da);
   if (&a == &b) {
-    multiply(ua, ua, p1);
+    multiply(ua, ua, out);
     multiply(da, da, p2);
   } else {
     Ciphertext conj_b, ub, db;
     conjugate(b, gk, conj_b);
     add(b, conj_b, ub);
     sub(b, conj_b, db);
-    multiply(ua, ub, p1);
+    multiply(ua, ub, out);
     multiply(da, db, p2);
   }
   // (2α)(2γ) - i·(2iβ)(2iδ) = 4αγ + 4iβδ.
   multiply_by_i(p2, p2);
-  sub(p1, p2, p1);
-  relinearize(p1, rk, out);
+  sub(out, p2, out);
   out.set_scale(scale);
+}
+
+void Evaluator::multiply_packed(const Ciphertext& a, const Ciphertext& b, const RelinKeys& rk,
+                                const GaloisKeys& gk, Ciphertext& out) const {
+  Ciphertext product;
+  multiply_packed(a, b, gk, product);
+  relinearize(product, rk, out);
+  out.set_scale(product.scale());
 }
 
 }  // namespace heinfer::ckks

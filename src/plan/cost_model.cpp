@@ -25,10 +25,19 @@ double predict_node_seconds(const model::Graph& g, const model::Node& n, const N
     case NodeKind::FusedRelu:
     case NodeKind::FinalSoftmax: break;
     case NodeKind::Linear:
-      if (np.rescale) s += static_cast<double>(f.mac_terms) * limbs * mac + outputs * limbs * c.output_limb;
-      else s += static_cast<double>(f.additions) * limbs * c.add_limb + outputs * limbs * c.copy_limb;
+      if (np.rescale_twice) {
+        // Three polynomials per term, then per output a relinearization (about half a
+        // square's cost) and two rescales.
+        s += 1.5 * static_cast<double>(f.mac_terms) * limbs * mac + outputs * limbs * (2 * c.output_limb + 0.5 * c.square_limb);
+      } else if (np.rescale) {
+        s += static_cast<double>(f.mac_terms) * limbs * mac + outputs * limbs * c.output_limb;
+      } else {
+        s += static_cast<double>(f.additions) * limbs * c.add_limb + outputs * limbs * c.copy_limb;
+      }
       break;
-    case NodeKind::Square: s += static_cast<double>(f.squares) * limbs * c.square_limb; break;
+    case NodeKind::Square:  // deferred: no relinearization or rescale (about half)
+      s += static_cast<double>(f.squares) * limbs * c.square_limb * (np.deferred_product ? 0.5 : 1.0);
+      break;
     case NodeKind::Relu:
     case NodeKind::MaxPool:
     case NodeKind::Clip:

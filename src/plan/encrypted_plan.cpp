@@ -245,6 +245,8 @@ EncryptedPlan make_plan(const model::Graph& g, const Parameters& parameters, con
                                   " levels, the model needs " + std::to_string(parameters.needs.levels) + ")");
     }
     np.rescale = nl.rescale;
+    np.deferred_product = nl.deferred_product;
+    np.rescale_twice = nl.rescale_twice;
     np.materialized = nl.materialized;
     np.combines_input = nl.combines_input;
     np.combine_level = level(nl.combine_depth);

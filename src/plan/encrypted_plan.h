@@ -35,6 +35,11 @@ struct NodePlan {
   /// that produce ciphertexts, output_level for nodes that share their input's.
   int output_stored_level = 0;
   bool rescale = false;   ///< one rescale per output
+  /// Square: products kept as three polynomials at the input level (no relinearization,
+  /// no rescale); Linear reading them: relinearize each output, then rescale it twice
+  /// (plan/level_rules.h, lazy relinearization).
+  bool deferred_product = false;
+  bool rescale_twice = false;
   /// Per entry of Node::inputs: pending factors applied and scale brought to Δ first
   /// (one level, into a copy).
   std::vector<bool> materialized;

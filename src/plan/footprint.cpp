@@ -186,7 +186,12 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
         }
         if (np.kind == NodeKind::Square) {
           nf.squares = out_count;
-          create(np.output_level, false);
+          if (np.deferred_product) {  // three polynomials: the bytes of 1.5 ciphertexts each
+            created[k] = new_storage(out_count * 3 / 2, np.output_level, false, out);
+            y.storages = {created[k]};
+          } else {
+            create(np.output_level, false);
+          }
         } else if (np.kind == NodeKind::Linear) {
           const std::int64_t terms = linear_terms(g, n);
           if (np.rescale) nf.mac_terms = terms;
@@ -288,14 +293,14 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
         if (np.rescale) {
           // Outputs allocated at the input level before the rescale; per term one encoded
           // residue per limb and an (input pointer, weight) pair.
-          out_bytes = out_count * ct(np.input_level);
+          out_bytes = out_count * ct(np.input_level) * (np.rescale_twice ? 3 : 2) / 2;  // 3 polynomials before relinearization
           transient = nf.mac_terms * (8 * (np.input_level + 1) + 16);
         } else {
           out_bytes = out_count * ct(y_level);
           transient = nf.additions * 16;
         }
         break;
-      case NodeKind::Square: out_bytes = out_count * ct(np.input_level); break;
+      case NodeKind::Square: out_bytes = out_count * ct(np.input_level) * 3 / 2; break;  // the product
       case NodeKind::Relu:
       case NodeKind::MaxPool:
       case NodeKind::FunctionRound:

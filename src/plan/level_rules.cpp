@@ -5,12 +5,45 @@
 
 #include "model/analysis.h"
 #include "model/error.h"
+#include "model/shape.h"
 
 namespace heinfer::plan {
+
+namespace {
+
+std::size_t activation_inputs(const model::Graph& g, const model::Node& n) {
+  std::size_t c = 0;
+  for (model::TensorId t : n.inputs) c += model::is_activation(g, t) ? 1 : 0;
+  return c;
+}
+
+// Whether tensor t is read only by linear nodes with one encrypted input that rescale
+// anyway, directly or through data movement with one input; adds their output elements.
+bool read_by_linear_only(const model::Graph& g, const std::vector<std::vector<int>>& readers, model::TensorId t,
+                         std::int64_t& outputs) {
+  const auto& rs = readers[static_cast<std::size_t>(t)];
+  if (rs.empty() || model::is_graph_output(g, t)) return false;
+  for (int k : rs) {
+    const model::Node& r = g.nodes[static_cast<std::size_t>(k)];
+    if (activation_inputs(g, r) != 1) return false;
+    const NodeKind kind = node_kind(g, r);
+    if (kind == NodeKind::DataMovement) {
+      if (!read_by_linear_only(g, readers, r.outputs[0], outputs)) return false;
+    } else if (kind == NodeKind::Linear && model::levels(g, r) > 0) {
+      outputs += model::numel(g.tensors[static_cast<std::size_t>(r.outputs[0])].shape);
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
 
 LevelRules level_rules(const model::Graph& g, RoundMasks masks) {
   const bool per_sample = masks == RoundMasks::PerSample;
   const int fresh = round_output_depth(masks);
+  const auto readers = model::consumers(g);
   LevelRules r;
   r.tensors.resize(g.tensors.size());
   r.nodes.resize(g.nodes.size());
@@ -45,12 +78,20 @@ LevelRules level_rules(const model::Graph& g, RoundMasks masks) {
           in.depth = std::max(in.depth, s.depth);
           in.factors = in.factors || s.factors;
           in.at_delta = in.at_delta && s.at_delta;
+          in.product = in.product || s.product;
         }
         nl.input_depth = in.depth;
         if (nl.kind == NodeKind::DataMovement) {
           y = in;
         } else if (nl.kind == NodeKind::Square) {
-          y = {in.depth + 1, in.factors, false};
+          std::int64_t outputs = 0;
+          const model::TensorId out = n.outputs[0];
+          nl.deferred_product = read_by_linear_only(g, readers, out, outputs) &&
+                                2 * outputs <= model::numel(g.tensors[static_cast<std::size_t>(out)].shape);
+          y = {in.depth + (nl.deferred_product ? 0 : 1), in.factors, false, nl.deferred_product};
+        } else if (in.product) {
+          nl.rescale = nl.rescale_twice = true;
+          y = {in.depth + 2, false, true};
         } else {
           nl.rescale = model::levels(g, n) > 0 || in.factors;
           y = {in.depth + (nl.rescale ? 1 : 0), false, nl.rescale || in.at_delta};

@@ -20,6 +20,12 @@
 //    carries pending unmasking factors (they are folded into the weights); its output is
 //    at scale Δ when it rescales, else at its input's scale;
 //  - a square adds one depth and leaves a scale other than Δ; factors pass through;
+//  - lazy relinearization with the rescale (nGraph-HE2 §3): a square whose output is read
+//    only by linear nodes with one encrypted input (directly or through data movement)
+//    that rescale anyway and produce at most half as many outputs (a dense layer after
+//    a square activation) keeps its products as three unrescaled polynomials (depth +0);
+//    those readers relinearize their outputs and rescale twice (+2), so the depth is
+//    that of the eager rule and relinearizations fall to the readers' output count;
 //  - Relu and MaxPool rounds return fresh top-level ciphertexts (depth 0) with pending
 //    factors; a MaxPool input with pending factors is materialized first (+1); a Relu
 //    whose only reader is a MaxPool is fused into its round (no step of its own);
@@ -47,6 +53,7 @@ struct TensorState {
   int depth = 0;          ///< levels consumed since the last (re-)encryption
   bool factors = false;   ///< may carry pending unmasking factors (true value = decoded · f)
   bool at_delta = true;   ///< its scale is exactly Δ (false after a square)
+  bool product = false;   ///< a deferred square: three polynomials, not rescaled
 };
 
 /// The level decisions of one node.
@@ -55,6 +62,10 @@ struct NodeLevels {
   int input_depth = 0;    ///< depth the node computes on (after the +1 of materialized inputs)
   int output_depth = 0;   ///< depth of its output; -1 for a final Softmax (plaintext)
   bool rescale = false;   ///< one rescale per output (linear, Clip/LeakyRelu recombination)
+  /// Square: the products stay three polynomials, not rescaled (the rules above).
+  bool deferred_product = false;
+  /// Linear reading a deferred product: relinearizes its outputs, rescales them twice.
+  bool rescale_twice = false;
   /// Per entry of Node::inputs: this encrypted input has its pending factors applied and
   /// its scale brought to Δ first (one level, into a copy).
   std::vector<bool> materialized;

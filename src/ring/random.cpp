@@ -129,8 +129,11 @@ void sample_uniform(Prng& prng, const Modulus& q, uint64_t* out, size_t n) {
   const size_t bytes = static_cast<size_t>((bits + 7) / 8);
   const uint64_t mask = bits == 64 ? ~uint64_t{0} : (uint64_t{1} << bits) - 1;
   const uint64_t qv = q.value;
-  uint8_t buf[4096];
-  const size_t per_fill = sizeof(buf) / bytes;
+  // Each candidate is the next `bytes` bytes of the stream, little-endian, masked. An
+  // 8-byte load (the buffer has 8 bytes of slack) masked to `bits` is that value: one load
+  // instead of a memcpy of variable length per candidate.
+  uint8_t buf[4096 + 8] = {};
+  const size_t per_fill = 4096 / bytes;
   size_t i = 0;
   while (i < n) {
     prng.fill(buf, per_fill * bytes);
@@ -138,7 +141,7 @@ void sample_uniform(Prng& prng, const Modulus& q, uint64_t* out, size_t n) {
     for (size_t k = 0; k < per_fill && i < n; ++k, p += bytes) {
       uint64_t v = 0;
       static_assert(std::endian::native == std::endian::little);
-      std::memcpy(&v, p, bytes);  // little-endian candidate of `bytes` bytes
+      std::memcpy(&v, p, sizeof v);
       v &= mask;
       if (v < qv) out[i++] = v;
     }

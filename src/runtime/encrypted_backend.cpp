@@ -61,6 +61,24 @@ const ckks::Ciphertext& EncryptedBackend::prepared(const ckks::Ciphertext& c, ck
   return tmp;
 }
 
+double EncryptedBackend::weight_scale() const {
+  const std::size_t drops = rescale_twice ? 2 : 1;
+  if (in_level < drops) throw std::invalid_argument("out of levels: a rescale is needed at level 0");
+  double w = target_scale / in_scale;
+  for (std::size_t d = 0; d < drops; ++d) w *= static_cast<double>(eval->context().modulus(in_level - d).value);
+  return w;
+}
+
+void EncryptedBackend::rescale_output(ckks::Ciphertext& sum, ckks::Ciphertext& out) const {
+  if (sum.size() == 3) eval->relinearize_inplace(sum, *relin);
+  // Out of place: the stored result holds exactly its limbs (an in-place rescale would
+  // keep the dropped limb's memory, unaccounted by the store).
+  if (!rescale_twice) return eval->rescale(sum, out);
+  ckks::Ciphertext once;
+  eval->rescale(sum, once);
+  eval->rescale(once, out);
+}
+
 void EncryptedBackend::finish(Tensor& y, std::int64_t e, Acc& a) const {
   auto& out = y.cts[static_cast<std::size_t>(e)];
   if (rescale && deferred) {
@@ -89,24 +107,19 @@ void EncryptedBackend::finish(Tensor& y, std::int64_t e, Acc& a) const {
     }
     add_constant(*ct, a.bias);
   } else {
-    if (in_level == 0) throw std::invalid_argument("out of levels: a rescale is needed at level 0");
-    const double q_l = static_cast<double>(eval->context().modulus(in_level).value);
-    const double weight_scale = target_scale * q_l / in_scale;
     ckks::Ciphertext sum;
     eval->multiply_scalar_accumulate(std::span<const ckks::Ciphertext* const>(a.cts), a.weights,
-                                     weight_scale, sum);
+                                     weight_scale(), sum);
     add_constant(sum, a.bias);
-    eval->rescale(sum, *ct);  // out of place: the result holds exactly its limbs
+    rescale_output(sum, *ct);
   }
   out = std::move(ct);
 }
 
 void EncryptedBackend::flush(Tensor& y, std::vector<Acc>& accs) const {
   const ckks::CKKSContext& ctx = eval->context();
-  if (in_level == 0) throw std::invalid_argument("out of levels: a rescale is needed at level 0");
+  const double weight_scale = this->weight_scale();
   const std::size_t n = ctx.n(), lq = in_level + 1;
-  const double q_l = static_cast<double>(ctx.modulus(in_level).value);
-  const double weight_scale = target_scale * q_l / in_scale;
   const auto outputs = static_cast<std::int64_t>(accs.size());
   // Compact (seeded or packed) inputs: expanded once per tile into temporaries, or taken from the
   // previous tile's expansions.
@@ -158,8 +171,9 @@ void EncryptedBackend::flush(Tensor& y, std::vector<Acc>& accs) const {
     r.resize(lq * count);
     std::vector<std::uint64_t> tmp(lq);
     for (std::size_t k = 0; k < count; ++k) {
-      if (a.cts[k]->level() < in_level || a.cts[k]->scale() != a.cts[0]->scale()) {
-        throw std::logic_error("encrypted backend: inputs of one output differ in level or scale");
+      if (a.cts[k]->level() < in_level || a.cts[k]->scale() != a.cts[0]->scale() ||
+          a.cts[k]->size() != a.cts[0]->size()) {
+        throw std::logic_error("encrypted backend: inputs of one output differ in level, scale or size");
       }
       ckks::encode_scalar(ctx, a.weights[k], weight_scale, in_level, tmp.data());
       for (std::size_t i = 0; i < lq; ++i) r[i * count + k] = tmp[i];
@@ -226,10 +240,8 @@ void EncryptedBackend::flush(Tensor& y, std::vector<Acc>& accs) const {
     }
     auto& sum = out[static_cast<std::size_t>(j)];
     add_constant(*sum, a.bias);
-    // Out of place: the stored result holds exactly its limbs (an in-place rescale would
-    // keep the dropped limb's memory, unaccounted by the store).
     auto ct = std::make_shared<ckks::Ciphertext>();
-    eval->rescale(*sum, *ct);
+    rescale_output(*sum, *ct);
     sum.reset();
     dst = std::move(ct);
   }
@@ -260,6 +272,12 @@ void EncryptedBackend::multiply(Tensor& y, std::int64_t eo, const Tensor& a, std
   const ckks::Ciphertext& a_full = prepared(*in_a, tmp_a);
   const ckks::Ciphertext& b_full = in_a == in_b ? a_full : prepared(*in_b, tmp_b);
   auto ct = std::make_shared<ckks::Ciphertext>();
+  if (defer_product) {
+    if (packing == ckks::Packing::Complex) eval->multiply_packed(a_full, b_full, *galois, *ct);
+    else eval->multiply(a_full, b_full, *ct);
+    y.cts[static_cast<std::size_t>(eo)] = std::move(ct);
+    return;
+  }
   if (packing == ckks::Packing::Complex) eval->multiply_packed(a_full, b_full, *relin, *galois, *ct);
   else eval->multiply_relinearize(a_full, b_full, *relin, *ct);
   eval->rescale_inplace(*ct);

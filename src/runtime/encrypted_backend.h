@@ -44,6 +44,10 @@ struct EncryptedBackend {
   /// Per node (set by the executor): whether finish() rescales, the input level and
   /// scale (all inputs of a node are brought to one level), and Δ.
   bool rescale = false;
+  /// Lazy relinearization (plan::NodePlan): multiply() leaves size-3 products without
+  /// rescale; finish()/flush() relinearize size-3 sums and rescale twice.
+  bool defer_product = false;
+  bool rescale_twice = false;
   std::size_t in_level = 0;
   double in_scale = 1.0;
   double target_scale = 1.0;
@@ -72,7 +76,7 @@ struct EncryptedBackend {
   void fill(Tensor& y, std::int64_t e, double c) const;
   /// y[eo] = a[ea] * b[eb]: real packing multiply_relinearize + rescale, complex
   /// multiply_packed + rescale (both operands brought to in_level first; the caller
-  /// ensures equal scales). Pending factors multiply and stay pending; a zero operand
+  /// ensures equal scales); with defer_product, the size-3 product at in_level. Pending factors multiply and stay pending; a zero operand
   /// (nullptr) gives nullptr.
   void multiply(Tensor& y, std::int64_t eo, const Tensor& a, std::int64_t ea, const Tensor& b,
                 std::int64_t eb) const;
@@ -96,6 +100,13 @@ struct EncryptedBackend {
   /// `c` expanded and at in_level (higher levels are mod-switched down), in `tmp` when
   /// it must change. Throws std::logic_error if c is below in_level.
   const ckks::Ciphertext& prepared(const ckks::Ciphertext& c, ckks::Ciphertext& tmp) const;
+
+  /// The weights' encoding scale Δ·q_l/s_in (Δ·q_l·q_{l-1}/s_in with rescale_twice), so
+  /// that the rescaled outputs have scale exactly Δ. Throws std::invalid_argument when
+  /// the rescales would pass level 0.
+  double weight_scale() const;
+  /// sum (relinearized first if size 3) rescaled once or twice into out.
+  void rescale_output(ckks::Ciphertext& sum, ckks::Ciphertext& out) const;
 
   /// A trivial ciphertext of constant c in every sample at `level` and `scale`.
   ckks::Ciphertext constant(double c, std::size_t level, double scale) const;

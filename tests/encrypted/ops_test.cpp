@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "encrypted_test_util.h"
+#include "plan/level_rules.h"
 
 namespace heinfer {
 namespace {
@@ -88,6 +89,36 @@ TEST(EncryptedOps, SquareWithComplexPacking) {
 TEST(EncryptedOps, SquareWithRealPacking) {
   const auto g = square_net().load();
   expect_close(compare(g, random_input({6}, kBatch, 23), ckks::Packing::Real));
+}
+
+// Lazy relinearization: two squares each read by a narrower dense layer (through a
+// Flatten for the first) keep their products as three polynomials; the dense layers
+// relinearize and rescale twice. The plan must defer them, or this tests the eager path.
+TEST(EncryptedOps, DeferredSquaresBeforeDenseLayersMatchPlaintext) {
+  ModelBuilder b;
+  b.input("x", {2, 3, 3}).output("y");
+  b.node("Mul", {"x", "x"}, {"sq1"});
+  b.node("Flatten", {"sq1"}, {"f"});
+  b.initializer("w1", {6, 18}, random_floats(108, 41));
+  attr(b.node("Gemm", {"f", "w1"}, {"h"}), "transB", std::int64_t{1});
+  b.node("Mul", {"h", "h"}, {"sq2"});
+  b.initializer("w2", {3, 6}, random_floats(18, 42));
+  b.initializer("b2", {3}, random_floats(3, 43));
+  attr(b.node("Gemm", {"sq2", "w2", "b2"}, {"y"}), "transB", std::int64_t{1});
+  const auto g = b.load();
+  const auto rules = plan::level_rules(g);
+  int deferred = 0, twice = 0;
+  for (const auto& nl : rules.nodes) {
+    deferred += nl.deferred_product ? 1 : 0;
+    twice += nl.rescale_twice ? 1 : 0;
+  }
+  EXPECT_EQ(deferred, 2);
+  EXPECT_EQ(twice, 2);
+  for (const auto packing : {ckks::Packing::Complex, ckks::Packing::Real}) {
+    const auto c = compare(g, random_input({2, 3, 3}, kBatch, 44), packing);
+    EXPECT_EQ(c.stats.layers.size(), g.nodes.size());
+    expect_close(c);
+  }
 }
 
 model::Graph round_net() {

@@ -88,5 +88,46 @@ TEST(LevelRules, PerSampleMasksUnmaskWithOneLevelPerRound) {
   EXPECT_THROW(plan::parse_round_masks("per-slot"), std::invalid_argument);
 }
 
+// Lazy relinearization: a square read only by a dense layer with fewer outputs keeps its
+// products (no depth); the dense layer rescales twice, so the total depth is unchanged.
+// The same square read by a layer as wide as itself, or by a Relu round, is eager.
+TEST(LevelRules, SquareBeforeANarrowerDenseLayerIsDeferred) {
+  auto build = [](std::int64_t outputs, bool relu_reader) {
+    ModelBuilder b;
+    b.input("x", {16}).output("y");
+    b.initializer("w", {outputs, 16}, std::vector<float>(static_cast<std::size_t>(outputs * 16), 0.25f));
+    b.node("Mul", {"x", "x"}, {"sq"}, "square");
+    b.node("Flatten", {"sq"}, {"f"}, "flatten");
+    if (relu_reader) {
+      b.node("Relu", {"f"}, {"r"}, "relu");
+      test::attr(b.node("Gemm", {"r", "w"}, {"y"}, "gemm"), "transB", std::int64_t{1});
+    } else {
+      test::attr(b.node("Gemm", {"f", "w"}, {"y"}, "gemm"), "transB", std::int64_t{1});
+    }
+    return b.load();
+  };
+  {
+    const model::Graph g = build(8, false);
+    const plan::LevelRules r = plan::level_rules(g);
+    const auto& sq = r.nodes[static_cast<std::size_t>(node_index(g, "square"))];
+    const auto& gemm = r.nodes[static_cast<std::size_t>(node_index(g, "gemm"))];
+    EXPECT_TRUE(sq.deferred_product);
+    EXPECT_EQ(sq.output_depth, 0);
+    EXPECT_TRUE(gemm.rescale_twice);
+    EXPECT_EQ(gemm.input_depth, 0);
+    EXPECT_EQ(gemm.output_depth, 2);
+    const std::vector<double> bounds(g.tensors.size(), 1.0);
+    EXPECT_EQ(plan::level_requirements(g, bounds).levels, 2);
+  }
+  for (const bool relu : {false, true}) {
+    const model::Graph g = build(relu ? 8 : 16, relu);
+    const plan::LevelRules r = plan::level_rules(g);
+    const auto& sq = r.nodes[static_cast<std::size_t>(node_index(g, "square"))];
+    EXPECT_FALSE(sq.deferred_product) << (relu ? "relu reader" : "as many outputs");
+    EXPECT_EQ(sq.output_depth, 1);
+    EXPECT_FALSE(r.nodes[static_cast<std::size_t>(node_index(g, "gemm"))].rescale_twice);
+  }
+}
+
 }  // namespace
 }  // namespace heinfer

@@ -15,17 +15,27 @@
 namespace heinfer::ring::test {
 namespace {
 
-void check(std::size_t bits, std::size_t count, std::size_t outputs, std::size_t len, std::uint32_t seed) {
+// small > 0: scalars centred below `small` in magnitude (weights times a weight scale),
+// with the extremes ±(small - 1); else uniform in [0, q).
+void check(std::size_t bits, std::size_t count, std::size_t outputs, std::size_t len, std::uint32_t seed,
+           std::uint64_t small = 0) {
   const Modulus q(generate_ntt_primes({static_cast<int>(bits)}, 2048)[0]);
   std::mt19937_64 rng(seed);
   std::uniform_int_distribution<std::uint64_t> d(0, q.value - 1);
   std::vector<std::vector<std::uint64_t>> in(count, std::vector<std::uint64_t>(len));
   std::vector<std::vector<std::uint64_t>> sc(outputs, std::vector<std::uint64_t>(count));
   for (auto& v : in) for (auto& x : v) x = d(rng);
-  for (auto& v : sc) for (auto& x : v) x = d(rng);
-  // Extreme values: all q - 1 in the first input and scalar.
+  for (auto& v : sc) {
+    for (auto& x : v) {
+      x = d(rng);
+      if (small) x = x % small ? (rng() & 1 ? x % small : q.value - x % small) : 0;
+    }
+  }
+  // Extreme values: all q - 1 in the first input and scalar (small: ±(small - 1)).
   for (auto& x : in[0]) x = q.value - 1;
-  for (auto& v : sc) v[0] = q.value - 1;
+  for (std::size_t m = 0; m < outputs; ++m) {
+    sc[m][0] = small ? (m % 2 ? small - 1 : q.value - (small - 1)) : q.value - 1;
+  }
   std::vector<const std::uint64_t*> ptrs, sptr;
   for (auto& v : in) ptrs.push_back(v.data());
   for (auto& v : sc) sptr.push_back(v.data());
@@ -59,6 +69,11 @@ TEST_P(MultiDotPaths, MatchesPortableDotScalarPolyPerOutput) {
   check(49, 10, 3, 12, 17);    // AVX2 tail of 4
   check(30, 100, 7, 200, 20);  // several coefficient tiles (the last one partial) and input passes
   check(48, 70, 6, 136, 21);
+  // Centred scalars below 2^31 (AVX2: products of 24-bit halves), up to the bound and one past it.
+  check(48, 300, 5, 200, 22, std::uint64_t{1} << 31);
+  check(49, 845, 6, 64, 23, std::uint64_t{1} << 31);
+  check(49, 40, 4, 64, 24, (std::uint64_t{1} << 31) + 1);
+  check(40, 3000, 3, 16, 25, std::uint64_t{1} << 20);
 }
 
 INSTANTIATE_TEST_SUITE_P(Ring, MultiDotPaths, ::testing::ValuesIn(kAllPaths),

@@ -3,7 +3,9 @@
 // of ciphertexts by plaintext scalars and, when the plan says so, one rescale (lazy
 // rescaling with the weight-scale trick, nGraph-HE2 §3); pending unmasking factors are
 // folded into the weights. The polynomial step (a square: ciphertext × ciphertext with
-// relinearization, or multiply_packed under complex packing) runs through the same tiles.
+// relinearization, or multiply_packed under complex packing) runs through the same tiles;
+// a deferred square leaves its size-3 products unrescaled for its linear readers, which
+// relinearize and rescale twice per output (lazy relinearization).
 // Outputs are produced in tiles of the plan's tile bytes of working set (NodePlan::tile_element_bytes per output).
 #include <cmath>
 #include <cstdint>
@@ -57,13 +59,17 @@ void run_linear_step(RunState& run, StepIO& s) {
   }
   const bool square = s.np.kind == plan::NodeKind::Square;
   if (square) {
-    y.level = level - 1;
+    // A deferred product stays at the input level, size 3 and unrescaled (lazy
+    // relinearization: its readers relinearize and rescale twice).
+    be.defer_product = s.np.deferred_product;
+    y.level = be.defer_product ? level : level - 1;
     if (run.plan.tensors[static_cast<std::size_t>(n.outputs[0])].factors) y.factor.assign(y.cts.size(), 1.0);
-    const double q = static_cast<double>(run.ctx.modulus(level).value);
+    const double q = be.defer_product ? 1.0 : static_cast<double>(run.ctx.modulus(level).value);
     y.scale = x.scale * x.scale * (run.plan.parameters.packing == ckks::Packing::Complex ? 4.0 : 1.0) / q;
   } else {
     be.rescale = s.np.rescale;
-    y.level = be.rescale ? level - 1 : level;
+    be.rescale_twice = s.np.rescale_twice;
+    y.level = be.rescale ? level - (be.rescale_twice ? 2 : 1) : level;
     y.scale = be.rescale ? run.scale() : x.scale;
   }
   const std::int64_t element_bytes = s.np.tile_element_bytes;  // the plan's tile unit
