@@ -39,10 +39,14 @@ def server(tmp_path_factory):
     openssl(d, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "other.key", "-out", "other.pem", "-days",
             "2", "-subj", "/CN=other")
     log = open(d / "serve.log", "w")
+    # Per-window masks: these tests exercise the Python client (sessions, Ctrl-C, TLS), not
+    # the masks; serve's per-sample default costs ~1.7x per batch and is tested in C++
+    # (RemoteTest.PerSampleMasksMatchEmbeddedRun) and by the example below.
     p = subprocess.Popen([CLI, "serve", "--listen", "127.0.0.1:0", "--model",
                           "cnn=" + os.path.join(MODELS, "fmnist_cnn.onnx"), "--calibration",
                           "cnn=" + os.path.join(MODELS, "fmnist_test64_images.npy"), "--tls-cert",
-                          str(d / "server.pem"), "--tls-key", str(d / "server.key"), "--threads", "2"],
+                          str(d / "server.pem"), "--tls-key", str(d / "server.key"), "--threads", "2",
+                          "--round-masks", "per-window"],
                          stdout=subprocess.PIPE, stderr=log, text=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
     try:
         address = None
