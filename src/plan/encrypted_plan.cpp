@@ -257,6 +257,8 @@ EncryptedPlan make_plan(const model::Graph& g, const Parameters& parameters, con
     np.output_ciphertexts = nl.kind == NodeKind::FinalSoftmax ? 0 : elements(g, y);
     if (nl.kind == NodeKind::Linear || nl.kind == NodeKind::Square) {
       np.tile_element_bytes = tile_element_bytes(g, n, np.input_level, parameters.params.poly_modulus_degree());
+      // Deferred products and the sums of their readers have three polynomials.
+      if (np.deferred_product || np.rescale_twice) np.tile_element_bytes = np.tile_element_bytes * 3 / 2;
     }
     const model::TensorId x = model::first_activation_input(g, n);
     const bool per_sample = parameters.masks == RoundMasks::PerSample;

@@ -187,7 +187,7 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
         if (np.kind == NodeKind::Square) {
           nf.squares = out_count;
           if (np.deferred_product) {  // three polynomials: the bytes of 1.5 ciphertexts each
-            created[k] = new_storage(out_count * 3 / 2, np.output_level, false, out);
+            created[k] = new_storage((out_count * 3 + 1) / 2, np.output_level, false, out);
             y.storages = {created[k]};
           } else {
             create(np.output_level, false);

@@ -21,7 +21,8 @@
 //    at scale Δ when it rescales, else at its input's scale;
 //  - a square adds one depth and leaves a scale other than Δ; factors pass through;
 //  - lazy relinearization with the rescale (nGraph-HE2 §3): a square whose output is read
-//    only by linear nodes with one encrypted input (directly or through data movement)
+//    only by linear nodes with one encrypted input (directly or through relayouts:
+//    Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Identity, Dropout)
 //    that rescale anyway and produce at most half as many outputs (a dense layer after
 //    a square activation) keeps its products as three unrescaled polynomials (depth +0);
 //    those readers relinearize their outputs and rescale twice (+2), so the depth is

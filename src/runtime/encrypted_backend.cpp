@@ -162,6 +162,15 @@ void EncryptedBackend::flush(Tensor& y, std::vector<Acc>& accs) const {
   std::vector<std::vector<std::uint64_t>> residues(accs.size());
   std::vector<std::shared_ptr<ckks::Ciphertext>> out(accs.size());
   std::size_t size = 2;
+  // Inputs of one output must agree (the plan guarantees it; checked before the parallel
+  // loop, which must not throw).
+  for (const auto& a : accs) {
+    for (const ckks::Ciphertext* c : a.cts) {
+      if (c->level() < in_level || c->scale() != a.cts[0]->scale() || c->size() != a.cts[0]->size()) {
+        throw std::logic_error("encrypted backend: inputs of one output differ in level, scale or size");
+      }
+    }
+  }
 #pragma omp parallel for schedule(dynamic, 8)
   for (std::int64_t j = 0; j < outputs; ++j) {
     const Acc& a = accs[static_cast<std::size_t>(j)];
@@ -171,10 +180,6 @@ void EncryptedBackend::flush(Tensor& y, std::vector<Acc>& accs) const {
     r.resize(lq * count);
     std::vector<std::uint64_t> tmp(lq);
     for (std::size_t k = 0; k < count; ++k) {
-      if (a.cts[k]->level() < in_level || a.cts[k]->scale() != a.cts[0]->scale() ||
-          a.cts[k]->size() != a.cts[0]->size()) {
-        throw std::logic_error("encrypted backend: inputs of one output differ in level, scale or size");
-      }
       ckks::encode_scalar(ctx, a.weights[k], weight_scale, in_level, tmp.data());
       for (std::size_t i = 0; i < lq; ++i) r[i * count + k] = tmp[i];
     }

@@ -119,6 +119,18 @@ TEST(LevelRules, SquareBeforeANarrowerDenseLayerIsDeferred) {
     const std::vector<double> bounds(g.tensors.size(), 1.0);
     EXPECT_EQ(plan::level_requirements(g, bounds).levels, 2);
   }
+  {  // A Concat with a constant adds two-polynomial ciphertexts beside the products: eager.
+    ModelBuilder b;
+    b.input("x", {16}).output("y");
+    b.initializer("c", {1, 4}, std::vector<float>(4, 1.0f));
+    b.initializer("w", {4, 20}, std::vector<float>(80, 0.25f));
+    b.node("Mul", {"x", "x"}, {"sq"}, "square");
+    test::attr(b.node("Concat", {"sq", "c"}, {"cat"}, "concat"), "axis", std::int64_t{1});
+    test::attr(b.node("Gemm", {"cat", "w"}, {"y"}, "gemm"), "transB", std::int64_t{1});
+    const model::Graph g = b.load();
+    const plan::LevelRules r = plan::level_rules(g);
+    EXPECT_FALSE(r.nodes[static_cast<std::size_t>(node_index(g, "square"))].deferred_product);
+  }
   for (const bool relu : {false, true}) {
     const model::Graph g = build(relu ? 8 : 16, relu);
     const plan::LevelRules r = plan::level_rules(g);
