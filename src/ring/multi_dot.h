@@ -19,6 +19,11 @@ namespace heinfer::ring::detail {
 void multi_dot(const std::uint64_t* const* inputs, std::size_t count, const std::uint64_t* const* scalars,
                std::size_t outputs, std::uint64_t* const* out, std::size_t len, const Modulus& q);
 
+/// Hints the cache to fetch words[0..len) (no effect on any result; any pointer, len >= 0).
+inline void prefetch(const std::uint64_t* words, std::size_t len) {
+  for (std::size_t i = 0; i < len; i += 8) __builtin_prefetch(words + i);
+}
+
 /// The IFMA kernel (multi_dot_avx512.cpp); preconditions as above, outputs <= 4.
 void multi_dot_ifma(const std::uint64_t* const* inputs, std::size_t count, const std::uint64_t* const* scalars,
                     std::size_t outputs, std::uint64_t* const* out, std::size_t len, const Modulus& q);
