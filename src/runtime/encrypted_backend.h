@@ -76,8 +76,8 @@ struct EncryptedBackend {
   void fill(Tensor& y, std::int64_t e, double c) const;
   /// y[eo] = a[ea] * b[eb]: real packing multiply_relinearize + rescale, complex
   /// multiply_packed + rescale (both operands brought to in_level first; the caller
-  /// ensures equal scales); with defer_product, the size-3 product at in_level. Pending factors multiply and stay pending; a zero operand
-  /// (nullptr) gives nullptr.
+  /// ensures equal scales); with defer_product, the size-3 product at in_level. Pending
+  /// factors multiply and stay pending; a zero operand (nullptr) gives nullptr.
   void multiply(Tensor& y, std::int64_t eo, const Tensor& a, std::int64_t ea, const Tensor& b,
                 std::int64_t eb) const;
   /// Every element operation is a polynomial operation: parallelize from 2 on.
