@@ -137,7 +137,6 @@ void Evaluator::multiply_packed(const Ciphertext& a, const Ciphertext& b, const 
   Ciphertext product;
   multiply_packed(a, b, gk, product);
   relinearize(product, rk, out);
-  out.set_scale(product.scale());
 }
 
 }  // namespace heinfer::ckks

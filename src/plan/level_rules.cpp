@@ -27,15 +27,10 @@ bool read_by_linear_only(const model::Graph& g, const std::vector<std::vector<in
     const model::Node& r = g.nodes[static_cast<std::size_t>(k)];
     if (activation_inputs(g, r) != 1) return false;
     const NodeKind kind = node_kind(g, r);
-    // Only pure relayouts: Pad, Concat, Resize and the like can add constant ciphertexts
-    // (two polynomials) beside the products.
-    const bool relayout = r.op == model::OpType::Flatten || r.op == model::OpType::Reshape ||
-                          r.op == model::OpType::Transpose || r.op == model::OpType::Identity ||
-                          r.op == model::OpType::Dropout || r.op == model::OpType::Squeeze ||
-                          r.op == model::OpType::Unsqueeze;
     if (kind == NodeKind::DataMovement) {
-      if (!relayout) return false;
-      if (!read_by_linear_only(g, readers, r.outputs[0], outputs)) return false;
+      // Only relayouts: Pad, Concat, Resize and the like can add constant ciphertexts
+      // (two polynomials) beside the products.
+      if (!is_relayout(r.op) || !read_by_linear_only(g, readers, r.outputs[0], outputs)) return false;
     } else if (kind == NodeKind::Linear && model::levels(g, r) > 0) {
       outputs += model::numel(g.tensors[static_cast<std::size_t>(r.outputs[0])].shape);
     } else {

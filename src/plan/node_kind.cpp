@@ -26,6 +26,19 @@ bool is_data_movement(OpType op) {
 
 }  // namespace
 
+bool is_relayout(OpType op) {
+  switch (op) {
+    case OpType::Flatten:
+    case OpType::Reshape:
+    case OpType::Identity:
+    case OpType::Dropout:
+    case OpType::Squeeze:
+    case OpType::Unsqueeze:
+    case OpType::Transpose: return true;
+    default: return false;
+  }
+}
+
 bool is_round(NodeKind k) {
   return k == NodeKind::Relu || k == NodeKind::MaxPool || k == NodeKind::Clip || k == NodeKind::LeakyRelu ||
          k == NodeKind::FunctionRound;

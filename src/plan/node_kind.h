@@ -25,6 +25,11 @@ enum class NodeKind {
 /// Whether the kind is a client round (Relu, MaxPool, Clip, LeakyRelu, FunctionRound).
 bool is_round(NodeKind k);
 
+/// Ops that only rearrange their one input's elements (Flatten, Reshape, Transpose,
+/// Squeeze, Unsqueeze, Identity, Dropout): no element is computed or added, so whatever
+/// holds for the input's elements holds for the output's.
+bool is_relayout(model::OpType op);
+
 /// The kind of a prepared node. Throws model::ModelError for a Softmax/LogSoftmax that is
 /// not final (its output must be a graph output read by no other node) and for nodes that
 /// prepare_graph removes (Pow, Constant).

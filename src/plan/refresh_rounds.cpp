@@ -91,15 +91,8 @@ std::vector<bool> nonnegative_tensors(const model::Graph& g) {
       }
       case OpType::MaxPool:
       case OpType::AveragePool:
-      case OpType::GlobalAveragePool:
-      case OpType::Flatten:
-      case OpType::Reshape:
-      case OpType::Identity:
-      case OpType::Dropout:
-      case OpType::Squeeze:
-      case OpType::Unsqueeze:
-      case OpType::Transpose: v = x_nonneg && n.inputs.size() == 1; break;
-      default: break;
+      case OpType::GlobalAveragePool: v = x_nonneg && n.inputs.size() == 1; break;
+      default: v = is_relayout(n.op) && x_nonneg && n.inputs.size() == 1; break;
     }
     nonneg[static_cast<std::size_t>(n.outputs[0])] = v;
   }

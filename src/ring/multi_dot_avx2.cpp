@@ -8,6 +8,7 @@
 
 #include "ring/aligned_memory.h"
 #include "ring/fma_modular.h"
+#include "ring/multi_dot.h"
 #include "ring/simd_kernels_avx2.h"
 
 namespace heinfer::ring::avx2 {
@@ -24,29 +25,42 @@ constexpr size_t kTile = 64;
 constexpr size_t kPass = 32;
 
 void prefetch_pass(const uint64_t* const* inputs, size_t k0, size_t k1, size_t base, size_t len) {
-  for (size_t k = k0; k < k1; ++k) {
-    for (size_t i = 0; i < len; i += 8) _mm_prefetch(reinterpret_cast<const char*>(inputs[k] + base + i), _MM_HINT_T0);
+  for (size_t k = k0; k < k1; ++k) detail::prefetch(inputs[k] + base, len);
+}
+
+// What follows pass [.., k1) of the tile at `base` (tl coefficients): the next pass, or
+// the first pass of the next tile.
+void prefetch_next(const uint64_t* const* inputs, size_t count, size_t k1, size_t base, size_t tl, size_t len) {
+  if (k1 < count) {
+    prefetch_pass(inputs, k1, std::min(count, k1 + kPass), base, tl);
+  } else if (base + kTile < len) {
+    prefetch_pass(inputs, 0, std::min(count, kPass), base + kTile, std::min(kTile, len - base - kTile));
   }
 }
 
-// ---- Primes below 2^31: exact products in 64-bit integer lanes (vpmuludq). ----------------
-// Up to `every` products are summed in a lane ((every)·(q-1)^2 < 2^64); the lane is then
-// split as hi·2^32 + lo and both halves are added to 64-bit sums in memory, which only the
-// last step reduces: (hi mod q)·(2^32 mod q) + lo, in doubles (fma_modular.h).
-struct IntPrime {
-  size_t every;
+// (h·2^32 + l) mod q for 64-bit sums h, l below 2^50, in doubles (fma_modular.h):
+// |result| <= 1.2q. Shared by the integer and the split-product paths.
+struct Recombine {
   __m256d q, q_inv, c32, c32q;
-  explicit IntPrime(uint64_t qv) {
+  explicit Recombine(uint64_t qv) {
     const double qd = static_cast<double>(qv);
     const auto r32 = static_cast<double>((uint64_t{1} << 32) % qv);
-    every = static_cast<size_t>(~uint64_t{0} / ((qv - 1) * (qv - 1)));
     q = _mm256_set1_pd(qd);
     q_inv = _mm256_set1_pd(1.0 / qd);
     c32 = _mm256_set1_pd(r32);
     c32q = _mm256_set1_pd(r32 / qd);
   }
+  __m256d join(const uint64_t* h, const uint64_t* l) const {
+    const __m256d hd = to_double(_mm256_load_si256(reinterpret_cast<const __m256i*>(h)));
+    const __m256d ld = to_double(_mm256_load_si256(reinterpret_cast<const __m256i*>(l)));
+    return _mm256_add_pd(mul_mod(hd, c32, c32q, q), reduce(ld, q, q_inv));
+  }
 };
 
+// ---- Primes below 2^31: exact products in 64-bit integer lanes (vpmuludq). ----------------
+// Up to `every` products are summed in a lane ((every)·(q-1)^2 < 2^64); the lane is then
+// split as hi·2^32 + lo and both halves are added to 64-bit sums in memory, which only the
+// last step reduces (Recombine).
 inline void fold_split(__m256i acc, uint64_t* hi, uint64_t* lo) {
   const __m256i mask = _mm256_set1_epi64x(0xffffffffLL);
   auto* h = reinterpret_cast<__m256i*>(hi);
@@ -90,9 +104,10 @@ void int_outputs(const uint64_t* const* inputs, size_t k0, size_t k1, const uint
 
 void int_multi_dot(const uint64_t* const* inputs, size_t count, const uint64_t* const* scalars, size_t outputs,
                    uint64_t* const* out, size_t len, uint64_t qv) {
-  const IntPrime p(qv);
+  const Recombine r(qv);
+  const auto every = static_cast<size_t>(~uint64_t{0} / ((qv - 1) * (qv - 1)));
   thread_local std::vector<uint64_t, AlignedAllocator<uint64_t>> sums;
-  sums.assign(2 * outputs * kTile, 0);
+  sums.resize(2 * outputs * kTile);
   uint64_t* hi = sums.data();
   uint64_t* lo = hi + outputs * kTile;
   for (size_t base = 0; base < len; base += kTile) {
@@ -100,27 +115,23 @@ void int_multi_dot(const uint64_t* const* inputs, size_t count, const uint64_t* 
     std::fill(sums.begin(), sums.end(), 0);
     for (size_t k0 = 0; k0 < count; k0 += kPass) {
       const size_t k1 = std::min(count, k0 + kPass);
-      if (k1 < count) prefetch_pass(inputs, k1, std::min(count, k1 + kPass), base, tl);
-      else if (base + kTile < len) prefetch_pass(inputs, 0, std::min(count, kPass), base + kTile, std::min(kTile, len - base - kTile));
+      prefetch_next(inputs, count, k1, base, tl, len);
       for (size_t m0 = 0; m0 < outputs; m0 += 4) {
         const uint64_t* const* sc = scalars + m0;
         uint64_t* h = hi + m0 * kTile;
         uint64_t* l = lo + m0 * kTile;
         switch (std::min<size_t>(4, outputs - m0)) {
-          case 4: int_outputs<4>(inputs, k0, k1, sc, tl, base, p.every, h, l); break;
-          case 3: int_outputs<3>(inputs, k0, k1, sc, tl, base, p.every, h, l); break;
-          case 2: int_outputs<2>(inputs, k0, k1, sc, tl, base, p.every, h, l); break;
-          default: int_outputs<1>(inputs, k0, k1, sc, tl, base, p.every, h, l); break;
+          case 4: int_outputs<4>(inputs, k0, k1, sc, tl, base, every, h, l); break;
+          case 3: int_outputs<3>(inputs, k0, k1, sc, tl, base, every, h, l); break;
+          case 2: int_outputs<2>(inputs, k0, k1, sc, tl, base, every, h, l); break;
+          default: int_outputs<1>(inputs, k0, k1, sc, tl, base, every, h, l); break;
         }
       }
     }
     // hi, lo < (folds)·2^32 <= 2^50 (count is capped by the caller): exact in doubles.
     for (size_t m = 0; m < outputs; ++m) {
       for (size_t i = 0; i < tl; i += 4) {
-        const __m256d h = to_double(_mm256_load_si256(reinterpret_cast<const __m256i*>(hi + m * kTile + i)));
-        const __m256d l = to_double(_mm256_load_si256(reinterpret_cast<const __m256i*>(lo + m * kTile + i)));
-        const __m256d t = _mm256_add_pd(mul_mod(h, p.c32, p.c32q, p.q), reduce(l, p.q, p.q_inv));
-        store_words(out[m] + base + i, normalize(t, p.q, p.q_inv));
+        store_words(out[m] + base + i, normalize(r.join(hi + m * kTile + i, lo + m * kTile + i), r.q, r.q_inv));
       }
     }
   }
@@ -179,7 +190,7 @@ void split_block(const uint64_t* const* inputs, size_t k0, size_t k1, const uint
 
 void split_multi_dot(const uint64_t* const* inputs, size_t count, const uint64_t* shifted, size_t outputs,
                      uint64_t* const* out, size_t len, uint64_t qv) {
-  const IntPrime p(qv);  // q, q_inv, c32 (every: unused)
+  const Recombine p(qv);
   const double qd = static_cast<double>(qv);
   const __m256d c24 = _mm256_set1_pd(static_cast<double>((uint64_t{1} << 24) % qv));
   const __m256d c24q = _mm256_set1_pd(static_cast<double>((uint64_t{1} << 24) % qv) / qd);
@@ -188,10 +199,6 @@ void split_multi_dot(const uint64_t* const* inputs, size_t count, const uint64_t
   thread_local std::vector<uint64_t, AlignedAllocator<uint64_t>> sums, xsum;
   sums.resize(4 * outputs * kTile);
   xsum.resize(kTile);
-  auto word = [](const uint64_t* w) { return to_double(_mm256_load_si256(reinterpret_cast<const __m256i*>(w))); };
-  auto join = [&](const uint64_t* h, const uint64_t* l) {  // (h·2^32 + l) mod q, |·| <= 3q/4
-    return reduce(_mm256_add_pd(mul_mod(word(h), p.c32, p.c32q, p.q), reduce(word(l), p.q, p.q_inv)), p.q, p.q_inv);
-  };
   for (size_t base = 0; base < len; base += kTile) {
     const size_t tl = std::min(kTile, len - base);
     std::fill(sums.begin(), sums.end(), 0);
@@ -204,7 +211,7 @@ void split_multi_dot(const uint64_t* const* inputs, size_t count, const uint64_t
     }
     for (size_t k0 = 0; k0 < count; k0 += kPass) {
       const size_t k1 = std::min(count, k0 + kPass);
-      if (k1 < count) prefetch_pass(inputs, k1, std::min(count, k1 + kPass), base, tl);
+      prefetch_next(inputs, count, k1, base, tl, len);
       for (size_t m0 = 0; m0 < outputs; m0 += 4) {
         const uint64_t* sh = shifted + m0 * count;
         uint64_t* sm = sums.data() + m0 * 4 * kTile;
@@ -224,11 +231,12 @@ void split_multi_dot(const uint64_t* const* inputs, size_t count, const uint64_t
       alignas(32) uint64_t xh[4], xl[4];
       _mm256_store_si256(reinterpret_cast<__m256i*>(xh), _mm256_srli_epi64(xs, 32));
       _mm256_store_si256(reinterpret_cast<__m256i*>(xl), _mm256_and_si256(xs, low32));
-      const __m256d x = join(xh, xl);
+      const __m256d x = p.join(xh, xl);
       const __m256d x31 = mul_mod(x, c31, c31q, p.q);
       for (size_t m = 0; m < outputs; ++m) {
         const uint64_t* o = sums.data() + m * 4 * kTile + i;
-        const __m256d l = join(o, o + kTile), h = join(o + 2 * kTile, o + 3 * kTile);
+        // |l| <= 0.6q after the reduction, so |t| <= 1.8q < 2^50.
+        const __m256d l = reduce(p.join(o, o + kTile), p.q, p.q_inv), h = p.join(o + 2 * kTile, o + 3 * kTile);
         const __m256d t = _mm256_sub_pd(_mm256_add_pd(l, mul_mod(h, c24, c24q, p.q)), x31);
         store_words(out[m] + base + i, normalize(t, p.q, p.q_inv));
       }
@@ -291,8 +299,7 @@ void fp_multi_dot(const uint64_t* const* inputs, size_t count, const uint64_t* c
     std::fill(sums.begin(), sums.end(), 0.0);
     for (size_t k0 = 0; k0 < count; k0 += kPass) {
       const size_t k1 = std::min(count, k0 + kPass), kn = k1 - k0;
-      if (k1 < count) prefetch_pass(inputs, k1, std::min(count, k1 + kPass), base, tl);
-      else if (base + kTile < len) prefetch_pass(inputs, 0, std::min(count, kPass), base + kTile, std::min(kTile, len - base - kTile));
+      prefetch_next(inputs, count, k1, base, tl, len);
       // The pass's scalars and their quotients fl(s/q), as doubles: s[m·kn + j], sq likewise.
       double* s = conv.data();
       double* sq = s + outputs * kn;
