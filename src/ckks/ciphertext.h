@@ -36,14 +36,15 @@ class CKKSContext;
 /// expansions keyed by address checks it to tell a ciphertext from a later one at the
 /// same address.
 ///
-/// Storage: the coefficients live in a std::pmr vector. A default-constructed or copied
+/// Storage: the coefficients live in a vector with a polymorphic allocator that does not
+/// zero-fill on resize (ring::ForOverwriteAllocator). A default-constructed or copied
 /// ciphertext uses ring::aligned_resource() (the heap, every limb on a 64-byte boundary);
 /// memory::CiphertextStore moves stored
 /// ciphertexts between DRAM and a secondary tier with rehome(). Assigning into a
 /// ciphertext keeps the destination's resource.
 class Ciphertext {
  public:
-  using Storage = std::pmr::vector<uint64_t>;
+  using Storage = std::vector<uint64_t, ring::ForOverwriteAllocator<uint64_t>>;
 
   Ciphertext() : data_(ring::aligned_resource()) {}
   /// An empty ciphertext whose coefficients will be allocated from `resource`.

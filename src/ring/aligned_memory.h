@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <memory_resource>
 #include <new>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace heinfer::ring {
@@ -34,6 +36,30 @@ struct AlignedAllocator {
   bool operator==(const AlignedAllocator<U>&) const noexcept {
     return true;
   }
+};
+
+/// A std::pmr::polymorphic_allocator whose value-initialization (vector::resize(n),
+/// vector(n)) leaves the elements default-initialized: storage that the kernels overwrite
+/// whole is not zero-filled first (the idea of C++20's make_unique_for_overwrite). Every
+/// other construction, copies included, is the polymorphic allocator's.
+template <class T>
+struct ForOverwriteAllocator : std::pmr::polymorphic_allocator<T> {
+  using std::pmr::polymorphic_allocator<T>::polymorphic_allocator;
+  ForOverwriteAllocator(const std::pmr::polymorphic_allocator<T>& base) noexcept  // NOLINT: implicit
+      : std::pmr::polymorphic_allocator<T>(base) {}
+  template <class U>
+  struct rebind {
+    using other = ForOverwriteAllocator<U>;
+  };
+  template <class U>
+  void construct(U* p) noexcept(std::is_nothrow_default_constructible_v<U>) {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    std::pmr::polymorphic_allocator<T>::construct(p, std::forward<Args>(args)...);
+  }
+  ForOverwriteAllocator select_on_container_copy_construction() const { return ForOverwriteAllocator(); }
 };
 
 /// Limb words in aligned storage: [limb][coefficient] buffers of plaintexts, keys, scratch.
