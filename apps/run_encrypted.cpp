@@ -39,6 +39,12 @@ void add_encrypted_options(CLI::App* sub, EncryptedOptions& o) {
                   "hidden; real packing, one level per round); docs/security.md")
       ->check(CLI::IsMember({"per-window", "per-sample"}))
       ->capture_default_str();
+  sub->add_option("--privacy", o.privacy,
+                  "encrypted: what the client may learn: activations (client-aided rounds on masked "
+                  "activations; fast) or model (Relu and MaxPool evaluated on the server as polynomials, the "
+                  "client only refreshes uniformly masked ciphertexts; real packing); docs/security.md")
+      ->check(CLI::IsMember({"activations", "model"}))
+      ->capture_default_str();
   sub->add_flag("--allow-unmasked-rounds", o.allow_unmasked_rounds,
                 "encrypted: run Sigmoid, Tanh, Softplus, Erf, Exp, Log, Sqrt as client rounds "
                 "without masks: the client sees those layers' inputs in the clear (docs/security.md)");
@@ -94,6 +100,7 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
   ro.packing = o.packing;
   ro.round_masks = o.round_masks;
   ro.allow_unmasked_rounds = o.allow_unmasked_rounds;
+  ro.privacy = o.privacy;
   ro.check = o.check;
   ro.progress = o.progress;
   ro.scale_bits = o.scale_bits;

@@ -16,6 +16,7 @@ struct EncryptedOptions {
   std::string packing = "auto";    ///< complex | real | auto (real with per-sample masks, else complex)
   std::string round_masks = "per-window";  ///< per-window | per-sample (plan::RoundMasks)
   bool allow_unmasked_rounds = false;      ///< plan::Parameters::unmasked_functions
+  std::string privacy = "activations";     ///< activations | model (plan::Privacy)
   bool check = false;              ///< compare with the plaintext executor
   bool progress = true;            ///< per-layer progress on stderr
   int scale_bits = 30;

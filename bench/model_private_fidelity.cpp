@@ -56,10 +56,10 @@ int main(int argc, char** argv) {
     std::stringstream list(eta_list);
     for (std::string item; std::getline(list, item, ',');) {
       const int bits = std::stoi(item);
-      runtime::ApproximationOptions o;
+      plan::ApproximationOptions o;
       o.relative_error = std::ldexp(1.0, -bits);
       o.margin = margin;
-      const auto approx = runtime::model_private_approximations(g, ranges, o);
+      const auto approx = plan::model_private_approximations(g, ranges, o);
       nlohmann::json line = {{"model", argv[1]}, {"samples", test.count}, {"eta_bits", bits}, {"margin", margin}};
       std::int64_t products = 0;
       int depth = 0;

@@ -213,6 +213,20 @@ EncryptedPlan make_plan(const model::Graph& g, const Parameters& parameters, con
     }
   }
   EncryptedPlan p;
+  if (parameters.privacy == Privacy::Model) {
+    for (std::size_t k = 0; k < g.nodes.size(); ++k) {
+      const NodeKind kind = rules.nodes[k].kind;
+      if (kind == NodeKind::Clip || kind == NodeKind::LeakyRelu || kind == NodeKind::FunctionRound) {
+        throw model::ModelError(model::node_label(g.nodes[k]) +
+                                ": the model-private mode evaluates Relu and MaxPool on the server; this layer "
+                                "is not evaluated homomorphically yet (use --privacy activations)");
+      }
+    }
+    if (parameters.packing != ckks::Packing::Real || parameters.refresh_mask_bits <= 0) {
+      throw std::invalid_argument("model-private parameters need real packing and refresh masks");
+    }
+    p.private_approximations = model_private_approximations(g, parameters.bounds, {parameters.relative_error, 1.0});
+  }
   p.parameters = parameters;
   p.options = options;
   p.max_level = static_cast<int>(parameters.params.coeff_bits().size()) - 1;

@@ -17,12 +17,14 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <vector>
 
 #include "memory/ciphertext_store.h"
 #include "model/graph.h"
 #include "plan/node_kind.h"
 #include "plan/parameters.h"
+#include "plan/private_approximation.h"
 #include "plan/stream_schedule.h"
 
 namespace heinfer::plan {
@@ -116,6 +118,10 @@ struct EncryptedPlan {
   std::vector<StreamStep> steps;     ///< every node once (whole) or band by band
   std::vector<bool> inputs_on_demand;  ///< per tensor: a graph input encrypted band by band
   std::int64_t band_elements = 1;    ///< StreamOptions::band_elements of `steps`
+  /// Model-private mode (Parameters::privacy): the approximation of every Relu and
+  /// MaxPool node (plan/private_approximation.h, on the parameters' bounds); empty
+  /// otherwise.
+  std::map<std::size_t, NodeApproximation> private_approximations;
 };
 
 /// The first node after position `after` that reads the group of produced tensor t
@@ -133,7 +139,8 @@ std::vector<bool> streamable_nodes(const model::Graph& g);
 /// does not support, std::invalid_argument when the parameters do not match the graph
 /// (bounds) or have fewer levels than the rules need.
 /// Throws model::ModelError for an unmasked round (Sigmoid, Tanh, ...) unless
-/// parameters.unmasked_functions.
+/// parameters.unmasked_functions, and in the model-private mode for Clip, LeakyRelu and
+/// unmasked rounds (not evaluated homomorphically yet).
 EncryptedPlan make_plan(const model::Graph& g, const Parameters& parameters, const ScheduleOptions& options = {});
 
 }  // namespace heinfer::plan

@@ -13,6 +13,7 @@
 #include "ckks/slot_mask.h"
 #include "plan/level_rules.h"
 #include "plan/node_kind.h"
+#include "plan/private_parameters.h"
 
 namespace heinfer::plan {
 namespace {
@@ -40,13 +41,26 @@ RoundMasks parse_round_masks(std::string_view s) {
   throw std::invalid_argument("round masks must be per-sample or per-window, got '" + std::string(s) + "'");
 }
 
+std::string_view privacy_name(Privacy p) { return p == Privacy::Model ? "model" : "activations"; }
+
+Privacy parse_privacy(std::string_view s) {
+  if (s == "model") return Privacy::Model;
+  if (s == "activations") return Privacy::Activations;
+  throw std::invalid_argument("privacy must be model or activations, got '" + std::string(s) + "'");
+}
+
 double mask_max(RoundMasks m) {
   return m == RoundMasks::PerSample ? std::exp2(kSlotMaskMaxBits) * ckks::kSlotMaskSlack : kMaskMax;
 }
 
-LevelRequirements level_requirements(const model::Graph& g, const std::vector<double>& bounds, RoundMasks masks) {
+LevelRequirements level_requirements(const model::Graph& g, const std::vector<double>& bounds, RoundMasks masks,
+                                     Privacy privacy) {
   const LevelRules rules = level_rules(g, masks);
-  const double seen = mask_max(masks);  // |masked value| / |value| at most
+  // The model-private mode masks nothing multiplicatively, and its pending factors
+  // (Δ/s of a refreshed result, s <= Δ) only shrink the decoded values.
+  const bool masked = privacy == Privacy::Activations;
+  const double seen = masked ? mask_max(masks) : 1.0;  // |masked value| / |value| at most
+  const double factor_max = masked ? kMaskMax : 1.0;
   // (depth, magnitude) of every point where a ciphertext is decrypted or masked.
   std::vector<std::pair<int, double>> points;
   auto bound = [&](model::TensorId t) { return bounds.at(static_cast<std::size_t>(t)); };
@@ -64,7 +78,7 @@ LevelRequirements level_requirements(const model::Graph& g, const std::vector<do
       else factors = factors || state(t).factors;
     }
     const double bx = bound(x);
-    const double fmag = factors ? kMaskMax : 1.0;  // |ciphertext value| / |true value|
+    const double fmag = factors ? factor_max : 1.0;  // |ciphertext value| / |true value|
     const int d = nl.input_depth;
     switch (nl.kind) {
       case NodeKind::Relu: points.emplace_back(d, bx * fmag * seen); break;
@@ -85,10 +99,10 @@ LevelRequirements level_requirements(const model::Graph& g, const std::vector<do
       default: break;
     }
     const TensorState& y = state(n.outputs[0]);
-    if (y.depth >= 0) points.emplace_back(y.depth, bound(n.outputs[0]) * (y.factors ? kMaskMax : 1.0));
+    if (y.depth >= 0) points.emplace_back(y.depth, bound(n.outputs[0]) * (y.factors ? factor_max : 1.0));
   }
   for (model::TensorId t : g.outputs) {
-    if (state(t).depth >= 0) points.emplace_back(state(t).depth, bound(t) * (state(t).factors ? kMaskMax : 1.0));
+    if (state(t).depth >= 0) points.emplace_back(state(t).depth, bound(t) * (state(t).factors ? factor_max : 1.0));
   }
   LevelRequirements r;
   for (const auto& [d, m] : points) r.levels = std::max(r.levels, d);
@@ -118,6 +132,7 @@ std::string Parameters::describe() const {
     << ckks::max_log_qp_128(params.poly_modulus_degree()) << ") levels=" << needs.levels
     << " scale=2^" << scale_bits << " packing=" << ckks::packing_name(packing) << " masks=" << round_masks_name(masks)
     << " samples/ciphertext=" << capacity();
+  if (privacy == Privacy::Model) s << " privacy=model refresh-mask-bits=" << refresh_mask_bits << " eta=2^" << std::log2(relative_error);
   return s.str();
 }
 
@@ -145,15 +160,21 @@ Parameters plan_parameters(const model::Graph& g, const std::vector<double>& ran
     throw std::invalid_argument("per-sample round masks need real packing (complex packing puts two samples in one "
                                 "slot, and one slot factor would scale both)");
   }
+  if (o.privacy == Privacy::Model &&
+      (o.packing != ckks::Packing::Real || o.masks != RoundMasks::PerWindow || o.unmasked_functions)) {
+    throw std::invalid_argument("the model-private mode needs real packing (its polynomials act on each slot's real "
+                                "value), and has no client rounds to mask or leave unmasked");
+  }
   Parameters plan;
   plan.packing = o.packing;
+  plan.privacy = o.privacy;
   plan.masks = o.masks;
   plan.unmasked_functions = o.unmasked_functions;
   plan.scale_bits = o.scale_bits;
   plan.margin = o.margin;
   plan.bounds.resize(ranges.size());
   for (std::size_t i = 0; i < ranges.size(); ++i) plan.bounds[i] = std::max(ranges[i] * o.margin, 1e-3);
-  plan.needs = level_requirements(g, plan.bounds, o.masks);
+  plan.needs = level_requirements(g, plan.bounds, o.masks, o.privacy);
   if (o.max_prime_bits < o.scale_bits || o.max_prime_bits > kMaxBasePrimeBits) {
     throw std::invalid_argument("max prime bits must be in [scale bits (" + std::to_string(o.scale_bits) + "), " +
                                 std::to_string(kMaxBasePrimeBits) + "], got " + std::to_string(o.max_prime_bits));
@@ -174,6 +195,11 @@ Parameters plan_parameters(const model::Graph& g, const std::vector<double>& ran
   std::vector<int> coeff;
   for (int i = 0; i < base; ++i) {
     coeff.push_back(std::max(kMinBasePrimeBits, (q0 + base - 1 - i) / base));  // sizes differ by at most one
+  }
+  if (o.privacy == Privacy::Model) {
+    plan.relative_error = o.relative_error;
+    plan_private_chain(plan, coeff, private_coefficient_bits(g, plan), o.hiding_bits);
+    return plan;
   }
   for (int l = 0; l < plan.needs.levels; ++l) coeff.push_back(o.scale_bits);
   plan.key_switching = needs_key_switching(g);

@@ -52,6 +52,21 @@ double mask_max(RoundMasks m);
 /// After a round, decoded value = gain × true value, gain <= kMaskMax (the pending
 /// factor is at least 1 / kMaskMax), for both kinds of masks.
 
+/// What the client may learn of the model (docs/security.md).
+enum class Privacy {
+  /// Client-aided rounds: the client evaluates Relu, MaxPool, ... on masked activations
+  /// (one multiplicative mask per window; it sees ratios of values).
+  Activations,
+  /// Model-private: Relu and MaxPool are evaluated on the server as polynomials
+  /// (plan/private_approximation.h); the client only refreshes ciphertexts under a
+  /// uniform additive mask (ckks/blind_refresh.h) and decrypts the outputs. Real
+  /// packing; Clip, LeakyRelu and unmasked functions are refused.
+  Model,
+};
+std::string_view privacy_name(Privacy p);  ///< "activations" / "model"
+/// Parses "activations" / "model"; throws std::invalid_argument otherwise.
+Privacy parse_privacy(std::string_view s);
+
 /// What the encrypted execution needs from the modulus chain (level_requirements).
 struct LevelRequirements {
   int levels = 0;  ///< L: rescales on the longest path between (re-)encryptions
@@ -61,9 +76,12 @@ struct LevelRequirements {
 };
 
 /// The deepest depth of the level rules (plan/level_rules.h) on `g` and the magnitudes
-/// decrypted or masked there, given per-tensor bounds (index = TensorId).
+/// decrypted or masked there, given per-tensor bounds (index = TensorId). The
+/// model-private mode masks nothing multiplicatively (its refreshes are sized apart:
+/// plan/private_parameters.h).
 LevelRequirements level_requirements(const model::Graph& g, const std::vector<double>& bounds,
-                                     RoundMasks masks = RoundMasks::PerWindow);
+                                     RoundMasks masks = RoundMasks::PerWindow,
+                                     Privacy privacy = Privacy::Activations);
 
 /// The chosen CKKS parameters of an encrypted run, with the bounds they were chosen for.
 struct Parameters {
@@ -80,6 +98,11 @@ struct Parameters {
   /// Whether the server's operator allows unmasked rounds (NodeKind::FunctionRound):
   /// the client then sees the inputs of Sigmoid, Tanh, ... layers in the clear.
   bool unmasked_functions = false;
+  Privacy privacy = Privacy::Activations;
+  /// Model-private mode: η of every Relu and max approximation (relative to its bound),
+  /// and log2 R of every refresh mask (plan/private_parameters.h); 0 otherwise.
+  double relative_error = 0;
+  int refresh_mask_bits = 0;
 
   double scale() const;
   std::int64_t capacity() const;       ///< samples per ciphertext
@@ -99,6 +122,11 @@ struct ParameterOptions {
   /// kernels at ~5x the time of a fast one, more than the extra limb costs
   /// (docs/performance.md, "Prime sizes"). 31: every limb fits a 32-bit word.
   int max_prime_bits = 49;
+  Privacy privacy = Privacy::Activations;  ///< Model needs Packing::Real
+  double relative_error = 0x1p-8;          ///< model-private mode: η of the approximations
+  /// Model-private mode: statistical hiding of one refresh, in bits (the masks get
+  /// log2 N more: plan/private_parameters.h).
+  int hiding_bits = 40;
 };
 
 /// Whether evaluating `g` switches keys: only a ciphertext × ciphertext product does
@@ -108,9 +136,11 @@ struct ParameterOptions {
 /// the only RLWE samples, so the 128-bit bound applies to log2(Q) alone.
 bool needs_key_switching(const model::Graph& g);
 
-/// Chooses parameters (see the file comment). Throws std::invalid_argument if no N up
-/// to 2^16 is secure for the required chain, scale_bits is outside [20, 50], or
-/// per-sample masks are asked for with complex packing.
+/// Chooses parameters (see the file comment; the model-private mode's chain:
+/// plan/private_parameters.h). Throws std::invalid_argument if no N up to 2^16 is secure
+/// for the required chain, scale_bits is outside [20, 50], per-sample masks are asked
+/// for with complex packing, or the model-private mode with complex packing, per-sample
+/// masks or unmasked functions.
 Parameters plan_parameters(const model::Graph& g, const std::vector<double>& ranges,
                            const ParameterOptions& options = {});
 

@@ -103,6 +103,10 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, EncryptedRunStat
     run.encoder = &encoder.emplace(context_);
     run.fft = &fft.emplace(context_->n());
   }
+  std::optional<ckks::Encryptor> public_key_encryptor;
+  if (plan_.parameters.privacy == plan::Privacy::Model) {
+    run.public_key_encryptor = &public_key_encryptor.emplace(context_, keys_.public_key);
+  }
   std::vector<RunObserver*> observers;
   std::optional<ProgressPrinter> printer;
   std::optional<FaultInjector> fault;

@@ -52,50 +52,15 @@ void approximate_max_pool(const model::Node& n, const plan::ReluApproximation& r
 
 }  // namespace
 
-std::map<std::size_t, NodeApproximation> model_private_approximations(const model::Graph& g,
-                                                                     const std::vector<double>& ranges,
-                                                                     const ApproximationOptions& o) {
-  // The bound of a node's approximation: margin × the range of tensor t, × factor.
-  auto approximation = [&](const model::Node& n, model::TensorId t, double factor) {
-    const double range = ranges.at(static_cast<std::size_t>(t));
-    if (!std::isfinite(range) || range <= 0) {
-      throw std::invalid_argument(model::node_label(n) + ": no calibrated range to approximate it on");
-    }
-    return plan::choose_relu_approximation(o.margin * range * factor, o.relative_error);
-  };
-  const auto users = model::consumers(g);
-  std::map<std::size_t, NodeApproximation> out;
-  std::map<model::TensorId, model::TensorId> raw;  // deferred Relu output -> its input
-  for (std::size_t k = 0; k < g.nodes.size(); ++k) {
-    const model::Node& n = g.nodes[k];
-    if (n.op == model::OpType::Relu) {
-      const auto& u = users[static_cast<std::size_t>(n.outputs[0])];
-      if (u.size() == 1 && g.nodes[static_cast<std::size_t>(u[0])].op == model::OpType::MaxPool &&
-          !model::is_graph_output(g, n.outputs[0])) {
-        out[k].deferred = true;
-        out[static_cast<std::size_t>(u[0])].relu = approximation(n, n.inputs[0], 1.0);  // max(x) has x's range
-        raw[n.outputs[0]] = n.inputs[0];
-      } else {
-        out[k].relu = approximation(n, n.inputs[0], 1.0);
-      }
-    } else if (n.op == model::OpType::MaxPool) {
-      // After a deferred Relu the pool sees the Relu's input, of both signs.
-      const auto it = raw.find(n.inputs[0]);
-      out[k].max = approximation(n, it == raw.end() ? n.inputs[0] : it->second, 2.0);
-    }
-  }
-  return out;
-}
-
 std::vector<PlainTensor> run_plain_approximated(const model::Graph& g, std::vector<PlainTensor> inputs,
-                                                const std::map<std::size_t, NodeApproximation>& approximations,
+                                                const std::map<std::size_t, plan::NodeApproximation>& approximations,
                                                 const PlainRunOptions& options) {
   PlainRunOptions o = options;
   o.replace = [&](std::size_t k, const std::vector<const PlainTensor*>& in, PlainTensor& y) {
     const auto it = approximations.find(k);
     if (it == approximations.end()) return false;
     const model::Node& n = g.nodes[k];
-    const NodeApproximation& a = it->second;
+    const plan::NodeApproximation& a = it->second;
     if (a.deferred) {
       y.data = in[0]->data;  // the MaxPool it feeds applies it
       return true;

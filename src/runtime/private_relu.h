@@ -27,6 +27,10 @@ struct PrivateReluContext {
   int mask_bits = 0;  ///< log2 R of every refresh (ckks::refresh_mask_bits)
   std::int64_t node = -1;
   std::string layer;
+  /// The scale u = x/B (and a max's half-sum) land on; 0: the input's. The compositions
+  /// need a scale near Δ: a smaller one (a max's output, at about 2Δ/B) loses bits at
+  /// every product.
+  double scale = 0;
 };
 
 /// Counts of one call (for the run's statistics).
@@ -36,8 +40,13 @@ struct PrivateReluStats {
   std::int64_t products = 0;  ///< ciphertext products (relinearized)
 };
 
-/// y = (x + x·p(x/B))/2 = (B/2)·(u + u·p(u)) with u = x/B, for every ciphertext of `x`
-/// (real packing, size 2, one scale and level), p = approximation.sign and
+/// The refresh floor: the lowest level of `context` whose modulus carries a mask of
+/// `mask_bits` (ckks::refresh_fits). Throws std::invalid_argument when no level does.
+std::size_t refresh_floor(const ckks::CKKSContext& context, int mask_bits);
+
+/// y = (x + x·p(x/B))/2 = (B/2)·(u + u·p(u)) with u = f·x/B (at c.scale), for every ciphertext of `x`
+/// (real packing, size 2, one scale and level) and its pending factor f (`factors`:
+/// empty, all 1; else one per ciphertext, the true value being f·x), p = approximation.sign and
 /// B = approximation.bound. u costs one level (a scalar product landing on x's scale);
 /// each composition 3 (ckks::evaluate_odd_septic); the final product one, with B/2 in
 /// its scale. Before a composition that would leave fewer levels than a refresh needs
@@ -50,6 +59,18 @@ struct PrivateReluStats {
 /// above that level, and what the round throws.
 std::vector<ckks::Ciphertext> private_relu(std::span<const ckks::Ciphertext* const> x,
                                            const plan::ReluApproximation& approximation, const PrivateReluContext& c,
-                                           PrivateReluStats* stats = nullptr);
+                                           PrivateReluStats* stats = nullptr, std::span<const double> factors = {});
+
+/// max(f_i·a_i, g_i·b_i) for every i as g·b + Relu(f·a - g·b) = (f·a + g·b)/2 +
+/// (B/2)·u·p(u) with u = (f·a - g·b)/B (B = approximation.bound: a bound on the
+/// differences), evaluated as private_relu does, the half-sum riding along in its
+/// refreshes (`fa`, `fb`: the pending factors, empty for all 1). a and b: real packing,
+/// size 2, all at one level and scale. The outputs are as private_relu's. Throws as
+/// private_relu, and std::invalid_argument when the lists differ in length.
+std::vector<ckks::Ciphertext> private_max(std::span<const ckks::Ciphertext* const> a,
+                                          std::span<const ckks::Ciphertext* const> b,
+                                          const plan::ReluApproximation& approximation, const PrivateReluContext& c,
+                                          PrivateReluStats* stats = nullptr, std::span<const double> fa = {},
+                                          std::span<const double> fb = {});
 
 }  // namespace heinfer::runtime

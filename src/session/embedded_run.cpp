@@ -54,7 +54,11 @@ EmbeddedRunResult run_embedded(const std::string& model_path, std::vector<double
   // Not under a DRAM budget: there resident memory must follow the budget.
   if (o.dram_budget == 0) memory::configure_allocator_for_ciphertexts();
   model::Graph g = model::load_model(model_path);
-  if (const auto refreshes = plan::insert_refresh_rounds(g, plan::parse_round_masks(o.round_masks)); refreshes.total()) {
+  const plan::Privacy privacy = plan::parse_privacy(o.privacy);
+  // The model-private mode refreshes where its levels run out; it inserts no rounds.
+  if (const auto refreshes = privacy == plan::Privacy::Model ? plan::RefreshPoints{}
+                                                             : plan::insert_refresh_rounds(g, plan::parse_round_masks(o.round_masks));
+      refreshes.total()) {
     say(o.log ? stderr : nullptr, "note: %s\n", refreshes.describe().c_str());
   }
   if (g.inputs.size() != 1 || g.outputs.size() != 1) {
@@ -66,7 +70,9 @@ EmbeddedRunResult run_embedded(const std::string& model_path, std::vector<double
   const auto t_plan = std::chrono::steady_clock::now();
   plan::ParameterOptions po;
   po.masks = plan::parse_round_masks(o.round_masks);
-  po.packing = o.packing == "real" || (o.packing == "auto" && po.masks == plan::RoundMasks::PerSample)
+  po.privacy = privacy;
+  po.packing = o.packing == "real" || (o.packing == "auto" && (po.masks == plan::RoundMasks::PerSample ||
+                                                               privacy == plan::Privacy::Model))
                    ? ckks::Packing::Real
                    : ckks::Packing::Complex;
   po.scale_bits = o.scale_bits;
@@ -90,7 +96,9 @@ EmbeddedRunResult run_embedded(const std::string& model_path, std::vector<double
     plain_outputs.clear();
   }
   int refreshes = 0;
-  plan::Parameters plan = plan::plan_with_refreshes(g, kept->ranges, po, limb_words, &refreshes);
+  plan::Parameters plan = privacy == plan::Privacy::Model
+                              ? plan::plan_parameters(g, kept->ranges, po)
+                              : plan::plan_with_refreshes(g, kept->ranges, po, limb_words, &refreshes);
   if (refreshes > 0) {
     plan::RefreshPoints points;
     points.nonnegative = refreshes;

@@ -20,9 +20,10 @@ namespace heinfer::session {
 /// The options of an embedded encrypted run (the CLI's flags of the same names).
 struct EmbeddedRunOptions {
   std::string params = "auto";             ///< "auto" or a JSON file (plan::apply_parameter_override)
-  std::string packing = "auto";            ///< complex | real | auto (real with per-sample masks)
+  std::string packing = "auto";            ///< complex | real | auto (real with per-sample masks or privacy model)
   std::string round_masks = "per-window";  ///< per-window | per-sample (plan::RoundMasks)
   bool allow_unmasked_rounds = false;      ///< plan::Parameters::unmasked_functions
+  std::string privacy = "activations";     ///< activations | model (plan::Privacy; model: real packing)
   bool check = false;                      ///< keep the plaintext executor's outputs to compare
   bool progress = true;                    ///< per-layer and per-band lines on stderr
   int scale_bits = 30;                     ///< log2 of the CKKS scale

@@ -27,7 +27,7 @@ struct Cnn {
 
 TEST(ModelPrivateSimulation, ApproximationsFollowTheRangesAndTheTarget) {
   const Cnn c;
-  const auto approx = model_private_approximations(c.g, c.ranges, {0x1p-7, 1.5});
+  const auto approx = plan::model_private_approximations(c.g, c.ranges, {0x1p-7, 1.5});
   ASSERT_EQ(approx.size(), 3u);  // relu1 (deferred to pool1), pool1, relu2
   for (const auto& [k, a] : approx) {
     const model::Node& n = c.g.nodes[k];
@@ -53,7 +53,7 @@ TEST(ModelPrivateSimulation, CnnKeepsItsPredictionsAndLeavingTheBoundIsAnError) 
   const std::vector<double> exact = to_batch_major(run_plain(c.g, {c.input()})[0]);
   // No replacement: bit for bit the plaintext executor.
   EXPECT_EQ(to_batch_major(run_plain_approximated(c.g, {c.input()}, {})[0]), exact);
-  const auto approx = model_private_approximations(c.g, c.ranges, {0x1p-7, 1.5});
+  const auto approx = plan::model_private_approximations(c.g, c.ranges, {0x1p-7, 1.5});
   const std::vector<double> y = to_batch_major(run_plain_approximated(c.g, {c.input()}, approx)[0]);
   const std::vector<float> ef(exact.begin(), exact.end()), yf(y.begin(), y.end());
   const auto a = argmax_rows(ef, 64, 10), b = argmax_rows(yf, 64, 10);
@@ -68,7 +68,7 @@ TEST(ModelPrivateSimulation, CnnKeepsItsPredictionsAndLeavingTheBoundIsAnError) 
   EXPECT_LT(err, 0.05 * largest);
   EXPECT_GT(err, 0.0);  // the approximation is in place
   // Bounds below the calibrated range (margin 0.5): the first Relu's inputs leave them.
-  const auto tight = model_private_approximations(c.g, c.ranges, {0x1p-7, 0.5});
+  const auto tight = plan::model_private_approximations(c.g, c.ranges, {0x1p-7, 0.5});
   try {
     run_plain_approximated(c.g, {c.input()}, tight);
     ADD_FAILURE() << "a value beyond the bound was accepted";

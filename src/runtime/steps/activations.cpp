@@ -190,6 +190,10 @@ void run_step(RunState& run, StepIO& io, Activations& acts, std::int64_t batch) 
       break;
     case NodeKind::Relu:
     case NodeKind::MaxPool:
+      prefetch();
+      if (run.plan.parameters.privacy == plan::Privacy::Model) run_private_step(run, io);
+      else run_round_step(run, io);
+      break;
     case NodeKind::Clip:
     case NodeKind::LeakyRelu:
     case NodeKind::FunctionRound:

@@ -5,7 +5,8 @@
 //    ..., and a Relu fused into the next MaxPool round);
 //  - linear_step.cpp: multiply-accumulates by plaintext scalars with one rescale per
 //    output (Conv, Gemm, BN, pools, elementwise), and the polynomial step: squares;
-//  - round_step.cpp: client rounds (Relu, MaxPool, Clip, LeakyRelu).
+//  - round_step.cpp: client rounds (Relu, MaxPool, Clip, LeakyRelu);
+//  - private_step.cpp: the model-private mode's Relu and MaxPool (blind refreshes only).
 // Every step reads its levels from the plan (plan/encrypted_plan.h) and checks that the
 // ciphertexts it is given are where the plan says.
 #pragma once
@@ -18,6 +19,7 @@
 #include "ckks/context.h"
 #include "ckks/encoder.h"
 #include "ckks/special_fft.h"
+#include "ckks/encryptor.h"
 #include "ckks/evaluator.h"
 #include "memory/ciphertext_store.h"
 #include "model/graph.h"
@@ -53,6 +55,9 @@ class RunState {
   const ckks::CKKSEncoder* encoder = nullptr;  ///< per-sample rounds: encodes unmasking vectors
   const ckks::SpecialFFT* fft = nullptr;       ///< per-sample rounds: draws masks
   std::int64_t node = -1;  ///< index of the node whose step runs (names its client rounds)
+  /// Model-private mode: encryptions of zero under the client's public key, which
+  /// re-randomize every ciphertext before a blind refresh; null otherwise.
+  const ckks::Encryptor* public_key_encryptor = nullptr;
   /// The run's observers (RunObserver::round_replied after every checked reply), or null.
   const std::vector<RunObserver*>* observers = nullptr;
 
@@ -140,6 +145,9 @@ void check_input_levels(const StepIO& s, std::size_t level);
 void run_data_movement_step(RunState& run, StepIO& s);  ///< data_movement_step.cpp
 void run_linear_step(RunState& run, StepIO& s);         ///< linear_step.cpp (Linear, Square)
 void run_round_step(RunState& run, StepIO& s);          ///< round_step.cpp
+/// Model-private mode: Relu and MaxPool on the server, outputs blindly refreshed to the
+/// top level (pending factors carry their scales).
+void run_private_step(RunState& run, StepIO& s);        ///< private_step.cpp
 /// Rounds under per-sample masks (plan::RoundMasks::PerSample); run_round_step calls it.
 void run_sample_masked_round_step(RunState& run, StepIO& s);  ///< sample_masked_round.cpp
 /// Unmasked function rounds (plan::NodeKind::FunctionRound); run_round_step calls it.

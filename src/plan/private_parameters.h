@@ -1,0 +1,41 @@
+// The modulus chain of the model-private mode (plan/parameters.h, Privacy::Model), where
+// the server evaluates Relu and MaxPool as polynomials (plan/private_approximation.h) and
+// the client only refreshes blindly masked ciphertexts (ckks/blind_refresh.h).
+//
+// The chain: the base primes of q_0 (as in activations mode, sized for the logits the
+// client decrypts), then scale-sized primes; a special prime the size of the largest
+// chain prime (the compositions relinearize). The refresh floor is the lowest level whose
+// modulus carries a mask of refresh_mask_bits (q_0···q_floor > 8R). The chain has at
+// least floor + max(L, 5) levels, L the deepest linear segment between refreshes (the
+// level rules' depth) and 5 what a private Relu needs above the floor (normalization, one
+// composition of 3, the final product); the smallest N whose 128-bit bound admits it is
+// chosen (the masks grow with log2 N), and the chain is then filled with as many more levels as that N admits (each
+// one postpones refresh rounds, the costliest step).
+#pragma once
+
+#include <vector>
+
+#include "model/graph.h"
+#include "plan/parameters.h"
+
+namespace heinfer::plan {
+
+/// ceil(log2 of the largest |coefficient| a refreshed ciphertext of `plan` (bounds and
+/// scale set) holds): at most Δ × max(the largest approximation bound, 2) (inputs x,
+/// iterates in [-1, 1], results at scale ≈ 2Δ/B), × 4 for the noise and the scale's
+/// drift from Δ.
+int private_coefficient_bits(const model::Graph& g, const Parameters& plan);
+
+/// The lowest level of a chain of prime sizes `coeff_bits` whose modulus exceeds
+/// 2^(mask_bits + 3) for certain (a prime of b bits exceeds 2^(b-1)); -1 if none does.
+int refresh_floor_level(const std::vector<int>& coeff_bits, int mask_bits);
+
+/// Sets plan.params (N, chain and special primes, key_switching = true) and
+/// plan.refresh_mask_bits for the model-private mode from `base` (the primes of q_0),
+/// plan.needs and plan.scale_bits (see the file comment). The masks have
+/// coefficient_bits + hiding_bits + log2 N bits: the N coefficients of one refresh are
+/// then within 2^-(hiding_bits + 1) of uniform together (ckks/blind_refresh.h). Throws
+/// std::invalid_argument when no N up to 2^16 is secure for the chain.
+void plan_private_chain(Parameters& plan, const std::vector<int>& base, int coefficient_bits, int hiding_bits);
+
+}  // namespace heinfer::plan

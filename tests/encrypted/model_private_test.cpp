@@ -1,0 +1,115 @@
+// The model-private mode end to end in the encrypted executor: Relu and MaxPool (with a
+// fused Relu, padded windows of one, two and four taps) evaluated on the server as
+// polynomials, the client only refreshing masked ciphertexts. Checked against the same
+// approximations in double (runtime/model_private_simulation.h) and the exact model.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "encrypted_test_util.h"
+#include "model/error.h"
+#include "runtime/model_private_simulation.h"
+
+namespace heinfer {
+namespace {
+
+using test::attr;
+using test::ModelBuilder;
+using test::random_floats;
+using test::random_input;
+
+constexpr std::int64_t kBatch = 16;
+
+/// Conv -> Relu -> MaxPool 2x2 (the Relu fused into it) -> Conv 1x1 -> MaxPool 2x2 with
+/// padding on 3x3 (windows of 4, 2 and 1 taps) -> Flatten -> Gemm -> Relu -> Gemm.
+model::Graph net() {
+  ModelBuilder b;
+  b.input("x", {2, 6, 6}).output("y");
+  b.initializer("w", {2, 2, 3, 3}, random_floats(36, 41));
+  attr(b.node("Conv", {"x", "w"}, {"c"}), "pads", std::vector<std::int64_t>{1, 1, 1, 1});
+  b.node("Relu", {"c"}, {"r"});
+  auto& p = b.node("MaxPool", {"r"}, {"p"});
+  attr(p, "kernel_shape", std::vector<std::int64_t>{2, 2});
+  attr(p, "strides", std::vector<std::int64_t>{2, 2});
+  b.initializer("w2", {2, 2, 1, 1}, random_floats(4, 42));
+  b.node("Conv", {"p", "w2"}, {"c2"});
+  auto& p2 = b.node("MaxPool", {"c2"}, {"m"});
+  attr(p2, "kernel_shape", std::vector<std::int64_t>{2, 2});
+  attr(p2, "pads", std::vector<std::int64_t>{1, 1, 1, 1});
+  attr(p2, "strides", std::vector<std::int64_t>{2, 2});
+  b.node("Flatten", {"m"}, {"f"});
+  b.initializer("g1", {3, 8}, random_floats(24, 43));
+  attr(b.node("Gemm", {"f", "g1"}, {"h"}), "transB", std::int64_t{1});
+  b.node("Relu", {"h"}, {"hr"});
+  b.initializer("g2", {2, 3}, random_floats(6, 44));
+  attr(b.node("Gemm", {"hr", "g2"}, {"y"}), "transB", std::int64_t{1});
+  return b.load();
+}
+
+plan::Parameters private_plan(const model::Graph& g, const runtime::PlainTensor& x) {
+  plan::ParameterOptions o;
+  o.packing = ckks::Packing::Real;
+  o.privacy = plan::Privacy::Model;
+  plan::Parameters p = plan::plan_parameters(g, runtime::calibrate_ranges(g, {x}), o);
+  // N = 2048 keeping the chain: insecure, tests only (the 128-bit N is checked below).
+  EXPECT_EQ(p.params.security_level(), ckks::SecurityLevel::TC128);
+  p.params = ckks::EncryptionParameters(2048, p.params.coeff_bits(), p.params.special_bits(), ckks::SecurityLevel::None);
+  return p;
+}
+
+TEST(ModelPrivate, ReluAndMaxPoolOnTheServerMatchTheApproximations) {
+  const model::Graph g = net();
+  const runtime::PlainTensor x = random_input({2, 6, 6}, kBatch, 45);
+  const plan::Parameters p = private_plan(g, x);
+  EXPECT_EQ(p.packing, ckks::Packing::Real);
+  EXPECT_GT(p.refresh_mask_bits, 40 + 30);  // 40 hiding bits over at least Δ
+  runtime::EncryptedSession s(g, p);
+  s.client->set_recording(true, 1024);
+  runtime::EncryptedRunStats stats;
+  const auto y = runtime::to_batch_major(s.executor->run(*s.client, {x}, stats)[0]);
+  const auto& approx = s.executor->plan().private_approximations;
+  ASSERT_EQ(approx.size(), 4u);  // the fused Relu, both pools, the Gemm's Relu
+  const auto sim = runtime::to_batch_major(runtime::run_plain_approximated(g, {x}, approx)[0]);
+  const auto exact = runtime::to_batch_major(runtime::run_plain(g, {x})[0]);
+  ASSERT_EQ(y.size(), sim.size());
+  double err_sim = 0, err_exact = 0, largest = 0;
+  for (std::size_t i = 0; i < y.size(); ++i) {
+    err_sim = std::max(err_sim, std::fabs(y[i] - sim[i]));
+    err_exact = std::max(err_exact, std::fabs(y[i] - exact[i]));
+    largest = std::max(largest, std::fabs(exact[i]));
+  }
+  EXPECT_GT(largest, 0.1);
+  EXPECT_LT(err_sim, 1e-3 * (1 + largest));   // CKKS noise only
+  EXPECT_LT(err_exact, 3e-2 * (1 + largest));  // plus the approximations (η = 2^-8 of each bound)
+  // Every round was a blind refresh: the client saw uniformly masked coefficients only,
+  // in [-1, 1) once divided by R (LocalClient records c / R), up to the hidden 2^-40.
+  EXPECT_GT(stats.rounds, 0);
+  ASSERT_FALSE(s.client->observed().empty());
+  for (double v : s.client->observed()) ASSERT_LT(std::fabs(v), 1.0 + 1e-9);
+  std::printf("model-private: %lld rounds, %.1f MB to the client; max error %.2e vs the approximations, %.2e vs "
+              "exact (largest |y| %.2f); %s\n",
+              static_cast<long long>(stats.rounds), static_cast<double>(stats.bytes_to_client) / 1e6, err_sim,
+              err_exact, largest, p.describe().c_str());
+}
+
+TEST(ModelPrivate, RefusesWhatItDoesNotEvaluateHomomorphically) {
+  ModelBuilder b;
+  b.input("x", {4}).output("y");
+  b.initializer("w", {4, 4}, random_floats(16, 46));
+  b.node("MatMul", {"x", "w"}, {"h"});
+  b.initializer("lo", {}, {0.0f});
+  b.initializer("hi", {}, {6.0f});
+  b.node("Clip", {"h", "lo", "hi"}, {"y"});
+  const model::Graph g = b.load();
+  const runtime::PlainTensor x = random_input({4}, kBatch, 47);
+  plan::ParameterOptions o;
+  o.packing = ckks::Packing::Real;
+  o.privacy = plan::Privacy::Model;
+  const plan::Parameters p = plan::plan_parameters(g, runtime::calibrate_ranges(g, {x}), o);
+  EXPECT_THROW(plan::make_plan(g, p), model::ModelError);
+  o.packing = ckks::Packing::Complex;  // the polynomials act on real slots
+  EXPECT_THROW(plan::plan_parameters(g, runtime::calibrate_ranges(g, {x}), o), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace heinfer
