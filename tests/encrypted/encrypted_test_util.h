@@ -63,4 +63,28 @@ inline runtime::PlainTensor random_input(const model::Shape& shape, std::int64_t
   return runtime::from_batch_major(std::span<const float>(v), batch, shape);
 }
 
+/// Conv 3x3 (pads 1) -> Relu -> MaxPool 2x2 (the Relu fused into it) -> Conv 1x1 ->
+/// MaxPool 2x2 with pads 1 on 3x3 (windows of 4, 2 and 1 taps), on [2, 6, 6]; output "p2"
+/// when `tail` (the caller adds nodes after it), else "y".
+inline model::Graph max_pool_net(ModelBuilder* tail = nullptr) {
+  ModelBuilder own;
+  ModelBuilder& b = tail ? *tail : own;
+  b.input("x", {2, 6, 6});
+  b.initializer("w", {2, 2, 3, 3}, random_floats(36, 41));
+  attr(b.node("Conv", {"x", "w"}, {"c"}), "pads", std::vector<std::int64_t>{1, 1, 1, 1});
+  b.node("Relu", {"c"}, {"r"});
+  auto& p = b.node("MaxPool", {"r"}, {"p"});
+  attr(p, "kernel_shape", std::vector<std::int64_t>{2, 2});
+  attr(p, "strides", std::vector<std::int64_t>{2, 2});
+  b.initializer("w2", {2, 2, 1, 1}, random_floats(4, 42));
+  b.node("Conv", {"p", "w2"}, {"c2"});
+  auto& p2 = b.node("MaxPool", {"c2"}, {tail ? "p2" : "y"});
+  attr(p2, "kernel_shape", std::vector<std::int64_t>{2, 2});
+  attr(p2, "pads", std::vector<std::int64_t>{1, 1, 1, 1});
+  attr(p2, "strides", std::vector<std::int64_t>{2, 2});
+  if (tail) return {};
+  b.output("y");
+  return b.load();
+}
+
 }  // namespace heinfer::test

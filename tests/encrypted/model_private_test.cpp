@@ -24,20 +24,9 @@ constexpr std::int64_t kBatch = 16;
 /// padding on 3x3 (windows of 4, 2 and 1 taps) -> Flatten -> Gemm -> Relu -> Gemm.
 model::Graph net() {
   ModelBuilder b;
-  b.input("x", {2, 6, 6}).output("y");
-  b.initializer("w", {2, 2, 3, 3}, random_floats(36, 41));
-  attr(b.node("Conv", {"x", "w"}, {"c"}), "pads", std::vector<std::int64_t>{1, 1, 1, 1});
-  b.node("Relu", {"c"}, {"r"});
-  auto& p = b.node("MaxPool", {"r"}, {"p"});
-  attr(p, "kernel_shape", std::vector<std::int64_t>{2, 2});
-  attr(p, "strides", std::vector<std::int64_t>{2, 2});
-  b.initializer("w2", {2, 2, 1, 1}, random_floats(4, 42));
-  b.node("Conv", {"p", "w2"}, {"c2"});
-  auto& p2 = b.node("MaxPool", {"c2"}, {"m"});
-  attr(p2, "kernel_shape", std::vector<std::int64_t>{2, 2});
-  attr(p2, "pads", std::vector<std::int64_t>{1, 1, 1, 1});
-  attr(p2, "strides", std::vector<std::int64_t>{2, 2});
-  b.node("Flatten", {"m"}, {"f"});
+  test::max_pool_net(&b);
+  b.output("y");
+  b.node("Flatten", {"p2"}, {"f"});
   b.initializer("g1", {3, 8}, random_floats(24, 43));
   attr(b.node("Gemm", {"f", "g1"}, {"h"}), "transB", std::int64_t{1});
   b.node("Relu", {"h"}, {"hr"});

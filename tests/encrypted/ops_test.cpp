@@ -167,32 +167,14 @@ TEST(EncryptedOps, ReluClipLeakyReluRoundsWithPerSampleMasks) {
                std::invalid_argument);
 }
 
-model::Graph max_pool_net() {
-  ModelBuilder b;
-  b.input("x", {2, 6, 6}).output("y");
-  b.initializer("w", {2, 2, 3, 3}, random_floats(36, 41));
-  attr(b.node("Conv", {"x", "w"}, {"c"}), "pads", std::vector<std::int64_t>{1, 1, 1, 1});
-  b.node("Relu", {"c"}, {"r"});
-  auto& p = b.node("MaxPool", {"r"}, {"p"});
-  attr(p, "kernel_shape", std::vector<std::int64_t>{2, 2});
-  attr(p, "strides", std::vector<std::int64_t>{2, 2});
-  b.initializer("w2", {2, 2, 1, 1}, random_floats(4, 42));
-  b.node("Conv", {"p", "w2"}, {"c2"});
-  auto& p2 = b.node("MaxPool", {"c2"}, {"y"});
-  attr(p2, "kernel_shape", std::vector<std::int64_t>{2, 2});
-  attr(p2, "pads", std::vector<std::int64_t>{1, 1, 1, 1});
-  attr(p2, "strides", std::vector<std::int64_t>{2, 2});
-  return b.load();
-}
-
 TEST(EncryptedOps, FusedReluMaxPoolAndPaddedMaxPool) {
-  const auto c = compare(max_pool_net(), random_input({2, 6, 6}, kBatch, 43), ckks::Packing::Complex);
+  const auto c = compare(test::max_pool_net(), random_input({2, 6, 6}, kBatch, 43), ckks::Packing::Complex);
   expect_close(c);
   EXPECT_EQ(c.stats.rounds, 2);  // Relu fused into the first MaxPool round
 }
 
 TEST(EncryptedOps, FusedReluMaxPoolAndPaddedMaxPoolWithPerSampleMasks) {
-  const auto c = compare(max_pool_net(), random_input({2, 6, 6}, kBatch, 43), ckks::Packing::Real, 2048,
+  const auto c = compare(test::max_pool_net(), random_input({2, 6, 6}, kBatch, 43), ckks::Packing::Real, 2048,
                          plan::RoundMasks::PerSample);
   expect_close(c);
   EXPECT_EQ(c.stats.rounds, 2);
