@@ -64,9 +64,10 @@ std::size_t chunk_items(const RunState& run, const plan::NodePlan& np, std::int6
 void refresh_into(RunState& run, Client& client, const PrivateReluContext& c, std::vector<ckks::Ciphertext>& y,
                   std::span<const std::int64_t> positions, EncryptedTensor& out, GroupId group,
                   std::span<const double> factors = {}) {
+  const std::size_t floor = refresh_floor(run.ctx, c.mask_bits);
   std::vector<const ckks::Ciphertext*> ptrs;
   for (auto& v : y) {
-    run.eval.mod_switch_to_inplace(v, refresh_floor(run.ctx, c.mask_bits));
+    run.eval.mod_switch_to_inplace(v, floor);
     ptrs.push_back(&v);
   }
   auto fresh = blind_refresh_round(client, ptrs, c.mask_bits, *c.public_key_encryptor, run.ctx, run.node, c.layer);
