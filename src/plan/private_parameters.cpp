@@ -65,4 +65,12 @@ void plan_private_chain(Parameters& plan, const std::vector<int>& base, int coef
                               " bits with the special prime at N = 65536, beyond its 128-bit bound");
 }
 
+int output_flood_bits(double scale, double bound, double max_factor, std::size_t n, double log2_q) {
+  constexpr int kOutputPrecisionBits = 16;  // flooding error below 2^-16 of the output range
+  const double room = std::log2(scale * bound / (max_factor * std::sqrt(static_cast<double>(n))));
+  int f = std::isfinite(room) ? static_cast<int>(std::floor(room)) - kOutputPrecisionBits : 1;
+  f = std::min(f, static_cast<int>(std::floor(log2_q)) - 4);
+  return std::max(f, 1);
+}
+
 }  // namespace heinfer::plan

@@ -38,4 +38,12 @@ int refresh_floor_level(const std::vector<int>& coeff_bits, int mask_bits);
 /// std::invalid_argument when no N up to 2^16 is secure for the chain.
 void plan_private_chain(Parameters& plan, const std::vector<int>& base, int coefficient_bits, int hiding_bits);
 
+/// Bits of the noise that floods an output before the client decrypts it
+/// (ckks/noise_flooding.h): the largest F whose slot error, about
+/// max_factor·2^F·sqrt(N)/scale on the true value, stays below 2^-16 of the output's
+/// `bound` (|true value| <= bound, true value = factor × decrypted value, factors <=
+/// max_factor), and whose modulus of `log2_q` bits still exceeds 2^(F+3); at least 1
+/// (re-randomization alone, when the output has no precision to spare).
+int output_flood_bits(double scale, double bound, double max_factor, std::size_t n, double log2_q);
+
 }  // namespace heinfer::plan

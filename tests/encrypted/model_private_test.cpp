@@ -7,7 +7,9 @@
 #include <cmath>
 
 #include "encrypted_test_util.h"
+#include "ckks/evaluator.h"
 #include "model/error.h"
+#include "ring/modulus.h"
 #include "runtime/model_private_simulation.h"
 
 namespace heinfer {
@@ -79,6 +81,104 @@ TEST(ModelPrivate, ReluAndMaxPoolOnTheServerMatchTheApproximations) {
               "exact (largest |y| %.2f); %s\n",
               static_cast<long long>(stats.rounds), static_cast<double>(stats.bytes_to_client) / 1e6, err_sim,
               err_exact, largest, p.describe().c_str());
+}
+
+/// The client's side of a run, recording what it made (its refresh replies) and what it
+/// was given to decrypt (the outputs): a curious client.
+class RecordingClient final : public runtime::Client {
+ public:
+  RecordingClient(runtime::LocalClient& c, const ckks::CKKSContext& ctx) : c_(c), ctx_(ctx) {}
+  std::int64_t capacity() const override { return c_.capacity(); }
+  std::int64_t batch() const override { return c_.batch(); }
+  std::vector<ckks::Ciphertext> encrypt(const runtime::EncryptRequest& r) override { return c_.encrypt(r); }
+  bool encrypts_parts() const override { return c_.encrypts_parts(); }
+  std::vector<ckks::Ciphertext> round(const runtime::RoundRequest& r) override {
+    auto reply = c_.round(r);
+    for (ckks::Ciphertext c : reply) {
+      if (c.is_compact()) c.expand(ctx_);
+      made.push_back(std::move(c));
+    }
+    return reply;
+  }
+  runtime::PlainTensor decrypt(const std::vector<const ckks::Ciphertext*>& cts, const std::vector<double>& factors,
+                               const model::Shape& shape, std::int64_t batch, const std::string& layer,
+                               double bound) override {
+    for (const ckks::Ciphertext* c : cts) {
+      if (!c) continue;
+      outputs.push_back(*c);
+      if (outputs.back().is_compact()) outputs.back().expand(ctx_);
+    }
+    return c_.decrypt(cts, factors, shape, batch, layer, bound);
+  }
+  std::vector<ckks::Ciphertext> made, outputs;
+
+ private:
+  runtime::LocalClient& c_;
+  const ckks::CKKSContext& ctx_;
+};
+
+/// The attack: whether c_1 of `out` is m·c_1 of one of the client's own ciphertexts, for
+/// a small integer m (the weights of a layer that adds without rescaling), on the first
+/// 64 coefficients of every limb `out` has.
+bool c1_is_a_multiple_of_one_made(const ckks::Ciphertext& out, const std::vector<ckks::Ciphertext>& made,
+                                  const ckks::CKKSContext& ctx) {
+  for (const ckks::Ciphertext& c : made) {
+    for (std::int64_t m = -4; m <= 4; ++m) {
+      bool fits = m != 0 && c.level() >= out.level();
+      for (std::size_t i = 0; i <= out.level() && fits; ++i) {
+        const ring::Modulus& q = ctx.modulus(i);
+        const uint64_t mm = m < 0 ? q.value - static_cast<uint64_t>(-m) : static_cast<uint64_t>(m);
+        for (std::size_t k = 0; k < 64 && fits; ++k) fits = ring::mul_mod(c.limb(1, i)[k], mm, q) == out.limb(1, i)[k];
+      }
+      if (fits) return true;
+    }
+  }
+  return false;
+}
+
+TEST(ModelPrivate, TheOutputsShowTheClientNeitherItsOwnSecondComponentsNorTheNoise) {
+  // y = Relu(x·W), an output. The Relu's result comes back to the server as the
+  // client's own fresh ciphertext c minus the mask r, which touches c_0 only: sent as it
+  // is, its c_1 is the client's own (found below among the ones it made) and c_0 differs
+  // from the client's by r, so the client reads r and, from the masked coefficients it
+  // decrypted in the round, the noise of the value refreshed (which depends on the
+  // weights). The same holds for any layer that adds or moves refreshed ciphertexts
+  // without rescaling. The outputs the client receives are re-randomized and flooded:
+  // no candidate fits, and the flooding costs under 2^-10 of the output range.
+  ModelBuilder b;
+  b.input("x", {4}).output("y");
+  b.initializer("w", {4, 2}, random_floats(8, 48));
+  b.node("MatMul", {"x", "w"}, {"h"});
+  b.node("Relu", {"h"}, {"y"});
+  const model::Graph g = b.load();
+  const runtime::PlainTensor x = random_input({4}, kBatch, 49);
+  const plan::Parameters p = private_plan(g, x);
+  runtime::EncryptedSession s(g, p);
+  RecordingClient client(*s.client, *s.context);
+  std::vector<runtime::PlainTensor> inputs{x};
+  s.client->set_inputs(&inputs);
+  runtime::EncryptedRunStats stats;
+  const auto y = runtime::to_batch_major(s.executor->run(client, stats)[0]);
+  s.client->set_inputs(nullptr);
+  ASSERT_EQ(client.outputs.size(), 2u);
+  ASSERT_FALSE(client.made.empty());
+  // The attack works on what a layer that adds without rescaling would send unprotected:
+  // a refreshed ciphertext plus itself.
+  ckks::Ciphertext twice;
+  ckks::Evaluator(s.context).add(client.made.back(), client.made.back(), twice);
+  EXPECT_TRUE(c1_is_a_multiple_of_one_made(twice, client.made, *s.context));
+  for (const ckks::Ciphertext& out : client.outputs) {
+    EXPECT_FALSE(c1_is_a_multiple_of_one_made(out, client.made, *s.context));
+  }
+  const auto sim = runtime::to_batch_major(
+      runtime::run_plain_approximated(g, {x}, s.executor->plan().private_approximations)[0]);
+  double err = 0, largest = 0;
+  for (std::size_t i = 0; i < y.size(); ++i) {
+    err = std::max(err, std::fabs(y[i] - sim[i]));
+    largest = std::max(largest, std::fabs(sim[i]));
+  }
+  EXPECT_GT(largest, 0.1);
+  EXPECT_LT(err, 1e-3 * (1 + largest));
 }
 
 TEST(ModelPrivate, RefusesWhatItDoesNotEvaluateHomomorphically) {

@@ -2,9 +2,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <stdexcept>
+#include <string>
 
+#include "ckks/noise_flooding.h"
 #include "ckks/sizes.h"
 #include "model/error.h"
+#include "plan/private_parameters.h"
 #include "runtime/kernels/client_aided.h"
 
 namespace heinfer::runtime::steps {
@@ -162,11 +167,49 @@ std::vector<PlainTensor> Activations::outputs(std::int64_t batch) {
   return out;
 }
 
+namespace {
+
+/// Copies of x's ciphertexts (null stays empty), each expanded, relinearized if of size
+/// 3, re-randomized and flooded with plan::output_flood_bits of noise.
+std::vector<ckks::Ciphertext> flooded_outputs(RunState& run, const EncryptedTensor& x, double bound) {
+  double max_factor = 0;
+  for (std::size_t i = 0; i < x.cts.size(); ++i) {
+    if (x.cts[i]) max_factor = std::max(max_factor, std::fabs(x.factor_at(static_cast<std::int64_t>(i))));
+  }
+  std::vector<ckks::Ciphertext> out(x.cts.size());
+  std::vector<std::string> errors(x.cts.size());
+#pragma omp parallel for schedule(dynamic, 4)
+  for (std::size_t i = 0; i < x.cts.size(); ++i) {
+    if (!x.cts[i]) continue;
+    try {
+      ckks::Ciphertext& c = out[i] = *x.cts[i];
+      if (c.is_compact()) c.expand(run.ctx);
+      if (c.size() == 3) run.eval.relinearize_inplace(c, *run.be.relin);
+      const int bits = plan::output_flood_bits(c.scale(), bound, max_factor, run.ctx.n(),
+                                               run.ctx.level_data(c.level()).log2_q);
+      ckks::flood_noise(c, *run.public_key_encryptor, bits, run.ctx);
+    } catch (const std::exception& e) {
+      errors[i] = e.what();
+    }
+  }
+  for (const std::string& e : errors) {
+    if (!e.empty()) throw std::runtime_error("flooding an output: " + e);
+  }
+  return out;
+}
+
+}  // namespace
+
 PlainTensor decrypt_on_client(RunState& run, const EncryptedTensor& x, std::int64_t batch, const std::string& layer,
                               double bound) {
   std::vector<const ckks::Ciphertext*> cts;
-  for (const auto& c : x.cts) {
-    cts.push_back(c.get());
+  // Model-private mode: each output re-randomized and flooded first, so that neither its
+  // c_1 nor its noise shows the client the weights (ckks/noise_flooding.h).
+  std::vector<ckks::Ciphertext> flooded;
+  if (run.public_key_encryptor) flooded = flooded_outputs(run, x, bound);
+  for (std::size_t i = 0; i < x.cts.size(); ++i) {
+    const ckks::Ciphertext* c = flooded.empty() ? x.cts[i].get() : x.cts[i] ? &flooded[i] : nullptr;
+    cts.push_back(c);
     if (c) run.stats.bytes_to_client += ckks::serialized_size(*c, run.ctx);
   }
   const auto t0 = Clock::now();

@@ -90,7 +90,10 @@ class Activations {
 };
 
 /// Decrypts x on the client into a plaintext tensor of `batch` samples (accounting the
-/// bytes sent to the client and the client's time).
+/// bytes sent to the client and the client's time). In the model-private mode (a
+/// public-key encryptor in `run`) each ciphertext is re-randomized and flooded first
+/// (ckks/noise_flooding.h, plan::output_flood_bits of x's bound): the client learns the
+/// output, not the weights through c_1 or the noise.
 PlainTensor decrypt_on_client(RunState& run, const EncryptedTensor& x, std::int64_t batch, const std::string& layer,
                               double bound);
 
