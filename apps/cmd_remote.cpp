@@ -22,6 +22,7 @@ using memory::format_bytes;
 struct ServeCli {
   std::vector<std::string> models, calibrations;
   std::string round_masks = "per-sample";
+  std::string privacy = "model";
   protocol::ServerOptions o;
 };
 
@@ -50,6 +51,7 @@ void serve(ServeCli& c) {
     if (!found) throw std::runtime_error("--calibration " + s + ": no --model named '" + name + "'");
   }
   c.o.round_masks = plan::parse_round_masks(c.round_masks);
+  c.o.privacy = plan::parse_privacy(c.privacy);
   protocol::serve(c.o);
 }
 
@@ -184,8 +186,15 @@ void register_serve(CLI::App& app) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   sub->add_option("--threads", c->o.threads, "OpenMP threads (0: default)")->check(CLI::NonNegativeNumber);
+  sub->add_option("--privacy", c->privacy,
+                  "what clients may learn: model (Relu and MaxPool evaluated on the server as polynomials; "
+                  "clients only refresh uniformly masked ciphertexts and receive flooded outputs; slow) or "
+                  "activations (client-aided rounds on masked activations, --round-masks; fast, and a client "
+                  "learns about the weights what docs/security.md states)")
+      ->check(CLI::IsMember({"model", "activations"}))
+      ->capture_default_str();
   sub->add_option("--round-masks", c->round_masks,
-                  "masks of the client rounds: per-sample (a signed factor per sample, real packing) or "
+                  "--privacy activations: masks of the client rounds: per-sample (a signed factor per sample, real packing) or "
                   "per-window (faster; a client that chooses its batch reads weight ratios); docs/security.md")
       ->check(CLI::IsMember({"per-window", "per-sample"}))
       ->capture_default_str();

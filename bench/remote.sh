@@ -36,7 +36,7 @@ for model in fmnist_cryptonets fmnist_cnn; do
   ' "$tmp/run.log"
   # Remote: a fresh server per model, one client run.
   "$heinfer" serve --model "m=$root/models/$model.onnx" --calibration "m=$images" --listen 127.0.0.1:0 \
-    --tls-cert "$tmp/server.pem" --tls-key "$tmp/server.key" > "$tmp/server.log" 2>&1 &
+    --privacy activations --tls-cert "$tmp/server.pem" --tls-key "$tmp/server.key" > "$tmp/server.log" 2>&1 &
   server_pid=$!
   port=
   for _ in $(seq 1 600); do

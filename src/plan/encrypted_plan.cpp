@@ -13,6 +13,8 @@
 #include "model/liveness.h"
 #include "model/window_indexer.h"
 #include "plan/level_rules.h"
+#include "plan/private_parameters.h"
+#include "plan/private_schedule.h"
 
 namespace heinfer::plan {
 namespace {
@@ -189,7 +191,7 @@ void count_rounds(const model::Graph& g, EncryptedPlan& p) {
     if (np.round_items <= 0) continue;
     const model::Shape& ys = g.tensors[static_cast<std::size_t>(g.nodes[static_cast<std::size_t>(st.node)].outputs[0])].shape;
     const std::int64_t items = st.streamed ? ys[0] * (st.row_end - st.row_begin) * ys[2] : np.output_ciphertexts;
-    np.rounds += (items + np.round_items - 1) / np.round_items;
+    np.rounds += (items + np.round_items - 1) / np.round_items * np.rounds_per_chunk;
   }
 }
 
@@ -226,6 +228,8 @@ EncryptedPlan make_plan(const model::Graph& g, const Parameters& parameters, con
       throw std::invalid_argument("model-private parameters need real packing and refresh masks");
     }
     p.private_approximations = model_private_approximations(g, parameters.bounds, {parameters.relative_error, 1.0});
+    p.refresh_floor = refresh_floor_level(parameters.params.coeff_bits(), parameters.refresh_mask_bits);
+    if (p.refresh_floor < 0) throw std::invalid_argument("model-private parameters: no level carries the refresh masks");
   }
   p.parameters = parameters;
   p.options = options;
@@ -331,6 +335,7 @@ EncryptedPlan make_plan(const model::Graph& g, const Parameters& parameters, con
   plan_store_groups(g, p);
   plan_round_bounds(g, p);
   plan_round_sizes(g, p);
+  if (parameters.privacy == Privacy::Model) plan_private_rounds(g, p);
   // The schedule: bands of about tile_bytes / 8 of top-level ciphertexts.
   StreamOptions so;
   so.band_elements = std::max<std::int64_t>(1, options.tile_bytes / ckks::ciphertext_bytes(parameters.params.poly_modulus_degree(), L) / 8);

@@ -64,6 +64,9 @@ struct NodePlan {
   /// is about half of ScheduleOptions::tile_bytes.
   std::int64_t round_items = 0;
   std::int64_t rounds = 0;  ///< client round messages of the node over all its steps (at most)
+  /// Round messages per chunk of round_items: 1, or in the model-private mode the blind
+  /// refresh rounds of one chunk (plan/private_schedule.h).
+  int rounds_per_chunk = 1;
   int round_level = -1;     ///< client round: the level of every window ciphertext
   /// Client round: ciphertexts per window (at most): the MaxPool kernel's taps, else 1.
   std::int64_t round_window_size = 0;
@@ -122,6 +125,9 @@ struct EncryptedPlan {
   /// MaxPool node (plan/private_approximation.h, on the parameters' bounds); empty
   /// otherwise.
   std::map<std::size_t, NodeApproximation> private_approximations;
+  /// Model-private mode: the level of every blind refresh (plan::refresh_floor_level of
+  /// the chain and the mask bits); -1 otherwise.
+  int refresh_floor = -1;
 };
 
 /// The first node after position `after` that reads the group of produced tensor t

@@ -17,7 +17,8 @@ namespace heinfer::protocol {
 
 grpc::Status open_session(Inference::Stub& stub, grpc::ClientContext& ctx, const std::string& model,
                           const std::string& fingerprint, const std::string& relin, const std::string& galois,
-                          std::size_t budget, std::string* id, std::int64_t* bytes_sent) {
+                          std::size_t budget, std::string* id, std::int64_t* bytes_sent,
+                          const std::string& public_key) {
   OpenSessionReply reply;
   auto writer = stub.OpenSession(&ctx, &reply);
   std::int64_t sent = 0;
@@ -27,9 +28,10 @@ grpc::Status open_session(Inference::Stub& stub, grpc::ClientContext& ctx, const
   h->set_fingerprint(fingerprint);
   h->set_relin_bytes(static_cast<std::int64_t>(relin.size()));
   h->set_galois_bytes(static_cast<std::int64_t>(galois.size()));
+  h->set_public_key_bytes(static_cast<std::int64_t>(public_key.size()));
   bool ok = writer->Write(c);
   sent += static_cast<std::int64_t>(c.ByteSizeLong());
-  for (const std::string* part : {&relin, &galois}) {
+  for (const std::string* part : {&relin, &galois, &public_key}) {
     for (std::size_t off = 0; ok && off < part->size(); off += budget) {
       c.set_keys(part->substr(off, budget));
       ok = writer->Write(c);

@@ -109,7 +109,8 @@ namespace {
 bool one_element(int f) {
   const auto rf = static_cast<runtime::RoundFunction>(f);
   return rf == runtime::RoundFunction::Relu || rf == runtime::RoundFunction::Abs ||
-         rf == runtime::RoundFunction::AbsWithValue || runtime::unmasked_function_op(rf).has_value();
+         rf == runtime::RoundFunction::AbsWithValue || rf == runtime::RoundFunction::BlindRefresh ||
+         runtime::unmasked_function_op(rf).has_value();
 }
 
 }  // namespace
@@ -125,12 +126,14 @@ ScheduleCheck::ScheduleCheck(const ModelInfo& info)
       throw std::runtime_error("protocol: the server announced a malformed round schedule (entry " +
                                std::to_string(i) + ")");
     }
-    if (r.function() == static_cast<int>(runtime::RoundFunction::BlindRefresh)) {
-      // The remote protocol has no model-private mode yet: an honest server never asks
-      // for a refresh, and answering one would give a malicious server a re-encryption
-      // and a reaction bit (the refusal of an out-of-range coefficient) for free.
-      throw std::runtime_error("protocol: the server announced blind refresh rounds (entry " + std::to_string(i) +
-                               "), which this client does not serve remotely");
+    if ((r.function() == static_cast<int>(runtime::RoundFunction::BlindRefresh)) != (info.privacy() == MODEL)) {
+      // Refreshes belong to the model-private mode and only to it: a client-aided
+      // announcement with a refresh would give a malicious server a re-encryption and a
+      // reaction bit (the refusal of an out-of-range coefficient) for nothing.
+      throw std::runtime_error("protocol: the server announced a " +
+                               std::string(info.privacy() == MODEL ? "client-aided round in a model-private"
+                                                                   : "blind refresh round in a client-aided") +
+                               " schedule (entry " + std::to_string(i) + ")");
     }
     spec_of_[r.node()] = i;
   }

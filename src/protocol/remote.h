@@ -70,6 +70,11 @@ struct ServerOptions {
   /// Whether models may contain unmasked rounds (plan::Parameters::unmasked_functions):
   /// their clients see the inputs of those layers in the clear.
   bool unmasked_functions = false;
+  /// Model: Relu and MaxPool evaluated on the server, the client only refreshing blindly
+  /// masked ciphertexts and receiving flooded outputs (docs/security.md, claims 9 and
+  /// 10); its sessions carry the client's public key. Activations: client-aided rounds
+  /// on masked activations (`round_masks`), far faster, with their documented leakage.
+  plan::Privacy privacy = plan::Privacy::Model;
 };
 
 /// Runs the server until SIGTERM or SIGINT, then stops accepting calls, cancels the open

@@ -141,7 +141,10 @@ RemoteSession::RemoteSession(const ClientOptions& options) : s_(std::make_unique
     st.say("parameters N=" + std::to_string(parms.poly_modulus_degree()) + " packing=" +
            std::string(ckks::packing_name(packing)) + "; " + std::to_string(info.schedule_size()) +
            " client-aided layers" +
-           (info.schedule_size() == 0 ? "" : per_sample ? " (per-sample masks)" : " (per-window masks)"));
+           (info.privacy() == MODEL        ? " (model-private: blind refreshes only)"
+            : info.schedule_size() == 0 ? ""
+            : per_sample                ? " (per-sample masks)"
+                                        : " (per-window masks)"));
   }
   const runtime::EvaluationKeys& keys = st.local->evaluation_keys();
   std::vector<uint8_t> rk, gk;  // none when the parameters switch no keys
@@ -149,15 +152,19 @@ RemoteSession::RemoteSession(const ClientOptions& options) : s_(std::make_unique
     rk = ckks::to_bytes(keys.relin, context);
     if (packing == ckks::Packing::Complex) gk = ckks::to_bytes(keys.galois, context);
   }
-  st.say("opening a session (" + format_bytes(static_cast<std::int64_t>(rk.size() + gk.size())) +
-         " of evaluation keys; the server reserves " + format_bytes(info.session_reservation()) + ")");
+  std::vector<uint8_t> pk;  // model-private: the server re-randomizes with it
+  if (info.privacy() == MODEL) pk = ckks::to_bytes(keys.public_key, context);
+  st.say("opening a session (" + format_bytes(static_cast<std::int64_t>(rk.size() + gk.size() + pk.size())) +
+         " of evaluation keys" + (pk.empty() ? "" : " and public key") + "; the server reserves " +
+         format_bytes(info.session_reservation()) + ")");
   // Deadline: the server bounds its wait for memory (--admission-timeout) itself.
   auto ctx = deadline(3600);
   grpc::Status s;
   {
     const CancelWatch::Scope in_flight(watch, ctx.get());
     s = open_session(*st.stub, *ctx, o.model, info.fingerprint(), std::string(rk.begin(), rk.end()),
-                     std::string(gk.begin(), gk.end()), kKeyChunkBytes, &st.session_id, &st.open_sent);
+                     std::string(gk.begin(), gk.end()), kKeyChunkBytes, &st.session_id, &st.open_sent,
+                     std::string(pk.begin(), pk.end()));
   }
   if (!s.ok()) watch.fail("OpenSession", o.server, s);
   st.open = true;

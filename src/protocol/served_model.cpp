@@ -27,11 +27,14 @@ constexpr std::int64_t kSessionOverhead = std::int64_t{256} << 20;
 }  // namespace
 
 std::unique_ptr<Model> prepare_served_model(const ServedModel& sm, int max_message_mib, plan::RoundMasks masks,
-                                            bool unmasked_functions) {
+                                            bool unmasked_functions, plan::Privacy privacy) {
   auto m = std::make_unique<Model>();
   m->name = sm.name;
   m->g = model::load_model(sm.path);
-  plan::insert_refresh_rounds(m->g, masks);  // before calibration: the new tensors need ranges
+  const bool model_private = privacy == plan::Privacy::Model;
+  // Before calibration: the new tensors need ranges. (The model-private mode refreshes
+  // on its own, blindly.)
+  if (!model_private) plan::insert_refresh_rounds(m->g, masks);
   if (m->g.inputs.size() != 1 || m->g.outputs.size() != 1) {
     throw std::runtime_error("model '" + sm.name + "' has " + std::to_string(m->g.inputs.size()) + " inputs and " +
                              std::to_string(m->g.outputs.size()) +
@@ -69,7 +72,8 @@ std::unique_ptr<Model> prepare_served_model(const ServedModel& sm, int max_messa
   plan::ParameterOptions po;
   po.masks = masks;
   po.unmasked_functions = unmasked_functions;
-  po.packing = masks == plan::RoundMasks::PerSample ? ckks::Packing::Real : ckks::Packing::Complex;
+  po.packing = masks == plan::RoundMasks::PerSample || model_private ? ckks::Packing::Real : ckks::Packing::Complex;
+  po.privacy = privacy;
   m->plan = runtime::calibrated_parameters(m->g, {all}, po);
   m->context = ckks::CKKSContext::create(m->plan.params);
   // A key-switching key has at most key_limb_count() components of 2 polynomials over
@@ -85,7 +89,8 @@ std::unique_ptr<Model> prepare_served_model(const ServedModel& sm, int max_messa
     if (!plan::is_round(np.kind) || np.identity) continue;
     RoundSpec* r = info.add_schedule();
     r->set_node(static_cast<int>(k));
-    r->set_function(static_cast<int>(runtime::round_function(np, m->g.nodes[k].op, m->plan.masks)));
+    r->set_function(static_cast<int>(model_private ? runtime::RoundFunction::BlindRefresh
+                                                   : runtime::round_function(np, m->g.nodes[k].op, m->plan.masks)));
     r->set_windows(np.round_replies);
     const std::int64_t per_item = np.round_replies / std::max<std::int64_t>(1, np.output_ciphertexts);
     r->set_max_windows(np.round_items * std::max<std::int64_t>(1, per_item));
@@ -94,6 +99,7 @@ std::unique_ptr<Model> prepare_served_model(const ServedModel& sm, int max_messa
     r->set_level(np.round_level);
     r->set_bound(np.round_bound);
   }
+  info.set_privacy(model_private ? MODEL : ACTIVATIONS);
   info.set_output_ciphertexts(m->encrypted.nodes.empty() ? 0 : model::numel(out_shape));
   const auto pb = ckks::to_bytes(m->context->parameters());
   info.set_parameters(std::string(pb.begin(), pb.end()));

@@ -28,14 +28,16 @@ struct Model {
   std::int64_t max_key_bytes = 0;         // bound on one serialized key object
 };
 
-/// Loads, calibrates (runtime::calibrated_parameters, as `heinfer run`) and plans `sm`,
-/// and fills its ModelInfo. A session reserves kFootprintFactor × the predicted footprint
+/// Loads, calibrates (runtime::calibrated_parameters, as `heinfer run`) and plans `sm`
+/// in the `privacy` mode (model: real packing, Relu and MaxPool announced as BlindRefresh
+/// rounds; `masks` then applies to nothing), and fills its ModelInfo. A session reserves kFootprintFactor × the predicted footprint
 /// + the keys + four messages of `max_message_mib` + a fixed overhead. Throws
 /// std::runtime_error (with the model's name) for a model with other than one input and
 /// one output, a missing or mis-shaped calibration set; model::ModelError and
 /// std::invalid_argument as loading and planning do.
 std::unique_ptr<Model> prepare_served_model(const ServedModel& sm, int max_message_mib,
                                             plan::RoundMasks masks = plan::RoundMasks::PerSample,
-                                            bool unmasked_functions = false);
+                                            bool unmasked_functions = false,
+                                            plan::Privacy privacy = plan::Privacy::Activations);
 
 }  // namespace heinfer::protocol

@@ -167,7 +167,8 @@ class Service final : public Inference::Service {
                                    key_switching && m.plan.packing == ckks::Packing::Complex,
                                    key_switching,
                                    m.max_key_bytes,
-                                   {m.info.galois_elements().begin(), m.info.galois_elements().end()}};
+                                   {m.info.galois_elements().begin(), m.info.galois_elements().end()},
+                                   m.plan.privacy == plan::Privacy::Model};
     try {
       check_session_header(h, need);
     } catch (const StatusError& e) {
@@ -176,7 +177,7 @@ class Service final : public Inference::Service {
     std::unique_ptr<Reservation> reservation;
     if (grpc::Status st = admit(ctx, m, &reservation); !st.ok()) return st;
     // The keys, in chunks (bounded by the declared sizes).
-    const auto total = static_cast<std::size_t>(h.relin_bytes() + h.galois_bytes());
+    const auto total = static_cast<std::size_t>(h.relin_bytes() + h.galois_bytes() + h.public_key_bytes());
     std::string keys;
     keys.reserve(total);
     while (keys.size() < total) {
@@ -193,7 +194,7 @@ class Service final : public Inference::Service {
     auto s = std::make_shared<Session>();
     s->model = &m;
     try {
-      s->keys = load_session_keys(keys, h.relin_bytes(), need);
+      s->keys = load_session_keys(keys, h.relin_bytes(), need, h.public_key_bytes());
     } catch (const StatusError& e) {
       return e.status;
     }
@@ -399,7 +400,7 @@ class Service final : public Inference::Service {
 
   void load(const ServedModel& sm) {
     if (models_.count(sm.name)) throw std::runtime_error("model name '" + sm.name + "' given twice");
-    models_[sm.name] = prepare_served_model(sm, o_.max_message_mib, o_.round_masks, o_.unmasked_functions);
+    models_[sm.name] = prepare_served_model(sm, o_.max_message_mib, o_.round_masks, o_.unmasked_functions, o_.privacy);
   }
 
 

@@ -16,6 +16,14 @@ void check_session_header(const OpenSessionHeader& h, const SessionRequirements&
                                                  hex(std::string(fp.begin(), fp.end())) +
                                                  "); call GetModelInfo again");
   }
+  if (req.public_key ? h.public_key_bytes() <= 0 || h.public_key_bytes() > req.max_key_bytes
+                     : h.public_key_bytes() != 0) {
+    fail(grpc::StatusCode::INVALID_ARGUMENT,
+         "declared public key size " + std::to_string(h.public_key_bytes()) + " bytes: model '" + req.model + "' " +
+             (req.public_key ? "is served model-private and needs the public key (at most " +
+                                   std::to_string(req.max_key_bytes) + " bytes)"
+                             : "takes no public key"));
+  }
   if (!req.key_switching) {
     if (h.relin_bytes() != 0 || h.galois_bytes() != 0) {
       fail(grpc::StatusCode::INVALID_ARGUMENT,
@@ -34,19 +42,40 @@ void check_session_header(const OpenSessionHeader& h, const SessionRequirements&
   }
 }
 
-runtime::EvaluationKeys load_session_keys(const std::string& keys, std::int64_t relin_bytes,
-                                          const SessionRequirements& req) {
+runtime::EvaluationKeys load_session_keys(const std::string& all_keys, std::int64_t relin_bytes,
+                                          const SessionRequirements& req, std::int64_t public_key_bytes) {
+  if ((public_key_bytes > 0) != req.public_key || public_key_bytes < 0 ||
+      static_cast<std::size_t>(public_key_bytes) > all_keys.size()) {
+    fail(grpc::StatusCode::INVALID_ARGUMENT, "public key rejected: " + std::to_string(public_key_bytes) +
+                                                 " declared bytes for model '" + req.model + "'");
+  }
+  const std::size_t eval_n = all_keys.size() - static_cast<std::size_t>(public_key_bytes);
+  ckks::PublicKey public_key;
+  if (req.public_key) {
+    try {
+      public_key = ckks::load_public_key(
+          std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(all_keys.data()) + eval_n,
+                                   static_cast<std::size_t>(public_key_bytes)),
+          *req.context);
+    } catch (const ckks::SerializationError& e) {
+      fail(grpc::StatusCode::INVALID_ARGUMENT, std::string("public key rejected: ") + e.what());
+    }
+  }
+  const std::string_view keys(all_keys.data(), eval_n);
   if (!req.key_switching) {
     if (relin_bytes != 0 || !keys.empty()) {
       fail(grpc::StatusCode::INVALID_ARGUMENT, "evaluation keys rejected: model '" + req.model + "' switches no keys");
     }
-    return {};
+    runtime::EvaluationKeys out;
+    out.public_key = std::move(public_key);
+    return out;
   }
   if (relin_bytes <= 0 || static_cast<std::size_t>(relin_bytes) > keys.size()) {
     fail(grpc::StatusCode::INVALID_ARGUMENT, "relinearization keys rejected: " + std::to_string(relin_bytes) +
                                                  " declared bytes of " + std::to_string(keys.size()));
   }
   runtime::EvaluationKeys out;
+  out.public_key = std::move(public_key);
   const std::span<const uint8_t> all(reinterpret_cast<const uint8_t*>(keys.data()), keys.size());
   const auto relin_n = static_cast<std::size_t>(relin_bytes);
   try {

@@ -31,18 +31,23 @@ struct SessionRequirements {
   bool key_switching = true;
   std::int64_t max_key_bytes = 0;              ///< bound on each serialized key object
   std::vector<std::uint32_t> galois_elements;  ///< exactly the Galois keys needed
+  /// Model-private mode: the client's public key is needed (the server re-randomizes
+  /// what it refreshes and what it outputs); otherwise none is accepted.
+  bool public_key = false;
 };
 
 /// Checks an OpenSession header of the model: fingerprint, key sizes in (0, max_key_bytes]
 /// (Galois: [0, ...], and > 0 for complex packing), or both 0 for a model that switches
-/// no keys. Throws StatusError INVALID_ARGUMENT.
+/// no keys; a public key in (0, max_key_bytes] when req.public_key, else none. Throws
+/// StatusError INVALID_ARGUMENT.
 void check_session_header(const OpenSessionHeader& h, const SessionRequirements& req);
 
 /// The evaluation keys of the concatenated key bytes (`relin_bytes` of relinearization
-/// key, then the Galois keys), loaded with the validating loaders; exactly the Galois
-/// elements `req` lists. Throws StatusError INVALID_ARGUMENT naming the rejected object.
+/// key, then the Galois keys, then `public_key_bytes` of public key), loaded with the
+/// validating loaders; exactly the Galois elements `req` lists, and a public key exactly
+/// when req.public_key. Throws StatusError INVALID_ARGUMENT naming the rejected object.
 runtime::EvaluationKeys load_session_keys(const std::string& keys, std::int64_t relin_bytes,
-                                          const SessionRequirements& req);
+                                          const SessionRequirements& req, std::int64_t public_key_bytes = 0);
 
 /// Checks the batch of Infer's Start: in [1, capacity]. Throws StatusError INVALID_ARGUMENT.
 void check_batch(std::int64_t batch, std::int64_t capacity);

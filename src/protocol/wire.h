@@ -33,11 +33,13 @@ std::string read_text_file(const std::string& path);
 /// Key bytes per OpenSession chunk: fits every server (--max-message-mib >= 4).
 inline constexpr std::size_t kKeyChunkBytes = std::size_t{1} << 20;
 
-/// OpenSession as a client stream: the header, then `relin` + `galois` (serialized keys)
-/// in chunks of at most `budget` bytes. Returns the call's status; on success sets *id.
-/// Adds the protobuf bytes written to *bytes_sent (may be null).
+/// OpenSession as a client stream: the header, then `relin` + `galois` + `public_key`
+/// (serialized keys; the public key only for a model-private model) in chunks of at most
+/// `budget` bytes. Returns the call's status; on success sets *id. Adds the protobuf
+/// bytes written to *bytes_sent (may be null).
 grpc::Status open_session(Inference::Stub& stub, grpc::ClientContext& ctx, const std::string& model,
                           const std::string& fingerprint, const std::string& relin, const std::string& galois,
-                          std::size_t budget, std::string* id, std::int64_t* bytes_sent = nullptr);
+                          std::size_t budget, std::string* id, std::int64_t* bytes_sent = nullptr,
+                          const std::string& public_key = {});
 
 }  // namespace heinfer::protocol

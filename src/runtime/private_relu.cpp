@@ -23,12 +23,19 @@ class Evaluation {
     if (!c.evaluator || !c.relin_keys || !c.public_key_encryptor || !c.client) {
       throw std::invalid_argument("private Relu: the evaluator, keys and client are all needed");
     }
-    floor_ = refresh_floor(ctx(), c.mask_bits);
-    if (ctx().max_level() < floor_ + 5) {
-      throw std::invalid_argument("private Relu: " + std::to_string(ctx().max_level() + 1) +
-                                  " levels leave no room for the normalization, a composition (3 levels) and the "
-                                  "final product above the refresh level " + std::to_string(floor_));
+    floor_ = c.floor >= 0 ? static_cast<std::size_t>(c.floor) : refresh_floor(ctx(), c.mask_bits);
+    if (!ckks::refresh_fits(ctx(), floor_, c.mask_bits)) {
+      throw std::invalid_argument("private Relu: level " + std::to_string(floor_) + " cannot carry a refresh mask of " +
+                                  std::to_string(c.mask_bits) + " bits");
     }
+    (void)plan::private_level_walk(static_cast<int>(floor_), static_cast<int>(floor_), top(), 1);  // room above the floor
+  }
+
+  int top() const { return static_cast<int>(ctx().max_level()); }
+
+  /// The walk of a Relu or max whose inputs are at `level` (plan/private_schedule.h).
+  plan::PrivateLevelWalk walk(std::size_t level, int compositions) const {
+    return plan::private_level_walk(static_cast<int>(level), static_cast<int>(floor_), top(), compositions);
   }
 
   const ckks::Evaluator& ev() const { return *c_.evaluator; }
@@ -90,7 +97,7 @@ class Evaluation {
 
   /// y = w + (B/2)·u·p(u) (w empty: (B/2)·u), u and w at one level, at least the floor:
   /// the sign's compositions, with refreshes where levels run out.
-  Cts blend(Cts u, Cts w, const plan::ReluApproximation& r) {
+  Cts blend(Cts u, Cts w, const plan::ReluApproximation& r, const plan::PrivateLevelWalk& walk) {
     const std::size_t n = u.size();
     const bool has_w = !w.empty();
     bool riders_fresh = false;  // u (and w) refreshed to the top: at or above z's level from then on
@@ -98,15 +105,14 @@ class Evaluation {
     const int total = r.sign.compositions();
     for (int k = 0; k < total; ++k) {
       const plan::OddSeptic& p = k < r.sign.g_count ? plan::kSignG3 : plan::kSignF3;
-      // The last composition also leaves a level for u·p above the floor.
-      const std::size_t need = floor_ + 3 + (k + 1 == total ? 1 : 0);
-      if (z.front().level() < need) {
+      if (walk.refresh_before[static_cast<std::size_t>(k)]) {
         // u (and w) ride along the first time: the final product needs them at z's level.
         if (riders_fresh) refresh({&z});
         else if (has_w) refresh({&z, &u, &w});
         else refresh({&z, &u});
         riders_fresh = true;
       }
+      if (z.front().level() < floor_ + 3) throw std::logic_error("private Relu: the level walk left no room");
       for_each(n, [&](std::size_t i) {
         ckks::Ciphertext out;
         ckks::evaluate_odd_septic(ev(), z[i], p.c, *c_.relin_keys, out);
@@ -169,7 +175,8 @@ std::vector<ckks::Ciphertext> private_relu(std::span<const ckks::Ciphertext* con
   check_factors(factors, n);
   Cts u(n);
   for (std::size_t i = 0; i < n; ++i) u[i] = *x[i];
-  if (u.front().level() < e.floor() + 1) e.refresh({&u});
+  const plan::PrivateLevelWalk walk = e.walk(u.front().level(), r.sign.compositions());
+  if (walk.refresh_input) e.refresh({&u});
   // u = f·x/B in one level, at x's scale: the composite then works on [-1, 1] with its
   // own coefficients (folding 1/B into them instead loses the small terms' precision
   // against powers of B: measured 0.8 of error at B = 8).
@@ -178,7 +185,7 @@ std::vector<ckks::Ciphertext> private_relu(std::span<const ckks::Ciphertext* con
     ckks::multiply_scalar_to_scale(e.ev(), u[i], factor(factors, i) / r.bound, c.scale > 0 ? c.scale : u[i].scale(), v);
     u[i] = std::move(v);
   });
-  return e.blend(std::move(u), {}, r);
+  return e.blend(std::move(u), {}, r, walk);
 }
 
 std::vector<ckks::Ciphertext> private_max(std::span<const ckks::Ciphertext* const> a,
@@ -200,7 +207,8 @@ std::vector<ckks::Ciphertext> private_max(std::span<const ckks::Ciphertext* cons
     xa[i] = *a[i];
     xb[i] = *b[i];
   }
-  if (xa.front().level() < e.floor() + 1) e.refresh({&xa, &xb});
+  const plan::PrivateLevelWalk walk = e.walk(xa.front().level(), r.sign.compositions());
+  if (walk.refresh_input) e.refresh({&xa, &xb});
   // u = (f·a - g·b)/B and w = (f·a + g·b)/2, each two scalar products landing on a's
   // scale one level down.
   Cts u(n), w(n);
@@ -214,7 +222,7 @@ std::vector<ckks::Ciphertext> private_max(std::span<const ckks::Ciphertext* cons
     ckks::multiply_scalar_to_scale(e.ev(), xb[i], g / 2.0, s, q);
     e.ev().add(p, q, w[i]);
   });
-  return e.blend(std::move(u), std::move(w), r);
+  return e.blend(std::move(u), std::move(w), r, walk);
 }
 
 }  // namespace heinfer::runtime

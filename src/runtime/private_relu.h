@@ -13,6 +13,7 @@
 #include "ckks/encryptor.h"
 #include "ckks/evaluator.h"
 #include "ckks/keys.h"
+#include "plan/private_schedule.h"
 #include "plan/sign_approximation.h"
 #include "runtime/client.h"
 
@@ -31,6 +32,9 @@ struct PrivateReluContext {
   /// need a scale near Δ: a smaller one (a max's output, at about 2Δ/B) loses bits at
   /// every product.
   double scale = 0;
+  /// The level of every refresh (a plan's EncryptedPlan::refresh_floor); -1: the lowest
+  /// level that carries the mask (refresh_floor).
+  int floor = -1;
 };
 
 /// Counts of one call (for the run's statistics).
@@ -53,7 +57,7 @@ std::size_t refresh_floor(const ckks::CKKSContext& context, int mask_bits);
 /// (ckks::refresh_fits with mask_bits), all the tensor's iterates are refreshed in one
 /// round, taken down to that lowest level first (u too, the first time: the final
 /// product needs it at the iterate's level);
-/// an input below floor + 1 is refreshed first. The outputs are at or above the lowest
+/// an input below floor + 1 is refreshed first (the walk: plan::private_level_walk). The outputs are at or above the lowest
 /// level that can still be refreshed, at one scale. Throws std::invalid_argument when
 /// the parameters cannot hold the normalization, a composition and the final product
 /// above that level, and what the round throws.

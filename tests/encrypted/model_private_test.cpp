@@ -75,6 +75,10 @@ TEST(ModelPrivate, ReluAndMaxPoolOnTheServerMatchTheApproximations) {
   // Every round was a blind refresh: the client saw uniformly masked coefficients only,
   // in [-1, 1) once divided by R (LocalClient records c / R), up to the hidden 2^-40.
   EXPECT_GT(stats.rounds, 0);
+  // No more rounds than the plan announces (what a remote client enforces).
+  std::int64_t planned = 0;
+  for (const auto& [k, a] : approx) planned += s.executor->plan().nodes[k].rounds;
+  EXPECT_LE(stats.rounds, planned);
   ASSERT_FALSE(s.client->observed().empty());
   for (double v : s.client->observed()) ASSERT_LT(std::fabs(v), 1.0 + 1e-9);
   std::printf("model-private: %lld rounds, %.1f MB to the client; max error %.2e vs the approximations, %.2e vs "

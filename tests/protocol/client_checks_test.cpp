@@ -234,11 +234,21 @@ TEST(ScheduleCheck, AMalformedAnnouncementIsRefused) {
     if (bad == 3) r->set_rounds(0);
     EXPECT_NE(refusal_of([&] { ScheduleCheck c(info); }).find("malformed round schedule"), std::string::npos) << bad;
   }
-  // A well-formed announcement of blind refresh rounds: not served remotely.
+  // Blind refreshes only in a model-private announcement, and nothing else there: a
+  // refresh in a client-aided schedule (or a client-aided round in a model-private one)
+  // is refused, as is a refresh window of two.
   ModelInfo info = announced();
   info.mutable_schedule(0)->set_function(static_cast<int>(runtime::RoundFunction::BlindRefresh));
-  info.mutable_schedule(0)->set_window_size(1);
-  EXPECT_NE(refusal_of([&] { ScheduleCheck c(info); }).find("blind refresh rounds"), std::string::npos);
+  EXPECT_NE(refusal_of([&] { ScheduleCheck c(info); }).find("blind refresh round in a client-aided"),
+            std::string::npos);
+  info.set_privacy(MODEL);
+  EXPECT_EQ(refusal_of([&] { ScheduleCheck c(info); }), "");
+  info.mutable_schedule(0)->set_window_size(2);
+  EXPECT_NE(refusal_of([&] { ScheduleCheck c(info); }).find("malformed round schedule"), std::string::npos);
+  ModelInfo relu = announced();
+  relu.set_privacy(MODEL);
+  EXPECT_NE(refusal_of([&] { ScheduleCheck c(relu); }).find("client-aided round in a model-private"),
+            std::string::npos);
 }
 
 }  // namespace

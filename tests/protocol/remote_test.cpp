@@ -108,6 +108,10 @@ class RemoteTest : public ::testing::Test {
     if (std::find(extra.begin(), extra.end(), "--round-masks") == extra.end()) {
       args.insert(args.end(), {"--round-masks", "per-window"});
     }
+    // Client-aided unless a test asks for the model-private default.
+    if (std::find(extra.begin(), extra.end(), "--privacy") == extra.end()) {
+      args.insert(args.end(), {"--privacy", "activations"});
+    }
     args.insert(args.end(), extra.begin(), extra.end());
     const std::string socket = (dir / (log + ".sock")).string();
     args.insert(args.end(), {"--admin-socket", socket});
@@ -1135,6 +1139,49 @@ TEST_F(RemoteTest, ModelWithTwoOutputsIsRefusedAtStartup) {
       << srv.output();
 }
 
+TEST_F(RemoteTest, ModelPrivateIsTheServersDefault) {
+  // `heinfer serve` without --privacy: Relu and MaxPool evaluated on the server, the
+  // client answering only the announced blind refreshes (its ScheduleCheck refuses
+  // anything else) and sending its public key; the outputs match the plaintext model
+  // within the approximations' error (η = 2^-8 of each bound).
+  heinfer::test::ModelBuilder b;
+  b.input("x", {1, 4, 4}).output("y");
+  b.initializer("w", {2, 1, 3, 3}, heinfer::test::random_floats(18, 51));
+  heinfer::test::attr(b.node("Conv", {"x", "w"}, {"c"}), "pads", std::vector<std::int64_t>{1, 1, 1, 1});
+  b.node("Relu", {"c"}, {"r"});
+  auto& pool = b.node("MaxPool", {"r"}, {"p"});
+  heinfer::test::attr(pool, "kernel_shape", std::vector<std::int64_t>{2, 2});
+  heinfer::test::attr(pool, "strides", std::vector<std::int64_t>{2, 2});
+  b.node("Flatten", {"p"}, {"f"});
+  b.initializer("g", {3, 8}, heinfer::test::random_floats(24, 52));
+  heinfer::test::attr(b.node("Gemm", {"f", "g"}, {"y"}), "transB", std::int64_t{1});
+  std::ofstream(dir / "private.onnx", std::ios::binary) << b.bytes();
+  std::vector<double> x(8 * 16);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.61 * static_cast<double>(i));
+  heinfer::runtime::write_npy(dir / "private_cal.npy",
+                              heinfer::runtime::make_npy(heinfer::runtime::NpyDType::Float32, {8, 1, 4, 4}, x));
+  std::string p2;
+  auto srv = start_server("private_server.log", {"--privacy", "model"}, &p2,
+                          {"private=" + (dir / "private.onnx").string()});
+  ASSERT_TRUE(srv);
+  EXPECT_NE(srv->output().find("privacy=model"), std::string::npos) << srv->output();
+  Process client(client_args(p2, "private.npy", "ca.pem", "private", (dir / "private_cal.npy").string()),
+                 dir / "private_client.log");
+  ASSERT_EQ(client.wait(600s), 0) << client.output();
+  EXPECT_NE(client.output().find("model-private: blind refreshes only"), std::string::npos) << client.output();
+  EXPECT_NE(client.output().find("and public key"), std::string::npos) << client.output();
+  const auto y = heinfer::runtime::read_npy(dir / "private.npy").to_double();
+  const auto g = b.load();
+  const auto ref = heinfer::runtime::to_batch_major(heinfer::runtime::run_plain(
+      g, {heinfer::runtime::from_batch_major(std::span<const double>(x), 8, {1, 4, 4})})[0]);
+  ASSERT_EQ(y.size(), ref.size());
+  double largest = 0;
+  for (double v : ref) largest = std::max(largest, std::fabs(v));
+  EXPECT_LT(max_abs_diff(y, ref), 3e-2 * (1 + largest));
+  std::printf("model-private over TLS: max |error| %.2e (largest |y| %.2f)\n%s\n", max_abs_diff(y, ref), largest,
+              client.output().c_str());
+}
+
 TEST_F(RemoteTest, UnmaskedRoundsOnlyWhenTheOperatorAllowsThem) {
   // A Sigmoid gate (docs/security.md, claim 8): refused at load time by default, served
   // with --allow-unmasked-rounds, and the client's outputs match the plaintext run.
@@ -1154,7 +1201,7 @@ TEST_F(RemoteTest, UnmaskedRoundsOnlyWhenTheOperatorAllowsThem) {
   const std::string model = "gate=" + (dir / "gate.onnx").string();
   {
     Process refused({kTool.string(), "serve", "--insecure", "--listen", "127.0.0.1:0", "--model", model,
-                     "--calibration", "gate=" + (dir / "gate_cal.npy").string()},
+                     "--calibration", "gate=" + (dir / "gate_cal.npy").string(), "--privacy", "activations"},
                     dir / "gate_refused.log");
     EXPECT_NE(refused.wait(120s), 0);
     EXPECT_NE(refused.output().find("--allow-unmasked-rounds"), std::string::npos) << refused.output();

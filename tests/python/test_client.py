@@ -46,7 +46,7 @@ def server(tmp_path_factory):
                           "cnn=" + os.path.join(MODELS, "fmnist_cnn.onnx"), "--calibration",
                           "cnn=" + os.path.join(MODELS, "fmnist_test64_images.npy"), "--tls-cert",
                           str(d / "server.pem"), "--tls-key", str(d / "server.key"), "--threads", "2",
-                          "--round-masks", "per-window"],
+                          "--privacy", "activations", "--round-masks", "per-window"],
                          stdout=subprocess.PIPE, stderr=log, text=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
     try:
         address = None

@@ -49,22 +49,13 @@ class MeteredClient final : public Client {
   RunState& run_;
 };
 
-/// Elements per chunk: the plan's round items, and at most what keeps about eight
-/// top-level ciphertexts per window tap (iterates, riders, masked copies, replies) within
-/// the tile bytes.
-std::size_t chunk_items(const RunState& run, const plan::NodePlan& np, std::int64_t taps) {
-  const std::int64_t per_item = 8 * std::max<std::int64_t>(taps, 1) * run.ct_bytes(run.ctx.max_level());
-  const std::int64_t fit = std::max<std::int64_t>(1, run.tile_bytes / per_item);
-  return static_cast<std::size_t>(std::max<std::int64_t>(1, std::min(np.round_items > 0 ? np.round_items : fit, fit)));
-}
-
 /// Refreshes `y` (at or above the floor) to the top level and stores it as elements
 /// `positions` of out: at scale Δ with the pending factor f·Δ/s, s its scale and f its
 /// entry of `factors` (empty: 1).
 void refresh_into(RunState& run, Client& client, const PrivateReluContext& c, std::vector<ckks::Ciphertext>& y,
                   std::span<const std::int64_t> positions, EncryptedTensor& out, GroupId group,
                   std::span<const double> factors = {}) {
-  const std::size_t floor = refresh_floor(run.ctx, c.mask_bits);
+  const std::size_t floor = static_cast<std::size_t>(c.floor);
   std::vector<const ckks::Ciphertext*> ptrs;
   for (auto& v : y) {
     run.eval.mod_switch_to_inplace(v, floor);
@@ -208,17 +199,20 @@ void run_private_step(RunState& run, StepIO& s) {
   const auto level = static_cast<std::size_t>(s.np.input_level);
   check_input_levels(s, level);
   MeteredClient client(run);
-  const PrivateReluContext c{&run.eval,  run.be.relin,  run.public_key_encryptor, &client,
-                             run.plan.parameters.refresh_mask_bits, run.node, s.round_layer, run.scale()};
+  const PrivateReluContext c{&run.eval, run.be.relin, run.public_key_encryptor, &client,
+                             run.plan.parameters.refresh_mask_bits, run.node, s.round_layer, run.scale(),
+                             run.plan.refresh_floor};
+  // Chunks of the plan's items: the rounds and windows the schedule announces.
+  const auto chunk = static_cast<std::size_t>(std::max<std::int64_t>(1, s.np.round_items));
   if (s.st.first) s.y = private_output(run, s.y_shape);
   switch (s.np.kind) {
     case plan::NodeKind::Relu:
       if (!a.relu) throw std::logic_error(model::node_label(s.n) + ": no Relu approximation planned");
-      relu(run, client, c, *a.relu, x, level, s.y, s.elements, chunk_items(run, s.np, 1), s.group);
+      relu(run, client, c, *a.relu, x, level, s.y, s.elements, chunk, s.group);
       break;
     case plan::NodeKind::MaxPool:
       if (!a.max) throw std::logic_error(model::node_label(s.n) + ": no max approximation planned");
-      max_pool(run, client, c, a, x, level, s.n, s.y, s.elements, chunk_items(run, s.np, s.np.round_window_size), s.group);
+      max_pool(run, client, c, a, x, level, s.n, s.y, s.elements, chunk, s.group);
       break;
     default: throw std::logic_error(model::node_label(s.n) + ": not evaluated in the model-private mode");
   }
