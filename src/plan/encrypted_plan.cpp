@@ -205,7 +205,7 @@ EncryptedPlan make_plan(const model::Graph& g, const Parameters& parameters, con
                                 std::to_string(parameters.bounds.size()) + " tensor bounds, the graph has " +
                                 std::to_string(g.tensors.size()) + " tensors)");
   }
-  const LevelRules rules = level_rules(g, parameters.masks);
+  const LevelRules rules = level_rules(g, parameters.masks, parameters.privacy);
   for (std::size_t k = 0; k < g.nodes.size() && !parameters.unmasked_functions; ++k) {
     if (rules.nodes[k].kind == NodeKind::FunctionRound) {
       throw model::ModelError(model::node_label(g.nodes[k]) +
@@ -218,10 +218,10 @@ EncryptedPlan make_plan(const model::Graph& g, const Parameters& parameters, con
   if (parameters.privacy == Privacy::Model) {
     for (std::size_t k = 0; k < g.nodes.size(); ++k) {
       const NodeKind kind = rules.nodes[k].kind;
-      if (kind == NodeKind::Clip || kind == NodeKind::LeakyRelu || kind == NodeKind::FunctionRound) {
+      if (kind == NodeKind::FunctionRound) {
         throw model::ModelError(model::node_label(g.nodes[k]) +
-                                ": the model-private mode evaluates Relu and MaxPool on the server; this layer "
-                                "is not evaluated homomorphically yet (use --privacy activations)");
+                                ": the model-private mode evaluates Relu, Clip, LeakyRelu and MaxPool on the "
+                                "server; this layer is not evaluated homomorphically yet (use --privacy activations)");
       }
     }
     if (parameters.packing != ckks::Packing::Real || parameters.refresh_mask_bits <= 0) {

@@ -42,7 +42,7 @@ bool read_by_linear_only(const model::Graph& g, const std::vector<std::vector<in
 
 }  // namespace
 
-LevelRules level_rules(const model::Graph& g, RoundMasks masks) {
+LevelRules level_rules(const model::Graph& g, RoundMasks masks, Privacy privacy) {
   const bool per_sample = masks == RoundMasks::PerSample;
   const int fresh = round_output_depth(masks);
   const auto readers = model::consumers(g);
@@ -126,6 +126,12 @@ LevelRules level_rules(const model::Graph& g, RoundMasks masks) {
         }
         if (nl.identity) {
           y = x.at_delta ? x : TensorState{nl.input_depth, false, true};
+          break;
+        }
+        if (privacy == Privacy::Model) {  // on the server, from x and its factors, then refreshed
+          nl.materialized[data[0]] = false;
+          nl.input_depth = x.depth;
+          y = {fresh, true, true};
           break;
         }
         if (per_sample) {  // windows of x at any scale; the fresh replies are recombined

@@ -87,8 +87,12 @@ struct LevelRules {
 /// per-slot factors).
 inline int round_output_depth(RoundMasks masks) { return masks == RoundMasks::PerSample ? 1 : 0; }
 
-/// Applies the rules (file comment) to a prepared graph. Throws model::ModelError for
-/// unsupported nodes (node_kind) and for a node without an encrypted input.
-LevelRules level_rules(const model::Graph& g, RoundMasks masks = RoundMasks::PerWindow);
+/// Applies the rules (file comment) to a prepared graph. In the model-private mode
+/// (`privacy`), Clip and LeakyRelu are evaluated on the server like Relu: read at their
+/// input's depth with its pending factors, their output refreshed to a fresh depth with
+/// pending factors. Throws model::ModelError for unsupported nodes (node_kind) and for a
+/// node without an encrypted input.
+LevelRules level_rules(const model::Graph& g, RoundMasks masks = RoundMasks::PerWindow,
+                       Privacy privacy = Privacy::Activations);
 
 }  // namespace heinfer::plan

@@ -55,7 +55,7 @@ double mask_max(RoundMasks m) {
 
 LevelRequirements level_requirements(const model::Graph& g, const std::vector<double>& bounds, RoundMasks masks,
                                      Privacy privacy) {
-  const LevelRules rules = level_rules(g, masks);
+  const LevelRules rules = level_rules(g, masks, privacy);
   // The model-private mode masks nothing multiplicatively, and its pending factors
   // (Δ/s of a refreshed result, s <= Δ) only shrink the decoded values.
   const bool masked = privacy == Privacy::Activations;

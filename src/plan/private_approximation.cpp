@@ -1,9 +1,43 @@
 #include "plan/private_approximation.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
 namespace heinfer::plan {
+
+double ReluCombination::input_bound(double range) const {
+  double b = 0;
+  for (const ReluTerm& t : terms) b = std::max(b, std::fabs(t.scale) * range + std::fabs(t.shift));
+  return b;
+}
+
+ReluCombination relu_combination(const model::Node& n) {
+  ReluCombination c;
+  switch (n.op) {
+    case model::OpType::Relu: c.terms = {{1, 0, 1}}; break;
+    case model::OpType::LeakyRelu: {
+      const double a = std::get<model::LeakyReluParams>(n.params).alpha;
+      c.terms = {{1, 0, 1}, {-a, 0, -1}};
+      break;
+    }
+    case model::OpType::Clip: {
+      const auto& p = std::get<model::ClipParams>(n.params);
+      const bool lo = std::isfinite(p.min), hi = std::isfinite(p.max);
+      if (lo) c.constant = p.min;
+      if (lo) c.terms.push_back({1, -p.min, 1});
+      if (hi && lo) c.terms.push_back({1, -p.max, -1});
+      if (hi && !lo) {
+        c.constant = p.max;
+        c.terms.push_back({-1, p.max, -1});
+      }
+      if (!lo && !hi) throw std::invalid_argument(model::node_label(n) + ": Clip without bounds is the identity");
+      break;
+    }
+    default: throw std::invalid_argument(model::node_label(n) + ": not a combination of Relus");
+  }
+  return c;
+}
 
 std::map<std::size_t, NodeApproximation> model_private_approximations(const model::Graph& g,
                                                                      const std::vector<double>& ranges,
@@ -31,6 +65,12 @@ std::map<std::size_t, NodeApproximation> model_private_approximations(const mode
       } else {
         out[k].relu = approximation(n, n.inputs[0], 1.0);
       }
+    } else if (n.op == model::OpType::LeakyRelu ||
+               (n.op == model::OpType::Clip && (std::isfinite(std::get<model::ClipParams>(n.params).min) ||
+                                                std::isfinite(std::get<model::ClipParams>(n.params).max)))) {
+      const double range = ranges.at(static_cast<std::size_t>(n.inputs[0]));
+      const double b = relu_combination(n).input_bound(std::isfinite(range) && range > 0 ? range : 0);
+      out[k].relu = approximation(n, n.inputs[0], range > 0 ? b / range : 1.0);
     } else if (n.op == model::OpType::MaxPool) {
       // After a deferred Relu the pool sees the Relu's input, of both signs.
       const auto it = raw.find(n.inputs[0]);

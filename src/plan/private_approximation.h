@@ -34,7 +34,32 @@ struct NodeApproximation {
   bool deferred = false;
 };
 
-/// The approximation of each Relu and MaxPool, keyed by node index. `ranges`: per tensor
+/// A Relu, Clip or LeakyRelu node as constant + Σ_j sign_j·Relu(scale_j·x + shift_j),
+/// sign_j = ±1, so that the model-private mode evaluates it with one approximated Relu
+/// per term and no level for the combination (Relu is positively homogeneous:
+/// α·Relu(-x) = Relu(-α·x)):
+///  - Relu: Relu(x);
+///  - Clip(lo, hi): lo + Relu(x - lo) - Relu(x - hi); without hi: lo + Relu(x - lo);
+///    without lo: hi - Relu(hi - x);
+///  - LeakyRelu(α): Relu(x) - Relu(-α·x).
+struct ReluTerm {
+  double scale = 1, shift = 0;
+  int sign = 1;
+};
+struct ReluCombination {
+  double constant = 0;
+  std::vector<ReluTerm> terms;
+  /// The largest |scale·x + shift| of a term for |x| <= range.
+  double input_bound(double range) const;
+};
+
+/// The combination of node `n` (Relu, LeakyRelu, or Clip with a finite bound). Throws
+/// std::invalid_argument for another node.
+ReluCombination relu_combination(const model::Node& n);
+
+/// The approximation of each Relu, Clip (with a finite bound), LeakyRelu and MaxPool
+/// (a Clip or LeakyRelu: one Relu approximation on the bound of all its terms' inputs),
+/// keyed by node index. `ranges`: per tensor
 /// (index = TensorId), the calibrated max |value| (or a bound, with margin 1). Throws
 /// std::invalid_argument for a range that is not finite and positive where it is needed.
 std::map<std::size_t, NodeApproximation> model_private_approximations(const model::Graph& g,

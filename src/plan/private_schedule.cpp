@@ -6,6 +6,7 @@
 
 #include "ckks/blind_refresh.h"
 #include "ckks/sizes.h"
+#include "plan/private_approximation.h"
 
 namespace heinfer::plan {
 
@@ -53,7 +54,7 @@ void plan_private_rounds(const model::Graph& g, EncryptedPlan& p) {
   const std::int64_t ct_top = ckks::ciphertext_bytes(p.parameters.params.poly_modulus_degree(), top);
   for (const auto& [k, a] : p.private_approximations) {
     NodePlan& np = p.nodes[k];
-    if (np.kind != NodeKind::Relu && np.kind != NodeKind::MaxPool) continue;  // a deferred Relu shares its input
+    if (!a.max && !a.relu) continue;  // a deferred Relu: its MaxPool applies it
     std::int64_t taps = 1, windows = 0;
     int rounds = 0, level = np.input_level;
     if (np.kind == NodeKind::MaxPool) {
@@ -67,9 +68,11 @@ void plan_private_rounds(const model::Graph& g, EncryptedPlan& p) {
         level = w.output_level;
       }
     }
-    if (a.relu) {
+    if (a.relu) {  // one evaluation per term of a Clip or LeakyRelu, in the same rounds
       const PrivateLevelWalk w = private_level_walk(level, floor, top, a.relu->sign.compositions());
-      windows += w.windows(1, 1);
+      const auto terms = static_cast<std::int64_t>(
+          np.kind == NodeKind::MaxPool ? 1 : relu_combination(g.nodes[k]).terms.size());
+      windows += terms * w.windows(1, 1);
       rounds += w.rounds();
     }
     np.round_level = floor;

@@ -38,11 +38,12 @@ struct PrivateLevelWalk {
 /// [floor, top].
 PrivateLevelWalk private_level_walk(int input_level, int floor, int top, int compositions);
 
-/// Sets, for every Relu and MaxPool node of a model-private plan (p.private_approximations
+/// Sets, for every Relu, Clip, LeakyRelu and MaxPool node of a model-private plan (p.private_approximations
 /// and p.refresh_floor set), the round fields of NodePlan from the walks: the level
 /// (the floor), window size 1, the bound (ckks::refresh_coefficient_limit of the mask),
 /// the windows of the node over all its rounds (a MaxPool: a tree of ceil(log2 taps)
-/// levels of maxes, then the Relu it took over, then one refresh of each output), the
+/// levels of maxes, then the Relu it took over; a Clip or LeakyRelu: one Relu per term
+/// of plan::relu_combination; then one refresh of each output), the
 /// items per chunk (about eight top-level ciphertexts per window tap within the tile
 /// bytes) and the refresh rounds per chunk.
 void plan_private_rounds(const model::Graph& g, EncryptedPlan& p);

@@ -66,12 +66,18 @@ std::vector<PlainTensor> run_plain_approximated(const model::Graph& g, std::vect
       return true;
     }
     if (a.max) approximate_max_pool(n, *a.max, *in[0], y);
-    if (a.relu) {
+    if (a.relu) {  // after a max: Relu; else the node's combination of Relus
       const std::vector<double>& src = a.max ? y.data : in[0]->data;
+      const plan::ReluCombination comb = a.max ? plan::ReluCombination{0, {{1, 0, 1}}} : plan::relu_combination(n);
       std::vector<double> out(src.size());
       for (std::size_t i = 0; i < src.size(); ++i) {
-        check_bound(*a.relu, src[i], n);
-        out[i] = (*a.relu)(src[i]);
+        double v = comb.constant;
+        for (const plan::ReluTerm& t : comb.terms) {
+          const double u = t.scale * src[i] + t.shift;
+          check_bound(*a.relu, u, n);
+          v += t.sign * (*a.relu)(u);
+        }
+        out[i] = v;
       }
       y.data = std::move(out);
     }

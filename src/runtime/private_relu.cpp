@@ -152,7 +152,7 @@ class Evaluation {
 double factor(std::span<const double> f, std::size_t i) { return f.empty() ? 1.0 : f[i]; }
 
 void check_factors(std::span<const double> f, std::size_t n) {
-  if (!f.empty() && f.size() != n) throw std::invalid_argument("private Relu: one pending factor per ciphertext");
+  if (!f.empty() && f.size() != n) throw std::invalid_argument("private Relu: one pending factor (offset) per ciphertext");
 }
 
 }  // namespace
@@ -167,12 +167,14 @@ std::size_t refresh_floor(const ckks::CKKSContext& ctx, int bits) {
 
 std::vector<ckks::Ciphertext> private_relu(std::span<const ckks::Ciphertext* const> x,
                                            const plan::ReluApproximation& r, const PrivateReluContext& c,
-                                           PrivateReluStats* stats, std::span<const double> factors) {
+                                           PrivateReluStats* stats, std::span<const double> factors,
+                                           std::span<const double> offsets) {
   Evaluation e(c, stats);
   const std::size_t n = x.size();
   if (n == 0) return {};
   e.check_inputs(x);
   check_factors(factors, n);
+  check_factors(offsets, n);
   Cts u(n);
   for (std::size_t i = 0; i < n; ++i) u[i] = *x[i];
   const plan::PrivateLevelWalk walk = e.walk(u.front().level(), r.sign.compositions());
@@ -183,6 +185,7 @@ std::vector<ckks::Ciphertext> private_relu(std::span<const ckks::Ciphertext* con
   e.for_each(n, [&](std::size_t i) {
     ckks::Ciphertext v;
     ckks::multiply_scalar_to_scale(e.ev(), u[i], factor(factors, i) / r.bound, c.scale > 0 ? c.scale : u[i].scale(), v);
+    if (!offsets.empty() && offsets[i] != 0) e.ev().add_scalar_inplace(v, offsets[i] / r.bound);
     u[i] = std::move(v);
   });
   return e.blend(std::move(u), {}, r, walk);

@@ -48,9 +48,10 @@ struct PrivateReluStats {
 /// `mask_bits` (ckks::refresh_fits). Throws std::invalid_argument when no level does.
 std::size_t refresh_floor(const ckks::CKKSContext& context, int mask_bits);
 
-/// y = (x + x·p(x/B))/2 = (B/2)·(u + u·p(u)) with u = f·x/B (at c.scale), for every ciphertext of `x`
-/// (real packing, size 2, one scale and level) and its pending factor f (`factors`:
-/// empty, all 1; else one per ciphertext, the true value being f·x), p = approximation.sign and
+/// y = Relu(f·x + t) = (B/2)·(u + u·p(u)) with u = (f·x + t)/B (at c.scale), for every
+/// ciphertext of `x` (real packing, size 2, one scale and level), its pending factor f
+/// (`factors`: empty, all 1; else one per ciphertext, the true value being f·x) and its
+/// offset t (`offsets`: empty, all 0; else one per ciphertext), p = approximation.sign and
 /// B = approximation.bound. u costs one level (a scalar product landing on x's scale);
 /// each composition 3 (ckks::evaluate_odd_septic); the final product one, with B/2 in
 /// its scale. Before a composition that would leave fewer levels than a refresh needs
@@ -63,7 +64,8 @@ std::size_t refresh_floor(const ckks::CKKSContext& context, int mask_bits);
 /// above that level, and what the round throws.
 std::vector<ckks::Ciphertext> private_relu(std::span<const ckks::Ciphertext* const> x,
                                            const plan::ReluApproximation& approximation, const PrivateReluContext& c,
-                                           PrivateReluStats* stats = nullptr, std::span<const double> factors = {});
+                                           PrivateReluStats* stats = nullptr, std::span<const double> factors = {},
+                                           std::span<const double> offsets = {});
 
 /// max(f_i·a_i, g_i·b_i) for every i as g·b + Relu(f·a - g·b) = (f·a + g·b)/2 +
 /// (B/2)·u·p(u) with u = (f·a - g·b)/B (B = approximation.bound: a bound on the

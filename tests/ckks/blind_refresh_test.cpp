@@ -10,6 +10,7 @@
 
 #include "ckks/blind_refresh.h"
 #include "ring/modulus.h"
+#include "../common/ks_test.h"
 #include "test_util.h"
 
 namespace heinfer::ckks {
@@ -67,29 +68,6 @@ Party& party() {
   return p;
 }
 
-/// Two-sample Kolmogorov–Smirnov test: the p-value of the statistic D under the null
-/// hypothesis, from the asymptotic Kolmogorov distribution with Stephens' correction
-/// (Stephens, JRSS B 1970): Q(λ) = 2 Σ_{j≥1} (-1)^{j-1} exp(-2 j² λ²),
-/// λ = (√m + 0.12 + 0.11/√m)·D, m = n1·n2/(n1+n2).
-double ks_p_value(std::vector<double> a, std::vector<double> b) {
-  std::sort(a.begin(), a.end());
-  std::sort(b.begin(), b.end());
-  double d = 0;
-  std::size_t i = 0, j = 0;
-  while (i < a.size() && j < b.size()) {
-    const double x = std::min(a[i], b[j]);
-    while (i < a.size() && a[i] <= x) ++i;
-    while (j < b.size() && b[j] <= x) ++j;
-    d = std::max(d, std::fabs(static_cast<double>(i) / a.size() - static_cast<double>(j) / b.size()));
-  }
-  const double m = std::sqrt(static_cast<double>(a.size()) * b.size() / (a.size() + b.size()));
-  const double lambda = (m + 0.12 + 0.11 / m) * d;
-  if (lambda < 0.2) return 1.0;
-  double q = 0;
-  for (int k = 1; k <= 100; ++k) q += (k % 2 ? 2.0 : -2.0) * std::exp(-2.0 * k * k * lambda * lambda);
-  return std::clamp(q, 0.0, 1.0);
-}
-
 TEST(BlindRefresh, ValuesSurviveTheRoundTripToTheTopLevel) {
   Party& p = party();
   const std::vector<double> x = test::random_reals(4096, 3.0, 11);
@@ -143,7 +121,7 @@ TEST(BlindRefresh, CuriousClientCannotTellTwoModelsApart) {
   for (int attempt = 0; attempt < 2 && p_masked <= 0.01; ++attempt) {
     a = record(0.4, bits, true);
     b = record(-2.5, bits, true);
-    p_masked = ks_p_value(a, b);
+    p_masked = heinfer::test::ks_p_value(a, b);
   }
   EXPECT_GT(p_masked, 0.01) << "the masked views differ";
   const auto [lo, hi] = std::minmax_element(a.begin(), a.end());
@@ -151,9 +129,9 @@ TEST(BlindRefresh, CuriousClientCannotTellTwoModelsApart) {
   EXPECT_GT(*hi, 0.999);
   EXPECT_LE(std::max(-*lo, *hi), 1.0 + 1e-6);
   // Controls: the same test on the unmasked values and with a narrow mask.
-  const double p_unmasked = ks_p_value(record(0.4, bits, false), record(-2.5, bits, false));
+  const double p_unmasked = heinfer::test::ks_p_value(record(0.4, bits, false), record(-2.5, bits, false));
   const int narrow = refresh_mask_bits(0x1p26, 0);
-  const double p_narrow = ks_p_value(record(0.4, narrow, true), record(-2.5, narrow, true));
+  const double p_narrow = heinfer::test::ks_p_value(record(0.4, narrow, true), record(-2.5, narrow, true));
   EXPECT_LT(p_unmasked, 1e-6);
   EXPECT_LT(p_narrow, 1e-6);
   std::printf("KS p-values over %zu values per model: masked (2^%d) %.3f, unmasked %.2g, narrow mask (2^%d) %.2g\n",

@@ -4,8 +4,10 @@
 // approximations in double (runtime/model_private_simulation.h) and the exact model.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
+#include "../common/ks_test.h"
 #include "encrypted_test_util.h"
 #include "ckks/evaluator.h"
 #include "model/error.h"
@@ -185,14 +187,126 @@ TEST(ModelPrivate, TheOutputsShowTheClientNeitherItsOwnSecondComponentsNorTheNoi
   EXPECT_LT(err, 1e-3 * (1 + largest));
 }
 
+/// Conv -> Relu -> MaxPool 2x2 -> Flatten -> Gemm -> Relu -> Gemm, weights drawn from `seed`.
+model::Graph weighted_net(std::uint32_t seed) {
+  ModelBuilder b;
+  b.input("x", {2, 6, 6}).output("y");
+  b.initializer("w", {2, 2, 3, 3}, random_floats(36, seed));
+  attr(b.node("Conv", {"x", "w"}, {"c"}), "pads", std::vector<std::int64_t>{1, 1, 1, 1});
+  b.node("Relu", {"c"}, {"r"});
+  auto& p = b.node("MaxPool", {"r"}, {"p"});
+  attr(p, "kernel_shape", std::vector<std::int64_t>{2, 2});
+  attr(p, "strides", std::vector<std::int64_t>{2, 2});
+  b.node("Flatten", {"p"}, {"f"});
+  b.initializer("g1", {4, 18}, random_floats(72, seed + 1));
+  attr(b.node("Gemm", {"f", "g1"}, {"h"}), "transB", std::int64_t{1});
+  b.node("Relu", {"h"}, {"hr"});
+  b.initializer("g2", {2, 4}, random_floats(8, seed + 2));
+  attr(b.node("Gemm", {"hr", "g2"}, {"y"}), "transB", std::int64_t{1});
+  return b.load();
+}
+
+/// Everything a curious client decrypts in the rounds of one run of g on x (not the
+/// outputs): per window, the first 1,024 values (slots, or refresh coefficients / R).
+std::vector<double> recorded_by_client(const model::Graph& g, const runtime::PlainTensor& x, plan::Privacy privacy) {
+  plan::ParameterOptions o;
+  o.packing = ckks::Packing::Real;
+  o.privacy = privacy;
+  if (privacy == plan::Privacy::Activations) o.masks = plan::RoundMasks::PerSample;  // serve's, in that mode
+  plan::Parameters p = plan::plan_parameters(g, runtime::calibrate_ranges(g, {x}), o);
+  p.params = ckks::EncryptionParameters(2048, p.params.coeff_bits(), p.params.special_bits(), ckks::SecurityLevel::None);
+  runtime::EncryptedSession s(g, p);
+  s.client->set_recording(true, 1024);
+  runtime::EncryptedRunStats stats;
+  (void)s.executor->run(*s.client, {x}, stats);
+  return s.client->observed();
+}
+
+TEST(ModelPrivate, ACuriousClientCannotTellTwoModelsApart) {
+  // Two models that differ only in their weights, the same inputs. In the model-private
+  // mode the client's records are uniform masks: a two-sample Kolmogorov–Smirnov test
+  // does not tell the models apart, and the values span the mask range [-R, R). The
+  // same test on the client-aided mode's records (per-sample masks) tells them apart.
+  // The masks come from the CSPRNG, so under the claim p is uniform on [0, 1]: a p below
+  // 0.01 happens once in a hundred runs by chance, and once more with fresh masks once
+  // in 10^4; a real difference fails both.
+  const runtime::PlainTensor x = random_input({2, 6, 6}, kBatch, 55);
+  std::vector<double> a, b;
+  double p_private = 0;
+  for (int attempt = 0; attempt < 2 && p_private <= 0.01; ++attempt) {
+    a = recorded_by_client(weighted_net(61), x, plan::Privacy::Model);
+    b = recorded_by_client(weighted_net(71), x, plan::Privacy::Model);
+    p_private = test::ks_p_value(a, b);
+  }
+  ASSERT_GE(a.size(), 100000u);
+  ASSERT_GE(b.size(), 100000u);
+  EXPECT_GT(p_private, 0.01);
+  for (const auto* v : {&a, &b}) {
+    const auto [lo, hi] = std::minmax_element(v->begin(), v->end());
+    EXPECT_GE(*lo, -1.0);
+    EXPECT_LT(*hi, 1.0);
+    EXPECT_LT(*lo, -0.99);
+    EXPECT_GT(*hi, 0.99);
+  }
+  const auto ca = recorded_by_client(weighted_net(61), x, plan::Privacy::Activations);
+  const auto cb = recorded_by_client(weighted_net(71), x, plan::Privacy::Activations);
+  const double p_aided = test::ks_p_value(ca, cb);
+  EXPECT_LT(p_aided, 1e-6);
+  std::printf("KS p-value, model-private: %.3f over %zu and %zu values; client-aided: %.2g over %zu and %zu\n",
+              p_private, a.size(), b.size(), p_aided, ca.size(), cb.size());
+}
+
+TEST(ModelPrivate, ClipAndLeakyReluAreCombinationsOfRelus) {
+  // ReLU6-like Clip(0, 0.5), a Clip with an upper bound only, LeakyRelu(0.2): each a sum of
+  // approximated Relus (plan::relu_combination) in the same rounds, checked against the
+  // same approximations in double and against the exact model.
+  ModelBuilder b;
+  b.input("x", {6}).output("y");
+  b.initializer("w", {6, 6}, random_floats(36, 56));
+  b.node("MatMul", {"x", "w"}, {"h"});
+  b.initializer("lo", {}, {0.0f});
+  b.initializer("hi", {}, {0.5f});
+  b.node("Clip", {"h", "lo", "hi"}, {"c"});
+  b.initializer("w2", {6, 6}, random_floats(36, 57));
+  b.node("MatMul", {"c", "w2"}, {"h2"});
+  b.node("Clip", {"h2", "", "hi"}, {"c2"});
+  b.initializer("w3", {6, 4}, random_floats(24, 58));
+  b.node("MatMul", {"c2", "w3"}, {"h3"});
+  attr(b.node("LeakyRelu", {"h3"}, {"y"}), "alpha", 0.2f);
+  const model::Graph g = b.load();
+  const runtime::PlainTensor x = random_input({6}, kBatch, 59);
+  const plan::Parameters p = private_plan(g, x);
+  runtime::EncryptedSession s(g, p);
+  s.client->set_recording(true, 256);
+  runtime::EncryptedRunStats stats;
+  const auto y = runtime::to_batch_major(s.executor->run(*s.client, {x}, stats)[0]);
+  const auto& approx = s.executor->plan().private_approximations;
+  ASSERT_EQ(approx.size(), 3u);
+  const auto sim = runtime::to_batch_major(runtime::run_plain_approximated(g, {x}, approx)[0]);
+  const auto exact = runtime::to_batch_major(runtime::run_plain(g, {x})[0]);
+  double err_sim = 0, err_exact = 0, largest = 0;
+  for (std::size_t i = 0; i < y.size(); ++i) {
+    err_sim = std::max(err_sim, std::fabs(y[i] - sim[i]));
+    err_exact = std::max(err_exact, std::fabs(y[i] - exact[i]));
+    largest = std::max(largest, std::fabs(exact[i]));
+  }
+  EXPECT_GT(largest, 0.05);
+  EXPECT_LT(err_sim, 1e-3 * (1 + largest));
+  EXPECT_LT(err_exact, 3e-2 * (1 + largest));
+  for (double v : s.client->observed()) ASSERT_LT(std::fabs(v), 1.0 + 1e-9);
+  std::int64_t planned = 0;
+  for (const auto& [k, a] : approx) planned += s.executor->plan().nodes[k].rounds;
+  EXPECT_LE(stats.rounds, planned);
+  std::printf("Clip, Clip(max), LeakyRelu: %lld rounds; max error %.2e vs the approximations, %.2e vs exact\n",
+              static_cast<long long>(stats.rounds), err_sim, err_exact);
+}
+
 TEST(ModelPrivate, RefusesWhatItDoesNotEvaluateHomomorphically) {
   ModelBuilder b;
   b.input("x", {4}).output("y");
   b.initializer("w", {4, 4}, random_floats(16, 46));
   b.node("MatMul", {"x", "w"}, {"h"});
-  b.initializer("lo", {}, {0.0f});
-  b.initializer("hi", {}, {6.0f});
-  b.node("Clip", {"h", "lo", "hi"}, {"y"});
+  b.node("Sigmoid", {"h"}, {"y"});
   const model::Graph g = b.load();
   const runtime::PlainTensor x = random_input({4}, kBatch, 47);
   plan::ParameterOptions o;

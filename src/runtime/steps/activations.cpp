@@ -239,6 +239,10 @@ void run_step(RunState& run, StepIO& io, Activations& acts, std::int64_t batch) 
       break;
     case NodeKind::Clip:
     case NodeKind::LeakyRelu:
+      prefetch();
+      if (run.plan.parameters.privacy == plan::Privacy::Model && !io.np.identity) run_private_step(run, io);
+      else run_round_step(run, io);
+      break;
     case NodeKind::FunctionRound:
       prefetch();
       run_round_step(run, io);

@@ -83,30 +83,59 @@ EncryptedTensor private_output(const RunState& run, const model::Shape& shape) {
   return y;
 }
 
-/// Relu over `elements` of x: y_e = Relu(f_e·x_e) (null x_e: exact zero, stays null).
+/// Relu, Clip or LeakyRelu over `elements` of x: y_e = comb(f_e·x_e) with comb the node's
+/// plan::relu_combination, one private Relu per term, all in the same rounds (null x_e:
+/// exact zero, stays null when comb(0) = 0).
 void relu(RunState& run, Client& client, const PrivateReluContext& c, const plan::ReluApproximation& r,
-          const EncryptedTensor& x, std::size_t level, EncryptedTensor& y, std::span<const std::int64_t> elements,
-          std::size_t chunk, GroupId group) {
+          const plan::ReluCombination& comb, const EncryptedTensor& x, std::size_t level, EncryptedTensor& y,
+          std::span<const std::int64_t> elements, std::size_t chunk, GroupId group, const std::string& label) {
   std::vector<std::int64_t> idx;
+  bool zeros = false;
   for (std::int64_t e : elements) {
     if (x.cts[static_cast<std::size_t>(e)]) idx.push_back(e);
+    else zeros = true;
   }
+  double at_zero = comb.constant;
+  for (const plan::ReluTerm& t : comb.terms) at_zero += t.sign * std::max(t.shift, 0.0);
+  if (zeros && at_zero != 0) {
+    throw model::ModelError(label + ": an exactly zero element maps to " + std::to_string(at_zero) +
+                            ", which the model-private step does not produce");
+  }
+  const std::size_t terms = comb.terms.size();
   for (std::size_t c0 = 0; c0 < idx.size(); c0 += chunk) {
     const std::span<const std::int64_t> part(idx.data() + c0, std::min(chunk, idx.size() - c0));
-    std::vector<ckks::Ciphertext> in(part.size());
-    std::vector<const ckks::Ciphertext*> ptrs(part.size());
-    std::vector<double> f(part.size());
+    const std::size_t n = part.size();
+    std::vector<ckks::Ciphertext> in(n);
+    std::vector<const ckks::Ciphertext*> ptrs(n * terms);
+    std::vector<double> f(n * terms), shift(n * terms);
 #pragma omp parallel for schedule(dynamic, 4)
-    for (std::size_t i = 0; i < part.size(); ++i) {
+    for (std::size_t i = 0; i < n; ++i) {
       ckks::Ciphertext tmp;
       in[i] = run.be.expanded(*x.cts[static_cast<std::size_t>(part[i])], tmp);
       if (in[i].level() > level) run.eval.mod_switch_to_inplace(in[i], level);
-      ptrs[i] = &in[i];
-      f[i] = x.factor_at(part[i]);
     }
-    auto out = private_relu(ptrs, r, c, nullptr, f);
+    for (std::size_t j = 0; j < terms; ++j) {
+      for (std::size_t i = 0; i < n; ++i) {
+        ptrs[j * n + i] = &in[i];
+        f[j * n + i] = x.factor_at(part[i]) * comb.terms[j].scale;
+        shift[j * n + i] = comb.terms[j].shift;
+      }
+    }
+    auto out = private_relu(ptrs, r, c, nullptr, f, shift);
     in.clear();
-    refresh_into(run, client, c, out, part, y, group);
+    // y = constant + Σ_j sign_j·R_j: the terms share a level and a scale.
+    std::vector<ckks::Ciphertext> sum(n);
+#pragma omp parallel for schedule(dynamic, 4)
+    for (std::size_t i = 0; i < n; ++i) {
+      sum[i] = std::move(out[i]);
+      if (comb.terms[0].sign < 0) run.eval.negate_inplace(sum[i]);
+      for (std::size_t j = 1; j < terms; ++j) {
+        if (comb.terms[j].sign > 0) run.eval.add_inplace(sum[i], out[j * n + i]);
+        else run.eval.sub_inplace(sum[i], out[j * n + i]);
+      }
+      if (comb.constant != 0) run.eval.add_scalar_inplace(sum[i], comb.constant);
+    }
+    refresh_into(run, client, c, sum, part, y, group);
   }
 }
 
@@ -207,8 +236,11 @@ void run_private_step(RunState& run, StepIO& s) {
   if (s.st.first) s.y = private_output(run, s.y_shape);
   switch (s.np.kind) {
     case plan::NodeKind::Relu:
+    case plan::NodeKind::Clip:
+    case plan::NodeKind::LeakyRelu:
       if (!a.relu) throw std::logic_error(model::node_label(s.n) + ": no Relu approximation planned");
-      relu(run, client, c, *a.relu, x, level, s.y, s.elements, chunk, s.group);
+      relu(run, client, c, *a.relu, plan::relu_combination(s.n), x, level, s.y, s.elements, chunk, s.group,
+           model::node_label(s.n));
       break;
     case plan::NodeKind::MaxPool:
       if (!a.max) throw std::logic_error(model::node_label(s.n) + ": no max approximation planned");
