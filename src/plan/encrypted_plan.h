@@ -145,8 +145,8 @@ std::vector<bool> streamable_nodes(const model::Graph& g);
 /// does not support, std::invalid_argument when the parameters do not match the graph
 /// (bounds) or have fewer levels than the rules need.
 /// Throws model::ModelError for an unmasked round (Sigmoid, Tanh, ...) unless
-/// parameters.unmasked_functions, and in the model-private mode for Clip, LeakyRelu and
-/// unmasked rounds (not evaluated homomorphically yet).
+/// parameters.unmasked_functions, and in the model-private mode for unmasked rounds (not
+/// evaluated homomorphically yet).
 EncryptedPlan make_plan(const model::Graph& g, const Parameters& parameters, const ScheduleOptions& options = {});
 
 }  // namespace heinfer::plan

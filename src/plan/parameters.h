@@ -57,10 +57,10 @@ enum class Privacy {
   /// Client-aided rounds: the client evaluates Relu, MaxPool, ... on masked activations
   /// (one multiplicative mask per window; it sees ratios of values).
   Activations,
-  /// Model-private: Relu and MaxPool are evaluated on the server as polynomials
-  /// (plan/private_approximation.h); the client only refreshes ciphertexts under a
-  /// uniform additive mask (ckks/blind_refresh.h) and decrypts the outputs. Real
-  /// packing; Clip, LeakyRelu and unmasked functions are refused.
+  /// Model-private: Relu, Clip, LeakyRelu and MaxPool are evaluated on the server as
+  /// polynomials (plan/private_approximation.h); the client only refreshes ciphertexts
+  /// under a uniform additive mask (ckks/blind_refresh.h) and decrypts flooded outputs
+  /// (ckks/noise_flooding.h). Real packing; unmasked functions are refused.
   Model,
 };
 std::string_view privacy_name(Privacy p);  ///< "activations" / "model"
