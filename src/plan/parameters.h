@@ -123,7 +123,9 @@ struct ParameterOptions {
   /// (docs/performance.md, "Prime sizes"). 31: every limb fits a 32-bit word.
   int max_prime_bits = 49;
   Privacy privacy = Privacy::Activations;  ///< Model needs Packing::Real
-  double relative_error = 0x1p-8;          ///< model-private mode: η of the approximations
+  /// Model-private mode: η of the approximations. 2^-7 keeps the Fashion-MNIST CNN's
+  /// top-1 agreement at 99.8 % on its 10,000 test images (docs/performance.md).
+  double relative_error = 0x1p-7;
   /// Model-private mode: statistical hiding of one refresh, in bits (the masks get
   /// log2 N more: plan/private_parameters.h).
   int hiding_bits = 40;

@@ -52,12 +52,14 @@ void plan_private_chain(Parameters& plan, const std::vector<int>& base, int coef
     floor = std::max(floor, static_cast<int>(base.size()) - 1);
     const int top = floor + std::max(plan.needs.levels, 5);
     while (static_cast<int>(coeff.size()) < top + 1) coeff.push_back(plan.scale_bits);
-    auto special = [&] { return std::vector<int>{*std::max_element(coeff.begin(), coeff.end())}; };
+    const int special_bits = *std::max_element(coeff.begin(), coeff.end());
     const int bound = ckks::max_log_qp_128(n);
-    needed = sum(coeff) + sum(special());
+    needed = sum(coeff) + special_bits;
     if (needed > bound) continue;
-    while (sum(coeff) + plan.scale_bits + sum(special()) <= bound) coeff.push_back(plan.scale_bits);
-    plan.params = ckks::EncryptionParameters(n, coeff, special());
+    // As many special primes as the bound admits (at most one per limb): a key switch
+    // then cuts a ciphertext into ceil(limbs / K) digits, not one per limb.
+    const int k = std::min(static_cast<int>(coeff.size()), (bound - sum(coeff)) / special_bits);
+    plan.params = ckks::EncryptionParameters(n, coeff, std::vector<int>(static_cast<std::size_t>(k), special_bits));
     plan.refresh_mask_bits = mask_bits;
     return;
   }

@@ -3,14 +3,18 @@
 // the client only refreshes blindly masked ciphertexts (ckks/blind_refresh.h).
 //
 // The chain: the base primes of q_0 (as in activations mode, sized for the logits the
-// client decrypts), then scale-sized primes; a special prime the size of the largest
-// chain prime (the compositions relinearize). The refresh floor is the lowest level whose
-// modulus carries a mask of refresh_mask_bits (q_0···q_floor > 8R). The chain has at
-// least floor + max(L, 5) levels, L the deepest linear segment between refreshes (the
-// level rules' depth) and 5 what a private Relu needs above the floor (normalization, one
-// composition of 3, the final product); the smallest N whose 128-bit bound admits it is
-// chosen (the masks grow with log2 N), and the chain is then filled with as many more levels as that N admits (each
-// one postpones refresh rounds, the costliest step).
+// client decrypts), then scale-sized primes. The refresh floor is the lowest level whose
+// modulus carries a mask of refresh_mask_bits (q_0···q_floor > 8R). The chain has
+// floor + max(L, 5) levels, L the deepest linear segment between refreshes (the level
+// rules' depth) and 5 what a private Relu needs above the floor (normalization, one
+// composition of 3, the final product), at the smallest N whose 128-bit bound admits it
+// with one special prime (the masks grow with log2 N). The rest of that bound goes to
+// more special primes the size of the largest chain prime, not to more levels: hybrid
+// key switching (Han and Ki, CT-RSA 2020, §3) with K special primes cuts a ciphertext
+// into ceil(limbs / K) digits, and the compositions relinearize at every product. More
+// levels would postpone refreshes, but a refresh costs less than what the extra limbs
+// and digits cost every product (docs/performance.md: 0.34 s per Relu with 12 limbs and
+// one special prime, 0.24 s with 8 limbs and three).
 #pragma once
 
 #include <vector>
