@@ -173,10 +173,10 @@ py::tuple run(const Model& m, const py::array& x, bool encrypted, const std::str
               std::int64_t dram_budget, const std::string& pmem_dir, int threads, bool progress_lines,
               bool check, const std::string& limb_words, const std::string& round_masks, std::int64_t batch,
               std::function<void(py::dict)> callback) {
-  if (privacy != "activations") {
+  if (privacy != "activations" && privacy != "model") {
     throw std::invalid_argument("privacy='" + privacy +
-                                "': this build runs privacy='activations' (client-aided rounds on masked "
-                                "activations; docs/security.md)");
+                                "': 'activations' (client-aided rounds on masked activations) or 'model' (Relu, "
+                                "Clip, LeakyRelu and MaxPool evaluated homomorphically; docs/security.md)");
   }
   if (dram_budget < 0) throw std::invalid_argument("dram_budget must be >= 0 bytes");
   if (threads < 0) throw std::invalid_argument("threads must be >= 0");
@@ -195,6 +195,7 @@ py::tuple run(const Model& m, const py::array& x, bool encrypted, const std::str
   }
   session::EmbeddedRunOptions o;
   o.round_masks = round_masks;
+  o.privacy = privacy;
   o.check = check;
   o.progress = progress_lines;
   o.threads = threads;

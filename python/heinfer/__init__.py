@@ -142,7 +142,11 @@ class Model:
 
         x: float32 or float64, C-contiguous, shape [N, *input_shape], finite.
         encrypted: False runs the plaintext float64 reference executor instead.
-        privacy: "activations" (client-aided rounds on masked activations; docs/security.md).
+        privacy: "activations" (client-aided rounds on masked activations: fast, the client
+            sees masked pre-activations) or "model" (Relu, Clip, LeakyRelu and MaxPool
+            evaluated homomorphically, the client only refreshes uniformly masked
+            ciphertexts: about 0.2 s per activation element and batch on two cores);
+            docs/security.md.
         dram_budget: bytes of ciphertexts kept in DRAM (int, or "16G"); beyond it they go to
             pmem_dir (a directory on persistent memory or an SSD), or the run stops.
         threads: OpenMP threads (None: the default).

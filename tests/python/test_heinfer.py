@@ -174,3 +174,28 @@ def test_inspect_equals_the_clis_json(cnn, tmp_path):
     assert cnn.inspect(time=False)["batch"] == ref["params"]["capacity"]
     with pytest.raises(ValueError, match="resolution"):
         cnn.inspect(64, resolution="big", time=False)
+
+
+def test_model_private_run_matches_the_plaintext_model(tmp_path):
+    # privacy="model": the Relu evaluated on the server as a polynomial, the in-process
+    # client only refreshing masked ciphertexts; the outputs are the model's within the
+    # approximation's error (η = 2^-7 of its bound).
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    rng = numpy.random.default_rng(5)
+    w1 = numpy_helper.from_array(rng.normal(size=(6, 4)).astype(numpy.float32) / 2, "w1")
+    w2 = numpy_helper.from_array(rng.normal(size=(4, 3)).astype(numpy.float32) / 2, "w2")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+         helper.make_node("MatMul", ["r", "w2"], ["y"])],
+        "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])], [w1, w2])
+    path = tmp_path / "tiny.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    m = heinfer.load(str(path))
+    x = rng.normal(size=(16, 6)).astype(numpy.float32)
+    y = m.run(x, privacy="model", threads=2, progress=False)
+    ref = m.run(x, encrypted=False)
+    assert "privacy=model" in m.last_summary["parameters"]
+    assert m.last_summary["rounds"] > 0
+    assert numpy.abs(y - ref).max() < 3e-2 * (1 + numpy.abs(ref).max())
