@@ -18,6 +18,10 @@ ReluCombination relu_combination(const model::Node& n) {
     case model::OpType::Relu: c.terms = {{1, 0, 1}}; break;
     case model::OpType::LeakyRelu: {
       const double a = std::get<model::LeakyReluParams>(n.params).alpha;
+      if (!(a >= 0)) {  // Relu(x) - Relu(-αx) is LeakyRelu for α >= 0 only
+        throw std::invalid_argument(model::node_label(n) + ": LeakyRelu with a negative alpha is not evaluated "
+                                    "homomorphically (use --privacy activations)");
+      }
       c.terms = {{1, 0, 1}, {-a, 0, -1}};
       break;
     }

@@ -41,7 +41,7 @@ struct NodeApproximation {
 ///  - Relu: Relu(x);
 ///  - Clip(lo, hi): lo + Relu(x - lo) - Relu(x - hi); without hi: lo + Relu(x - lo);
 ///    without lo: hi - Relu(hi - x);
-///  - LeakyRelu(α): Relu(x) - Relu(-α·x).
+///  - LeakyRelu(α), α >= 0: Relu(x) - Relu(-α·x).
 struct ReluTerm {
   double scale = 1, shift = 0;
   int sign = 1;
@@ -54,7 +54,7 @@ struct ReluCombination {
 };
 
 /// The combination of node `n` (Relu, LeakyRelu, or Clip with a finite bound). Throws
-/// std::invalid_argument for another node.
+/// std::invalid_argument for another node and for a LeakyRelu with α < 0.
 ReluCombination relu_combination(const model::Node& n);
 
 /// The approximation of each Relu, Clip (with a finite bound), LeakyRelu and MaxPool
