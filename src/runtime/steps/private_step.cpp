@@ -73,16 +73,6 @@ void refresh_into(RunState& run, Client& client, const PrivateReluContext& c, st
   run.store.adopt(out.cts, positions, group);
 }
 
-EncryptedTensor private_output(const RunState& run, const model::Shape& shape) {
-  EncryptedTensor y;
-  y.shape = shape;
-  y.level = run.ctx.max_level();
-  y.scale = run.scale();
-  y.cts.resize(static_cast<std::size_t>(model::numel(shape)));
-  y.factor.assign(y.cts.size(), 1.0);
-  return y;
-}
-
 /// Relu, Clip or LeakyRelu over `elements` of x: y_e = comb(f_e·x_e) with comb the node's
 /// plan::relu_combination, one private Relu per term, all in the same rounds (null x_e:
 /// exact zero, stays null when comb(0) = 0).
@@ -233,7 +223,7 @@ void run_private_step(RunState& run, StepIO& s) {
                              run.plan.refresh_floor};
   // Chunks of the plan's items: the rounds and windows the schedule announces.
   const auto chunk = static_cast<std::size_t>(std::max<std::int64_t>(1, s.np.round_items));
-  if (s.st.first) s.y = private_output(run, s.y_shape);
+  if (s.st.first) s.y = fresh_output(run, s.y_shape);
   switch (s.np.kind) {
     case plan::NodeKind::Relu:
     case plan::NodeKind::Clip:

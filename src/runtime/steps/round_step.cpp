@@ -131,18 +131,6 @@ void relu(RunState& run, const EncryptedTensor& x, EncryptedTensor& y, std::span
         });
 }
 
-/// The output of a MaxPool round (filled by max_pool()).
-EncryptedTensor max_pool_output(const RunState& run, const model::Shape& y_shape) {
-  EncryptedTensor y;
-  y.shape = y_shape;
-  y.level = run.ctx.max_level();
-  y.scale = run.scale();
-  const std::int64_t total = model::numel(y_shape);
-  y.cts.resize(static_cast<std::size_t>(total));
-  y.factor.assign(static_cast<std::size_t>(total), 1.0);
-  return y;
-}
-
 /// MaxPool round for the output elements `outputs` of y (a whole node, or a band). When
 /// the plan says so (`materialize`: x may carry pending factors), x is first
 /// materialized, which only a whole node may need.
@@ -301,7 +289,7 @@ void run_round_step(RunState& run, StepIO& s) {
     case plan::NodeKind::MaxPool: {
       bool materialize = false;
       for (bool b : s.np.materialized) materialize = materialize || b;
-      if (s.st.first) s.y = max_pool_output(run, s.y_shape);
+      if (s.st.first) s.y = fresh_output(run, s.y_shape);
       max_pool(run, x, materialize, s.y, s.elements, n, s.np.round_fused_relu, s.round_layer, s.group);
       break;
     }

@@ -200,6 +200,16 @@ void RunState::materialize(EncryptedTensor& t, const std::string& layer, GroupId
   t = std::move(y);
 }
 
+EncryptedTensor fresh_output(const RunState& run, const model::Shape& shape) {
+  EncryptedTensor y;
+  y.shape = shape;
+  y.level = run.ctx.max_level();
+  y.scale = run.scale();
+  y.cts.resize(static_cast<std::size_t>(model::numel(shape)));
+  y.factor.assign(y.cts.size(), 1.0);
+  return y;
+}
+
 CiphertextPtr RunState::zero_ct(std::size_t level, double s) const {
   return std::make_shared<const ckks::Ciphertext>(be.constant(0.0, level, s));
 }

@@ -115,6 +115,10 @@ std::vector<ckks::Ciphertext> exchange_round(RunState& run, const std::string& l
                                              const std::vector<std::vector<ckks::Ciphertext>>& masked,
                                              const std::vector<std::size_t>& perm);
 
+/// An empty output of `shape` whose elements a round fills with fresh top-level
+/// ciphertexts at scale Δ (all factors 1 until then).
+EncryptedTensor fresh_output(const RunState& run, const model::Shape& shape);
+
 /// x itself, or, when `needed`, a copy in `scratch` with its pending factors applied and
 /// its scale brought to Δ (RunState::materialize). Only a node that runs whole (`whole`)
 /// may need the copy (else std::logic_error): the plan keeps the others out of streamed
