@@ -154,6 +154,17 @@ void register_inspect(CLI::App& app) {
       ->check(CLI::Range(30, 60))
       ->capture_default_str();
   sub->add_flag("--no-time", o->no_time, "predict memory only (skip the few-second time calibration)");
+  sub->add_option("--ranks", o->ranks,
+                  "also predict `mpirun -np P heinfer run --distributed` for 1, 2, 4, ..., P ranks: per-rank peak, "
+                  "bytes exchanged, time (needs --batch)")
+      ->check(CLI::Range(1, 1 << 16));
+  sub->add_option("--link-bandwidth", o->link_bytes_per_second,
+                  "bytes/s between ranks for --ranks (default 1.25e9: 10 Gb/s Ethernet)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  sub->add_option("--link-latency", o->link_latency_seconds, "seconds per message between ranks for --ranks")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   sub->callback([c] { inspect(*c); });
 }
 

@@ -7,8 +7,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <stdexcept>
 
+#include "distributed/mpi_peers.h"
 #include "memory/bytes.h"
 #include "model/load.h"
 #include "runtime/atomic_file.h"
@@ -91,6 +93,15 @@ void add_encrypted_options(CLI::App* sub, EncryptedOptions& o) {
   sub->add_option("--profile", o.profile,
                   "encrypted: write a per-layer profile (time, ciphertexts, bytes per tier, round traffic) as JSON");
   sub->add_flag("--quiet{false}", o.progress, "encrypted: no per-layer progress lines");
+  sub->add_flag("--distributed", o.distributed,
+                "encrypted: one run across the processes of `mpirun -np P heinfer run ...`: each rank computes "
+                "a slab of columns of every activation; rank 0 writes the output");
+  sub->add_option("--rank-groups", o.rank_groups,
+                  "encrypted, with --distributed: split the P ranks into G groups of P/G consecutive ranks, each "
+                  "running every G-th encrypted batch (several batches in flight) with its activations in column "
+                  "slabs over its ranks; P must be a multiple of G")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
 }
 
 void run_encrypted(const std::string& model_path, const std::string& input, const std::string& output,
@@ -137,8 +148,40 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
     }
     labels = l.to_int64();
   }
+  // The job (every rank), and this rank's group when the ranks form several (declared
+  // after the job: destroyed first).
+  std::optional<distributed::MpiPeers> peers, group;
+  if (o.rank_groups > 1 && !o.distributed) throw std::runtime_error("--rank-groups needs --distributed");
+  if (o.distributed) {
+    if (!distributed::MpiPeers::launched()) throw std::runtime_error("--distributed: start heinfer with mpirun -np P");
+    peers.emplace();
+    ro.peers = &*peers;
+    if (o.rank_groups > 1) {
+      if (peers->size() % o.rank_groups != 0) {
+        throw std::runtime_error("--rank-groups " + std::to_string(o.rank_groups) + " does not divide the " +
+                                 std::to_string(peers->size()) + " ranks of the job");
+      }
+      ro.groups = o.rank_groups;
+      ro.group = peers->rank() / (peers->size() / o.rank_groups);
+      group.emplace(*peers, ro.group);
+      ro.job = &*peers;
+      ro.peers = &*group;
+    }
+    if (peers->rank() != 0) {  // rank 0 reports for the run
+      ro.log = nullptr;
+      ro.progress = false;
+    }
+  }
   // The batch is held once, as float64 (large batches: GB), and moved into the run.
-  const session::EmbeddedRunResult r = session::run_embedded(model_path, std::move(x.values), count, ro);
+  session::EmbeddedRunResult r;
+  try {
+    r = session::run_embedded(model_path, std::move(x.values), count, ro);
+  } catch (const std::exception& e) {
+    // The other ranks wait in a collective: end them all, with the message.
+    if (peers && peers->size() > 1) peers->abort(e.what(), 1);
+    throw;
+  }
+  if (peers && peers->rank() != 0) return;
   runtime::write_npy(output, runtime::make_npy(runtime::NpyDType::Float32, r.output_shape, r.outputs));
   if (!o.checkpoint.empty() || !o.resume.empty()) {
     std::printf("checkpoints      %zu written to %s this run (%s in %.1f s); removed (the run is complete)\n",
@@ -172,6 +215,16 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
               r.limb_words, format_bytes(r.dram.peak_bytes).c_str(), format_bytes(r.dram.bytes_written).c_str(),
               format_bytes(r.pmem.peak_bytes).c_str(), format_bytes(r.pmem.bytes_written).c_str(),
               format_bytes(r.pmem.bytes_read).c_str());
+  if (peers) {
+    std::printf("ranks            %d in %d group(s) of %d (column slabs); exchanged %s in %.2f s on rank 0\n",
+                peers->size(), std::max(1, o.rank_groups), peers->size() / std::max(1, o.rank_groups),
+                format_bytes(stats.halo_bytes_sent + stats.halo_bytes_received).c_str(), stats.exchange_seconds);
+    for (std::size_t q = 0; q < r.rank_rss_anon_peak.size(); ++q) {
+      std::printf("  rank %-3zu       RssAnon peak %s, DRAM peak %s, sent %s\n", q,
+                  format_bytes(r.rank_rss_anon_peak[q]).c_str(), format_bytes(r.rank_dram_peak[q]).c_str(),
+                  format_bytes(r.rank_bytes_sent[q]).c_str());
+    }
+  }
   if (!o.profile.empty()) std::printf("profile          %s\n", o.profile.c_str());
   std::printf("per layer:\n");
   for (const auto& l : stats.layers) {

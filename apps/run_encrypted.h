@@ -30,6 +30,8 @@ struct EncryptedOptions {
   std::string resume;              ///< directory of the checkpoint to continue from
   std::string profile;             ///< per-layer profile JSON (runtime/profile.h)
   std::size_t insecure_n = 0;      ///< tests only: ring degree override without the 128-bit check
+  bool distributed = false;        ///< one run across the ranks of mpirun (plan/partition.h)
+  int rank_groups = 1;             ///< groups of ranks with batches in flight (session/distributed_run.h)
   CLI::Option* batch_option = nullptr;  ///< to tell an explicit --batch from the default
 };
 

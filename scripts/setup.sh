@@ -12,6 +12,7 @@ PACKAGES=(
   libprotobuf-dev protobuf-compiler libonnx-dev
   libgrpc++-dev protobuf-compiler-grpc openssl
   libcli11-dev nlohmann-json3-dev libomp-dev libmemkind-dev libopenblas-openmp-dev
+  libopenmpi-dev openmpi-bin
   libonnx-testdata dataset-fashion-mnist
   python3-numpy python3-torch python3-torchvision python3-onnx python3-matplotlib
   pybind11-dev python3-dev python3-pytest python3-tqdm

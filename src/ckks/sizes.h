@@ -33,4 +33,8 @@ std::int64_t key_switching_key_bytes(const EncryptionParameters& params);
 /// polynomial (one when compact).
 std::int64_t serialized_size(const Ciphertext& ct, const CKKSContext& context);
 
+/// The same for a ciphertext of `params` at `level` that does not exist yet (traffic
+/// predictions): primes of b bits take ceil(b/8) bytes per coefficient. 0 for level < 0.
+std::int64_t serialized_ciphertext_bytes(const EncryptionParameters& params, int level, bool compact);
+
 }  // namespace heinfer::ckks

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 #include <variant>
 
 #include "ckks/sizes.h"
@@ -95,6 +96,18 @@ std::int64_t evaluation_key_bytes(const Parameters& parameters) {
 }
 
 FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& plan, const FootprintOptions& o) {
+  // One rank's share of a distributed run, or all of it.
+  const bool shared = !o.tensor_share.empty() || !o.node_share.empty();
+  if (shared && (o.tensor_share.size() != g.tensors.size() || o.node_share.size() != g.nodes.size())) {
+    throw std::invalid_argument("predict_footprint: a rank's shares must cover every tensor and node");
+  }
+  auto held = [&](TensorId t) {
+    const std::int64_t all = elems(g, t);
+    return shared ? std::llround(static_cast<double>(all) * o.tensor_share[static_cast<std::size_t>(t)]) : all;
+  };
+  auto share_of = [&](std::size_t k, std::int64_t all) {
+    return shared ? std::llround(static_cast<double>(all) * o.node_share[k]) : all;
+  };
   FootprintEstimate est;
   const std::size_t N = plan.parameters.params.poly_modulus_degree();
   const int L = plan.max_level;
@@ -138,8 +151,8 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
     return static_cast<int>(st.size()) - 1;
   };
   for (TensorId t : g.inputs) {
-    val[static_cast<std::size_t>(t)].storages = {new_storage(elems(g, t), L, true, t)};
-    est.input_ciphertexts += elems(g, t);
+    val[static_cast<std::size_t>(t)].storages = {new_storage(held(t), L, true, t)};
+    est.input_ciphertexts += held(t);
   }
   // Per node: the storage the node creates (-1: none), and the (storage, level) pairs it reads.
   std::vector<int> created(g.nodes.size(), -1);
@@ -150,7 +163,7 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
     const NodePlan& np = plan.nodes[k];
     NodeFootprint& nf = est.nodes[k];
     const TensorId out = n.outputs[0];
-    const std::int64_t out_count = elems(g, out);
+    const std::int64_t out_count = held(out);
     std::vector<std::size_t> data;  // indices into n.inputs
     for (std::size_t i = 0; i < n.inputs.size(); ++i) {
       if (model::is_activation(g, n.inputs[i])) data.push_back(i);
@@ -165,7 +178,7 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
       y.storages = {created[k]};
     };
     for (std::size_t i : data) {
-      if (np.materialized[i]) nf.materialized += elems(g, n.inputs[i]);
+      if (np.materialized[i]) nf.materialized += held(n.inputs[i]);
     }
     switch (np.kind) {
       case NodeKind::DataMovement:
@@ -175,10 +188,10 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
           const TensorId t = n.inputs[i];
           const int at = tensor(t).level - (np.materialized[i] ? 1 : 0);
           record_reads(t, np.materialized[i] ? tensor(t).level : np.input_level);
-          if (at != np.input_level) nf.aligned += elems(g, t);
+          if (at != np.input_level) nf.aligned += held(t);
           if (np.kind != NodeKind::DataMovement) continue;
           if (at != np.input_level || np.materialized[i]) {
-            y.storages.push_back(new_storage(elems(g, t), np.input_level, false, model::kNoTensor));  // aligned copy
+            y.storages.push_back(new_storage(held(t), np.input_level, false, model::kNoTensor));  // aligned copy
           } else {
             const auto& v = val[static_cast<std::size_t>(t)].storages;
             y.storages.insert(y.storages.end(), v.begin(), v.end());
@@ -193,7 +206,7 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
             create(np.output_level, false);
           }
         } else if (np.kind == NodeKind::Linear) {
-          const std::int64_t terms = linear_terms(g, n);
+          const std::int64_t terms = share_of(k, linear_terms(g, n));
           if (np.rescale) nf.mac_terms = terms;
           else nf.additions = terms;
           create(np.output_level, false);
@@ -219,8 +232,8 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
           else y = val[static_cast<std::size_t>(x)];
           break;
         }
-        nf.mac_terms = np.round_replies + (np.combines_input ? out_count : 0);
-        nf.aligned = np.round_replies;  // replies lowered to the combination level
+        nf.mac_terms = share_of(k, np.round_replies) + (np.combines_input ? out_count : 0);
+        nf.aligned = share_of(k, np.round_replies);  // replies lowered to the combination level
         create(np.output_level, false);
         break;
       }
@@ -229,7 +242,7 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
   }
 
   for (TensorId t : g.outputs) {
-    if (tensor(t).level >= 0) est.output_ciphertexts += elems(g, t);
+    if (tensor(t).level >= 0) est.output_ciphertexts += held(t);
   }
 
   auto stored_bytes = [&](const Storage& s) {
@@ -260,7 +273,7 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
     NodeFootprint& nf = est.nodes[k];
     const NodePlan& np = plan.nodes[k];
     const TensorId out = n.outputs[0];
-    const std::int64_t out_count = elems(g, out);
+    const std::int64_t out_count = held(out);
     const Value& y = val[static_cast<std::size_t>(out)];
     const int y_level = plan.nodes[k].output_level;
     // Nodes that compute on their inputs hold expanded copies of compact fresh inputs and
@@ -306,10 +319,10 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
       case NodeKind::FunctionRound:
         // Masked window copies (expanded, at the input level) + the replies; per-sample
         // masks: the replies (two with the signed value) unmasked one level below.
-        transient = np.round_ciphertexts * ct(np.input_level);
+        transient = share_of(k, np.round_ciphertexts) * ct(np.input_level);
         out_bytes = out_count * (np.output_level == L ? ct(L, o.compact_fresh) : ct(y_level));
         if (np.output_level != L) {
-          transient += np.round_replies * (np.round_signed_value ? 2 : 1) * (ct(L, o.compact_fresh) + ct(L));
+          transient += share_of(k, np.round_replies) * (np.round_signed_value ? 2 : 1) * (ct(L, o.compact_fresh) + ct(L));
         }
         break;
       case NodeKind::Clip:
@@ -321,8 +334,8 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
         // Per element: its masked windows (at the input level), the compact replies and
         // their expanded, lowered copies, the output before the rescale.
         out_bytes = out_count * ct(y_level + 1);
-        transient = np.round_ciphertexts * ct(np.input_level) +
-                    np.round_replies * (np.round_signed_value ? 2 : 1) * (ct(L, o.compact_fresh) + ct(y_level + 1));
+        transient = share_of(k, np.round_ciphertexts) * ct(np.input_level) +
+                    share_of(k, np.round_replies) * (np.round_signed_value ? 2 : 1) * (ct(L, o.compact_fresh) + ct(y_level + 1));
         break;
       }
       case NodeKind::FinalSoftmax: break;
@@ -387,7 +400,7 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
         if (!alive[ti]) continue;
         any = true;
         const std::int64_t h = rows_of(t);
-        if (h == 0 || elems(g, t) != st[s].count) {
+        if (h == 0 || held(t) != st[s].count) {
           whole = true;
           break;
         }

@@ -43,6 +43,11 @@ struct FootprintOptions {
   /// Words of stored limbs: 64, or 32 (memory::CiphertextStore::pack_words: limbs of
   /// primes below 2^32 at 4 bytes per coefficient; readers expand them transiently).
   int limb_words = 64;
+  /// One rank's share of a distributed run (plan/partition_cost.h): per tensor the
+  /// fraction of its elements the rank holds (its own and the halos it fetched), per
+  /// node the fraction of the work it does. Both empty: one process (all of it);
+  /// otherwise sized as Graph::tensors and Graph::nodes (else std::invalid_argument).
+  std::vector<double> tensor_share, node_share;
 };
 
 /// Per node, beside its NodePlan (kind, levels, rescale, output and round ciphertexts).

@@ -25,21 +25,20 @@ namespace {
 
 bool is_chw(const model::Shape& s) { return s.size() == 3 && s[1] >= 1 && s[2] >= 1; }
 
-/// The window map of a Conv / pool over dim H (spatial dim 0).
+/// The window map of a Conv / pool over spatial dim `axis` (0: H, 1: W).
 RowMap window_map(const model::Shape& kernel, const model::Shape& strides, const model::Shape& dilations,
-                  const model::Shape& pads_begin, std::int64_t in_rows) {
+                  const model::Shape& pads_begin, std::int64_t in_rows, std::size_t axis) {
   RowMap m;
-  m.stride = strides.empty() ? 1 : strides[0];
-  m.offset = pads_begin.empty() ? 0 : pads_begin[0];
-  const std::int64_t d = dilations.empty() ? 1 : dilations[0];
-  m.extent = (kernel[0] - 1) * d + 1;
+  m.stride = strides.size() > axis ? strides[axis] : 1;
+  m.offset = pads_begin.size() > axis ? pads_begin[axis] : 0;
+  const std::int64_t d = dilations.size() > axis ? dilations[axis] : 1;
+  m.extent = (kernel[axis] - 1) * d + 1;
   m.in_rows = in_rows;
   return m;
 }
 
-}  // namespace
-
-std::optional<RowMap> row_map(const model::Graph& g, const model::Node& n, std::size_t input) {
+/// row_map over per-sample dim 1 + axis (axis 0: rows, 1: columns).
+std::optional<RowMap> axis_map(const model::Graph& g, const model::Node& n, std::size_t input, std::size_t axis) {
   using model::OpType;
   if (n.outputs.size() != 1 || input >= n.inputs.size()) return std::nullopt;
   const model::TensorId in_id = n.inputs[input];
@@ -48,27 +47,28 @@ std::optional<RowMap> row_map(const model::Graph& g, const model::Node& n, std::
   const model::Shape& x = g.tensors[static_cast<std::size_t>(in_id)].shape;
   if (!is_chw(y) || !is_chw(x)) return std::nullopt;
   RowMap same;
-  same.in_rows = x[1];
+  const std::size_t d = 1 + axis;
+  same.in_rows = x[d];
   switch (n.op) {
     case OpType::Conv: {
       const auto* p = std::get_if<model::ConvParams>(&n.params);
-      if (p && p->residual && input == 3) return x[1] == y[1] ? std::optional<RowMap>(same) : std::nullopt;
+      if (p && p->residual && input == 3) return x[d] == y[d] ? std::optional<RowMap>(same) : std::nullopt;
       if (!p || input != 0 || p->kernel.size() != 2) return std::nullopt;
-      return window_map(p->kernel, p->strides, p->dilations, p->pads_begin, x[1]);
+      return window_map(p->kernel, p->strides, p->dilations, p->pads_begin, x[d], axis);
     }
     case OpType::AveragePool:
     case OpType::MaxPool: {
       const auto* p = std::get_if<model::PoolParams>(&n.params);
       if (!p || input != 0 || p->kernel.size() != 2) return std::nullopt;
-      return window_map(p->kernel, p->strides, p->dilations, p->pads_begin, x[1]);
+      return window_map(p->kernel, p->strides, p->dilations, p->pads_begin, x[d], axis);
     }
     case OpType::Add:
     case OpType::Sub:
     case OpType::Mul:
     case OpType::Div:
       if (!std::holds_alternative<model::BinaryParams>(n.params)) return std::nullopt;
-      if (x[1] == y[1]) return same;
-      if (x[1] == 1) {
+      if (x[d] == y[d]) return same;
+      if (x[d] == 1) {
         same.all = true;
         return same;
       }
@@ -79,11 +79,21 @@ std::optional<RowMap> row_map(const model::Graph& g, const model::Node& n, std::
     case OpType::LeakyRelu:
     case OpType::Identity:
     case OpType::Dropout:
-      if (input != 0 || x[1] != y[1]) return std::nullopt;
+      if (input != 0 || x[d] != y[d]) return std::nullopt;
       if (std::holds_alternative<model::SquareParams>(n.params)) return std::nullopt;
       return same;
     default: return std::nullopt;
   }
+}
+
+}  // namespace
+
+std::optional<RowMap> row_map(const model::Graph& g, const model::Node& n, std::size_t input) {
+  return axis_map(g, n, input, 0);
+}
+
+std::optional<RowMap> column_map(const model::Graph& g, const model::Node& n, std::size_t input) {
+  return axis_map(g, n, input, 1);
 }
 
 std::vector<StreamStep> stream_schedule(const model::Graph& g, const std::vector<bool>& streamable,

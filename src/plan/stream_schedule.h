@@ -38,6 +38,10 @@ struct RowMap {
 /// one of Conv, AveragePool, MaxPool, BatchNormalization, Add/Sub/Mul/Div (same rows or
 /// H = 1 broadcast), Relu, Clip, LeakyRelu, Identity/Dropout.
 std::optional<RowMap> row_map(const model::Graph& g, const model::Node& n, std::size_t input);
+/// The same map over columns (dimension 2 of per-sample [C, H, W] tensors; `in_rows` is
+/// then the input's W): which input columns a slab of output columns reads, for the
+/// column partition of a distributed run (plan/partition.h).
+std::optional<RowMap> column_map(const model::Graph& g, const model::Node& n, std::size_t input);
 
 /// One step of a streamed schedule: node `node` computes its output rows
 /// [row_begin, row_end) (whole nodes: all rows of the output, or [0, 0) for outputs that

@@ -44,6 +44,9 @@ struct EncryptedBackend {
   /// Per node (set by the executor): whether finish() rescales, the input level and
   /// scale (all inputs of a node are brought to one level), and Δ.
   bool rescale = false;
+  /// Whether add_const adds (false: a distributed rank's partial sum, whose constant
+  /// terms rank 0 adds once).
+  bool constants = true;
   /// Lazy relinearization (plan::NodePlan): multiply() leaves size-3 products without
   /// rescale; finish()/flush() relinearize size-3 sums and rescale twice.
   bool defer_product = false;
@@ -67,7 +70,9 @@ struct EncryptedBackend {
   void mac(Acc& a, const Tensor& x, std::int64_t e, double w) const;
   void add(Acc& a, const Tensor& x, std::int64_t e) const { mac(a, x, e, 1.0); }
   void sub(Acc& a, const Tensor& x, std::int64_t e) const { mac(a, x, e, -1.0); }
-  void add_const(Acc& a, double c) const { a.bias += c; }
+  void add_const(Acc& a, double c) const {
+    if (constants) a.bias += c;
+  }
   /// Stores y.cts[e] (at y.level, scale y.scale). Throws std::invalid_argument when a
   /// rescale is needed at level 0 or (no-rescale mode) a weight is not ±1.
   void finish(Tensor& y, std::int64_t e, Acc& a) const;

@@ -12,7 +12,9 @@
 
 #include "ckks/sizes.h"
 #include "model/error.h"
+#include "plan/partition.h"
 #include "runtime/steps/activations.h"
+#include "runtime/steps/distribution.h"
 
 namespace heinfer::runtime {
 namespace {
@@ -116,7 +118,18 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, EncryptedRunStat
   }
   observers.insert(observers.end(), options_.observers.begin(), options_.observers.end());
   run.observers = &observers;
+  std::optional<plan::Partition> partition;  // a distributed run: this rank's share
+  if (options_.peers && options_.peers->size() > 1) {
+    if (options_.resume || options_.checkpoint) {
+      throw std::runtime_error("checkpoints of distributed runs are not supported yet");
+    }
+    partition = plan::partition_columns(g, plan_, options_.peers->size());
+    run.partition = &*partition;
+    run.rank = options_.peers->rank();
+  }
   steps::Activations acts(run);  // after the store and the run state: destroyed first
+  std::optional<steps::Distribution> dist;
+  if (partition) dist.emplace(run, acts, *options_.peers);
   std::size_t resumed_steps = 0;
   std::int64_t batch = 0;
   if (options_.resume) {
@@ -148,7 +161,8 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, EncryptedRunStat
     EncryptedTensor scratch;             // the output of a step whose output is plaintext
     steps::StepIO io = acts.step_io(st, elements, scratch);
     run.node = st.node;
-    steps::run_step(run, io, acts, batch);
+    if (!dist || dist->before_step(io, elements)) steps::run_step(run, io, acts, batch);
+    if (dist) dist->after_step(io);
     acts.after_step(st, io);
     LayerStats& ls = stats.layers[k];
     meter.add_to(ls);
@@ -179,7 +193,9 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, EncryptedRunStat
     client.layer_done(k, ls);
     for (RunObserver* o : observers) o->node_done(k, g.nodes.size(), ls);
   }
-  auto outputs = acts.outputs(batch);
+  if (dist) dist->gather_outputs();
+  // In a distributed run only rank 0 holds (and decrypts) the outputs.
+  auto outputs = dist && dist->rank() != 0 ? std::vector<PlainTensor>{} : acts.outputs(batch);
   stats.seconds += since(t_start);
   return outputs;
 }
@@ -226,8 +242,10 @@ std::vector<double> EncryptedSession::run_batched(std::vector<double> inputs, st
     in.push_back(std::move(x));
     const std::int64_t b = x.batch;
     auto y = executor->run(*client, std::move(in), stats);
-    const auto bm = to_batch_major(y[0]);
-    std::copy(bm.begin(), bm.end(), out.begin() + s * out_e);
+    if (!y.empty()) {  // (empty off rank 0 of a distributed run)
+      const auto bm = to_batch_major(y[0]);
+      std::copy(bm.begin(), bm.end(), out.begin() + s * out_e);
+    }
     s += b;
     if (batch_seconds) batch_seconds->push_back(since(t0));
   }

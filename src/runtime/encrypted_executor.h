@@ -42,6 +42,7 @@
 #include "runtime/local_client.h"
 #include "runtime/plain_tensor.h"
 #include "runtime/run_observer.h"
+#include "runtime/peers.h"
 #include "runtime/run_stats.h"
 
 namespace heinfer::runtime {
@@ -76,6 +77,10 @@ struct EncryptedRunOptions {
   /// store and its tier file are released as the stack unwinds; nothing is written).
   /// Set from another thread or an observer (a Python KeyboardInterrupt).
   const std::atomic<bool>* cancel = nullptr;
+  /// A distributed run (plan/partition.h): this process's ranks, which must outlive the
+  /// runs; every rank runs the same plan and only rank 0 returns outputs. Null or one
+  /// rank: a single-process run. Checkpoints are refused with more than one rank.
+  Peers* peers = nullptr;
 };
 
 /// Thrown by a run whose EncryptedRunOptions::cancel was set.

@@ -46,6 +46,18 @@ void write_profile(const std::filesystem::path& path, const ProfileInfo& info, c
   j["peak_rss_anon_bytes"] = info.peak_rss_anon_bytes;
   j["tiers"] = {{"dram", tier_json(info.dram)}, {"pmem", tier_json(info.pmem)}};
   if (info.earlier) j["earlier_attempts"] = info.earlier->to_json();
+  if (!info.rank_dram_peak.empty()) {
+    nlohmann::json ranks = nlohmann::json::array();
+    for (std::size_t r = 0; r < info.rank_dram_peak.size(); ++r) {
+      ranks.push_back({{"rank", r},
+                       {"rss_anon_peak_bytes", info.rank_rss_anon_peak.at(r)},
+                       {"dram_peak_bytes", info.rank_dram_peak[r]},
+                       {"bytes_sent", info.rank_bytes_sent.at(r)}});
+    }
+    j["ranks"] = ranks;
+    j["exchange_seconds"] = stats.exchange_seconds;
+    j["bytes_exchanged"] = stats.halo_bytes_sent + stats.halo_bytes_received;
+  }
   nlohmann::json layers = nlohmann::json::array();
   for (std::size_t k = 0; k < stats.layers.size(); ++k) {
     const auto& l = stats.layers[k];

@@ -26,7 +26,11 @@
 //   "timeline": [{"t": s, "dram_bytes": ..., "pmem_bytes": ..., "rss_anon_bytes": ...}]
 //                sampled every ~20 ms and at every layer boundary,
 //   "earlier_attempts": a resumed run's runtime::RunProgress up to its checkpoint
-//                (runtime/checkpoint.h), absent otherwise; the rest covers this attempt
+//                (runtime/checkpoint.h), absent otherwise; the rest covers this attempt,
+//   "ranks": a distributed run's processes (absent otherwise): [{"rank": r,
+//            "rss_anon_peak_bytes": ..., "dram_peak_bytes": ..., "bytes_sent": halo and
+//            reduction bytes}], with "exchange_seconds" and "bytes_exchanged" of rank 0
+//            at the top level; the layers and tiers above are rank 0's
 // }
 #pragma once
 
@@ -56,6 +60,8 @@ struct ProfileInfo {
   std::int64_t peak_rss_anon_bytes = 0;
   std::vector<memory::MemorySample> timeline;
   const RunProgress* earlier = nullptr;  ///< a resumed run's earlier attempts
+  /// A distributed run's per-rank peaks and bytes sent (index: rank); empty otherwise.
+  std::vector<std::int64_t> rank_rss_anon_peak, rank_dram_peak, rank_bytes_sent;
 };
 
 /// Writes the profile (layout above) atomically. Throws std::runtime_error on I/O errors.

@@ -30,6 +30,10 @@ struct EncryptedRunStats {
   std::int64_t bytes_to_client = 0, bytes_to_server = 0;  ///< serialized sizes, all traffic
   double client_seconds = 0;      ///< time inside client calls (encrypt, rounds, decrypt)
   double seconds = 0;             ///< total wall time
+  /// A distributed run: bytes of ciphertexts this rank sent to / received from the other
+  /// ranks (halos, gathers, partial sums) and the seconds spent exchanging them.
+  std::int64_t halo_bytes_sent = 0, halo_bytes_received = 0;
+  double exchange_seconds = 0;
   std::vector<LayerStats> layers; ///< per node (summed over the batches run with these stats)
 };
 

@@ -26,6 +26,7 @@
 #include "runtime/encrypted_executor.h"
 #include "runtime/metrics.h"
 #include "runtime/profile.h"
+#include "session/distributed_run.h"
 #include "session/say.h"
 
 namespace heinfer::session {
@@ -45,6 +46,19 @@ std::string bytes_sha256(const std::vector<double>& v) {
   unsigned char h[crypto_hash_sha256_BYTES];
   crypto_hash_sha256(h, reinterpret_cast<const unsigned char*>(v.data()), v.size() * sizeof(double));
   return runtime::hex_digits(h, sizeof h);
+}
+
+std::string checkpoint_dir_of(const EmbeddedRunOptions& o) { return !o.resume.empty() ? o.resume : o.checkpoint; }
+
+/// What every rank of a distributed run must agree on (session/distributed_run.h): the
+/// model bytes, the inputs and the planning options.
+std::string run_digest(const std::string& model_path, const std::vector<double>& values, std::int64_t count,
+                       const EmbeddedRunOptions& o) {
+  return runtime::file_sha256(model_path) + " " + bytes_sha256(values) + " " + std::to_string(count) + " " + o.params +
+         " " + o.packing + " " + o.round_masks + " " + o.privacy + " " + std::to_string(o.allow_unmasked_rounds) +
+         std::to_string(o.check) + " " + std::to_string(o.scale_bits) + " " + std::to_string(o.batch) + " " +
+         std::to_string(o.dram_budget) + " " + o.streaming + " " + o.limb_words + " " + std::to_string(o.insecure_n) +
+         " " + std::to_string(o.groups);
 }
 
 }  // namespace
@@ -85,8 +99,22 @@ EmbeddedRunResult run_embedded(const std::string& model_path, std::vector<double
   const std::size_t reference_values = o.check ? static_cast<std::size_t>(count * model::numel(out_shape)) : 0;
   std::optional<runtime::CheckpointCalibration> kept;
   if (!o.resume.empty()) kept = runtime::read_checkpoint_calibration(o.resume, g.tensors.size(), reference_values);
+  // The job (every rank) and, inside it, the group that partitions the activations.
+  runtime::Peers* job = o.job ? o.job : o.peers;
+  const bool distributed = job && job->size() > 1;
+  const bool spatial = o.peers && o.peers->size() > 1;
+  const int groups = std::max(1, o.groups);
+  if (groups > 1 && (!distributed || !o.peers || o.group < 0 || o.group >= groups)) {
+    throw std::invalid_argument("rank groups need the job's peers and a group index below the group count");
+  }
+  if (distributed && !checkpoint_dir_of(o).empty()) {
+    throw std::runtime_error("--checkpoint / --resume are not supported with --distributed yet");
+  }
+  if (distributed) check_same_run(*job, run_digest(model_path, values, count, o));
   if (kept) {
     say(o.log ? stderr : nullptr, "note: the calibration comes from the checkpoint (no plaintext pass)\n");
+  } else if (distributed && job->rank() != 0) {
+    kept.emplace();  // rank 0's calibration, below: every rank plans from the same ranges
   } else {
     kept.emplace();
     std::vector<runtime::PlainTensor> calibration;
@@ -95,6 +123,7 @@ EmbeddedRunResult run_embedded(const std::string& model_path, std::vector<double
     if (o.check) kept->reference = std::move(plain_outputs.at(0));
     plain_outputs.clear();
   }
+  if (distributed) broadcast_ranges(*job, kept->ranges);
   int refreshes = 0;
   plan::Parameters plan = privacy == plan::Privacy::Model
                               ? plan::plan_parameters(g, kept->ranges, po)
@@ -214,7 +243,10 @@ EmbeddedRunResult run_embedded(const std::string& model_path, std::vector<double
     ro.checkpoint = checkpoint.get();
     ro.resume = resume ? &*resume : nullptr;
   }
+  if (spatial) ro.peers = o.peers;
+  if (distributed) secret.emplace(shared_secret_key(*job, plan.params));
   runtime::EncryptedSession session(g, plan, ro, secret ? &*secret : nullptr);
+  secret.reset();
   say(o.log, "context: %s\n", session.context->describe().c_str());
   if (limb_words == 32) store.pack_words(session.context);
   const double setup_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_plan).count();
@@ -229,7 +261,16 @@ EmbeddedRunResult run_embedded(const std::string& model_path, std::vector<double
   EmbeddedRunResult r;
   r.reference = std::move(kept->reference);
   kept.reset();
-  r.outputs = session.run_batched(std::move(values), count, chunk, r.stats, &r.batch_seconds);
+  if (groups == 1) {
+    r.outputs = session.run_batched(std::move(values), count, chunk, r.stats, &r.batch_seconds);
+  } else {  // this group's batches, then every group's outputs on rank 0
+    std::int64_t share = 0;
+    std::vector<double> mine = group_samples(values, count, model::numel(in_shape), chunk, groups, o.group, share);
+    values = {};
+    if (share > 0) mine = session.run_batched(std::move(mine), share, chunk, r.stats, &r.batch_seconds);
+    r.outputs = gather_group_outputs(*job, o.peers->rank() == 0, groups, o.group, mine, count, model::numel(out_shape),
+                                     chunk);
+  }
 
   const model::Shape out_shape_now = out_shape;
   r.count = count;
@@ -254,7 +295,16 @@ EmbeddedRunResult run_embedded(const std::string& model_path, std::vector<double
   r.pmem = store.pmem();
   r.peak_rss_bytes = peak_rss_bytes();
   r.peak_rss_anon_bytes = monitor.peak_rss_anon();
-  if (!o.profile.empty()) {
+  if (distributed) {
+    r.rank_rss_anon_peak = job->all_gather(r.peak_rss_anon_bytes);
+    r.rank_dram_peak = job->all_gather(r.dram.peak_bytes);
+    r.rank_bytes_sent = job->all_gather(r.stats.halo_bytes_sent);
+  } else {
+    r.rank_rss_anon_peak = {r.peak_rss_anon_bytes};
+    r.rank_dram_peak = {r.dram.peak_bytes};
+    r.rank_bytes_sent = {0};
+  }
+  if (!o.profile.empty() && (!distributed || job->rank() == 0)) {  // rank 0 reports
     runtime::ProfileInfo info;
     info.model = model_path;
     info.batch = count;
@@ -271,6 +321,11 @@ EmbeddedRunResult run_embedded(const std::string& model_path, std::vector<double
     info.peak_rss_anon_bytes = r.peak_rss_anon_bytes;
     info.timeline = timeline;
     info.earlier = resume && checkpoint ? &checkpoint->earlier() : nullptr;
+    if (distributed) {
+      info.rank_rss_anon_peak = r.rank_rss_anon_peak;
+      info.rank_dram_peak = r.rank_dram_peak;
+      info.rank_bytes_sent = r.rank_bytes_sent;
+    }
     runtime::write_profile(o.profile, info, r.stats);
   }
   return r;

@@ -12,6 +12,7 @@
 
 #include "memory/ciphertext_store.h"
 #include "plan/parameters.h"
+#include "runtime/peers.h"
 #include "runtime/run_observer.h"
 #include "runtime/run_stats.h"
 
@@ -48,6 +49,19 @@ struct EmbeddedRunOptions {
   std::vector<runtime::RunObserver*> observers;
   /// Checked before every step: once true the run throws runtime::RunCancelled.
   const std::atomic<bool>* cancel = nullptr;
+  /// A distributed run (plan/partition.h; every rank calls run_embedded with the same
+  /// model, inputs and options): rank 0 calibrates and generates the secret key, which
+  /// it sends to the other ranks (in this embedded mode every rank is the data owner's
+  /// process, and every rank's in-process client answers the rounds of its own share);
+  /// only rank 0's result holds the outputs. Null or one rank: one process.
+  runtime::Peers* peers = nullptr;
+  /// Several batches in flight (session/distributed_run.h): `job` holds every rank of
+  /// the MPI job, `peers` this rank's group (`group` of `groups`, rank 0 of the job
+  /// leading group 0), which runs the encrypted batches whose index is `group` modulo
+  /// `groups` with its activations partitioned among its ranks; rank 0 of the job
+  /// calibrates, makes the key and gathers the outputs. Null / 1: one group, `peers`.
+  runtime::Peers* job = nullptr;
+  int groups = 1, group = 0;
 };
 
 /// What an embedded run produced and measured.
@@ -72,6 +86,9 @@ struct EmbeddedRunResult {
   std::size_t checkpoints_written = 0;
   std::int64_t checkpoint_bytes = 0;
   double checkpoint_seconds = 0;
+  /// A distributed run, per rank in rank order: peak RssAnon, the store's DRAM peak and
+  /// the bytes sent to other ranks (halos, gathers, partial sums). One entry otherwise.
+  std::vector<std::int64_t> rank_rss_anon_peak, rank_dram_peak, rank_bytes_sent;
 };
 
 /// Runs the model in `model_path` encrypted on `count` samples (`inputs`: batch-major

@@ -21,6 +21,7 @@
 #include "runtime/calibration.h"
 #include "runtime/cost_calibration.h"
 #include "runtime/plain_tensor.h"
+#include "session/inspect_ranks.h"
 #include "session/say.h"
 
 namespace heinfer::session {
@@ -271,6 +272,13 @@ nlohmann::json predict_run(model::Graph& g, const model::LoadOptions& lo, const 
                 seconds_text(t.encrypt_seconds).c_str(), seconds_text(t.decrypt_seconds).c_str(),
                 seconds_text(t.first_touch_seconds).c_str(), seconds_text(t.total_seconds).c_str(), c.threads);
   }
+  nlohmann::json ranks_info;
+  if (o.ranks > 0) {
+    plan::LinkModel link;
+    link.bytes_per_second = o.link_bytes_per_second;
+    link.latency_seconds = o.link_latency_seconds;
+    ranks_info = predict_ranks(g, plan, fo, o.no_time ? nullptr : &t, o.ranks, link, o.out);
+  }
   const auto& model_input = g.tensors[static_cast<std::size_t>(g.inputs[0])];
   nlohmann::json j = {
       {"format", "heinfer-inspect"},
@@ -300,6 +308,7 @@ nlohmann::json predict_run(model::Graph& g, const model::LoadOptions& lo, const 
         {"total_streamed_bytes", fs.total_bytes()},
         {"tiers", {{"dram", f.total_bytes()}, {"pmem", 0}}}}},
       {"layers", layers}};
+  if (o.ranks > 0) j["ranks"] = ranks_info;
   if (o.no_time) {
     j["time"] = nullptr;
   } else {

@@ -41,7 +41,8 @@ import tempfile
 LAYERS = {
     "apps": ["session"],                  # the command-line tool
     "python": ["session"],                # the Python extension module
-    "session": ["protocol"],              # front ends' shared operations: embedded run, inspect
+    "session": ["protocol", "distributed"],  # front ends' shared operations: embedded run, inspect
+    "distributed": ["runtime"],           # MPI transport of distributed runs (runtime::Peers)
     "protocol": ["runtime"],              # gRPC transport, sessions, admission
     "runtime": ["plan"],                  # executes a plan; plaintext reference; client
     "plan": ["model", "ckks", "memory"],  # the EncryptedPlan, parameters, prediction

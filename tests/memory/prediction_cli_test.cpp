@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../common/onnx_builder.h"
+#include "../common/shell.h"
 #include "model/error.h"
 #include "model/load.h"
 
@@ -22,20 +23,11 @@ namespace {
 namespace fs = std::filesystem;
 const fs::path kTool = fs::path(HEINFER_BINARY_DIR) / "heinfer";
 
-struct Result {
-  int status;
-  std::string output;
-};
+using Result = test::ShellResult;
 
 /// Runs `heinfer ARGS` (with an optional environment prefix), stdout + stderr captured.
 Result sh(const std::string& args, const std::string& env = "") {
-  const std::string cmd = env + (env.empty() ? "" : " ") + "'" + kTool.string() + "' " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  while (p && fgets(buf, sizeof buf, p)) out += buf;
-  const int status = p ? pclose(p) : -1;
-  return {status, out};
+  return test::run_shell(env + (env.empty() ? "" : " ") + test::shell_quote(kTool) + " " + args);
 }
 
 // x[3,4,4] -> Conv(4x3x3x3, pad 1) -> Relu -> GlobalAveragePool -> Flatten -> Gemm(2x4).

@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../common/shell.h"
 #include "runtime/metrics.h"
 #include "runtime/npy.h"
 
@@ -28,19 +29,8 @@ namespace fs = std::filesystem;
 const fs::path kTool = fs::path(HEINFER_BINARY_DIR) / "heinfer";
 const fs::path kModels = fs::path(HEINFER_SOURCE_DIR) / "models";
 
-struct Result {
-  int status;
-  std::string output;
-};
-
-Result sh(const std::string& cmd) {
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  std::string out;
-  char buf[4096];
-  while (p && fgets(buf, sizeof buf, p)) out += buf;
-  const int status = p ? pclose(p) : -1;
-  return {status, out};
-}
+using Result = test::ShellResult;
+Result sh(const std::string& cmd) { return test::run_shell(cmd); }
 
 class ResumableRun : public ::testing::Test {
  protected:

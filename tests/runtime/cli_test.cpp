@@ -9,6 +9,7 @@
 #include <string>
 #include <utility>
 
+#include "../common/shell.h"
 #include "runtime/npy.h"
 
 namespace heinfer {
@@ -18,24 +19,10 @@ namespace fs = std::filesystem;
 const fs::path kTool = fs::path(HEINFER_BINARY_DIR) / "heinfer";
 const fs::path kModels = fs::path(HEINFER_SOURCE_DIR) / "models";
 
-struct Result {
-  int status;
-  std::string output;
-};
+using Result = test::ShellResult;
 
-Result sh(const std::string& args) {
-  std::string cmd = kTool.string();
-  cmd.insert(0, 1, '\'');
-  cmd += "' ";
-  cmd += args;
-  cmd += " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  while (p && fgets(buf, sizeof buf, p)) out += buf;
-  const int status = p ? pclose(p) : -1;
-  return {status, out};
-}
+/// Runs `heinfer ARGS`, stdout + stderr captured.
+Result sh(const std::string& args) { return test::run_shell(test::shell_quote(kTool) + " " + args); }
 
 class Cli : public ::testing::Test {
  protected:

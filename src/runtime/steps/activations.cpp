@@ -60,7 +60,7 @@ std::int64_t Activations::encrypt_inputs() {
     if (plan_.inputs_on_demand[ti] && run_.client.encrypts_parts()) {
       pending_input_[ti] = static_cast<int>(i);
     } else {
-      run_.encrypt_elements(i, v, all_elements(v.elements()), t.name, plan_.tensors[ti].bound, group);
+      run_.encrypt_elements(i, v, run_.owned(id, all_elements(v.elements())), t.name, plan_.tensors[ti].bound, group);
       run_.client.input_encrypted(i);
     }
     v.level = static_cast<std::size_t>(plan_.tensors[ti].stored_level);
@@ -79,7 +79,7 @@ void Activations::encrypt_rows_for(const plan::StreamStep& st) {
     const std::int64_t need = st.streamed && m ? m->end(st.row_end) : s[1];
     if (need <= encrypted_rows_[ti]) continue;
     run_.encrypt_elements(static_cast<std::size_t>(pending_input_[ti]), *values_[ti],
-                          band_elements(s, encrypted_rows_[ti], need), g_.tensors[ti].name, plan_.tensors[ti].bound,
+                          run_.owned(t, band_elements(s, encrypted_rows_[ti], need)), g_.tensors[ti].name, plan_.tensors[ti].bound,
                           group_of_[ti]);
     encrypted_rows_[ti] = need;
     if (need == s[1]) {
@@ -135,6 +135,14 @@ void Activations::after_step(const plan::StreamStep& st, StepIO& io) {
     }
     done_rows = std::max(done_rows, r);
   }
+}
+
+GroupId Activations::group_holding(model::TensorId t) const {
+  if (group_of_[static_cast<std::size_t>(t)] >= 0) return group_of_[static_cast<std::size_t>(t)];
+  for (model::TensorId r : plan_.tensors[static_cast<std::size_t>(t)].aliases) {
+    if (group_of_[static_cast<std::size_t>(r)] >= 0) return group_of_[static_cast<std::size_t>(r)];
+  }
+  return -1;
 }
 
 void Activations::finish_node(const StepIO& io) {

@@ -66,6 +66,15 @@ class Activations {
   /// naming what does not match.
   std::int64_t restore_state(std::istream& in, std::int64_t last_node);
 
+  /// The value of tensor t on this rank, or null when it is not live.
+  EncryptedTensor* value(model::TensorId t) {
+    auto& v = values_[static_cast<std::size_t>(t)];
+    return v ? &*v : nullptr;
+  }
+  /// The store group that holds t's ciphertexts (its own, else the first of its aliases'
+  /// with one), or -1.
+  GroupId group_holding(model::TensorId t) const;
+
   /// The tensor that produced t's values, for round and decryption names.
   const std::string& producer(model::TensorId t) const { return producer_[static_cast<std::size_t>(t)]; }
 

@@ -17,7 +17,7 @@ void run_function_round_step(RunState& run, StepIO& s) {
   const bool materialize = std::any_of(np.materialized.begin(), np.materialized.end(), [](bool b) { return b; });
   EncryptedTensor scratch;
   const EncryptedTensor& x =
-      materialized(run, x_in, materialize, static_cast<std::int64_t>(s.elements.size()) == x_in.elements(), s.n, scratch, s.group);
+      materialized(run, x_in, materialize, !s.st.streamed, s.n, scratch, s.group);
   if (!materialize) check_input_levels(s, static_cast<std::size_t>(np.input_level));
   const RoundFunction f = round_function(np, s.n.op, run.plan.parameters.masks);
   if (s.st.first) {

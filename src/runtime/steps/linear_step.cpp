@@ -67,6 +67,7 @@ void run_linear_step(RunState& run, StepIO& s) {
     const double q = be.defer_product ? 1.0 : static_cast<double>(run.ctx.modulus(level).value);
     y.scale = x.scale * x.scale * (run.plan.parameters.packing == ckks::Packing::Complex ? 4.0 : 1.0) / q;
   } else {
+    be.constants = s.constants;
     be.rescale = s.np.rescale;
     be.rescale_twice = s.np.rescale_twice;
     y.level = be.rescale ? level - (be.rescale_twice ? 2 : 1) : level;
@@ -77,8 +78,7 @@ void run_linear_step(RunState& run, StepIO& s) {
   // Expansions of compact inputs are kept across the tiles of one step.
   EncryptedBackend::ExpansionCache expansions;
   be.expansions = &expansions;
-  const auto tiles = s.st.streamed ? run.tiles(s.y_shape, element_bytes, s.st.row_begin, s.st.row_end)
-                                   : run.tiles(s.y_shape, element_bytes);
+  const auto tiles = run.step_tiles(s, element_bytes);
   // Several tiles, or the bands of a node whose windows overlap (a 3x3 conv reads each
   // input row in three bands), would each expand the compact inputs they read into
   // temporaries: expand them once, in the store (accounted, within the budget or in the

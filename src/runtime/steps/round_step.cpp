@@ -135,12 +135,11 @@ void relu(RunState& run, const EncryptedTensor& x, EncryptedTensor& y, std::span
 /// the plan says so (`materialize`: x may carry pending factors), x is first
 /// materialized, which only a whole node may need.
 void max_pool(RunState& run, const EncryptedTensor& x_in, bool materialize, EncryptedTensor& y,
-              std::span<const std::int64_t> outputs, const model::Node& n, bool fused_relu,
+              std::span<const std::int64_t> outputs, bool whole, const model::Node& n, bool fused_relu,
               const std::string& layer, GroupId group) {
   const auto& p = std::get<model::PoolParams>(n.params);
   EncryptedTensor m;
-  const EncryptedTensor& x = materialized(run, x_in, materialize,
-                                          static_cast<std::int64_t>(outputs.size()) == y.elements(), n, m, group);
+  const EncryptedTensor& x = materialized(run, x_in, materialize, whole, n, m, group);
   const model::WindowIndexer win(x.shape, y.shape, p.kernel, p.strides, p.dilations, p.pads_begin,
                                    p.pads_end);
   round(run, layer, fused_relu ? RoundFunction::ReluMax : RoundFunction::Max, static_cast<std::int64_t>(outputs.size()),
@@ -181,12 +180,11 @@ void max_pool(RunState& run, const EncryptedTensor& x_in, bool materialize, Encr
 /// first call, `first`). An x whose scale is not Δ (a square's output) is first brought
 /// to Δ, which only a whole node may need.
 void clip_or_leaky(RunState& run, const EncryptedTensor& x_in, const plan::NodePlan& np, EncryptedTensor& y,
-                   bool first, std::span<const std::int64_t> elements, const model::Node& n,
+                   bool first, std::span<const std::int64_t> elements, bool whole, const model::Node& n,
                    const std::string& layer, GroupId group) {
   EncryptedTensor m;
   const bool materialize = std::any_of(np.materialized.begin(), np.materialized.end(), [](bool b) { return b; });
-  const EncryptedTensor& x = materialized(run, x_in, materialize,
-                                          static_cast<std::int64_t>(elements.size()) == x_in.elements(), n, m, group);
+  const EncryptedTensor& x = materialized(run, x_in, materialize, whole, n, m, group);
   const bool leaky = n.op == OpType::LeakyRelu;
   double lo = -INFINITY, hi = INFINITY, alpha = 0;
   if (leaky) {
@@ -290,12 +288,12 @@ void run_round_step(RunState& run, StepIO& s) {
       bool materialize = false;
       for (bool b : s.np.materialized) materialize = materialize || b;
       if (s.st.first) s.y = fresh_output(run, s.y_shape);
-      max_pool(run, x, materialize, s.y, s.elements, n, s.np.round_fused_relu, s.round_layer, s.group);
+      max_pool(run, x, materialize, s.y, s.elements, !s.st.streamed, n, s.np.round_fused_relu, s.round_layer, s.group);
       break;
     }
     case plan::NodeKind::Clip:
     case plan::NodeKind::LeakyRelu:
-      clip_or_leaky(run, x, s.np, s.y, s.st.first, s.elements, n, s.round_layer, s.group);
+      clip_or_leaky(run, x, s.np, s.y, s.st.first, s.elements, !s.st.streamed, n, s.round_layer, s.group);
       break;
     default: throw std::logic_error(model::node_label(n) + ": not a client round");
   }

@@ -166,6 +166,33 @@ std::vector<kernels::OutputTile> RunState::tiles(const model::Shape& y_shape, st
   return out;
 }
 
+std::vector<kernels::OutputTile> RunState::step_tiles(const StepIO& s, std::int64_t element_bytes) const {
+  const bool band = s.st.streamed;
+  if (s.col_end < 0 || s.y_shape.size() != 3) {
+    return band ? tiles(s.y_shape, element_bytes, s.st.row_begin, s.st.row_end) : tiles(s.y_shape, element_bytes);
+  }
+  const std::int64_t c = s.y_shape[0], h = s.y_shape[1], w = s.y_shape[2];
+  const std::int64_t h0 = band ? s.st.row_begin : 0, h1 = band ? s.st.row_end : h;
+  const std::int64_t width = s.col_end - s.col_begin;
+  std::vector<kernels::OutputTile> out;
+  if (width <= 0) return out;
+  const std::int64_t per = std::max<std::int64_t>(1, tile_bytes / std::max<std::int64_t>(1, element_bytes));
+  const std::int64_t rows = std::max<std::int64_t>(1, per / width);
+  for (std::int64_t ch = 0; ch < c; ++ch) {
+    for (std::int64_t r0 = h0; r0 < h1; r0 += rows) {
+      out.push_back({std::min(rows, h1 - r0), w, s.col_begin, s.col_end, ch * h + r0});
+    }
+  }
+  return out;
+}
+
+std::vector<std::int64_t> RunState::owned(model::TensorId t, std::vector<std::int64_t> elements) const {
+  if (!partition) return elements;
+  const plan::TensorSplit& s = partition->tensors[static_cast<std::size_t>(t)];
+  std::erase_if(elements, [&](std::int64_t e) { return s.owner(e) != rank; });
+  return elements;
+}
+
 void RunState::adopt_tile(EncryptedTensor& y, const kernels::OutputTile& tile, GroupId group) {
   std::vector<std::int64_t> positions;
   positions.reserve(static_cast<std::size_t>(tile.size()));

@@ -24,6 +24,7 @@
 #include "memory/ciphertext_store.h"
 #include "model/graph.h"
 #include "plan/encrypted_plan.h"
+#include "plan/partition.h"
 #include "runtime/client.h"
 #include "runtime/encrypted_backend.h"
 #include "runtime/encrypted_tensor.h"
@@ -34,6 +35,7 @@
 
 namespace heinfer::runtime::steps {
 
+struct StepIO;
 using GroupId = memory::CiphertextStore::GroupId;
 
 /// Server-side state of one run, shared by the steps.
@@ -58,6 +60,13 @@ class RunState {
   /// Model-private mode: encryptions of zero under the client's public key, which
   /// re-randomize every ciphertext before a blind refresh; null otherwise.
   const ckks::Encryptor* public_key_encryptor = nullptr;
+  /// A distributed run (plan/partition.h): the partition and this process's rank; null
+  /// in a single-process run.
+  const plan::Partition* partition = nullptr;
+  int rank = 0;
+  /// `elements` of tensor t without those another rank owns (all of them when not
+  /// distributed).
+  std::vector<std::int64_t> owned(model::TensorId t, std::vector<std::int64_t> elements) const;
   /// The run's observers (RunObserver::round_replied after every checked reply), or null.
   const std::vector<RunObserver*>* observers = nullptr;
 
@@ -79,6 +88,9 @@ class RunState {
   /// channels, or one row in channel blocks, or element ranges.
   std::vector<kernels::OutputTile> tiles(const model::Shape& y_shape, std::int64_t element_bytes,
                                          std::int64_t row_begin = 0, std::int64_t row_end = -1) const;
+  /// The tiles of step s's share of its output: tiles() of its band, restricted to its
+  /// columns in a distributed run (one tile per channel and group of rows).
+  std::vector<kernels::OutputTile> step_tiles(const StepIO& s, std::int64_t element_bytes) const;
   /// Stores the tile's new ciphertexts of y in `group`.
   void adopt_tile(EncryptedTensor& y, const kernels::OutputTile& tile, GroupId group);
 
@@ -102,6 +114,11 @@ struct StepIO {
   std::span<const std::int64_t> elements;  ///< output elements of this step (a band, or all)
   double x_bound = 0;                      ///< bound of the first encrypted input
   std::string round_layer;                 ///< "<producer> -> <node>": names a round's checks
+  /// A distributed run: the output columns [col_begin, col_end) of a [C, H, W] output
+  /// this rank computes (col_end < 0: all), and whether the step adds the node's
+  /// constant terms (false for the partial sums of ranks other than 0).
+  std::int64_t col_begin = 0, col_end = -1;
+  bool constants = true;
 };
 
 /// A uniformly random permutation of 0..n-1 (Fisher-Yates, libsodium CSPRNG).

@@ -230,7 +230,7 @@ void run_sample_masked_round_step(RunState& run, StepIO& s) {
     EncryptedTensor m;
     const bool materialize = std::any_of(np.materialized.begin(), np.materialized.end(), [](bool b) { return b; });
     const EncryptedTensor& x = materialized(run, x_in, materialize,
-                                            static_cast<std::int64_t>(s.elements.size()) == x_in.elements(), n, m, s.group);
+                                            !s.st.streamed, n, m, s.group);
     share_elements(x, s.y, s.st.first, s.elements);
     return;
   }
@@ -241,7 +241,7 @@ void run_sample_masked_round_step(RunState& run, StepIO& s) {
     EncryptedTensor m;
     const bool materialize = std::any_of(np.materialized.begin(), np.materialized.end(), [](bool b) { return b; });
     const EncryptedTensor& x = materialized(run, x_in, materialize,
-                                            static_cast<std::int64_t>(s.elements.size()) == s.y.elements(), n, m, s.group);
+                                            !s.st.streamed, n, m, s.group);
     auto items = max_pool_items(x, s.y_shape, n, s.elements);
     masked_rounds(run, items, f, x.scale, s.y, s.round_layer, s.group);
     return;

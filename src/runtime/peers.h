@@ -1,0 +1,27 @@
+// The ranks of a distributed run as the executor sees them: collective exchanges of byte
+// buffers between processes that run the same plan in lockstep. The MPI implementation
+// lives above the runtime (distributed/mpi_peers.h); the runtime knows only this.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace heinfer::runtime {
+
+class Peers {
+ public:
+  virtual ~Peers() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  /// All-to-all: `out[q]` goes to rank q (out.size() == size(); out[rank()] is ignored);
+  /// returns what every rank sent to this one (entry rank() empty). Collective: every
+  /// rank calls it, in the same order; an empty buffer costs no message. Throws
+  /// std::runtime_error on a transport failure.
+  virtual std::vector<std::vector<std::uint8_t>> exchange(std::vector<std::vector<std::uint8_t>> out) = 0;
+  /// Rank 0's `bytes` on every rank (collective).
+  virtual void broadcast(std::vector<std::uint8_t>& bytes) = 0;
+  /// Every rank's `value`, in rank order, on every rank (collective).
+  virtual std::vector<std::int64_t> all_gather(std::int64_t value) = 0;
+};
+
+}  // namespace heinfer::runtime
