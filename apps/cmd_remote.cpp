@@ -1,12 +1,16 @@
 // `heinfer serve` and `heinfer client`: encrypted inference over gRPC (protocol/remote.h).
 #include <CLI/CLI.hpp>
+#include <pthread.h>
+#include <signal.h>
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 
 #include "commands.h"
+#include "distributed/mpi_peers.h"
 #include "memory/bytes.h"
 #include "protocol/remote.h"
 #include "model/shape.h"
@@ -23,6 +27,7 @@ struct ServeCli {
   std::vector<std::string> models, calibrations;
   std::string round_masks = "per-sample";
   std::string privacy = "model";
+  bool distributed = false;
   protocol::ServerOptions o;
 };
 
@@ -52,7 +57,27 @@ void serve(ServeCli& c) {
   }
   c.o.round_masks = plan::parse_round_masks(c.round_masks);
   c.o.privacy = plan::parse_privacy(c.privacy);
-  protocol::serve(c.o);
+  if (!c.distributed) return protocol::serve(c.o);
+  // Rank 0 speaks gRPC from its handler threads (one at a time): MPI_THREAD_SERIALIZED.
+  if (!distributed::MpiPeers::launched()) throw std::runtime_error("--distributed: start heinfer with mpirun -np P");
+  // SIGTERM/SIGINT blocked before MPI starts its threads, so that none of them takes the
+  // signal: rank 0's server thread waits for it and stops the compute ranks (serve()).
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::optional<distributed::MpiPeers> job, compute;  // compute destroyed first
+  job.emplace(true);
+  if (job->size() < 2) throw std::runtime_error("serve --distributed: needs at least 2 ranks (rank 0 serves, the others compute)");
+  compute.emplace(*job, job->rank() == 0 ? 0 : 1);
+  c.o.ranks = &*job;
+  c.o.compute_ranks = job->rank() == 0 ? nullptr : &*compute;
+  try {
+    protocol::serve(c.o);
+  } catch (const std::exception& e) {
+    job->abort(e.what(), 1);  // the other ranks wait for this one: end them all, with the message
+  }
 }
 
 struct ClientCli {
@@ -202,6 +227,9 @@ void register_serve(CLI::App& app) {
                 "serve models with Sigmoid, Tanh, Softplus, Erf, Exp, Log or Sqrt as client rounds "
                 "without masks: their clients see those layers' inputs in the clear (docs/security.md)");
   sub->add_flag("--insecure", c->o.insecure, "serve without TLS (prints a warning)");
+  sub->add_flag("--distributed", c->distributed,
+                "under `mpirun -np P` (P >= 2): rank 0 serves gRPC, ranks 1..P-1 run every batch in column slabs "
+                "of every activation (one batch at a time)");
   sub->callback([c] { serve(*c); });
 }
 

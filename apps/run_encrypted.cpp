@@ -73,7 +73,8 @@ void add_encrypted_options(CLI::App* sub, EncryptedOptions& o) {
   sub->add_option("--checkpoint", o.checkpoint,
                   "encrypted: keep what a restart needs in DIR (the position in the plan, the live ciphertexts, "
                   "the parameters and the secret key, mode 0600) at most every --checkpoint-interval seconds; "
-                  "continue with --resume DIR; removed when the run completes (one batch)");
+                  "continue with --resume DIR; removed when the run completes (one batch); with --distributed "
+                  "each rank writes DIR/rank-R-of-P");
   sub->add_option("--checkpoint-interval", o.checkpoint_interval,
                   "encrypted: seconds between checkpoints (0: after every step)")
       ->check(CLI::NonNegativeNumber)

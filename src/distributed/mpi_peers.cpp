@@ -3,14 +3,34 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
+#include <string>
+#include <thread>
 
 namespace heinfer::distributed {
 namespace {
 
 constexpr std::size_t kMaxMessage = std::size_t{1} << 30;
+// Point-to-point messages: a size, then the bytes (the exchanges' tags count chunks from 0).
+constexpr int kSizeTag = 30000, kBytesTag = 30001;
+// Largest point-to-point message accepted (a rank's client call or its reply).
+constexpr std::int64_t kMaxPointBytes = std::int64_t{64} << 30;
+
+/// Waits for `reqs` by polling with a growing pause (50 us to 1 ms) instead of MPI's
+/// busy wait: a rank that waits for a client's reply leaves its core to the others.
+void wait_politely(std::vector<MPI_Request>& reqs) {
+  auto pause = std::chrono::microseconds(50);
+  for (;;) {
+    int done = 0;
+    MPI_Testall(static_cast<int>(reqs.size()), reqs.data(), &done, MPI_STATUSES_IGNORE);
+    if (done) return;
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::microseconds(1000));
+  }
+}
 
 /// Posts the receives or sends of `buf` to/from `peer` in messages of at most 1 GiB.
 void post(std::vector<std::uint8_t>& buf, int peer, bool send, MPI_Comm comm, std::vector<MPI_Request>& reqs) {
@@ -28,18 +48,22 @@ void post(std::vector<std::uint8_t>& buf, int peer, bool send, MPI_Comm comm, st
 
 bool MpiPeers::launched() { return std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMI_SIZE"); }
 
-MpiPeers::MpiPeers() {
+MpiPeers::MpiPeers(bool serialized) {
   int initialized = 0;
   MPI_Initialized(&initialized);
+  const int level = serialized ? MPI_THREAD_SERIALIZED : MPI_THREAD_FUNNELED;
+  int provided = 0;
   if (!initialized) {
-    int provided = 0;
-    if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+    if (MPI_Init_thread(nullptr, nullptr, level, &provided) != MPI_SUCCESS) {
       throw std::runtime_error("--distributed: MPI_Init_thread failed");
     }
     finalize_ = true;
-    if (provided < MPI_THREAD_FUNNELED) {
-      throw std::runtime_error("--distributed: the MPI library does not support MPI_THREAD_FUNNELED");
-    }
+  } else {
+    MPI_Query_thread(&provided);
+  }
+  if (provided < level) {
+    throw std::runtime_error(std::string("--distributed: the MPI library does not support ") +
+                             (serialized ? "MPI_THREAD_SERIALIZED" : "MPI_THREAD_FUNNELED"));
   }
   comm_ = MPI_COMM_WORLD;
   MPI_Comm_rank(comm_, &rank_);
@@ -96,6 +120,52 @@ std::vector<std::int64_t> MpiPeers::all_gather(std::int64_t value) {
   std::vector<std::int64_t> out(static_cast<std::size_t>(size_));
   MPI_Allgather(&value, 1, MPI_INT64_T, out.data(), 1, MPI_INT64_T, comm_);
   return out;
+}
+
+void MpiPeers::send(int to, const std::vector<std::uint8_t>& bytes) {
+  if (to < 0 || to >= size_ || to == rank_) {
+    throw std::invalid_argument("MpiPeers::send: no rank " + std::to_string(to) + " to send to");
+  }
+  std::int64_t n = static_cast<std::int64_t>(bytes.size());
+  std::vector<MPI_Request> reqs(1);
+  MPI_Isend(&n, 1, MPI_INT64_T, to, kSizeTag, comm_, &reqs[0]);
+  for (std::size_t off = 0; off < bytes.size(); off += kMaxMessage) {
+    MPI_Request r;
+    MPI_Isend(bytes.data() + off, static_cast<int>(std::min(kMaxMessage, bytes.size() - off)), MPI_BYTE, to,
+              kBytesTag, comm_, &r);
+    reqs.push_back(r);
+  }
+  wait_politely(reqs);
+}
+
+std::vector<std::uint8_t> MpiPeers::receive(int& from) {
+  if (from < -1 || from >= size_ || from == rank_) {
+    throw std::invalid_argument("MpiPeers::receive: no rank " + std::to_string(from) + " to receive from");
+  }
+  MPI_Status st;
+  auto pause = std::chrono::microseconds(50);
+  for (int flag = 0;;) {
+    MPI_Iprobe(from < 0 ? MPI_ANY_SOURCE : from, kSizeTag, comm_, &flag, &st);
+    if (flag) break;
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::microseconds(1000));
+  }
+  from = st.MPI_SOURCE;
+  std::int64_t n = 0;
+  MPI_Recv(&n, 1, MPI_INT64_T, from, kSizeTag, comm_, MPI_STATUS_IGNORE);
+  if (n < 0 || n > kMaxPointBytes) {
+    throw std::runtime_error("rank " + std::to_string(from) + " announced a message of " + std::to_string(n) + " bytes");
+  }
+  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(n));
+  std::vector<MPI_Request> reqs;
+  for (std::size_t off = 0; off < bytes.size(); off += kMaxMessage) {
+    MPI_Request r;
+    MPI_Irecv(bytes.data() + off, static_cast<int>(std::min(kMaxMessage, bytes.size() - off)), MPI_BYTE, from,
+              kBytesTag, comm_, &r);
+    reqs.push_back(r);
+  }
+  wait_politely(reqs);
+  return bytes;
 }
 
 void MpiPeers::abort(const std::string& what, int code) const {

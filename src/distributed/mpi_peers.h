@@ -1,8 +1,9 @@
 // The ranks of a distributed run over MPI (Open MPI from Debian's packages): the
 // runtime's Peers (runtime/peers.h) as MPI collectives and point-to-point messages.
 // One object per process, created before the run and destroyed after it; it initializes
-// MPI (thread level "funneled": only the executor's thread calls MPI, OpenMP threads
-// never do) unless the process did already, and finalizes what it initialized.
+// MPI unless the process did already (thread level "funneled": only the executor's
+// thread calls MPI, OpenMP threads never do; or "serialized" for a server whose gRPC
+// threads call it one at a time), and finalizes what it initialized.
 //
 // Errors: MPI's default handler (MPI_ERRORS_ARE_FATAL) stays: a rank that dies or a
 // broken link ends every rank, and mpirun names the rank. abort() ends the run from one
@@ -19,9 +20,10 @@ namespace heinfer::distributed {
 
 class MpiPeers : public runtime::Peers {
  public:
-  /// Throws std::runtime_error when MPI cannot be initialized with the thread level
-  /// needed.
-  MpiPeers();
+  /// `serialized`: MPI may be called from several threads, one at a time (the caller
+  /// serializes). Throws std::runtime_error when MPI cannot be initialized with the
+  /// thread level needed.
+  explicit MpiPeers(bool serialized = false);
   /// The ranks of `parent` with the same `color` (>= 0), in parent rank order (a group
   /// of a run with several batches in flight: MPI_Comm_split). Collective over parent.
   /// Destroy it before its parent. Throws std::invalid_argument for a negative color,
@@ -39,6 +41,10 @@ class MpiPeers : public runtime::Peers {
   std::vector<std::vector<std::uint8_t>> exchange(std::vector<std::vector<std::uint8_t>> out) override;
   void broadcast(std::vector<std::uint8_t>& bytes) override;
   std::vector<std::int64_t> all_gather(std::int64_t value) override;
+  /// A size message, then the bytes in messages of at most 1 GiB (non-blocking, waited
+  /// for by polling: a waiting rank leaves its core to the ranks that compute).
+  void send(int to, const std::vector<std::uint8_t>& bytes) override;
+  std::vector<std::uint8_t> receive(int& from) override;
 
   /// Prints "heinfer: rank R: <what>" on stderr (R in this communicator) and ends every
   /// rank of the job (MPI_Abort on MPI_COMM_WORLD with `code`).

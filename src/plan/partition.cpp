@@ -88,6 +88,32 @@ Partition partition_columns(const model::Graph& g, const EncryptedPlan& plan, in
   return p;
 }
 
+std::vector<std::int64_t> round_requests(const model::Graph& g, const EncryptedPlan& plan, const Partition& p) {
+  std::vector<std::int64_t> requests(g.nodes.size(), 0);
+  std::vector<std::int64_t> items(static_cast<std::size_t>(p.ranks));
+  for (const StreamStep& st : plan.steps) {
+    const auto k = static_cast<std::size_t>(st.node);
+    const NodePlan& np = plan.nodes[k];
+    if (np.round_items <= 0) continue;
+    const model::TensorId y = g.nodes[k].outputs[0];
+    const model::Shape& ys = g.tensors[static_cast<std::size_t>(y)].shape;
+    const TensorSplit& split = p.tensors[static_cast<std::size_t>(y)];
+    std::fill(items.begin(), items.end(), 0);
+    if (p.nodes[k] == NodeSplit::Root) {
+      items[0] = st.streamed ? ys[0] * (st.row_end - st.row_begin) * ys[2] : np.output_ciphertexts;
+    } else if (st.streamed) {  // a band of rows of a [C, H, W] output: C·rows elements per column
+      for (int r = 0; r < p.ranks; ++r) {
+        const auto [w0, w1] = split.columns(r);
+        items[static_cast<std::size_t>(r)] = ys[0] * (st.row_end - st.row_begin) * (w1 - w0);
+      }
+    } else {
+      for (std::int64_t e = 0; e < np.output_ciphertexts; ++e) ++items[static_cast<std::size_t>(split.owner(e))];
+    }
+    for (const std::int64_t n : items) requests[k] += (n + np.round_items - 1) / np.round_items * np.rounds_per_chunk;
+  }
+  return requests;
+}
+
 std::string describe(const model::Graph& g, const Partition& p) {
   static const char* names[] = {"spatial", "inherit", "reduce", "root"};
   std::string out;

@@ -60,6 +60,13 @@ struct Partition {
 /// std::invalid_argument when ranks < 1 or the plan does not match g.
 Partition partition_columns(const model::Graph& g, const EncryptedPlan& plan, int ranks);
 
+/// The client round requests of a distributed run, per node (parallel to Graph::nodes):
+/// every rank runs a round node's rounds over the elements of each step it owns (all of
+/// them on rank 0 for a root node), in chunks of NodePlan::round_items, each chunk
+/// NodePlan::rounds_per_chunk requests; summed over the ranks. With one rank it equals
+/// NodePlan::rounds. (A server announces these counts to its client.)
+std::vector<std::int64_t> round_requests(const model::Graph& g, const EncryptedPlan& plan, const Partition& p);
+
 /// The split of every node, as "name: Spatial" lines (for `inspect` and test messages).
 std::string describe(const model::Graph& g, const Partition& p);
 

@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "plan/parameters.h"
+#include "runtime/peers.h"
 
 namespace heinfer::protocol {
 
@@ -75,11 +76,20 @@ struct ServerOptions {
   /// 10); its sessions carry the client's public key. Activations: client-aided rounds
   /// on masked activations (`round_masks`), far faster, with their documented leakage.
   plan::Privacy privacy = plan::Privacy::Model;
+  /// `mpirun -np P heinfer serve --distributed` (P >= 2): every rank of the job. Rank 0
+  /// speaks gRPC and relays; ranks 1 … P − 1 (`compute_ranks`, their own group) run every
+  /// batch in column slabs (protocol/rank_gateway.h). Null: one process does everything.
+  runtime::Peers* ranks = nullptr;
+  runtime::Peers* compute_ranks = nullptr;
 };
 
 /// Runs the server until SIGTERM or SIGINT, then stops accepting calls, cancels the open
 /// sessions and returns (the process exits 0). Prints "listening on HOST:PORT" (the bound
 /// port) on stdout once ready. Throws std::runtime_error on bad options/models.
+/// Distributed (options.ranks): every rank prepares the models and checks that rank 0's
+/// are the same (std::runtime_error otherwise); a compute rank serves rank 0's batches
+/// and returns when rank 0 stops; one batch runs on the ranks at a time (other Infer
+/// calls wait for it).
 void serve(const ServerOptions& options);
 
 struct ClientOptions {

@@ -50,13 +50,7 @@ class RemoteClient : public runtime::Client {
     ServerMessage msg;
     auto* e = msg.mutable_encrypt();
     e->set_input(static_cast<int>(r.input));
-    for (std::size_t i = 0; i < r.elements.size();) {
-      std::size_t j = i + 1;
-      while (j < r.elements.size() && r.elements[j] == r.elements[j - 1] + 1) ++j;
-      e->add_ranges(r.elements[i]);
-      e->add_ranges(r.elements[j - 1] + 1);
-      i = j;
-    }
+    add_ranges(*e, r.elements);
     send(msg);
     ++traffic_["input"].round_trips;
     return receive(ClientMessage::kInput, "input", &traffic_["input"].to_server,
@@ -68,12 +62,7 @@ class RemoteClient : public runtime::Client {
   void layer_done(std::size_t node, const runtime::LayerStats& l) override {
     ServerMessage msg;
     auto* p = msg.mutable_progress();
-    p->set_node(static_cast<int>(node));
-    p->set_name(l.name);
-    p->set_op(l.op);
-    p->set_seconds(l.seconds);
-    p->set_ciphertexts(l.ciphertexts);
-    p->set_level(l.level);
+    fill_progress(*p, node, l);
     p->set_elapsed(std::chrono::duration<double>(Clock::now() - start_).count());
     stream_->Write(msg);
   }

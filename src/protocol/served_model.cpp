@@ -1,5 +1,6 @@
 #include "protocol/served_model.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <span>
 #include <stdexcept>
@@ -8,6 +9,7 @@
 #include "memory/bytes.h"
 #include "model/load.h"
 #include "plan/footprint.h"
+#include "plan/partition.h"
 #include "plan/refresh_rounds.h"
 #include "runtime/round_function.h"
 #include "runtime/calibration.h"
@@ -20,14 +22,17 @@ namespace {
 // Session memory reservation = kFootprintFactor x plan::predict_footprint(...).total_bytes()
 // + the serialized keys (held while they are loaded) + four messages of gRPC buffers
 // + kSessionOverhead. Calibrated against the measured peak RSS of CNN and CryptoNets
-// sessions (docs/remote_inference.md, "Memory admission").
+// sessions (docs/remote_inference.md, "Memory admission"). Rank 0 of `serve --distributed`
+// holds no activations: its sessions reserve the keys, the messages, the overhead and one
+// compute rank's call (its round ciphertexts, loaded and re-serialized: at most the
+// plan's tile bytes).
 constexpr double kFootprintFactor = 1.5;
 constexpr std::int64_t kSessionOverhead = std::int64_t{256} << 20;
 
 }  // namespace
 
 std::unique_ptr<Model> prepare_served_model(const ServedModel& sm, int max_message_mib, plan::RoundMasks masks,
-                                            bool unmasked_functions, plan::Privacy privacy) {
+                                            bool unmasked_functions, plan::Privacy privacy, int compute_ranks) {
   auto m = std::make_unique<Model>();
   m->name = sm.name;
   m->g = model::load_model(sm.path);
@@ -82,9 +87,14 @@ std::unique_ptr<Model> prepare_served_model(const ServedModel& sm, int max_messa
   m->max_key_bytes = limbs * limbs * 2 * static_cast<std::int64_t>(m->context->n()) * 8 + (1 << 20);
   m->encrypted = plan::make_plan(m->g, m->plan);
   const plan::FootprintEstimate fe = plan::predict_footprint(m->g, m->encrypted);
-  m->reservation = static_cast<std::int64_t>(kFootprintFactor * static_cast<double>(fe.total_bytes())) +
-                   fe.key_bytes + 4 * (std::int64_t{max_message_mib} << 20) + kSessionOverhead;
-  for (std::size_t k = 0; k < m->g.nodes.size(); ++k) {  // the round schedule
+  const std::int64_t held = compute_ranks > 1
+                                ? m->encrypted.options.tile_bytes
+                                : static_cast<std::int64_t>(kFootprintFactor * static_cast<double>(fe.total_bytes()));
+  m->reservation = held + fe.key_bytes + 4 * (std::int64_t{max_message_mib} << 20) + kSessionOverhead;
+  // The round schedule (per node: one process's rounds, or every compute rank's).
+  const std::vector<std::int64_t> requests =
+      plan::round_requests(m->g, m->encrypted, plan::partition_columns(m->g, m->encrypted, std::max(1, compute_ranks)));
+  for (std::size_t k = 0; k < m->g.nodes.size(); ++k) {
     const plan::NodePlan& np = m->encrypted.nodes[k];
     if (!plan::is_round(np.kind) || np.identity) continue;
     RoundSpec* r = info.add_schedule();
@@ -95,7 +105,7 @@ std::unique_ptr<Model> prepare_served_model(const ServedModel& sm, int max_messa
     const std::int64_t per_item = np.round_replies / std::max<std::int64_t>(1, np.output_ciphertexts);
     r->set_max_windows(np.round_items * std::max<std::int64_t>(1, per_item));
     r->set_window_size(static_cast<int>(np.round_window_size));
-    r->set_rounds(static_cast<int>(np.rounds));
+    r->set_rounds(static_cast<int>(requests[k]));
     r->set_level(np.round_level);
     r->set_bound(np.round_bound);
   }
@@ -122,6 +132,17 @@ std::unique_ptr<Model> prepare_served_model(const ServedModel& sm, int max_messa
               m->plan.describe().c_str(), memory::format_bytes(fe.total_bytes()).c_str(),
               memory::format_bytes(m->reservation).c_str());
   return m;
+}
+
+SessionRequirements session_requirements(const Model& m) {
+  const bool key_switching = m.context->special_count() > 0;
+  return {m.name,
+          m.context.get(),
+          key_switching && m.plan.packing == ckks::Packing::Complex,
+          key_switching,
+          m.max_key_bytes,
+          {m.info.galois_elements().begin(), m.info.galois_elements().end()},
+          m.plan.privacy == plan::Privacy::Model};
 }
 
 }  // namespace heinfer::protocol

@@ -13,6 +13,7 @@
 #include "plan/parameters.h"
 #include "protocol/heinfer.grpc.pb.h"
 #include "protocol/remote.h"
+#include "protocol/server_checks.h"
 
 namespace heinfer::protocol {
 
@@ -31,13 +32,20 @@ struct Model {
 /// Loads, calibrates (runtime::calibrated_parameters, as `heinfer run`) and plans `sm`
 /// in the `privacy` mode (model: real packing, Relu and MaxPool announced as BlindRefresh
 /// rounds; `masks` then applies to nothing), and fills its ModelInfo. A session reserves kFootprintFactor × the predicted footprint
-/// + the keys + four messages of `max_message_mib` + a fixed overhead. Throws
+/// + the keys + four messages of `max_message_mib` + a fixed overhead. With
+/// `compute_ranks` > 1 (`serve --distributed`) the announced rounds per node are those
+/// of that many ranks, each running its share of the node (plan::round_requests), and
+/// the reservation is rank 0's (no activations: one compute rank's call). Throws
 /// std::runtime_error (with the model's name) for a model with other than one input and
 /// one output, a missing or mis-shaped calibration set; model::ModelError and
 /// std::invalid_argument as loading and planning do.
 std::unique_ptr<Model> prepare_served_model(const ServedModel& sm, int max_message_mib,
                                             plan::RoundMasks masks = plan::RoundMasks::PerSample,
                                             bool unmasked_functions = false,
-                                            plan::Privacy privacy = plan::Privacy::Activations);
+                                            plan::Privacy privacy = plan::Privacy::Activations,
+                                            int compute_ranks = 1);
+
+/// What a session of `m` must carry (the keys its plan needs).
+SessionRequirements session_requirements(const Model& m);
 
 }  // namespace heinfer::protocol

@@ -24,6 +24,7 @@
 #include "memory/bytes.h"
 #include "memory/process_memory.h"
 #include "protocol/heinfer.grpc.pb.h"
+#include "protocol/rank_gateway.h"
 #include "protocol/remote.h"
 #include "protocol/remote_client.h"
 #include "protocol/served_model.h"
@@ -66,14 +67,17 @@ struct Session {
   const Model* model = nullptr;
   runtime::EvaluationKeys keys;
   std::unique_ptr<runtime::EncryptedExecutor> executor;
+  // serve --distributed: the checked keys as received, for the compute ranks (no executor here).
+  std::string rank_keys;
+  std::int64_t relin_bytes = 0, public_key_bytes = 0;
   Clock::time_point last_used = Clock::now();
   std::mutex run_mutex;  // one Infer at a time per session
 };
 
 class Service final : public Inference::Service {
  public:
-  explicit Service(const ServerOptions& o) : o_(o), limit_(o.memory_limit > 0 ? o.memory_limit : default_memory_limit()) {
-    for (const ServedModel& sm : o.models) load(sm);
+  Service(const ServerOptions& o, std::map<std::string, std::unique_ptr<Model>> models)
+      : o_(o), models_(std::move(models)), limit_(o.memory_limit > 0 ? o.memory_limit : default_memory_limit()) {
     std::printf("memory limit %s (%s)\n", format_bytes(limit_).c_str(),
                 o.memory_limit > 0 ? "--memory-limit" : "80% of MemAvailable");
     std::fflush(stdout);
@@ -161,14 +165,7 @@ class Service final : public Inference::Service {
     auto it = models_.find(h.model());
     if (it == models_.end()) return unknown_model(h.model());
     const Model& m = *it->second;
-    const bool key_switching = m.context->special_count() > 0;
-    const SessionRequirements need{m.name,
-                                   m.context.get(),
-                                   key_switching && m.plan.packing == ckks::Packing::Complex,
-                                   key_switching,
-                                   m.max_key_bytes,
-                                   {m.info.galois_elements().begin(), m.info.galois_elements().end()},
-                                   m.plan.privacy == plan::Privacy::Model};
+    const SessionRequirements need = session_requirements(m);
     try {
       check_session_header(h, need);
     } catch (const StatusError& e) {
@@ -198,11 +195,18 @@ class Service final : public Inference::Service {
     } catch (const StatusError& e) {
       return e.status;
     }
-    keys.clear();
-    keys.shrink_to_fit();
-    runtime::EncryptedRunOptions ro;
-    ro.threads = o_.threads;
-    s->executor = std::make_unique<runtime::EncryptedExecutor>(m.g, m.encrypted, m.context, s->keys, ro);
+    if (o_.ranks) {  // the compute ranks load them again for every batch
+      s->keys = {};
+      s->rank_keys = std::move(keys);
+      s->relin_bytes = h.relin_bytes();
+      s->public_key_bytes = h.public_key_bytes();
+    } else {
+      keys.clear();
+      keys.shrink_to_fit();
+      runtime::EncryptedRunOptions ro;
+      ro.threads = o_.threads;
+      s->executor = std::make_unique<runtime::EncryptedExecutor>(m.g, m.encrypted, m.context, s->keys, ro);
+    }
     std::array<uint8_t, 16> id{};
     randombytes_buf(id.data(), id.size());
     s->id = hex(std::string(id.begin(), id.end()));
@@ -254,7 +258,18 @@ class Service final : public Inference::Service {
     RemoteClient remote(stream, m, o_.max_message_mib, batch);
     runtime::EncryptedRunStats stats;
     try {
-      s->executor->run(remote, stats);
+      if (o_.ranks) {
+        RankCommand cmd;
+        cmd.set_model(m.name);
+        cmd.set_batch(batch);
+        cmd.set_keys(s->rank_keys);
+        cmd.set_relin_bytes(s->relin_bytes);
+        cmd.set_public_key_bytes(s->public_key_bytes);
+        std::lock_guard ranks_lock(ranks_mu_);  // one batch on the ranks at a time
+        run_batch_on_ranks(*o_.ranks, m, cmd, remote, stats);
+      } else {
+        s->executor->run(remote, stats);
+      }
     } catch (const StatusError& e) {
       run_lock.unlock();
       drop(s->id, "dropped (" + e.status.error_message() + ")");
@@ -398,10 +413,6 @@ class Service final : public Inference::Service {
     }
   }
 
-  void load(const ServedModel& sm) {
-    if (models_.count(sm.name)) throw std::runtime_error("model name '" + sm.name + "' given twice");
-    models_[sm.name] = prepare_served_model(sm, o_.max_message_mib, o_.round_masks, o_.unmasked_functions, o_.privacy);
-  }
 
 
   ServerOptions o_;
@@ -413,15 +424,49 @@ class Service final : public Inference::Service {
   int admitted_ = 0, waiting_ = 0;  // sessions holding / waiting for a reservation
   std::int64_t reserved_ = 0, peak_reserved_ = 0, opened_ = 0, waited_ = 0, refused_ = 0;
   std::map<std::string, std::shared_ptr<Session>> sessions_;
+  std::mutex ranks_mu_;  // serve --distributed: MPI is called by one thread at a time
   std::thread reaper_;
 };
 
 Reservation::~Reservation() { service->release(bytes); }
 
+/// Every served model, prepared (with the compute ranks' round schedule when distributed).
+std::map<std::string, std::unique_ptr<Model>> prepare_models(const ServerOptions& o) {
+  std::map<std::string, std::unique_ptr<Model>> models;
+  const int compute = o.ranks ? o.ranks->size() - 1 : 1;
+  for (const ServedModel& sm : o.models) {
+    if (models.count(sm.name)) throw std::runtime_error("model name '" + sm.name + "' given twice");
+    models[sm.name] = prepare_served_model(sm, o.max_message_mib, o.round_masks, o.unmasked_functions, o.privacy, compute);
+  }
+  return models;
+}
+
+/// serve --distributed: every rank must have prepared rank 0's models (the same files,
+/// calibration and options give the same plans); throws std::runtime_error on every
+/// rank otherwise.
+void check_same_models(runtime::Peers& ranks, const std::map<std::string, std::unique_ptr<Model>>& models) {
+  std::string mine;
+  for (const auto& [name, m] : models) mine += name + '\0' + m->info.SerializeAsString();
+  std::vector<std::uint8_t> rank0(mine.begin(), mine.end());
+  ranks.broadcast(rank0);
+  const auto same = ranks.all_gather(std::string(rank0.begin(), rank0.end()) == mine ? 1 : 0);
+  std::string differ;
+  for (std::size_t r = 0; r < same.size(); ++r) {
+    if (!same[r]) differ += (differ.empty() ? "" : ", ") + std::to_string(r);
+  }
+  if (!differ.empty()) {  // on every rank: none starts serving
+    throw std::runtime_error("serve --distributed: the models of rank(s) " + differ +
+                             " differ from rank 0's (other files, calibration sets or options)");
+  }
+}
+
 }  // namespace
 
 void serve(const ServerOptions& o) {
   if (o.models.empty()) throw std::runtime_error("serve: no --model given");
+  if (o.ranks && (o.ranks->size() < 2 || (o.ranks->rank() != 0 && !o.compute_ranks))) {
+    throw std::invalid_argument("serve: distributed serving needs at least 2 ranks and the compute ranks' group");
+  }
   // SIGTERM/SIGINT are taken by a dedicated thread (sigwait); every other thread,
   // including gRPC's, inherits the blocked mask.
   sigset_t signals;
@@ -429,8 +474,9 @@ void serve(const ServerOptions& o) {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  std::shared_ptr<grpc::ServerCredentials> creds;
-  if (o.insecure) {
+  std::shared_ptr<grpc::ServerCredentials> creds;  // rank 0's (options checked before the models load)
+  const bool compute_rank = o.ranks && o.ranks->rank() != 0;
+  if (!compute_rank && o.insecure) {
     // Without TLS anyone on the path reads and rewrites the traffic: loopback only.
     const std::string host = o.listen.substr(0, o.listen.rfind(':'));
     if (host != "127.0.0.1" && host != "localhost" && host != "[::1]" && host != "::1") {
@@ -439,7 +485,7 @@ void serve(const ServerOptions& o) {
     }
     std::fprintf(stderr, "WARNING: --insecure: serving without TLS; ciphertexts and keys travel in the clear\n");
     creds = grpc::InsecureServerCredentials();
-  } else {
+  } else if (!compute_rank) {
     if (o.tls_cert.empty() || o.tls_key.empty()) {
       throw std::runtime_error("serve: --tls-cert and --tls-key are required (or --insecure)");
     }
@@ -450,7 +496,15 @@ void serve(const ServerOptions& o) {
     if (!o.client_ca.empty()) so.pem_root_certs = read_text_file(o.client_ca);
     creds = grpc::SslServerCredentials(so);
   }
-  Service service(o);
+  // Distributed: a compute rank leaves SIGTERM/SIGINT (mpirun forwards them to every
+  // rank) blocked and stops when rank 0, which takes them, tells it to.
+  auto models = prepare_models(o);
+  if (o.ranks) check_same_models(*o.ranks, models);
+  if (compute_rank) {
+    serve_as_compute_rank(*o.ranks, *o.compute_ranks, models, o.threads);
+    return;
+  }
+  Service service(o, std::move(models));
   grpc::ServerBuilder b;
   int port = 0;
   b.AddListeningPort(o.listen, creds, &port);
@@ -484,6 +538,7 @@ void serve(const ServerOptions& o) {
   });
   server->Wait();
   waiter.join();
+  if (o.ranks) stop_compute_ranks(*o.ranks);  // no batch runs: every handler has returned
   std::printf("server stopped\n");
   std::fflush(stdout);
 }

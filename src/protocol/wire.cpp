@@ -6,6 +6,25 @@
 
 namespace heinfer::protocol {
 
+void add_ranges(EncryptRequest& r, std::span<const std::int64_t> elements) {
+  for (std::size_t i = 0; i < elements.size();) {
+    std::size_t j = i + 1;
+    while (j < elements.size() && elements[j] == elements[j - 1] + 1) ++j;
+    r.add_ranges(elements[i]);
+    r.add_ranges(elements[j - 1] + 1);
+    i = j;
+  }
+}
+
+void fill_progress(LayerProgress& p, std::size_t node, const runtime::LayerStats& l) {
+  p.set_node(static_cast<int>(node));
+  p.set_name(l.name);
+  p.set_op(l.op);
+  p.set_seconds(l.seconds);
+  p.set_ciphertexts(l.ciphertexts);
+  p.set_level(l.level);
+}
+
 std::string hex(const std::string& bytes) {
   static const char* d = "0123456789abcdef";
   std::string s;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -9,6 +10,7 @@
 #include "ckks/context.h"
 #include "ckks/serialization.h"
 #include "protocol/heinfer.grpc.pb.h"
+#include "runtime/run_stats.h"
 
 namespace heinfer::protocol {
 
@@ -22,6 +24,12 @@ inline std::string ct_bytes(const ckks::Ciphertext& ct, const ckks::CKKSContext&
   const std::vector<uint8_t> b = ckks::to_bytes(ct, ctx);
   return std::string(b.begin(), b.end());
 }
+
+/// Appends ascending element indices to `r` as [begin, end) ranges of consecutive ones.
+void add_ranges(EncryptRequest& r, std::span<const std::int64_t> elements);
+
+/// A layer's progress message (node index and its statistics; no elapsed time).
+void fill_progress(LayerProgress& p, std::size_t node, const runtime::LayerStats& l);
 
 /// Lower-case hexadecimal of `bytes`.
 std::string hex(const std::string& bytes);

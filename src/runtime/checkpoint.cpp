@@ -1,6 +1,7 @@
 #include "runtime/checkpoint.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sodium.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -133,6 +134,20 @@ ResumePoint read_checkpoint(const fs::path& dir) {
     }
     r.state = dir / state;
     r.progress = RunProgress::from_json(j.at("progress"));
+    if (j.contains("previous")) {
+      const auto& pj = j["previous"];
+      PreviousCheckpoint prev;
+      prev.steps_done = pj.at("steps_done").get<std::size_t>();
+      prev.last_node = pj.at("last_node").get<std::int64_t>();
+      const std::string ps = pj.at("state").get<std::string>();
+      if (ps.empty() || ps.find('/') != std::string::npos || ps == "." || ps == "..") {
+        throw std::runtime_error("invalid previous state file name");
+      }
+      if (prev.steps_done >= r.steps_done) throw std::runtime_error("a previous checkpoint that is not earlier");
+      prev.state = dir / ps;
+      prev.progress = RunProgress::from_json(pj.at("progress"));
+      r.previous = prev;
+    }
     if (j.contains("tier")) {
       r.tier_file = j["tier"].at("file").get<std::string>();
       r.tier_id = j["tier"].at("id").get<std::string>();
@@ -146,6 +161,20 @@ ResumePoint read_checkpoint(const fs::path& dir) {
     throw std::runtime_error("--resume: '" + m.string() + "': " + e.what());
   }
   if (!fs::is_regular_file(r.state)) throw std::runtime_error("--resume: the state file '" + r.state.string() + "' is missing");
+  return r;
+}
+
+ResumePoint ResumePoint::at_previous() const {
+  if (!previous) throw std::runtime_error("--resume: the checkpoint keeps no earlier state");
+  if (!fs::is_regular_file(previous->state)) {
+    throw std::runtime_error("--resume: the earlier state file '" + previous->state.string() + "' is missing");
+  }
+  ResumePoint r = *this;
+  r.steps_done = previous->steps_done;
+  r.last_node = previous->last_node;
+  r.state = previous->state;
+  r.progress = previous->progress;
+  r.previous.reset();
   return r;
 }
 
@@ -230,7 +259,12 @@ void CheckpointWriter::after_step(std::size_t steps_done, std::size_t steps_tota
   // Also due when the tier file holds more freed-but-referenced bytes than the DRAM
   // budget: a checkpoint writes at most about that much and releases them.
   const bool tier_due = file && file->quarantined_bytes() > store_->options().dram_budget;
-  if (!tier_due && now_seconds() - last_ < interval_) return;
+  bool due = tier_due || now_seconds() - last_ >= interval_;
+  if (peers_) {  // every rank checkpoints the same steps
+    const auto all = peers_->all_gather(due ? 1 : 0);
+    due = std::any_of(all.begin(), all.end(), [](std::int64_t v) { return v != 0; });
+  }
+  if (!due) return;
   const double t0 = now_seconds();
   const fs::path state = dir_ / ("state-" + std::to_string(steps_done) + ".bin");
   const fs::path tmp = dir_ / ("state-" + std::to_string(steps_done) + ".bin.tmp");
@@ -252,6 +286,7 @@ void CheckpointWriter::after_step(std::size_t steps_done, std::size_t steps_tota
   fsync_path(tmp, O_RDONLY);
   fs::rename(tmp, state);
   fsync_path(dir_, O_RDONLY | O_DIRECTORY);
+  if (kill_in_ > 0 && written_ + 1 == kill_in_) ::kill(::getpid(), SIGKILL);
   const memory::FileTier* tier = store_ ? store_->tier_file() : nullptr;
   if (store_) store_->sync_tier();  // the extents the state references, durable first
   const auto& fp = context_->fingerprint();
@@ -275,10 +310,19 @@ void CheckpointWriter::after_step(std::size_t steps_done, std::size_t steps_tota
   }
   if (tier) p.tier_file_peak = std::max(p.tier_file_peak, tier->file_bytes());
   j["progress"] = p.to_json();
+  const bool keep_previous = peers_ && !state_.empty() && state_ != state;
+  if (keep_previous) {
+    j["previous"] = {{"steps_done", last_written_.steps_done},
+                     {"last_node", last_written_.last_node},
+                     {"state", state_.filename().string()},
+                     {"progress", last_written_.progress.to_json()}};
+  }
   write_file_atomic(dir_ / kManifest, j.dump(1), 0600);
+  if (peers_) peers_->all_gather(0);  // every rank committed this checkpoint: the previous is not needed
   if (store_) store_->commit_tier();
   if (!state_.empty() && state_ != state) fs::remove(state_);
   state_ = state;
+  last_written_ = {steps_done, last_node, state, p};
   ++written_;
   last_ = now_seconds();
   bytes_ += static_cast<std::int64_t>(fs::file_size(state));
@@ -294,6 +338,7 @@ void CheckpointWriter::after_step(std::size_t steps_done, std::size_t steps_tota
 void CheckpointWriter::continue_from(const ResumePoint& r) {
   state_ = r.state;
   earlier_ = r.progress;
+  last_written_ = {r.steps_done, r.last_node, r.state, r.progress};
 }
 
 void CheckpointWriter::remove() {

@@ -22,6 +22,13 @@
 // A crash at any point leaves the last complete checkpoint readable. After a run that
 // completes, the directory's files and the tier file are removed (the secret key with
 // them).
+// Distributed runs (runtime/peers.h): each rank writes its own directory; the ranks
+// decide together when to write (any rank's interval or tier being due: one all-gather
+// per step), so every rank checkpoints the same step, and each keeps its previous state
+// (named in the manifest as "previous") until every rank has committed the new one. A
+// crash leaves every rank either at the last checkpoint or at the one before with both
+// kept, so the ranks resume from the last step all of them completed (the consistent
+// point; session/distributed_run.h).
 #pragma once
 
 #include <cstdint>
@@ -34,6 +41,7 @@
 
 #include "ckks/context.h"
 #include "ckks/keys.h"
+#include "runtime/peers.h"
 
 namespace heinfer::runtime {
 
@@ -79,6 +87,15 @@ struct RunProgress {
   static RunProgress from_json(const nlohmann::json& j);
 };
 
+/// A checkpoint before the last one, kept by a rank of a distributed run until every
+/// rank committed the last one.
+struct PreviousCheckpoint {
+  std::size_t steps_done = 0;
+  std::int64_t last_node = -1;
+  std::filesystem::path state;
+  RunProgress progress;
+};
+
 /// The last complete checkpoint of DIR.
 struct ResumePoint {
   CheckpointIdentity identity;
@@ -89,6 +106,12 @@ struct ResumePoint {
   std::filesystem::path tier_file;   ///< the named tier file it references (empty: none)
   std::string tier_id;               ///< that file's identifier (32 hex digits)
   RunProgress progress;              ///< of the attempts up to this checkpoint
+  /// Distributed runs: the checkpoint before, if this rank still keeps it.
+  std::optional<PreviousCheckpoint> previous;
+
+  /// The same run at `previous` (steps, node, state, progress; no previous). Throws
+  /// std::runtime_error when there is none or its state file is missing.
+  ResumePoint at_previous() const;
 };
 
 /// Reads DIR's manifest, checking format, version, field types and that the state file
@@ -136,6 +159,13 @@ class CheckpointWriter {
   void continue_from(const ResumePoint& r);
   /// The progress of the attempts before this one (zero for a fresh run).
   const RunProgress& earlier() const { return earlier_; }
+  /// A distributed run's ranks (file comment; must outlive the writer): after_step is
+  /// then collective. Null: one process.
+  void set_peers(Peers* peers) { peers_ = peers; }
+  /// Test hook (crash safety): the process kills itself (SIGKILL) in its `k`-th
+  /// checkpoint (1-based), after the state file is written and before the manifest
+  /// names it; 0: never.
+  void kill_in_checkpoint(std::size_t k) { kill_in_ = k; }
   /// Removes the directory's checkpoint files (after the outputs are written).
   void remove();
   std::size_t written() const { return written_; }
@@ -153,6 +183,9 @@ class CheckpointWriter {
   double start_ = 0;           ///< steady-clock seconds when this attempt began
   double last_ = 0;            ///< steady-clock seconds of the last checkpoint (or start)
   std::filesystem::path state_;  ///< the state file the manifest names
+  PreviousCheckpoint last_written_;  ///< what the manifest names (a distributed run's next "previous")
+  Peers* peers_ = nullptr;
+  std::size_t kill_in_ = 0;
   std::size_t written_ = 0;
   std::int64_t bytes_ = 0;
   double seconds_ = 0;

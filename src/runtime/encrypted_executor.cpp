@@ -120,9 +120,6 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, EncryptedRunStat
   run.observers = &observers;
   std::optional<plan::Partition> partition;  // a distributed run: this rank's share
   if (options_.peers && options_.peers->size() > 1) {
-    if (options_.resume || options_.checkpoint) {
-      throw std::runtime_error("checkpoints of distributed runs are not supported yet");
-    }
     partition = plan::partition_columns(g, plan_, options_.peers->size());
     run.partition = &*partition;
     run.rank = options_.peers->rank();
@@ -152,7 +149,11 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, EncryptedRunStat
   for (const plan::StreamStep& st : plan_.steps) {
     ++step_index;
     if (step_index <= resumed_steps) continue;  // done before the checkpoint
-    if (options_.cancel && options_.cancel->load()) throw RunCancelled();
+    if (options_.cancel) {
+      bool stop = options_.cancel->load();
+      if (dist) stop = dist->any(stop);  // every rank stops at the same step
+      if (stop) throw RunCancelled();
+    }
     const auto k = static_cast<std::size_t>(st.node);
     if (st.first) node_start[k] = options_.monitor ? options_.monitor->seconds() : since(t_start);
     const StepMeter meter(stats, *store, options_.monitor);

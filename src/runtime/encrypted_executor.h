@@ -75,11 +75,14 @@ struct EncryptedRunOptions {
   const ResumePoint* resume = nullptr;
   /// Checked before every step: once true, the run stops by throwing RunCancelled (the
   /// store and its tier file are released as the stack unwinds; nothing is written).
-  /// Set from another thread or an observer (a Python KeyboardInterrupt).
+  /// Set from another thread or an observer (a Python KeyboardInterrupt), or by the
+  /// client of a rank (protocol/rank_calls.h). In a distributed run the ranks agree
+  /// before every step (one all-gather): all stop at the same step once any rank's flag
+  /// is set, so that none is left waiting in an exchange.
   const std::atomic<bool>* cancel = nullptr;
   /// A distributed run (plan/partition.h): this process's ranks, which must outlive the
   /// runs; every rank runs the same plan and only rank 0 returns outputs. Null or one
-  /// rank: a single-process run. Checkpoints are refused with more than one rank.
+  /// rank: a single-process run. Each rank checkpoints its own share (runtime/checkpoint.h).
   Peers* peers = nullptr;
 };
 

@@ -1,6 +1,8 @@
 // The ranks of a distributed run as the executor sees them: collective exchanges of byte
-// buffers between processes that run the same plan in lockstep. The MPI implementation
-// lives above the runtime (distributed/mpi_peers.h); the runtime knows only this.
+// buffers between processes that run the same plan in lockstep, and point-to-point
+// messages (a server's rank 0 and the ranks that compute for it: protocol/rank_calls.h).
+// The MPI implementation lives above the runtime (distributed/mpi_peers.h); the runtime
+// knows only this.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +24,14 @@ class Peers {
   virtual void broadcast(std::vector<std::uint8_t>& bytes) = 0;
   /// Every rank's `value`, in rank order, on every rank (collective).
   virtual std::vector<std::int64_t> all_gather(std::int64_t value) = 0;
+  /// Point-to-point, outside the collectives: `bytes` to rank `to` (returns once sent).
+  /// Messages between two ranks arrive in the order they were sent. Throws
+  /// std::invalid_argument for `to` out of range or this rank.
+  virtual void send(int to, const std::vector<std::uint8_t>& bytes) = 0;
+  /// The next point-to-point message from rank `from`, or from any rank when from is -1
+  /// (then set to the sender). Waits without spinning a core (polls about every
+  /// millisecond). Throws std::invalid_argument for `from` out of range.
+  virtual std::vector<std::uint8_t> receive(int& from) = 0;
 };
 
 }  // namespace heinfer::runtime

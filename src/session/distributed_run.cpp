@@ -2,6 +2,7 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
 #include <span>
@@ -41,6 +42,46 @@ void check_same_run(runtime::Peers& job, const std::string& what) {
     throw std::runtime_error("--distributed: rank(s) " + ranks +
                              " run another model file, input or planning options than rank 0 (every rank must be started "
                              "with the same arguments)");
+  }
+}
+
+runtime::ResumePoint common_resume_point(runtime::Peers& job, const runtime::ResumePoint& mine) {
+  const std::vector<std::int64_t> steps = job.all_gather(static_cast<std::int64_t>(mine.steps_done));
+  const auto common = static_cast<std::size_t>(*std::min_element(steps.begin(), steps.end()));
+  std::optional<runtime::ResumePoint> point;
+  std::string why;
+  if (mine.steps_done == common) {
+    point = mine;
+  } else if (mine.previous && mine.previous->steps_done == common) {
+    try {
+      point = mine.at_previous();
+    } catch (const std::runtime_error& e) {
+      why = e.what();
+    }
+  }
+  const std::vector<std::int64_t> ok = job.all_gather(point ? 1 : 0);
+  if (std::find(ok.begin(), ok.end(), 0) != ok.end()) {
+    std::string all;
+    for (std::size_t r = 0; r < steps.size(); ++r) {
+      all += (r ? ", " : "") + std::string("rank ") + std::to_string(r) + " after step " + std::to_string(steps[r]) +
+             (ok[r] ? "" : " (no state of step " + std::to_string(common) + ")");
+    }
+    throw std::runtime_error("--resume: the ranks' checkpoints have no step in common: " + all +
+                             (why.empty() ? "" : "; " + why));
+  }
+  return *point;
+}
+
+void check_same_secret_key(runtime::Peers& job, const ckks::SecretKey& secret, const ckks::CKKSContext& context) {
+  std::vector<std::uint8_t> bytes = ckks::secret_key_to_bytes(secret, context);
+  unsigned char h[crypto_generichash_BYTES_MIN];  // 16 bytes; the first 8 are compared
+  crypto_generichash(h, sizeof h, bytes.data(), bytes.size(), nullptr, 0);
+  sodium_memzero(bytes.data(), bytes.size());
+  std::int64_t digest = 0;
+  std::memcpy(&digest, h, sizeof digest);
+  const std::vector<std::int64_t> all = job.all_gather(digest);
+  if (std::any_of(all.begin(), all.end(), [&](std::int64_t d) { return d != all[0]; })) {
+    throw std::runtime_error("--resume: the ranks' checkpoints hold different secret keys (directories of different runs)");
   }
 }
 

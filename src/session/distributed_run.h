@@ -12,6 +12,7 @@
 
 #include "ckks/encryption_params.h"
 #include "ckks/keys.h"
+#include "runtime/checkpoint.h"
 #include "runtime/peers.h"
 
 namespace heinfer::session {
@@ -28,6 +29,17 @@ void broadcast_ranges(runtime::Peers& job, std::vector<double>& ranges);
 /// ranks of the same job (every rank is the data owner's process: docs/security.md),
 /// the serialized bytes wiped after use on every rank.
 ckks::SecretKey shared_secret_key(runtime::Peers& job, const ckks::EncryptionParameters& params);
+
+/// Resuming a distributed run: the last step every rank's checkpoint directory holds
+/// (runtime/checkpoint.h): `mine` itself, or its previous checkpoint where another rank
+/// did not commit the last one. Throws std::runtime_error on every rank, with every
+/// rank's steps, when some rank holds neither (directories of different runs, or one
+/// restored from elsewhere).
+runtime::ResumePoint common_resume_point(runtime::Peers& job, const runtime::ResumePoint& mine);
+
+/// Throws std::runtime_error on every rank when the ranks' secret keys differ (the
+/// checkpoint directories of different runs), comparing the first 64 bits of BLAKE2b digests.
+void check_same_secret_key(runtime::Peers& job, const ckks::SecretKey& secret, const ckks::CKKSContext& context);
 
 /// The samples group `group` of `groups` runs: the encrypted batches (chunks of `chunk`
 /// samples, the last one shorter) whose index is `group` modulo `groups`, in order.

@@ -50,6 +50,12 @@ std::string bytes_sha256(const std::vector<double>& v) {
 
 std::string checkpoint_dir_of(const EmbeddedRunOptions& o) { return !o.resume.empty() ? o.resume : o.checkpoint; }
 
+/// A rank's own checkpoint directory inside DIR (runtime/checkpoint.h: one per rank).
+std::string rank_checkpoint_dir(const std::string& dir, const runtime::Peers& job) {
+  return (std::filesystem::path(dir) / ("rank-" + std::to_string(job.rank()) + "-of-" + std::to_string(job.size())))
+      .string();
+}
+
 /// What every rank of a distributed run must agree on (session/distributed_run.h): the
 /// model bytes, the inputs and the planning options.
 std::string run_digest(const std::string& model_path, const std::vector<double>& values, std::int64_t count,
@@ -97,8 +103,6 @@ EmbeddedRunResult run_embedded(const std::string& model_path, std::vector<double
   // A resumed run takes the calibration its checkpoint kept (the same model and batch:
   // the manifest's file digests are checked below); otherwise one plaintext pass.
   const std::size_t reference_values = o.check ? static_cast<std::size_t>(count * model::numel(out_shape)) : 0;
-  std::optional<runtime::CheckpointCalibration> kept;
-  if (!o.resume.empty()) kept = runtime::read_checkpoint_calibration(o.resume, g.tensors.size(), reference_values);
   // The job (every rank) and, inside it, the group that partitions the activations.
   runtime::Peers* job = o.job ? o.job : o.peers;
   const bool distributed = job && job->size() > 1;
@@ -107,9 +111,14 @@ EmbeddedRunResult run_embedded(const std::string& model_path, std::vector<double
   if (groups > 1 && (!distributed || !o.peers || o.group < 0 || o.group >= groups)) {
     throw std::invalid_argument("rank groups need the job's peers and a group index below the group count");
   }
-  if (distributed && !checkpoint_dir_of(o).empty()) {
-    throw std::runtime_error("--checkpoint / --resume are not supported with --distributed yet");
+  if (distributed && !checkpoint_dir_of(o).empty() && (groups > 1 || !o.pmem_dir.empty())) {
+    throw std::runtime_error("--checkpoint / --resume with --distributed: not with --rank-groups or --pmem-dir yet");
   }
+  // Resumable runs: the directory (a distributed run's rank: its own inside it).
+  const std::string checkpoint_dir =
+      distributed && !checkpoint_dir_of(o).empty() ? rank_checkpoint_dir(checkpoint_dir_of(o), *job) : checkpoint_dir_of(o);
+  std::optional<runtime::CheckpointCalibration> kept;
+  if (!o.resume.empty()) kept = runtime::read_checkpoint_calibration(checkpoint_dir, g.tensors.size(), reference_values);
   if (distributed) check_same_run(*job, run_digest(model_path, values, count, o));
   if (kept) {
     say(o.log ? stderr : nullptr, "note: the calibration comes from the checkpoint (no plaintext pass)\n");
@@ -135,7 +144,6 @@ EmbeddedRunResult run_embedded(const std::string& model_path, std::vector<double
   }
   if (o.params != "auto") plan::apply_parameter_override(plan, o.params);
   // Resumable runs: the parameters, the secret key and the state come from the checkpoint.
-  const std::string checkpoint_dir = !o.resume.empty() ? o.resume : o.checkpoint;
   std::optional<runtime::ResumePoint> resume;
   std::optional<ckks::SecretKey> secret;
   std::unique_ptr<runtime::CheckpointWriter> checkpoint;
@@ -150,12 +158,13 @@ EmbeddedRunResult run_embedded(const std::string& model_path, std::vector<double
     identity.model_sha256 = runtime::file_sha256(model_path);
     identity.input_sha256 = o.input_file.empty() ? bytes_sha256(values) : runtime::file_sha256(o.input_file);
     identity.batch = count;
-    if (o.resume.empty() && std::filesystem::exists(std::filesystem::path(o.checkpoint) / "checkpoint.json")) {
-      throw std::runtime_error("--checkpoint: '" + o.checkpoint +
+    if (o.resume.empty() && std::filesystem::exists(std::filesystem::path(checkpoint_dir) / "checkpoint.json")) {
+      throw std::runtime_error("--checkpoint: '" + checkpoint_dir +
                                "' holds a checkpoint; continue it with --resume, or remove it");
     }
     if (!o.resume.empty()) {
-      resume = runtime::read_checkpoint(o.resume);
+      resume = runtime::read_checkpoint(checkpoint_dir);
+      if (distributed) resume = common_resume_point(*job, *resume);  // the step every rank completed
       const auto& r = resume->identity;
       if (r.model_sha256 != identity.model_sha256) throw std::runtime_error("--resume: the checkpoint is of another model file");
       if (r.input_sha256 != identity.input_sha256) throw std::runtime_error("--resume: the checkpoint is of another input file");
@@ -230,8 +239,11 @@ EmbeddedRunResult run_embedded(const std::string& model_path, std::vector<double
         throw std::runtime_error("--resume: the checkpoint's parameters do not match these");
       }
       secret.emplace(runtime::read_checkpoint_secret_key(checkpoint_dir, *ctx));
+      if (distributed) check_same_secret_key(*job, *secret, *ctx);
       say(o.log, "resuming after step %zu (node %lld) from %s\n", resume->steps_done,
                   static_cast<long long>(resume->last_node), checkpoint_dir.c_str());
+    } else if (distributed) {
+      secret.emplace(shared_secret_key(*job, plan.params));
     } else {
       ckks::KeyGenerator keygen(ctx);
       secret.emplace(keygen.secret_key());
@@ -240,11 +252,16 @@ EmbeddedRunResult run_embedded(const std::string& model_path, std::vector<double
                                                              *secret, &store, &monitor);
     runtime::write_checkpoint_calibration(checkpoint_dir, *kept);
     if (resume) checkpoint->continue_from(*resume);
+    if (distributed) checkpoint->set_peers(job);
+#ifdef HEINFER_TEST_HOOKS
+    // HEINFER_KILL_IN_CHECKPOINT=k: in this attempt's k-th checkpoint, before its manifest.
+    if (const char* kill = std::getenv("HEINFER_KILL_IN_CHECKPOINT")) checkpoint->kill_in_checkpoint(std::atoll(kill));
+#endif
     ro.checkpoint = checkpoint.get();
     ro.resume = resume ? &*resume : nullptr;
   }
   if (spatial) ro.peers = o.peers;
-  if (distributed) secret.emplace(shared_secret_key(*job, plan.params));
+  if (distributed && !secret) secret.emplace(shared_secret_key(*job, plan.params));
   runtime::EncryptedSession session(g, plan, ro, secret ? &*secret : nullptr);
   secret.reset();
   say(o.log, "context: %s\n", session.context->describe().c_str());
@@ -283,6 +300,11 @@ EmbeddedRunResult run_embedded(const std::string& model_path, std::vector<double
     r.resumed = resume.has_value();
     r.earlier_seconds = resume ? checkpoint->earlier().seconds : 0;
     checkpoint->remove();
+    if (distributed) {  // every rank removed its own directory: then the job's, if empty
+      job->all_gather(0);
+      std::error_code ec;
+      if (job->rank() == 0) std::filesystem::remove(checkpoint_dir_of(o), ec);
+    }
   }
   r.parameters = plan;
   r.kernels = std::string(ring::simd_path_name(ring::simd_path()));

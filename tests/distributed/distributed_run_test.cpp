@@ -10,6 +10,9 @@
 //    leaves the previous output file intact, with no temporary file;
 //  - ranks started with other inputs than rank 0 are refused with a clear error before
 //    any ciphertext is exchanged, and --distributed outside mpirun is refused.
+//  - a run whose ranks were killed at different checkpoints resumes from the last step
+//    all of them completed, with the uninterrupted run's predictions, and ranks given
+//    the checkpoints of different runs are refused.
 // Ring degrees below 8192 (--insecure-ring-degree, tests only) keep the CI time low; the
 // partition and the exchanges do not depend on N.
 #include <gtest/gtest.h>
@@ -280,14 +283,64 @@ TEST_F(DistributedRun, RanksWithOtherArgumentsAreRefused) {
   EXPECT_FALSE(fs::exists(dir_ / "y.npy"));
   expect_no_temporaries();
 
-  // Outside mpirun, and with checkpoints (not supported distributed yet): refused.
+  // Outside mpirun, and checkpoints of rank groups (not supported yet): refused.
   const Result alone = single(kCnn, kImages, "y.npy", "--insecure-ring-degree 2048 --distributed");
   EXPECT_NE(alone.status, 0);
   EXPECT_NE(alone.output.find("start heinfer with mpirun -np P"), std::string::npos) << alone.output;
-  const Result ck = ranks(2, kCnn, kImages, "y.npy", "--insecure-ring-degree 2048 --checkpoint " + q(dir_ / "ck"));
+  const Result ck =
+      ranks(2, kCnn, kImages, "y.npy", "--insecure-ring-degree 2048 --rank-groups 2 --checkpoint " + q(dir_ / "ck"));
   EXPECT_NE(ck.status, 0);
-  EXPECT_NE(ck.output.find("not supported with --distributed"), std::string::npos) << ck.output;
+  EXPECT_NE(ck.output.find("not with --rank-groups or --pmem-dir yet"), std::string::npos) << ck.output;
   EXPECT_FALSE(fs::exists(dir_ / "y.npy"));
+}
+
+// Resumable distributed runs: each rank checkpoints its share into DIR/rank-R-of-P at the
+// same steps. Rank 1 is killed inside its 5th checkpoint (its state written, its manifest
+// not yet replaced) while rank 0 commits it: the ranks hold steps 5 and 4, and --resume
+// continues both from step 4, the last one both completed (rank 0 from the state it kept),
+// with the uninterrupted run's predictions, and removes DIR. Ranks given the directories
+// of two different runs are refused (their secret keys differ).
+TEST_F(DistributedRun, KilledRanksResumeFromTheirLastCommonCheckpoint) {
+  const std::string n = " --insecure-ring-degree 2048 --streaming on";
+  const Result whole = ranks(2, kCnn, kImages, "whole.npy", n);
+  ASSERT_EQ(whole.status, 0) << whole.output;
+  // A wrapper that arms the hook on rank 1 only.
+  const fs::path wrap = dir_ / "rank1_dies.sh";
+  std::ofstream(wrap) << "#!/bin/sh\nif [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then export HEINFER_KILL_IN_CHECKPOINT=5; fi\n"
+                         "exec \"$@\"\n";
+  fs::permissions(wrap, fs::perms::owner_all);
+  const auto killed = [&](const std::string& dir) {
+    return sh(kMpirun + " -np 2 " + q(wrap) + " " + q(kExe) + " run " + q(kCnn) + " --input " + q(kImages) +
+              " --output " + q(dir_ / "y.npy") + " --threads 1 --quiet --distributed" + n + " --checkpoint " +
+              q(dir_ / dir) + " --checkpoint-interval 0");
+  };
+  const Result first = killed("ck");
+  ASSERT_NE(first.status, 0) << first.output;
+  EXPECT_FALSE(fs::exists(dir_ / "y.npy"));
+  const std::string manifest0 = slurp(dir_ / "ck" / "rank-0-of-2" / "checkpoint.json");
+  const std::string manifest1 = slurp(dir_ / "ck" / "rank-1-of-2" / "checkpoint.json");
+  EXPECT_EQ(nlohmann::json::parse(manifest0)["steps_done"], 5) << manifest0;
+  EXPECT_EQ(nlohmann::json::parse(manifest0)["previous"]["steps_done"], 4) << manifest0;
+  EXPECT_EQ(nlohmann::json::parse(manifest1)["steps_done"], 4) << manifest1;
+
+  // Another run's directory for rank 1: refused before anything runs.
+  ASSERT_NE(killed("other").status, 0);
+  fs::rename(dir_ / "ck" / "rank-1-of-2", dir_ / "kept");
+  fs::rename(dir_ / "other" / "rank-1-of-2", dir_ / "ck" / "rank-1-of-2");
+  const std::string resume = " --resume " + q(dir_ / "ck") + " --checkpoint-interval 0";
+  const Result mixed = ranks(2, kCnn, kImages, "y.npy", n + resume);
+  EXPECT_NE(mixed.status, 0);
+  EXPECT_NE(mixed.output.find("different secret keys"), std::string::npos) << mixed.output;
+  fs::remove_all(dir_ / "ck" / "rank-1-of-2");
+  fs::rename(dir_ / "kept", dir_ / "ck" / "rank-1-of-2");
+
+  const Result resumed = sh(kMpirun + " -np 2 " + q(kExe) + " run " + q(kCnn) + " --input " + q(kImages) + " --output " +
+                            q(dir_ / "y.npy") + " --threads 1 --distributed" + n + resume);
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("resuming after step 4 "), std::string::npos) << resumed.output;
+  expect_same_predictions(logits("y.npy"), logits("whole.npy"), 64, "resumed against uninterrupted", 2e-3);
+  EXPECT_FALSE(fs::exists(dir_ / "ck")) << "the checkpoint directory is removed after the run";
+  expect_no_temporaries();
 }
 
 }  // namespace

@@ -132,6 +132,39 @@ TEST(Partition, SmallCnnSplits) {
   EXPECT_NE(d.find(g.nodes[node(g, "h")].name + ": reduce"), std::string::npos) << d;
 }
 
+TEST(Partition, RoundRequestsAreThePlansOnOneRankAndEachRanksOwnChunksOnMore) {
+  const model::Graph g = small_cnn();
+  for (const bool streaming : {false, true}) {
+    plan::ScheduleOptions so;
+    so.streaming = streaming;
+    so.tile_bytes = 1 << 20;  // a few items per round: chunks matter
+    const plan::EncryptedPlan plan = plan::make_plan(g, params(g), so);
+    const auto one = plan::round_requests(g, plan, plan::partition_columns(g, plan, 1));
+    std::int64_t rounds = 0;
+    for (std::size_t k = 0; k < g.nodes.size(); ++k) {
+      EXPECT_EQ(one[k], plan.nodes[k].rounds) << g.nodes[k].name << (streaming ? " (streamed)" : "");
+      rounds += one[k];
+    }
+    ASSERT_GT(rounds, 0);
+    const plan::Partition p = plan::partition_columns(g, plan, 3);
+    const auto three = plan::round_requests(g, plan, p);
+    // The MaxPool's [4, 6, 5] output on columns {1, 2, 2}: each rank its own chunks.
+    const std::size_t m = node(g, "m");
+    const std::int64_t items = plan.nodes[m].round_items;
+    ASSERT_GT(items, 0);
+    std::int64_t expected = 0;
+    for (const plan::StreamStep& st : plan.steps) {
+      if (st.node != static_cast<std::int64_t>(m)) continue;
+      const std::int64_t rows = st.streamed ? st.row_end - st.row_begin : 6;
+      for (const std::int64_t cols : {1, 2, 2}) expected += (4 * rows * cols + items - 1) / items;
+    }
+    EXPECT_EQ(three[m], expected * plan.nodes[m].rounds_per_chunk) << (streaming ? "streamed" : "whole");
+    EXPECT_GE(three[m], one[m]);
+    // The Relu after the reduced Gemm runs on rank 0 alone: as on one rank.
+    EXPECT_EQ(three[node(g, "hr")], one[node(g, "hr")]);
+  }
+}
+
 TEST(Partition, ATransposeIsNotSpatialAndOneRankOwnsEverything) {
   test::ModelBuilder b;
   b.input("x", {2, 4, 6}).output("y");
