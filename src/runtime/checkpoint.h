@@ -28,7 +28,9 @@
 // (named in the manifest as "previous") until every rank has committed the new one. A
 // crash leaves every rank either at the last checkpoint or at the one before with both
 // kept, so the ranks resume from the last step all of them completed (the consistent
-// point; session/distributed_run.h).
+// point; session/distributed_run.h). With a tier, each rank's named tier file keeps the
+// extents its previous state references as long as the state: the tier's quarantine is
+// released only after every rank committed.
 #pragma once
 
 #include <cstdint>

@@ -111,8 +111,8 @@ EmbeddedRunResult run_embedded(const std::string& model_path, std::vector<double
   if (groups > 1 && (!distributed || !o.peers || o.group < 0 || o.group >= groups)) {
     throw std::invalid_argument("rank groups need the job's peers and a group index below the group count");
   }
-  if (distributed && !checkpoint_dir_of(o).empty() && (groups > 1 || !o.pmem_dir.empty())) {
-    throw std::runtime_error("--checkpoint / --resume with --distributed: not with --rank-groups or --pmem-dir yet");
+  if (distributed && !checkpoint_dir_of(o).empty() && groups > 1) {
+    throw std::runtime_error("--checkpoint / --resume with --distributed: not with --rank-groups yet");
   }
   // Resumable runs: the directory (a distributed run's rank: its own inside it).
   const std::string checkpoint_dir =

@@ -290,28 +290,33 @@ TEST_F(DistributedRun, RanksWithOtherArgumentsAreRefused) {
   const Result ck =
       ranks(2, kCnn, kImages, "y.npy", "--insecure-ring-degree 2048 --rank-groups 2 --checkpoint " + q(dir_ / "ck"));
   EXPECT_NE(ck.status, 0);
-  EXPECT_NE(ck.output.find("not with --rank-groups or --pmem-dir yet"), std::string::npos) << ck.output;
+  EXPECT_NE(ck.output.find("not with --rank-groups yet"), std::string::npos) << ck.output;
   EXPECT_FALSE(fs::exists(dir_ / "y.npy"));
 }
 
 // Resumable distributed runs: each rank checkpoints its share into DIR/rank-R-of-P at the
-// same steps. Rank 1 is killed inside its 5th checkpoint (its state written, its manifest
-// not yet replaced) while rank 0 commits it: the ranks hold steps 5 and 4, and --resume
-// continues both from step 4, the last one both completed (rank 0 from the state it kept),
+// same steps (here under a DRAM budget, each with its named tier file). Rank 1 is killed
+// inside its 9th checkpoint (its state written, its manifest not yet replaced) while
+// rank 0 commits it: the ranks hold steps 9 and 8, and --resume continues both from
+// step 8, the last one both completed (rank 0 from the state it kept),
 // with the uninterrupted run's predictions, and removes DIR. Ranks given the directories
 // of two different runs are refused (their secret keys differ).
 TEST_F(DistributedRun, KilledRanksResumeFromTheirLastCommonCheckpoint) {
   const std::string n = " --insecure-ring-degree 2048 --streaming on";
   const Result whole = ranks(2, kCnn, kImages, "whole.npy", n);
+  // Under a DRAM budget per rank, with each rank's named tier file (the checkpoints
+  // reference its extents; rank 0 resumes from the state it kept, in its own tier file).
+  fs::create_directories(dir_ / "tier");
+  const std::string budget = " --dram-budget 3M --pmem-dir " + q(dir_ / "tier");
   ASSERT_EQ(whole.status, 0) << whole.output;
   // A wrapper that arms the hook on rank 1 only.
   const fs::path wrap = dir_ / "rank1_dies.sh";
-  std::ofstream(wrap) << "#!/bin/sh\nif [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then export HEINFER_KILL_IN_CHECKPOINT=5; fi\n"
+  std::ofstream(wrap) << "#!/bin/sh\nif [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then export HEINFER_KILL_IN_CHECKPOINT=9; fi\n"
                          "exec \"$@\"\n";
   fs::permissions(wrap, fs::perms::owner_all);
   const auto killed = [&](const std::string& dir) {
     return sh(kMpirun + " -np 2 " + q(wrap) + " " + q(kExe) + " run " + q(kCnn) + " --input " + q(kImages) +
-              " --output " + q(dir_ / "y.npy") + " --threads 1 --quiet --distributed" + n + " --checkpoint " +
+              " --output " + q(dir_ / "y.npy") + " --threads 1 --quiet --distributed" + n + budget + " --checkpoint " +
               q(dir_ / dir) + " --checkpoint-interval 0");
   };
   const Result first = killed("ck");
@@ -319,27 +324,33 @@ TEST_F(DistributedRun, KilledRanksResumeFromTheirLastCommonCheckpoint) {
   EXPECT_FALSE(fs::exists(dir_ / "y.npy"));
   const std::string manifest0 = slurp(dir_ / "ck" / "rank-0-of-2" / "checkpoint.json");
   const std::string manifest1 = slurp(dir_ / "ck" / "rank-1-of-2" / "checkpoint.json");
-  EXPECT_EQ(nlohmann::json::parse(manifest0)["steps_done"], 5) << manifest0;
-  EXPECT_EQ(nlohmann::json::parse(manifest0)["previous"]["steps_done"], 4) << manifest0;
-  EXPECT_EQ(nlohmann::json::parse(manifest1)["steps_done"], 4) << manifest1;
+  EXPECT_EQ(nlohmann::json::parse(manifest0)["steps_done"], 9) << manifest0;
+  EXPECT_EQ(nlohmann::json::parse(manifest0)["previous"]["steps_done"], 8) << manifest0;
+  EXPECT_EQ(nlohmann::json::parse(manifest1)["steps_done"], 8) << manifest1;
+  ASSERT_TRUE(nlohmann::json::parse(manifest0).contains("tier")) << manifest0;
+  ASSERT_TRUE(nlohmann::json::parse(manifest1).contains("tier")) << manifest1;
 
   // Another run's directory for rank 1: refused before anything runs.
   ASSERT_NE(killed("other").status, 0);
   fs::rename(dir_ / "ck" / "rank-1-of-2", dir_ / "kept");
   fs::rename(dir_ / "other" / "rank-1-of-2", dir_ / "ck" / "rank-1-of-2");
   const std::string resume = " --resume " + q(dir_ / "ck") + " --checkpoint-interval 0";
-  const Result mixed = ranks(2, kCnn, kImages, "y.npy", n + resume);
+  const Result mixed = ranks(2, kCnn, kImages, "y.npy", n + budget + resume);
   EXPECT_NE(mixed.status, 0);
   EXPECT_NE(mixed.output.find("different secret keys"), std::string::npos) << mixed.output;
   fs::remove_all(dir_ / "ck" / "rank-1-of-2");
   fs::rename(dir_ / "kept", dir_ / "ck" / "rank-1-of-2");
 
   const Result resumed = sh(kMpirun + " -np 2 " + q(kExe) + " run " + q(kCnn) + " --input " + q(kImages) + " --output " +
-                            q(dir_ / "y.npy") + " --threads 1 --distributed" + n + resume);
+                            q(dir_ / "y.npy") + " --threads 1 --distributed" + n + budget + resume);
   ASSERT_EQ(resumed.status, 0) << resumed.output;
-  EXPECT_NE(resumed.output.find("resuming after step 4 "), std::string::npos) << resumed.output;
+  EXPECT_NE(resumed.output.find("resuming after step 8 "), std::string::npos) << resumed.output;
   expect_same_predictions(logits("y.npy"), logits("whole.npy"), 64, "resumed against uninterrupted", 2e-3);
   EXPECT_FALSE(fs::exists(dir_ / "ck")) << "the checkpoint directory is removed after the run";
+  for (const std::string& m : {manifest0, manifest1}) {
+    const fs::path tier = nlohmann::json::parse(m)["tier"]["file"].get<std::string>();
+    EXPECT_FALSE(fs::exists(tier)) << "the resumed run's tier file " << tier << " is removed";
+  }
   expect_no_temporaries();
 }
 
