@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "distributed/mpi_peers.h"
+#include "memory/process_memory.h"
 #include "memory/bytes.h"
 #include "model/load.h"
 #include "runtime/atomic_file.h"
@@ -100,8 +101,10 @@ void add_encrypted_options(CLI::App* sub, EncryptedOptions& o) {
   sub->add_option("--rank-groups", o.rank_groups,
                   "encrypted, with --distributed: split the P ranks into G groups of P/G consecutive ranks, each "
                   "running every G-th encrypted batch (several batches in flight) with its activations in column "
-                  "slabs over its ranks; P must be a multiple of G")
-      ->check(CLI::PositiveNumber)
+                  "slabs over its ranks; P must be a multiple of G. auto: the most groups (at most the batches) "
+                  "whose ciphertexts fit per rank in --dram-budget, else in 80% of the node's available memory")
+      ->check(CLI::IsMember({"auto"}) | CLI::PositiveNumber)
+      ->capture_default_str()
       ->capture_default_str();
 }
 
@@ -152,21 +155,27 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
   // The job (every rank), and this rank's group when the ranks form several (declared
   // after the job: destroyed first).
   std::optional<distributed::MpiPeers> peers, group;
-  if (o.rank_groups > 1 && !o.distributed) throw std::runtime_error("--rank-groups needs --distributed");
+  const int rank_groups = o.rank_groups == "auto" ? 0 : std::stoi(o.rank_groups);
+  if (rank_groups > 1 && !o.distributed) throw std::runtime_error("--rank-groups needs --distributed");
   if (o.distributed) {
     if (!distributed::MpiPeers::launched()) throw std::runtime_error("--distributed: start heinfer with mpirun -np P");
     peers.emplace();
     ro.peers = &*peers;
-    if (o.rank_groups > 1) {
-      if (peers->size() % o.rank_groups != 0) {
-        throw std::runtime_error("--rank-groups " + std::to_string(o.rank_groups) + " does not divide the " +
+    ro.job = &*peers;
+    if (rank_groups > 1) {
+      if (peers->size() % rank_groups != 0) {
+        throw std::runtime_error("--rank-groups " + std::to_string(rank_groups) + " does not divide the " +
                                  std::to_string(peers->size()) + " ranks of the job");
       }
-      ro.groups = o.rank_groups;
-      ro.group = peers->rank() / (peers->size() / o.rank_groups);
+      ro.groups = rank_groups;
+      ro.group = peers->rank() / (peers->size() / rank_groups);
       group.emplace(*peers, ro.group);
-      ro.job = &*peers;
       ro.peers = &*group;
+    } else if (rank_groups == 0) {  // the plan chooses, after calibration
+      ro.groups = 0;
+      ro.memory_per_rank = static_cast<std::int64_t>(0.8 * static_cast<double>(memory::mem_available_bytes()) /
+                                                     peers->ranks_on_this_node());
+      ro.split_job = [&](int color) -> runtime::Peers* { return &group.emplace(*peers, color); };
     }
     if (peers->rank() != 0) {  // rank 0 reports for the run
       ro.log = nullptr;
@@ -218,7 +227,7 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
               format_bytes(r.pmem.bytes_read).c_str());
   if (peers) {
     std::printf("ranks            %d in %d group(s) of %d (column slabs); exchanged %s in %.2f s on rank 0\n",
-                peers->size(), std::max(1, o.rank_groups), peers->size() / std::max(1, o.rank_groups),
+                peers->size(), r.groups, peers->size() / r.groups,
                 format_bytes(stats.halo_bytes_sent + stats.halo_bytes_received).c_str(), stats.exchange_seconds);
     for (std::size_t q = 0; q < r.rank_rss_anon_peak.size(); ++q) {
       std::printf("  rank %-3zu       RssAnon peak %s, DRAM peak %s, sent %s\n", q,

@@ -31,7 +31,9 @@ struct EncryptedOptions {
   std::string profile;             ///< per-layer profile JSON (runtime/profile.h)
   std::size_t insecure_n = 0;      ///< tests only: ring degree override without the 128-bit check
   bool distributed = false;        ///< one run across the ranks of mpirun (plan/partition.h)
-  int rank_groups = 1;             ///< groups of ranks with batches in flight (session/distributed_run.h)
+  /// Groups of ranks with batches in flight (session/distributed_run.h): "auto" (the plan
+  /// chooses: plan::choose_rank_groups) or a count.
+  std::string rank_groups = "auto";
   CLI::Option* batch_option = nullptr;  ///< to tell an explicit --batch from the default
 };
 

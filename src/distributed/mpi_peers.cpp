@@ -168,6 +168,15 @@ std::vector<std::uint8_t> MpiPeers::receive(int& from) {
   return bytes;
 }
 
+int MpiPeers::ranks_on_this_node() const {
+  MPI_Comm node = MPI_COMM_NULL;
+  MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node);
+  int n = 1;
+  MPI_Comm_size(node, &n);
+  MPI_Comm_free(&node);
+  return n;
+}
+
 void MpiPeers::abort(const std::string& what, int code) const {
   std::fprintf(stderr, "heinfer: rank %d: %s\n", rank_, what.c_str());
   std::fflush(stderr);

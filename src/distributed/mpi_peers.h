@@ -46,6 +46,10 @@ class MpiPeers : public runtime::Peers {
   void send(int to, const std::vector<std::uint8_t>& bytes) override;
   std::vector<std::uint8_t> receive(int& from) override;
 
+  /// The ranks of this communicator on this node (shared memory), this one included.
+  /// Collective.
+  int ranks_on_this_node() const;
+
   /// Prints "heinfer: rank R: <what>" on stderr (R in this communicator) and ends every
   /// rank of the job (MPI_Abort on MPI_COMM_WORLD with `code`).
   [[noreturn]] void abort(const std::string& what, int code) const;

@@ -211,4 +211,16 @@ DistributedEstimate predict_distributed(const model::Graph& g, const EncryptedPl
   return est;
 }
 
+int choose_rank_groups(const model::Graph& g, const EncryptedPlan& plan, int ranks, std::int64_t batches,
+                       std::int64_t bytes_per_rank, const FootprintOptions& fo) {
+  if (ranks < 1) throw std::invalid_argument("choose_rank_groups: ranks must be >= 1");
+  for (int groups = ranks; groups > 1; --groups) {
+    if (ranks % groups != 0 || groups > batches) continue;
+    if (bytes_per_rank <= 0) return groups;
+    const Partition p = partition_columns(g, plan, ranks / groups);
+    if (predict_distributed(g, plan, p, fo, nullptr).peak_bytes <= bytes_per_rank) return groups;
+  }
+  return 1;
+}
+
 }  // namespace heinfer::plan

@@ -76,4 +76,14 @@ DistributedEstimate predict_distributed(const model::Graph& g, const EncryptedPl
                                         const FootprintOptions& fo, const TimeEstimate* one_process,
                                         const LinkModel& link = {});
 
+/// The rank groups of a distributed run (`--rank-groups auto`) of `batches` encrypted
+/// batches on `ranks` ranks: the most groups G (batches in flight, each on ranks / G
+/// ranks: the fewer ranks share a batch, the less they exchange and wait) such that G
+/// divides `ranks`, G <= batches, and the largest rank's ciphertext peak on ranks / G
+/// ranks (predict_distributed with `fo`) is at most `bytes_per_rank` (0: no bound);
+/// 1 when none fits (the budget then spills to the tier as in any run). Throws
+/// std::invalid_argument when ranks < 1.
+int choose_rank_groups(const model::Graph& g, const EncryptedPlan& plan, int ranks, std::int64_t batches,
+                       std::int64_t bytes_per_rank, const FootprintOptions& fo);
+
 }  // namespace heinfer::plan

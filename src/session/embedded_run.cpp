@@ -19,6 +19,7 @@
 #include "memory/process_memory.h"
 #include "model/load.h"
 #include "plan/footprint.h"
+#include "plan/partition_cost.h"
 #include "plan/refresh_rounds.h"
 #include "ring/cpu_features.h"
 #include "runtime/calibration.h"
@@ -106,8 +107,10 @@ EmbeddedRunResult run_embedded(const std::string& model_path, std::vector<double
   // The job (every rank) and, inside it, the group that partitions the activations.
   runtime::Peers* job = o.job ? o.job : o.peers;
   const bool distributed = job && job->size() > 1;
-  const bool spatial = o.peers && o.peers->size() > 1;
-  const int groups = std::max(1, o.groups);
+  // Auto groups are chosen after planning (below): until then one group, the job.
+  const bool auto_groups = o.groups == 0 && distributed && o.split_job;
+  runtime::Peers* peers = o.peers;
+  int groups = std::max(1, o.groups), group = o.group;
   if (groups > 1 && (!distributed || !o.peers || o.group < 0 || o.group >= groups)) {
     throw std::invalid_argument("rank groups need the job's peers and a group index below the group count");
   }
@@ -183,6 +186,24 @@ EmbeddedRunResult run_embedded(const std::string& model_path, std::vector<double
                                              ckks::SecurityLevel::None);
   }
   say(o.log, "parameters: %s\n", plan.describe().c_str());
+  const bool streaming = o.streaming == "on" || (o.streaming == "auto" && o.dram_budget > 0);
+  if (auto_groups && checkpoint_dir.empty()) {  // (a checkpointed run is one batch: one group)
+    const std::int64_t cap = plan.capacity();
+    const std::int64_t per_batch = o.batch > 0 ? std::min(o.batch, cap) : cap;
+    plan::ScheduleOptions so;
+    so.streaming = streaming;
+    plan::FootprintOptions fo;
+    fo.limb_words = limb_words;
+    const int mine = plan::choose_rank_groups(g, plan::make_plan(g, plan, so), job->size(),
+                                              (count + per_batch - 1) / per_batch,
+                                              o.dram_budget > 0 ? o.dram_budget : o.memory_per_rank, fo);
+    groups = static_cast<int>(job->all_gather(mine)[0]);  // rank 0's choice: every rank the same
+    group = job->rank() / (job->size() / groups);
+    if (groups > 1) peers = o.split_job(group);
+    say(o.log, "ranks: %d group(s) of %d (--rank-groups auto: batches in flight whose ciphertexts fit per rank)\n",
+        groups, job->size() / groups);
+  }
+  const bool spatial = peers && peers->size() > 1;
 
   memory::StoreOptions so;
   so.dram_budget = o.dram_budget;
@@ -216,7 +237,7 @@ EmbeddedRunResult run_embedded(const std::string& model_path, std::vector<double
   ro.cancel = o.cancel;
   ro.store = &store;
   ro.monitor = &monitor;
-  ro.streaming = o.streaming == "on" || (o.streaming == "auto" && so.dram_budget > 0);
+  ro.streaming = streaming;
 #ifdef HEINFER_TEST_HOOKS
   // Test hook (crash safety): HEINFER_KILL_AFTER_NODE=k kills the process after node k.
   if (const char* kill = std::getenv("HEINFER_KILL_AFTER_NODE")) ro.kill_after_node = std::atoi(kill);
@@ -260,7 +281,7 @@ EmbeddedRunResult run_embedded(const std::string& model_path, std::vector<double
     ro.checkpoint = checkpoint.get();
     ro.resume = resume ? &*resume : nullptr;
   }
-  if (spatial) ro.peers = o.peers;
+  if (spatial) ro.peers = peers;
   if (distributed && !secret) secret.emplace(shared_secret_key(*job, plan.params));
   runtime::EncryptedSession session(g, plan, ro, secret ? &*secret : nullptr);
   secret.reset();
@@ -282,15 +303,16 @@ EmbeddedRunResult run_embedded(const std::string& model_path, std::vector<double
     r.outputs = session.run_batched(std::move(values), count, chunk, r.stats, &r.batch_seconds);
   } else {  // this group's batches, then every group's outputs on rank 0
     std::int64_t share = 0;
-    std::vector<double> mine = group_samples(values, count, model::numel(in_shape), chunk, groups, o.group, share);
+    std::vector<double> mine = group_samples(values, count, model::numel(in_shape), chunk, groups, group, share);
     values = {};
     if (share > 0) mine = session.run_batched(std::move(mine), share, chunk, r.stats, &r.batch_seconds);
-    r.outputs = gather_group_outputs(*job, o.peers->rank() == 0, groups, o.group, mine, count, model::numel(out_shape),
+    r.outputs = gather_group_outputs(*job, peers->rank() == 0, groups, group, mine, count, model::numel(out_shape),
                                      chunk);
   }
 
   const model::Shape out_shape_now = out_shape;
   r.count = count;
+  r.groups = groups;
   r.output_shape = {count};
   r.output_shape.insert(r.output_shape.end(), out_shape_now.begin(), out_shape_now.end());
   if (checkpoint) {

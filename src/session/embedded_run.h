@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -62,11 +63,19 @@ struct EmbeddedRunOptions {
   /// calibrates, makes the key and gathers the outputs. Null / 1: one group, `peers`.
   runtime::Peers* job = nullptr;
   int groups = 1, group = 0;
+  /// groups = 0 (`--rank-groups auto`, with `job` and `peers` both the whole job): after
+  /// planning, rank 0 chooses the groups (plan::choose_rank_groups: the most batches in
+  /// flight whose per-rank ciphertext peak fits in the DRAM budget, else in
+  /// `memory_per_rank` bytes) and every rank makes its group with split_job(group)
+  /// (collective over the job; the returned ranks must outlive the run).
+  std::function<runtime::Peers*(int group)> split_job;
+  std::int64_t memory_per_rank = 0;
 };
 
 /// What an embedded run produced and measured.
 struct EmbeddedRunResult {
   std::int64_t count = 0;                 ///< samples
+  int groups = 1;                         ///< rank groups of a distributed run (chosen when auto)
   std::vector<std::int64_t> output_shape; ///< [count, per-sample output shape...]
   std::vector<double> outputs;            ///< batch-major, count × numel(per-sample output)
   std::vector<double> reference;          ///< with check: the plaintext executor's, same layout

@@ -154,7 +154,8 @@ TEST_F(DistributedRun, CnnOnTwoAndFourRanksMatchesOneProcess) {
 
 TEST_F(DistributedRun, RankGroupsRunSeveralBatchesInFlight) {
   // 40 images in 3 batches of 16, 16 and 8: 2 groups of 2 ranks (batches 0, 2 and 1,
-  // each in column slabs over its 2 ranks) and 2 groups of 1 rank, against one process.
+  // each in column slabs over its 2 ranks) and 2 groups of 1 rank (chosen by the plan),
+  // against one process.
   const runtime::NpyArray all = runtime::read_npy(kImages);
   const std::vector<double> v = all.to_double();
   const fs::path x = dir_ / "x40.npy";
@@ -167,8 +168,10 @@ TEST_F(DistributedRun, RankGroupsRunSeveralBatchesInFlight) {
   ASSERT_EQ(g22.status, 0) << g22.output;
   EXPECT_NE(g22.output.find("ranks            4 in 2 group(s) of 2"), std::string::npos) << g22.output;
   EXPECT_NE(g22.output.find("top-1 agreement with plaintext 100.000% (40/40)"), std::string::npos) << g22.output;
-  const Result g21 = ranks(2, kCnn, x, "g21.npy", n + " --rank-groups 2");
+  // On 2 ranks without a budget, --rank-groups auto (the default) runs 2 groups of 1.
+  const Result g21 = ranks(2, kCnn, x, "g21.npy", n);
   ASSERT_EQ(g21.status, 0) << g21.output;
+  EXPECT_NE(g21.output.find("ranks            2 in 2 group(s) of 1"), std::string::npos) << g21.output;
   expect_same_predictions(logits("g22.npy"), logits("one.npy"), 40, "2 groups of 2 ranks against 1 process", 2e-3);
   expect_same_predictions(logits("g21.npy"), logits("one.npy"), 40, "2 groups of 1 rank against 1 process", 2e-3);
   // Ranks 1 and 3 compute in slabs beside their group's rank 0; every rank holds one

@@ -184,5 +184,28 @@ TEST(PartitionCost, CnnPeakPerRankFallsWithTheRanks) {
   EXPECT_LT(two.compute_seconds, one.compute_seconds);
 }
 
+// --rank-groups auto: the most groups that divide the ranks, at most the batches, and
+// whose per-rank peak fits; one group when nothing fits.
+TEST(PartitionCost, RankGroupsAreTheMostBatchesInFlightThatFit) {
+  const model::Graph g = model::load_model(fs::path(HEINFER_SOURCE_DIR) / "models" / "fmnist_cnn.onnx");
+  plan::Parameters pp;
+  pp.params = ckks::EncryptionParameters(4096, {47, 30, 30}, {}, ckks::SecurityLevel::None);
+  pp.bounds.assign(g.tensors.size(), 4.0);
+  const plan::EncryptedPlan plan = plan::make_plan(g, pp);
+  const plan::FootprintOptions fo;
+  auto peak = [&](int ranks) {
+    return plan::predict_distributed(g, plan, plan::partition_columns(g, plan, ranks), fo, nullptr).peak_bytes;
+  };
+  EXPECT_EQ(plan::choose_rank_groups(g, plan, 4, 10, 0, fo), 4);  // no bound: a batch per rank
+  EXPECT_EQ(plan::choose_rank_groups(g, plan, 4, 3, 0, fo), 2);   // at most the batches, dividing 4
+  EXPECT_EQ(plan::choose_rank_groups(g, plan, 6, 3, 0, fo), 3);
+  EXPECT_EQ(plan::choose_rank_groups(g, plan, 4, 1, 0, fo), 1);
+  EXPECT_EQ(plan::choose_rank_groups(g, plan, 4, 10, peak(1), fo), 4);      // one rank's peak fits
+  EXPECT_EQ(plan::choose_rank_groups(g, plan, 4, 10, peak(1) - 1, fo), 2);  // needs 2 ranks a batch
+  EXPECT_EQ(plan::choose_rank_groups(g, plan, 4, 10, peak(2) - 1, fo), 1);  // needs 4
+  EXPECT_EQ(plan::choose_rank_groups(g, plan, 4, 10, 1, fo), 1);            // nothing fits
+  EXPECT_THROW(plan::choose_rank_groups(g, plan, 0, 1, 0, fo), std::invalid_argument);
+}
+
 }  // namespace
 }  // namespace heinfer
