@@ -75,7 +75,7 @@ std::unique_ptr<Model> prepare_served_model(const ServedModel& sm, int max_messa
   const runtime::InputBatch cal = runtime::read_input_batch(sm.calibration, in_shape);  // NaN refused
   const auto all = runtime::from_batch_major(std::span<const double>(cal.values), cal.count, in_shape);
   plan::ParameterOptions po;
-  po.masks = masks;
+  po.masks = model_private ? plan::RoundMasks::PerWindow : masks;  // (no client rounds to mask)
   po.unmasked_functions = unmasked_functions;
   po.packing = masks == plan::RoundMasks::PerSample || model_private ? ckks::Packing::Real : ckks::Packing::Complex;
   po.privacy = privacy;

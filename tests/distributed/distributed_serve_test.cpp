@@ -7,6 +7,9 @@
 //  - a client killed in the middle of a batch cancels that batch on every rank (they
 //    stop at the same step) and the next client is served correctly;
 //  - SIGTERM to rank 0 stops the compute ranks and the job exits 0;
+//  - with serve's defaults (model-private mode: Relu evaluated on the compute ranks,
+//    the client only refreshing blindly masked ciphertexts) a small convolutional model
+//    gives the plaintext model's predictions;
 //  - ranks whose models differ from rank 0's (other options) are refused at start-up
 //    with a clear error; fewer than 2 ranks and a start outside mpirun are refused.
 #include <gtest/gtest.h>
@@ -21,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/onnx_builder.h"
 #include "../common/shell.h"
 #include "../protocol/process.h"
 #include "runtime/metrics.h"
@@ -126,6 +130,55 @@ TEST_F(DistributedServe, ThreeRanksServeTheCnnSurviveAClientThatLeavesAndStopOnS
   ASSERT_EQ(::kill(r0, SIGTERM), 0);
   EXPECT_EQ(job.wait(120s), 0) << job.output();
   EXPECT_NE(job.output().find("server stopped"), std::string::npos) << job.output();
+}
+
+TEST_F(DistributedServe, ModelPrivateModeByDefault) {
+  // [1, 6, 6] -> Conv 3x3 pad 1 (2 channels) -> Relu -> Flatten -> Gemm (72 -> 3).
+  test::ModelBuilder b;
+  b.input("x", {1, 6, 6}).output("y");
+  b.initializer("w", {2, 1, 3, 3}, test::random_floats(18, 7, -0.5f, 0.5f));
+  b.initializer("f", {3, 72}, test::random_floats(216, 8, -0.3f, 0.3f));
+  b.initializer("fb", {3}, test::random_floats(3, 9));
+  auto& c = b.node("Conv", {"x", "w"}, {"c"});
+  test::attr(c, "pads", std::vector<std::int64_t>{1, 1, 1, 1});
+  b.node("Relu", {"c"}, {"r"});
+  b.node("Flatten", {"r"}, {"fl"});
+  auto& gm = b.node("Gemm", {"fl", "f", "fb"}, {"y"});
+  test::attr(gm, "transB", std::int64_t{1});
+  const fs::path model = dir_ / "tiny.onnx";
+  std::ofstream(model, std::ios::binary) << b.bytes();
+  const std::vector<float> x = test::random_floats(16 * 36, 10, -2, 2);
+  const std::vector<double> xd(x.begin(), x.end());
+  runtime::write_npy(dir_ / "x.npy", runtime::make_npy(runtime::NpyDType::Float32, {16, 1, 6, 6}, xd));
+  ASSERT_EQ(test::run_shell(test::shell_quote(kExe) + " run " + test::shell_quote(model) + " --input " +
+                            test::shell_quote(dir_ / "x.npy") + " --output " + test::shell_quote(dir_ / "ref.npy") +
+                            " --plain --quiet")
+                .status,
+            0);
+
+  std::vector<std::string> args = mpirun(3);
+  args.insert(args.end(), {kExe.string(), "serve", "--distributed", "--insecure", "--listen", "127.0.0.1:0", "--model",
+                           "tiny=" + model.string(), "--calibration", "tiny=" + (dir_ / "x.npy").string(),
+                           "--threads", "1"});
+  Process job(args, dir_ / "serve.log");
+  const std::string port = job.wait_for(R"(listening on 127\.0\.0\.1:(\d+))", 180s);
+  ASSERT_FALSE(port.empty()) << job.output();
+  Process client({kExe.string(), "client", "--server", "localhost:" + port, "--model", "tiny", "--input",
+                  (dir_ / "x.npy").string(), "--output", (dir_ / "y.npy").string(), "--insecure"},
+                 dir_ / "client.log");
+  ASSERT_EQ(client.wait(600s), 0) << client.output() << job.output();
+  EXPECT_NE(client.output().find("model-private: blind refreshes only"), std::string::npos) << client.output();
+  const std::vector<double> y = runtime::read_npy(dir_ / "y.npy").to_double();
+  const std::vector<double> ref = runtime::read_npy(dir_ / "ref.npy").to_double();
+  ASSERT_EQ(y.size(), ref.size());
+  double scale = 0, err = 0;
+  for (std::size_t i = 0; i < y.size(); ++i) {
+    scale = std::max(scale, std::fabs(ref[i]));
+    err = std::max(err, std::fabs(y[i] - ref[i]));
+  }
+  EXPECT_LE(err, 0.01 * scale) << "max |logit error| " << err << " of " << scale;
+  const std::vector<float> yf(y.begin(), y.end()), rf(ref.begin(), ref.end());
+  EXPECT_EQ(runtime::argmax_rows(yf, 16, 3), runtime::argmax_rows(rf, 16, 3));
 }
 
 TEST_F(DistributedServe, RanksWithOtherModelsThanRankZerosAreRefused) {
