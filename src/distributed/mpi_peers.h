@@ -35,9 +35,10 @@ class MpiPeers : public runtime::Peers {
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }
-  /// Sizes by MPI_Alltoall, then the non-empty buffers by non-blocking sends and
+  /// Sizes by MPI_Ialltoall, then the non-empty buffers by non-blocking sends and
   /// receives in messages of at most 1 GiB (MPI counts are int): a rank exchanges
   /// messages only with the ranks it has bytes for or from (its slab's neighbours).
+  /// Every wait of this class polls with short sleeps rather than spinning.
   std::vector<std::vector<std::uint8_t>> exchange(std::vector<std::vector<std::uint8_t>> out) override;
   void broadcast(std::vector<std::uint8_t>& bytes) override;
   std::vector<std::int64_t> all_gather(std::int64_t value) override;
