@@ -23,15 +23,20 @@ constexpr std::int64_t kMaxPointBytes = std::int64_t{64} << 30;
 /// busy wait: a rank that waits (for its neighbours' halos, a slower rank, a client's
 /// reply) leaves its core to the ranks that compute, which matters whenever ranks share
 /// cores; the pause costs at most about 1 ms per exchange.
+template <class Done>
+void poll_politely(Done done) {
+  for (auto pause = std::chrono::microseconds(50); !done();
+       pause = std::min(pause * 2, std::chrono::microseconds(1000))) {
+    std::this_thread::sleep_for(pause);
+  }
+}
+
 void wait_politely(std::vector<MPI_Request>& reqs) {
-  auto pause = std::chrono::microseconds(50);
-  for (;;) {
+  poll_politely([&] {
     int done = 0;
     MPI_Testall(static_cast<int>(reqs.size()), reqs.data(), &done, MPI_STATUSES_IGNORE);
-    if (done) return;
-    std::this_thread::sleep_for(pause);
-    pause = std::min(pause * 2, std::chrono::microseconds(1000));
-  }
+    return done != 0;
+  });
 }
 
 /// Posts the receives or sends of `buf` to/from `peer` in messages of at most 1 GiB.
@@ -155,13 +160,11 @@ std::vector<std::uint8_t> MpiPeers::receive(int& from) {
     throw std::invalid_argument("MpiPeers::receive: no rank " + std::to_string(from) + " to receive from");
   }
   MPI_Status st;
-  auto pause = std::chrono::microseconds(50);
-  for (int flag = 0;;) {
+  poll_politely([&] {
+    int flag = 0;
     MPI_Iprobe(from < 0 ? MPI_ANY_SOURCE : from, kSizeTag, comm_, &flag, &st);
-    if (flag) break;
-    std::this_thread::sleep_for(pause);
-    pause = std::min(pause * 2, std::chrono::microseconds(1000));
-  }
+    return flag != 0;
+  });
   from = st.MPI_SOURCE;
   std::int64_t n = 0;
   MPI_Recv(&n, 1, MPI_INT64_T, from, kSizeTag, comm_, MPI_STATUS_IGNORE);

@@ -260,10 +260,7 @@ void CheckpointWriter::after_step(std::size_t steps_done, std::size_t steps_tota
   // budget: a checkpoint writes at most about that much and releases them.
   const bool tier_due = file && file->quarantined_bytes() > store_->options().dram_budget;
   bool due = tier_due || now_seconds() - last_ >= interval_;
-  if (peers_) {  // every rank checkpoints the same steps
-    const auto all = peers_->all_gather(due ? 1 : 0);
-    due = std::any_of(all.begin(), all.end(), [](std::int64_t v) { return v != 0; });
-  }
+  if (peers_) due = any_rank(*peers_, due);  // every rank checkpoints the same steps
   if (!due) return;
   const double t0 = now_seconds();
   const fs::path state = dir_ / ("state-" + std::to_string(steps_done) + ".bin");

@@ -151,7 +151,7 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, EncryptedRunStat
     if (step_index <= resumed_steps) continue;  // done before the checkpoint
     if (options_.cancel) {
       bool stop = options_.cancel->load();
-      if (dist) stop = dist->any(stop);  // every rank stops at the same step
+      if (dist) stop = any_rank(*options_.peers, stop);  // every rank stops at the same step
       if (stop) throw RunCancelled();
     }
     const auto k = static_cast<std::size_t>(st.node);

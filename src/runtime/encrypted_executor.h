@@ -76,7 +76,7 @@ struct EncryptedRunOptions {
   /// Checked before every step: once true, the run stops by throwing RunCancelled (the
   /// store and its tier file are released as the stack unwinds; nothing is written).
   /// Set from another thread or an observer (a Python KeyboardInterrupt), or by the
-  /// client of a rank (protocol/rank_calls.h). In a distributed run the ranks agree
+  /// client of a rank (protocol/rank_client.h). In a distributed run the ranks agree
   /// before every step (one all-gather): all stop at the same step once any rank's flag
   /// is set, so that none is left waiting in an exchange.
   const std::atomic<bool>* cancel = nullptr;

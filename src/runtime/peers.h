@@ -1,6 +1,6 @@
 // The ranks of a distributed run as the executor sees them: collective exchanges of byte
 // buffers between processes that run the same plan in lockstep, and point-to-point
-// messages (a server's rank 0 and the ranks that compute for it: protocol/rank_calls.h).
+// messages (a server's rank 0 and the ranks that compute for it: protocol/rank_gateway.h).
 // The MPI implementation lives above the runtime (distributed/mpi_peers.h); the runtime
 // knows only this.
 #pragma once
@@ -33,5 +33,13 @@ class Peers {
   /// millisecond). Throws std::invalid_argument for `from` out of range.
   virtual std::vector<std::uint8_t> receive(int& from) = 0;
 };
+
+/// Whether `mine` is true on any rank of `peers` (collective: one all-gather).
+inline bool any_rank(Peers& peers, bool mine) {
+  for (const std::int64_t v : peers.all_gather(mine ? 1 : 0)) {
+    if (v != 0) return true;
+  }
+  return false;
+}
 
 }  // namespace heinfer::runtime

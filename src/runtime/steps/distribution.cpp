@@ -161,11 +161,6 @@ bool Distribution::before_step(StepIO& io, std::vector<std::int64_t>& elements) 
   return false;
 }
 
-bool Distribution::any(bool mine) {
-  const auto all = peers_.all_gather(mine ? 1 : 0);
-  return std::any_of(all.begin(), all.end(), [](std::int64_t v) { return v != 0; });
-}
-
 void Distribution::own_elements_only(StepIO& io) {
   views_.clear();
   views_.reserve(io.in.size());  // pointers into views_ stay valid

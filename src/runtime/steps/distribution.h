@@ -39,8 +39,6 @@ class Distribution {
   void after_step(StepIO& io);
   /// Gathers the graph outputs on rank 0 (collective).
   void gather_outputs();
-  /// Whether `mine` is true on any rank (collective: one all-gather).
-  bool any(bool mine);
 
   int rank() const { return peers_.rank(); }
 
