@@ -2,6 +2,7 @@
 // that allocate ciphertexts by the thousand.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string_view>
 
@@ -23,5 +24,12 @@ std::int64_t mem_available_bytes();
 /// on the next allocation. Process-wide; call before the first ciphertext. Not for runs
 /// whose resident memory must follow a budget: the heap keeps what was freed.
 void configure_allocator_for_ciphertexts();
+
+/// Returns the whole pages inside [p, p + bytes) to the kernel (madvise MADV_DONTNEED on
+/// private anonymous memory: they read as zero afterwards and cost no resident memory
+/// until written again). The partial pages at both ends are kept. For memory the caller
+/// owns and will not read again, e.g. the values of input rows already encrypted. Returns
+/// the bytes released; does not throw (0 when the kernel refuses).
+std::size_t release_pages(void* p, std::size_t bytes);
 
 }  // namespace heinfer::memory

@@ -390,15 +390,17 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
   for (std::size_t t = 0; t < tensors; ++t) {
     for (int s : val[t].storages) users[static_cast<std::size_t>(s)].push_back(static_cast<TensorId>(t));
   }
-  auto live_bytes = [&] {
+  auto live_bytes = [&](std::vector<FootprintEstimate::PeakPart>* parts) {
     std::int64_t total = 0;
     for (std::size_t s = 0; s < st.size(); ++s) {
       std::int64_t lo = -1, hi = -1, row = 0;
       bool whole = false, any = false;
+      TensorId named = -1;  // an alive tensor of the storage, for peak_parts
       for (TensorId t : users[s]) {
         const auto ti = static_cast<std::size_t>(t);
         if (!alive[ti]) continue;
         any = true;
+        if (named < 0) named = t;
         const std::int64_t h = rows_of(t);
         if (h == 0 || held(t) != st[s].count) {
           whole = true;
@@ -410,7 +412,10 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
       }
       if (!any) continue;
       const std::int64_t count = whole ? st[s].count : std::clamp<std::int64_t>((hi - lo) * row, 0, st[s].count);
-      if (count > 0) total += count * (stored_bytes(st[s]) / std::max<std::int64_t>(1, st[s].count));
+      if (count <= 0) continue;
+      const std::int64_t bytes = count * (stored_bytes(st[s]) / std::max<std::int64_t>(1, st[s].count));
+      total += bytes;
+      if (parts) parts->push_back({named, whole ? 0 : lo, whole ? 0 : hi, bytes});
     }
     return total;
   };
@@ -430,7 +435,7 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
       auto& p = produced[static_cast<std::size_t>(t)];
       p = std::max(p, step.streamed && m ? m->end(step.row_end) : rows_of(t));
     }
-    std::int64_t band = w.final_out + capped_working(plan.nodes[k].kind, w.expand, w.copies + w.rest, tile_bytes);
+    std::int64_t band_out = w.final_out, band_expand = w.expand, band_rest = w.copies + w.rest;
     if (step.streamed) {
       const auto h = static_cast<double>(rows_of(out));
       const double f_out = static_cast<double>(step.row_end - step.row_begin) / h;
@@ -445,14 +450,21 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
       }
       if (f_in == 0) f_in = f_out;
       auto share = [](std::int64_t bytes, double f) { return std::llround(static_cast<double>(bytes) * f); };
-      band = share(w.final_out, f_out) + capped_working(plan.nodes[k].kind, share(w.expand, f_in),
-                                                        share(w.copies, f_in) + share(w.rest, f_out), tile_bytes);
+      band_out = share(w.final_out, f_out);
+      band_expand = share(w.expand, f_in);
+      band_rest = share(w.copies, f_in) + share(w.rest, f_out);
     }
-    const std::int64_t bytes = live_bytes() + band;
+    const std::int64_t working = capped_working(plan.nodes[k].kind, band_expand, band_rest, tile_bytes);
+    const std::int64_t band = band_out + working;
+    const std::int64_t bytes = live_bytes(nullptr) + band;
     nf.live_bytes = std::max(nf.live_bytes, bytes);
     if (bytes > est.peak_bytes) {
       est.peak_bytes = bytes;
       est.peak_node = static_cast<std::int64_t>(k);
+      est.peak_parts.clear();
+      live_bytes(&est.peak_parts);
+      est.peak_parts.push_back({out, step.row_begin, step.row_end, band_out});
+      est.peak_parts.push_back({-1, step.row_begin, step.row_end, working});
     }
     alive[static_cast<std::size_t>(out)] = true;
     produced[static_cast<std::size_t>(out)] = step.row_end;
@@ -464,6 +476,8 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
       for (TensorId t : plan.nodes[k].free_after) alive[static_cast<std::size_t>(t)] = false;
     }
   }
+  std::sort(est.peak_parts.begin(), est.peak_parts.end(),
+            [](const auto& a, const auto& b) { return a.bytes > b.bytes; });
   return est;
 }
 

@@ -72,6 +72,16 @@ struct NodeFootprint {
 struct FootprintEstimate {
   std::int64_t peak_bytes = 0;       ///< max over nodes of live_bytes (unbounded, DRAM only)
   std::int64_t peak_node = -1;       ///< the node index where the peak occurs
+  /// What the peak holds, largest first: per stored tensor the rows alive [row_begin,
+  /// row_end) of its H (0, 0: all of a tensor that is not [C, H, W] or not streamed) and
+  /// their bytes; then the band's own: its output rows (the node's output tensor) and its
+  /// working set (expanded inputs, aligned copies, transients: tensor -1). Streamed plans
+  /// only.
+  struct PeakPart {
+    model::TensorId tensor = -1;
+    std::int64_t row_begin = 0, row_end = 0, bytes = 0;
+  };
+  std::vector<PeakPart> peak_parts;
   /// The peak without streaming (whole nodes in graph order); equals peak_bytes unless
   /// the plan streams (ScheduleOptions::streaming).
   std::int64_t unstreamed_peak_bytes = 0;

@@ -99,6 +99,28 @@ std::vector<double> calibrate_ranges(const model::Graph& g, const std::vector<Pl
   return range;
 }
 
+std::vector<double> calibrate_ranges_batch_major(const model::Graph& g, std::span<const double> x, std::int64_t count,
+                                                 std::vector<std::vector<double>>* outputs) {
+  if (g.inputs.size() != 1) throw model::ModelError("calibration: batch-major input needs a graph of one input");
+  const model::Shape& shape = g.tensors[static_cast<std::size_t>(g.inputs[0])].shape;
+  const std::int64_t e = model::numel(shape);
+  if (count < 1 || static_cast<std::int64_t>(x.size()) != count * e) {
+    throw model::ModelError("calibration: " + std::to_string(x.size()) + " input values are not " +
+                            std::to_string(count) + " samples of " + std::to_string(e));
+  }
+  std::vector<double> range(g.tensors.size(), 0.0);
+  const auto free_after = model::activations_to_free(g);
+  const std::int64_t part = calibration_samples(g);
+  if (outputs) outputs->clear();
+  for (std::int64_t b0 = 0; b0 < count; b0 += part) {
+    const std::int64_t b = std::min(part, count - b0);
+    std::vector<PlainTensor> sub;
+    sub.push_back(from_batch_major(x.subspan(static_cast<std::size_t>(b0 * e), static_cast<std::size_t>(b * e)), b, shape));
+    calibrate_into(g, sub, free_after, range, outputs);
+  }
+  return range;
+}
+
 plan::Parameters calibrated_parameters(model::Graph& g, const std::vector<PlainTensor>& inputs,
                                        const plan::ParameterOptions& options,
                                        std::vector<std::vector<double>>* outputs, int limb_words, int* refreshes) {

@@ -1,6 +1,7 @@
 #include "runtime/local_client.h"
 
 #include "ckks/blind_refresh.h"
+#include "memory/process_memory.h"
 #include "model/activation_fn.h"
 #include "runtime/round_function.h"
 
@@ -103,6 +104,14 @@ void LocalClient::encrypt_values(std::span<const double> values, ckks::Ciphertex
 
 std::int64_t LocalClient::batch() const { return inputs_ && !inputs_->empty() ? (*inputs_)[0].batch : 0; }
 
+void LocalClient::set_inputs(std::vector<PlainTensor>* inputs) {
+  inputs_ = inputs;
+  encrypted_.clear();
+  if (inputs_) {
+    for (const PlainTensor& x : *inputs_) encrypted_.emplace_back(static_cast<std::size_t>(x.elements()), false);
+  }
+}
+
 void LocalClient::input_encrypted(std::size_t input) {
   if (inputs_ && input < inputs_->size()) std::vector<double>().swap((*inputs_)[input].data);
 }
@@ -111,7 +120,7 @@ std::vector<ckks::Ciphertext> LocalClient::encrypt(const EncryptRequest& r) {
   if (!inputs_ || r.input >= inputs_->size()) {
     throw std::out_of_range("input '" + r.name + "': the client has no input " + std::to_string(r.input));
   }
-  const PlainTensor& x = (*inputs_)[r.input];
+  PlainTensor& x = (*inputs_)[r.input];
   const std::int64_t elements = x.elements();
   PlainTensor part;
   part.shape = {static_cast<std::int64_t>(r.elements.size())};
@@ -122,9 +131,33 @@ std::vector<ckks::Ciphertext> LocalClient::encrypt(const EncryptRequest& r) {
       throw std::out_of_range("input '" + r.name + "': element " + std::to_string(e) + " outside [0, " +
                               std::to_string(elements) + ")");
     }
+    if (encrypted_[r.input][static_cast<std::size_t>(e)]) {
+      throw std::logic_error("input '" + r.name + "': element " + std::to_string(e) +
+                             " was encrypted before and its values released");
+    }
     part.data.insert(part.data.end(), x.data.begin() + e * x.batch, x.data.begin() + (e + 1) * x.batch);
   }
-  return encrypt_tensor(part, r.name, r.bound);
+  std::vector<ckks::Ciphertext> cts = encrypt_tensor(part, r.name, r.bound);
+  // The values encrypted are not read again: their pages go back to the kernel, per run
+  // of consecutive elements (a band's rows of one channel).
+  std::vector<std::int64_t> sorted(r.elements.begin(), r.elements.end());
+  std::sort(sorted.begin(), sorted.end());
+  auto& done = encrypted_[r.input];
+  const auto values = static_cast<std::size_t>(x.batch) * sizeof(double);
+  const auto reach = static_cast<std::int64_t>(4096 / values + 1);  // elements per page, rounded up
+  for (std::size_t i = 0; i < sorted.size();) {
+    std::size_t j = i + 1;
+    while (j < sorted.size() && sorted[j] <= sorted[j - 1] + 1) ++j;
+    // Extended over neighbours encrypted before (as far as one page reaches), so that the
+    // pages straddling two bands go too.
+    std::int64_t lo = sorted[i], hi = sorted[j - 1] + 1;
+    for (std::int64_t k = 0; k < reach && lo > 0 && done[static_cast<std::size_t>(lo - 1)]; ++k) --lo;
+    for (std::int64_t k = 0; k < reach && hi < elements && done[static_cast<std::size_t>(hi)]; ++k) ++hi;
+    memory::release_pages(x.data.data() + lo * x.batch, static_cast<std::size_t>(hi - lo) * values);
+    for (std::size_t k = i; k < j; ++k) done[static_cast<std::size_t>(sorted[k])] = true;
+    i = j;
+  }
+  return cts;
 }
 
 std::vector<ckks::Ciphertext> LocalClient::encrypt_tensor(const PlainTensor& x, const std::string& name,

@@ -40,10 +40,15 @@ class LocalClient : public Client {
 
   std::int64_t capacity() const override;
   /// The inputs encrypt() reads (one per model input, one batch; nullptr: none). They
-  /// must outlive the run; input_encrypted() frees an input's values.
-  void set_inputs(std::vector<PlainTensor>* inputs) { inputs_ = inputs; }
+  /// must outlive the run. encrypt() returns the memory of the elements it has encrypted
+  /// to the kernel (memory::release_pages: a streamed run encrypts the input band by
+  /// band, and at 224x224 a batch of ResNet-50 inputs is 4.9 GB), so each element is
+  /// encrypted at most once per set_inputs(); input_encrypted() frees the rest.
+  void set_inputs(std::vector<PlainTensor>* inputs);
   void input_encrypted(std::size_t input) override;
   std::int64_t batch() const override;
+  /// Client::encrypt; also throws std::logic_error for an element encrypted before
+  /// (its values are released).
   std::vector<ckks::Ciphertext> encrypt(const EncryptRequest& request) override;
   bool encrypts_parts() const override { return true; }
   /// Encrypts all of x (x.batch <= capacity()), one ciphertext per element in order;
@@ -82,6 +87,7 @@ class LocalClient : public Client {
   ckks::Decryptor decryptor_;
   std::unique_ptr<EvaluationKeys> keys_;
   std::vector<PlainTensor>* inputs_ = nullptr;
+  std::vector<std::vector<bool>> encrypted_;  ///< per input and element: values released
   bool recording_ = false;
   std::size_t record_slots_ = 1;
   std::vector<double> observed_;

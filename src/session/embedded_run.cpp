@@ -129,9 +129,7 @@ EmbeddedRunResult run_embedded(const std::string& model_path, std::vector<double
     kept.emplace();  // rank 0's calibration, below: every rank plans from the same ranges
   } else {
     kept.emplace();
-    std::vector<runtime::PlainTensor> calibration;
-    calibration.push_back(runtime::from_batch_major(std::span<const double>(values), count, in_shape));
-    kept->ranges = runtime::calibrate_ranges(g, calibration, 0, o.check ? &plain_outputs : nullptr);
+    kept->ranges = runtime::calibrate_ranges_batch_major(g, values, count, o.check ? &plain_outputs : nullptr);
     if (o.check) kept->reference = std::move(plain_outputs.at(0));
     plain_outputs.clear();
   }

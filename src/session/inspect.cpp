@@ -258,6 +258,15 @@ nlohmann::json predict_run(model::Graph& g, const model::LoadOptions& lo, const 
   say(o.out, "  streamed    %s at node %lld (%s) with streaming across layers (run --streaming on)\n",
               format_bytes(fs.peak_bytes).c_str(), static_cast<long long>(fs.peak_node),
               streamed_peak_name.c_str());
+  for (std::size_t i = 0; i < fs.peak_parts.size() && i < 8; ++i) {  // what the streamed peak holds
+    const auto& part = fs.peak_parts[i];
+    const std::string what = part.tensor < 0 ? "the band's working set"
+                                             : g.tensors[static_cast<std::size_t>(part.tensor)].name;
+    const std::string rows = part.row_end > part.row_begin ? " rows [" + std::to_string(part.row_begin) + ", " +
+                                                                 std::to_string(part.row_end) + ")"
+                                                           : std::string(part.tensor < 0 ? "" : " whole");
+    say(o.out, "    %10s  %s%s\n", format_bytes(part.bytes).c_str(), what.c_str(), rows.c_str());
+  }
   say(o.out, "  keys        %s, weights %s\n", format_bytes(f.key_bytes).c_str(),
               format_bytes(f.weight_bytes).c_str());
   say(o.out, "  total       %s (%lld bytes)\n", format_bytes(f.total_bytes()).c_str(),

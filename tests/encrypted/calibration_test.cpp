@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "encrypted_test_util.h"
+#include "model/error.h"
 #include "model/load.h"
 #include "model/shape.h"
 
@@ -52,6 +53,24 @@ TEST(Calibration, PartsOfTheBatchGiveTheRangesOfOneRun) {
     ASSERT_EQ(outputs[0].size(), want.size());
     for (std::size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(outputs[0][i], want[i], 1e-12 * (1 + std::fabs(want[i])));
   }
+}
+
+TEST(Calibration, BatchMajorInputGivesTheSameRangesAndOutputs) {
+  const model::Graph g = model::load_model(kModels / "fmnist_cnn.onnx");
+  // More samples than a part holds, so that the batch-major path converts several parts.
+  const std::int64_t count = runtime::calibration_samples(g) * 2 + 3;
+  const runtime::PlainTensor x = test::random_input({1, 28, 28}, count, 11, -1, 1);
+  std::vector<std::vector<double>> want_out, got_out;
+  const auto want = runtime::calibrate_ranges(g, {x}, 0, &want_out);
+  const std::vector<double> bm = runtime::to_batch_major(x);
+  const auto got = runtime::calibrate_ranges_batch_major(g, bm, count, &got_out);
+  ASSERT_EQ(got.size(), want.size());
+  for (std::size_t t = 0; t < want.size(); ++t) EXPECT_EQ(got[t], want[t]) << "tensor " << t;
+  ASSERT_EQ(got_out.size(), 1u);
+  EXPECT_EQ(got_out[0], want_out[0]);
+  // A size that is not count samples is refused.
+  EXPECT_THROW(runtime::calibrate_ranges_batch_major(g, std::span<const double>(bm).first(bm.size() - 1), count),
+               model::ModelError);
 }
 
 TEST(Calibration, PartsHoldAtMostTheActivationBudget) {

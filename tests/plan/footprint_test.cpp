@@ -5,6 +5,7 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -346,6 +347,29 @@ TEST(Footprint, StreamingLowersThePeakOfAConvChain) {
               static_cast<long long>(whole.peak_bytes), static_cast<long long>(streamed.peak_bytes),
               static_cast<double>(streamed.peak_bytes) / static_cast<double>(whole.peak_bytes));
   EXPECT_LT(streamed.peak_bytes, whole.peak_bytes / 2);
+  // What the peak holds adds up to it, largest first; the input and r3 are whole, and
+  // every part names a tensor of the graph (or is the band's working set).
+  ASSERT_FALSE(streamed.peak_parts.empty());
+  EXPECT_TRUE(whole.peak_parts.empty());  // unstreamed: not broken down
+  std::int64_t sum = 0;
+  for (std::size_t i = 0; i < streamed.peak_parts.size(); ++i) {
+    const auto& part = streamed.peak_parts[i];
+    sum += part.bytes;
+    if (i > 0) {
+      EXPECT_GE(streamed.peak_parts[i - 1].bytes, part.bytes);
+    }
+    EXPECT_GE(part.tensor, -1);
+    EXPECT_LT(part.tensor, static_cast<model::TensorId>(g.tensors.size()));
+    if (part.tensor >= 0 && part.row_end > part.row_begin) {  // rows of a [C, H, W] tensor
+      EXPECT_GE(part.row_begin, 0);
+      EXPECT_LE(part.row_end, g.tensors[static_cast<std::size_t>(part.tensor)].shape[1]);
+    }
+  }
+  EXPECT_EQ(sum, streamed.peak_bytes);
+  EXPECT_EQ(std::count_if(streamed.peak_parts.begin(), streamed.peak_parts.end(),
+                          [](const auto& part) { return part.tensor == -1; }),
+            1);  // one working set: the band's
+
   // Bands as large as the tensors: one band per node, in graph order: the same peak.
   o.tile_bytes = std::int64_t{1} << 50;
   const auto one_band = predict(g, plan, o);
