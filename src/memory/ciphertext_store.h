@@ -90,7 +90,8 @@ class CiphertextStore {
   const StoreOptions& options() const { return options_; }
   bool tiered() const { return options_.policy == Placement::Tiered; }
 
-  /// A new group whose next reader runs at schedule position `next_use`. Ciphertexts
+  /// A new group whose next reader runs at schedule position `next_use` (the executor's
+  /// step: plan::next_reading_step). Ciphertexts
   /// adopted into it above `level_cap` are modulus-switched down to it first (limbs
   /// dropped in the NTT domain; the seed of a seeded one stays valid): a tensor is
   /// stored at the lowest level any reader consumes it at.

@@ -342,15 +342,31 @@ EncryptedPlan make_plan(const model::Graph& g, const Parameters& parameters, con
   p.band_elements = so.band_elements;
   p.steps = stream_schedule(g, options.streaming ? can_stream : std::vector<bool>(g.nodes.size(), false), so);
   p.inputs_on_demand = inputs_on_demand(g, p.steps);
+  for (std::size_t i = 0; i < p.steps.size(); ++i) {  // TensorPlan::reading_steps
+    for (model::TensorId t : g.nodes[static_cast<std::size_t>(p.steps[i].node)].inputs) {
+      if (!model::is_activation(g, t)) continue;
+      for (model::TensorId r : p.tensors[static_cast<std::size_t>(t)].aliases) {
+        auto& steps = p.tensors[static_cast<std::size_t>(r)].reading_steps;
+        if (steps.empty() || steps.back() != static_cast<std::int64_t>(i)) steps.push_back(static_cast<std::int64_t>(i));
+      }
+    }
+  }
   count_rounds(g, p);
   return p;
 }
 
-std::int64_t next_reader(const EncryptedPlan& p, model::TensorId t, std::int64_t after) {
-  for (std::int64_t k : p.tensors[static_cast<std::size_t>(t)].readers) {
-    if (k > after) return k;
+std::int64_t next_reading_step(const EncryptedPlan& p, model::TensorId t, std::int64_t after) {
+  const auto& steps = p.tensors[static_cast<std::size_t>(t)].reading_steps;
+  const auto it = std::upper_bound(steps.begin(), steps.end(), after);
+  return it == steps.end() ? std::numeric_limits<std::int64_t>::max() : *it;
+}
+
+std::int64_t step_position(const EncryptedPlan& p, const StreamStep& st) {
+  const auto* first = p.steps.data();
+  if (p.steps.empty() || &st < first || &st >= first + p.steps.size()) {
+    throw std::logic_error("step_position: the step is not one of the plan's");
   }
-  return std::numeric_limits<std::int64_t>::max();
+  return &st - first;
 }
 
 }  // namespace heinfer::plan

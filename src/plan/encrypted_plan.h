@@ -102,6 +102,9 @@ struct TensorPlan {
   /// For a produced tensor (or graph input): the nodes that read its group, directly or
   /// through an alias, in ascending order.
   std::vector<std::int64_t> readers;
+  /// The same as positions in EncryptedPlan::steps: the steps (whole nodes or bands) of
+  /// those readers, in ascending order.
+  std::vector<std::int64_t> reading_steps;
 };
 
 struct ScheduleOptions {
@@ -130,9 +133,14 @@ struct EncryptedPlan {
   int refresh_floor = -1;
 };
 
-/// The first node after position `after` that reads the group of produced tensor t
-/// (INT64_MAX: none).
-std::int64_t next_reader(const EncryptedPlan& p, model::TensorId t, std::int64_t after);
+/// The first step after position `after` of p.steps (-1: before the first) that reads
+/// the group of produced tensor t (INT64_MAX: none): the store's next use of the group,
+/// in the order the executor runs (a streamed schedule interleaves the bands of many
+/// nodes, so node indices would misorder them).
+std::int64_t next_reading_step(const EncryptedPlan& p, model::TensorId t, std::int64_t after);
+
+/// Position of `st` in p.steps. Throws std::logic_error when st is not an element of it.
+std::int64_t step_position(const EncryptedPlan& p, const StreamStep& st);
 
 /// Per node: whether it can run on bands of output rows: Conv / pools /
 /// BatchNormalization / elementwise nodes on [C, H, W] activations with row maps

@@ -139,7 +139,7 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, EncryptedRunStat
     }
     std::ifstream in(options_.resume->state, std::ios::binary);
     if (!in) throw std::runtime_error("--resume: cannot read '" + options_.resume->state.string() + "'");
-    batch = acts.restore_state(in, options_.resume->last_node);
+    batch = acts.restore_state(in, static_cast<std::int64_t>(resumed_steps));
   } else {
     batch = acts.encrypt_inputs();
   }

@@ -317,6 +317,14 @@ nlohmann::json predict_run(model::Graph& g, const model::LoadOptions& lo, const 
         {"total_streamed_bytes", fs.total_bytes()},
         {"tiers", {{"dram", f.total_bytes()}, {"pmem", 0}}}}},
       {"layers", layers}};
+  auto parts = nlohmann::json::array();  // what the streamed peak holds, largest first
+  for (const auto& part : fs.peak_parts) {
+    parts.push_back({{"tensor", part.tensor < 0 ? nullptr : nlohmann::json(g.tensors[static_cast<std::size_t>(part.tensor)].name)},
+                     {"row_begin", part.row_begin},
+                     {"row_end", part.row_end},
+                     {"bytes", part.bytes}});
+  }
+  j["memory"]["peak_streamed_parts"] = std::move(parts);
   if (o.ranks > 0) j["ranks"] = ranks_info;
   if (o.no_time) {
     j["time"] = nullptr;

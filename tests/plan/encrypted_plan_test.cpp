@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <limits>
+#include <stdexcept>
+#include <vector>
 
 #include "../common/onnx_builder.h"
 #include "ckks/sizes.h"
@@ -54,8 +56,38 @@ TEST(EncryptedPlan, GroupsAndTheirReaders) {
   EXPECT_EQ(p.tensors[static_cast<std::size_t>(f)].aliases, (std::vector<model::TensorId>{r2, f}));
   // r2's group is read by the Flatten and, through it, by the Gemm.
   EXPECT_EQ(p.tensors[static_cast<std::size_t>(r2)].readers, (std::vector<std::int64_t>{2, 3}));
-  EXPECT_EQ(plan::next_reader(p, r2, 2), 3);
-  EXPECT_EQ(plan::next_reader(p, r2, 3), std::numeric_limits<std::int64_t>::max());
+  // Not streamed: one step per node, in graph order.
+  EXPECT_EQ(p.tensors[static_cast<std::size_t>(r2)].reading_steps, (std::vector<std::int64_t>{2, 3}));
+  EXPECT_EQ(plan::next_reading_step(p, r2, 1), 2);
+  EXPECT_EQ(plan::next_reading_step(p, r2, 2), 3);
+  EXPECT_EQ(plan::next_reading_step(p, r2, 3), std::numeric_limits<std::int64_t>::max());
+}
+
+TEST(EncryptedPlan, ReadingStepsFollowTheStreamedSchedule) {
+  const model::Graph g = two_relus();
+  plan::ScheduleOptions so;
+  so.streaming = true;
+  so.tile_bytes = 1;  // bands of one row
+  const plan::EncryptedPlan p = plan::make_plan(g, params(g, 1.0), so);
+  const auto x = g.inputs[0], r1 = tensor(g, "r1");
+  // The two Relu rounds run in 4 bands each, interleaved; then the Flatten and the Gemm.
+  ASSERT_EQ(p.steps.size(), 10u);
+  std::vector<std::int64_t> bands_of_1, bands_of_0;
+  for (std::size_t i = 0; i < p.steps.size(); ++i) {
+    EXPECT_EQ(plan::step_position(p, p.steps[i]), static_cast<std::int64_t>(i));
+    if (p.steps[i].node == 0) bands_of_0.push_back(static_cast<std::int64_t>(i));
+    if (p.steps[i].node == 1) bands_of_1.push_back(static_cast<std::int64_t>(i));
+  }
+  ASSERT_EQ(bands_of_1.size(), 4u);
+  EXPECT_EQ(p.tensors[static_cast<std::size_t>(x)].reading_steps, bands_of_0);
+  EXPECT_EQ(p.tensors[static_cast<std::size_t>(r1)].reading_steps, bands_of_1);
+  // The next use of r1's group after each of its bands is its next band, not "node 1".
+  for (std::size_t b = 0; b + 1 < bands_of_1.size(); ++b) {
+    EXPECT_EQ(plan::next_reading_step(p, r1, bands_of_1[b]), bands_of_1[b + 1]);
+  }
+  EXPECT_EQ(plan::next_reading_step(p, r1, bands_of_1.back()), std::numeric_limits<std::int64_t>::max());
+  const plan::StreamStep copy = p.steps[0];
+  EXPECT_THROW(plan::step_position(p, copy), std::logic_error);
 }
 
 TEST(EncryptedPlan, RoundsFromTheTileBytes) {

@@ -42,7 +42,7 @@ Activations::Activations(RunState& run)
 GroupId Activations::open_group(model::TensorId t, std::int64_t now) {
   const int stored = plan_.tensors[static_cast<std::size_t>(t)].stored_level;
   return group_of_[static_cast<std::size_t>(t)] =
-             run_.store.open_group(plan::next_reader(plan_, t, now), stored >= 0 ? static_cast<std::size_t>(stored) : SIZE_MAX);
+             run_.store.open_group(plan::next_reading_step(plan_, t, now), stored >= 0 ? static_cast<std::size_t>(stored) : SIZE_MAX);
 }
 
 std::int64_t Activations::encrypt_inputs() {
@@ -96,7 +96,7 @@ StepIO Activations::step_io(const plan::StreamStep& st, std::vector<std::int64_t
   const model::TensorId out = n.outputs[0];
   const model::Shape& y_shape = g_.tensors[static_cast<std::size_t>(out)].shape;
   const model::TensorId x_id = model::first_activation_input(g_, n);
-  const GroupId group = st.first ? open_group(out, st.node) : group_of_[static_cast<std::size_t>(out)];
+  const GroupId group = st.first ? open_group(out, plan::step_position(plan_, st)) : group_of_[static_cast<std::size_t>(out)];
   const bool plain_out = np.kind == NodeKind::FinalSoftmax;
   if (st.first && !plain_out) values_[static_cast<std::size_t>(out)].emplace();
   elements = st.streamed ? band_elements(y_shape, st.row_begin, st.row_end) : all_elements(model::numel(y_shape));
@@ -127,6 +127,16 @@ void Activations::after_step(const plan::StreamStep& st, StepIO& io) {
     // The store keeps the output at its stored level (open_group's cap).
     io.y.level = std::min(io.y.level, static_cast<std::size_t>(io.np.output_stored_level));
   }
+  // The inputs' groups are next read at a later step (or never: freed with their tensors).
+  const std::int64_t now = plan::step_position(plan_, st);
+  for (model::TensorId t : n.inputs) {
+    if (!model::is_activation(g_, t)) continue;
+    for (model::TensorId r : plan_.tensors[static_cast<std::size_t>(t)].aliases) {
+      if (group_of_[static_cast<std::size_t>(r)] >= 0) {
+        run_.store.set_next_use(group_of_[static_cast<std::size_t>(r)], plan::next_reading_step(plan_, r, now));
+      }
+    }
+  }
   for (const auto& [t, r] : st.release) {  // rows no reader needs any more (streamed segments)
     auto& v = values_[static_cast<std::size_t>(t)];
     auto& done_rows = released_[static_cast<std::size_t>(t)];
@@ -146,17 +156,7 @@ GroupId Activations::group_holding(model::TensorId t) const {
 }
 
 void Activations::finish_node(const StepIO& io) {
-  const model::Node& n = io.n;
   for (model::TensorId t : io.np.free_after) values_[static_cast<std::size_t>(t)].reset();
-  // The inputs' groups are next read later (or never: freed with their tensors).
-  for (model::TensorId t : n.inputs) {
-    if (!model::is_activation(g_, t)) continue;
-    for (model::TensorId r : plan_.tensors[static_cast<std::size_t>(t)].aliases) {
-      if (group_of_[static_cast<std::size_t>(r)] >= 0) {
-        run_.store.set_next_use(group_of_[static_cast<std::size_t>(r)], plan::next_reader(plan_, r, io.st.node));
-      }
-    }
-  }
 }
 
 std::vector<PlainTensor> Activations::outputs(std::int64_t batch) {

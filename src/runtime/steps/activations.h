@@ -39,11 +39,11 @@ class Activations {
   StepIO step_io(const plan::StreamStep& st, std::vector<std::int64_t>& elements, EncryptedTensor& scratch);
 
   /// After step `st` ran: checks the output level on the node's last step (std::logic_error
-  /// when it is not the plan's), caps it at the stored level and releases the rows no
-  /// later band reads.
+  /// when it is not the plan's), caps it at the stored level, tells the store at which
+  /// step the step's inputs' groups are read next and releases the rows no later band
+  /// reads.
   void after_step(const plan::StreamStep& st, StepIO& io);
-  /// After a node's last step: frees the tensors whose last reader it is and tells the
-  /// store when its inputs' groups are read next.
+  /// After a node's last step: frees the tensors whose last reader it is.
   void finish_node(const StepIO& io);
 
   /// A plaintext output computed on the client (a final Softmax).
@@ -61,10 +61,10 @@ class Activations {
   void save_state(std::ostream& out) const;
   /// Reads save_state's bytes into a fresh Activations (no step run yet): every count,
   /// shape, level and index is checked against the graph and the plan before anything is
-  /// allocated by it; the store groups are opened as after node `last_node` and the
-  /// ciphertexts adopted. Returns the batch (the client's). Throws std::runtime_error
-  /// naming what does not match.
-  std::int64_t restore_state(std::istream& in, std::int64_t last_node);
+  /// allocated by it; the store groups are opened as after the first `steps_done` steps
+  /// of the plan and the ciphertexts adopted. Returns the batch (the client's). Throws
+  /// std::runtime_error naming what does not match.
+  std::int64_t restore_state(std::istream& in, std::int64_t steps_done);
 
   /// The value of tensor t on this rank, or null when it is not live.
   EncryptedTensor* value(model::TensorId t) {
@@ -83,6 +83,8 @@ class Activations {
   /// store's named tier file (rebuilt in place).
   CiphertextPtr restore_ciphertext(std::istream& in) const;
 
+  /// A store group for produced tensor t, next used at its first reading step after
+  /// position `now` of the plan's steps (-1: before the first).
   GroupId open_group(model::TensorId t, std::int64_t now);
 
   RunState& run_;

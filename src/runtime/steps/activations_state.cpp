@@ -130,7 +130,7 @@ CiphertextPtr Activations::restore_ciphertext(std::istream& in) const {
   return std::make_shared<const ckks::Ciphertext>(ckks::Ciphertext::from_form(f, w, run_.ctx, ring::aligned_resource()));
 }
 
-std::int64_t Activations::restore_state(std::istream& in, std::int64_t last_node) {
+std::int64_t Activations::restore_state(std::istream& in, std::int64_t steps_done) {
   char magic[sizeof kMagic];
   in.read(magic, sizeof magic);
   if (!in || std::memcmp(magic, kMagic, sizeof kMagic) != 0) fail("not a heinfer run state (bad magic)");
@@ -207,13 +207,13 @@ std::int64_t Activations::restore_state(std::istream& in, std::int64_t last_node
       fail("ciphertext " + std::to_string(i) + " of " + std::to_string(table.size()) + ": " + e.what());
     }
   }
-  // Store groups as after `last_node`; each ciphertext is adopted once, into the group of
+  // Store groups as after `steps_done` steps; each ciphertext is adopted once, into the group of
   // the first tensor that holds it.
   std::vector<GroupId> owner(table_size, -1);
   std::map<GroupId, std::vector<std::int64_t>> members;
   for (std::size_t t = 0; t < tensors; ++t) {
     if (!had_group[t] || !values_[t]) continue;
-    const GroupId gid = open_group(static_cast<model::TensorId>(t), last_node);
+    const GroupId gid = open_group(static_cast<model::TensorId>(t), steps_done - 1);
     for (std::int64_t i : refs[t]) {
       if (i >= 0 && owner[static_cast<std::size_t>(i)] < 0) {
         owner[static_cast<std::size_t>(i)] = gid;

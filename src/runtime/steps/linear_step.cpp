@@ -24,7 +24,7 @@ void materialize_inputs(RunState& run, StepIO& s, std::vector<EncryptedTensor>& 
   scratch.reserve(count);  // pointers into scratch stay valid
   // The copies at Δ live in a group of their own, read by this node only: the output's
   // group would cap them at the output's stored level (one below a product's inputs).
-  const GroupId group = run.store.open_group(s.st.node);
+  const GroupId group = run.store.open_group(plan::step_position(run.plan, s.st));
   for (std::size_t i = 0; i < s.in.size(); ++i) {
     if (!s.np.materialized[i] || !s.in[i]) continue;
     scratch.push_back(*s.in[i]);
