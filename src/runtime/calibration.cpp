@@ -66,6 +66,20 @@ void calibrate_into(const model::Graph& g, const std::vector<PlainTensor>& input
   }
 }
 
+/// Per-tensor ranges (and outputs) of `count` samples in parts of `part`: calibrate_into
+/// on part_inputs(b0, b1) for each part [b0, b1), the maxima folded.
+template <class PartInputs>
+std::vector<double> calibrate_parts(const model::Graph& g, std::int64_t count, std::int64_t part,
+                                    PartInputs part_inputs, std::vector<std::vector<double>>* outputs) {
+  std::vector<double> range(g.tensors.size(), 0.0);
+  const auto free_after = model::activations_to_free(g);
+  if (outputs) outputs->clear();
+  for (std::int64_t b0 = 0; b0 < count; b0 += part) {
+    calibrate_into(g, part_inputs(b0, std::min(count, b0 + part)), free_after, range, outputs);
+  }
+  return range;
+}
+
 }  // namespace
 
 std::int64_t calibration_samples(const model::Graph& g) {
@@ -79,24 +93,20 @@ std::int64_t calibration_samples(const model::Graph& g) {
 std::vector<double> calibrate_ranges(const model::Graph& g, const std::vector<PlainTensor>& inputs,
                                      std::int64_t samples_per_part, std::vector<std::vector<double>>* outputs) {
   if (inputs.size() != g.inputs.size()) throw model::ModelError("calibration: wrong number of inputs");
-  std::vector<double> range(g.tensors.size(), 0.0);
-  const auto free_after = model::activations_to_free(g);
   const std::int64_t batch = inputs.empty() ? 0 : inputs[0].batch;
   for (const PlainTensor& x : inputs) {
     if (x.batch != batch) throw model::ModelError("calibration: the inputs differ in batch size");
   }
   const std::int64_t part = samples_per_part > 0 ? samples_per_part : calibration_samples(g);
-  if (outputs) outputs->clear();
-  if (batch <= part) {
-    calibrate_into(g, inputs, free_after, range, outputs);
-    return range;
+  if (batch <= part) {  // one part: the inputs themselves, not a copy
+    return calibrate_parts(g, 1, 1, [&](std::int64_t, std::int64_t) -> const std::vector<PlainTensor>& { return inputs; },
+                           outputs);
   }
-  for (std::int64_t b0 = 0; b0 < batch; b0 += part) {
+  return calibrate_parts(g, batch, part, [&](std::int64_t b0, std::int64_t b1) {
     std::vector<PlainTensor> sub;
-    for (const PlainTensor& x : inputs) sub.push_back(sub_batch(x, b0, std::min(batch, b0 + part)));
-    calibrate_into(g, sub, free_after, range, outputs);
-  }
-  return range;
+    for (const PlainTensor& x : inputs) sub.push_back(sub_batch(x, b0, b1));
+    return sub;
+  }, outputs);
 }
 
 std::vector<double> calibrate_ranges_batch_major(const model::Graph& g, std::span<const double> x, std::int64_t count,
@@ -108,17 +118,12 @@ std::vector<double> calibrate_ranges_batch_major(const model::Graph& g, std::spa
     throw model::ModelError("calibration: " + std::to_string(x.size()) + " input values are not " +
                             std::to_string(count) + " samples of " + std::to_string(e));
   }
-  std::vector<double> range(g.tensors.size(), 0.0);
-  const auto free_after = model::activations_to_free(g);
-  const std::int64_t part = calibration_samples(g);
-  if (outputs) outputs->clear();
-  for (std::int64_t b0 = 0; b0 < count; b0 += part) {
-    const std::int64_t b = std::min(part, count - b0);
+  return calibrate_parts(g, count, calibration_samples(g), [&](std::int64_t b0, std::int64_t b1) {
     std::vector<PlainTensor> sub;
-    sub.push_back(from_batch_major(x.subspan(static_cast<std::size_t>(b0 * e), static_cast<std::size_t>(b * e)), b, shape));
-    calibrate_into(g, sub, free_after, range, outputs);
-  }
-  return range;
+    sub.push_back(from_batch_major(x.subspan(static_cast<std::size_t>(b0 * e), static_cast<std::size_t>((b1 - b0) * e)),
+                                   b1 - b0, shape));
+    return sub;
+  }, outputs);
 }
 
 plan::Parameters calibrated_parameters(model::Graph& g, const std::vector<PlainTensor>& inputs,
