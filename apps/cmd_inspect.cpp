@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "size_option.h"
 #include "memory/bytes.h"
 #include "model/analysis.h"
 #include "model/liveness.h"
@@ -153,6 +154,9 @@ void register_inspect(CLI::App& app) {
                   "largest prime of the chain for the prediction (31: every limb fits a 32-bit word)")
       ->check(CLI::Range(30, 60))
       ->capture_default_str();
+  add_size_option(sub, "--dram-budget", o->dram_budget,
+                  "predict the streamed run of `run --dram-budget` with this budget (e.g. 8G): its tiles, where it "
+                  "cuts its segments, what it needs in DRAM and writes to the tier");
   sub->add_flag("--no-time", o->no_time, "predict memory only (skip the few-second time calibration)");
   sub->add_option("--ranks", o->ranks,
                   "also predict `mpirun -np P heinfer run --distributed` for 1, 2, 4, ..., P ranks: per-rank peak, "

@@ -65,6 +65,12 @@ void add_encrypted_options(CLI::App* sub, EncryptedOptions& o) {
                   "exist only as windows of rows (auto: under --dram-budget)")
       ->check(CLI::IsMember({"auto", "on", "off"}))
       ->capture_default_str();
+  sub->add_option("--segment-cuts", o.segment_cuts,
+                  "encrypted, tiered: cut streamed segments where their windows exceed --dram-budget, so that "
+                  "a block's output goes to the tier once instead of the windows cycling through it "
+                  "(docs/memory.md)")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
   sub->add_option("--limb-words", o.limb_words,
                   "encrypted: stored ciphertexts keep limbs of primes below 2^32 in 32-bit words (half their "
                   "bytes in DRAM and on the tier, one pass to unpack per use) or in 64-bit words; auto: 32 "
@@ -123,6 +129,7 @@ void run_encrypted(const std::string& model_path, const std::string& input, cons
   ro.batch = o.batch_option && o.batch_option->count() > 0 ? batch : 0;
   ro.dram_budget = o.dram_budget;
   ro.streaming = o.streaming;
+  ro.segment_cuts = o.segment_cuts == "on";
   ro.pmem_dir = o.pmem_dir;
   ro.pmem_max = o.pmem_max;
   ro.limb_words = o.limb_words;

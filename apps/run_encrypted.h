@@ -22,6 +22,7 @@ struct EncryptedOptions {
   int scale_bits = 30;
   std::int64_t dram_budget = 0;    ///< bytes of ciphertexts kept in DRAM; 0: no budget
   std::string streaming = "auto";  ///< streaming across layers: auto (under a budget), on, off
+  std::string segment_cuts = "off";  ///< cut streamed segments for the budget: on | off
   std::string pmem_dir;            ///< secondary tier directory (memkind PMEM kind)
   std::int64_t pmem_max = 0;       ///< size limit of the tier in bytes; 0: the filesystem's
   std::string limb_words = "auto"; ///< stored limbs: 32 | 64 | auto (32 under a DRAM budget)

@@ -403,9 +403,11 @@ std::int64_t CiphertextStore::live_ciphertexts() const {
   return state_->live;
 }
 
-std::int64_t CiphertextStore::tile_bytes() const {
-  if (options_.dram_budget == 0) return kMaxTileBytes;
-  return std::clamp(options_.dram_budget / 4, kMiB, kMaxTileBytes);
+std::int64_t tile_bytes_for_budget(std::int64_t dram_budget) {
+  if (dram_budget == 0) return kMaxTileBytes;
+  return std::clamp(dram_budget / 4, kMiB, kMaxTileBytes);
 }
+
+std::int64_t CiphertextStore::tile_bytes() const { return tile_bytes_for_budget(options_.dram_budget); }
 
 }  // namespace heinfer::memory

@@ -75,6 +75,9 @@ class BudgetExceeded : public std::runtime_error {
 /// The largest working set per tile, and the tile without a DRAM budget: 1 GiB.
 inline constexpr std::int64_t kMaxTileBytes = std::int64_t{1} << 30;
 
+/// CiphertextStore::tile_bytes() of a store with DRAM budget `dram_budget` (0: none).
+std::int64_t tile_bytes_for_budget(std::int64_t dram_budget);
+
 class CiphertextStore {
  public:
   using GroupId = std::int64_t;

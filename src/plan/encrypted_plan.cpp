@@ -340,6 +340,7 @@ EncryptedPlan make_plan(const model::Graph& g, const Parameters& parameters, con
   StreamOptions so;
   so.band_elements = std::max<std::int64_t>(1, options.tile_bytes / ckks::ciphertext_bytes(parameters.params.poly_modulus_degree(), L) / 8);
   p.band_elements = so.band_elements;
+  so.segment_starts = options.segment_starts;
   p.steps = stream_schedule(g, options.streaming ? can_stream : std::vector<bool>(g.nodes.size(), false), so);
   p.inputs_on_demand = inputs_on_demand(g, p.steps);
   for (std::size_t i = 0; i < p.steps.size(); ++i) {  // TensorPlan::reading_steps

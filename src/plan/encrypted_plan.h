@@ -113,6 +113,9 @@ struct ScheduleOptions {
   /// Working set per tile of a node (memory::CiphertextStore::tile_bytes()); bands hold
   /// about tile_bytes / 8 of top-level ciphertexts (at least one row).
   std::int64_t tile_bytes = memory::kMaxTileBytes;
+  /// StreamOptions::segment_starts: where streamed segments are cut (plan/segment_cuts.h
+  /// chooses them from a DRAM budget).
+  std::vector<std::int64_t> segment_starts;
 };
 
 struct EncryptedPlan {

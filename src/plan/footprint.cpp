@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <variant>
 
@@ -363,7 +364,11 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
     }
   }
   est.unstreamed_peak_bytes = est.peak_bytes;
-  if (!plan.options.streaming) return est;
+  if (!plan.options.streaming) {
+    est.hot_peak_bytes = est.peak_bytes;
+    for (auto& nf : est.nodes) nf.hot_bytes = nf.live_bytes;
+    return est;
+  }
 
   // ---- pass 3: streaming across layers (plan/stream_schedule.h) ----
   // Replays the executor's schedule: a storage holds the rows produced and not released
@@ -390,8 +395,48 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
   for (std::size_t t = 0; t < tensors; ++t) {
     for (int s : val[t].storages) users[static_cast<std::size_t>(s)].push_back(static_cast<TensorId>(t));
   }
-  auto live_bytes = [&](std::vector<FootprintEstimate::PeakPart>* parts) {
-    std::int64_t total = 0;
+  // What a tiered run needs in DRAM (FootprintEstimate::hot_peak_bytes): per storage the
+  // steps that read it and the step that created it; per step its segment's first and
+  // last steps (a whole node is a segment of its own).
+  std::vector<std::vector<std::int64_t>> storage_reads(st.size());
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    for (TensorId t : g.nodes[static_cast<std::size_t>(steps[i].node)].inputs) {
+      if (!model::is_activation(g, t)) continue;
+      for (int s : val[static_cast<std::size_t>(t)].storages) {
+        auto& r = storage_reads[static_cast<std::size_t>(s)];
+        if (r.empty() || r.back() != static_cast<std::int64_t>(i)) r.push_back(static_cast<std::int64_t>(i));
+      }
+    }
+  }
+  std::vector<std::int64_t> seg_first(steps.size()), seg_last(steps.size());
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    const bool same = i > 0 && steps[i].segment >= 0 && steps[i - 1].segment == steps[i].segment;
+    seg_first[i] = same ? seg_first[i - 1] : static_cast<std::int64_t>(i);
+  }
+  for (std::size_t i = steps.size(); i-- > 0;) {
+    const bool same = i + 1 < steps.size() && steps[i].segment >= 0 && steps[i + 1].segment == steps[i].segment;
+    seg_last[i] = same ? seg_last[i + 1] : static_cast<std::int64_t>(i);
+  }
+  constexpr std::int64_t kNotYet = std::numeric_limits<std::int64_t>::max();
+  std::vector<std::int64_t> created_at(st.size(), kNotYet);
+  for (TensorId t : g.inputs) {
+    if (on_demand[static_cast<std::size_t>(t)]) continue;
+    for (int s : val[static_cast<std::size_t>(t)].storages) created_at[static_cast<std::size_t>(s)] = -1;
+  }
+  // Hot at step i: read again within i's segment, and (streamed steps) created in it;
+  // the rest is read later (a tiered run demotes it) or is a tensor computed whole before
+  // the segment that the segment reads row by row (its rows are fetched band by band).
+  auto hot = [&](std::size_t s, std::size_t i) {
+    const auto& r = storage_reads[s];
+    const auto next = std::lower_bound(r.begin(), r.end(), static_cast<std::int64_t>(i));
+    if (next == r.end() || *next > seg_last[i]) return false;
+    return steps[i].segment < 0 || created_at[s] >= seg_first[i];
+  };
+  struct Live {
+    std::int64_t total = 0, hot = 0;
+  };
+  auto live_bytes = [&](std::vector<FootprintEstimate::PeakPart>* parts, std::size_t step) {
+    Live total;
     for (std::size_t s = 0; s < st.size(); ++s) {
       std::int64_t lo = -1, hi = -1, row = 0;
       bool whole = false, any = false;
@@ -414,15 +459,18 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
       const std::int64_t count = whole ? st[s].count : std::clamp<std::int64_t>((hi - lo) * row, 0, st[s].count);
       if (count <= 0) continue;
       const std::int64_t bytes = count * (stored_bytes(st[s]) / std::max<std::int64_t>(1, st[s].count));
-      total += bytes;
+      total.total += bytes;
+      if (hot(s, step)) total.hot += bytes;
       if (parts) parts->push_back({named, whole ? 0 : lo, whole ? 0 : hi, bytes});
     }
     return total;
   };
-  for (auto& nf : est.nodes) nf.live_bytes = 0;
-  est.peak_bytes = 0;
+  for (auto& nf : est.nodes) nf.live_bytes = nf.hot_bytes = 0;
+  est.peak_bytes = est.hot_peak_bytes = 0;
   est.peak_node = -1;
-  for (const StreamStep& step : steps) {
+  est.steps.reserve(steps.size());
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    const StreamStep& step = steps[i];
     const auto k = static_cast<std::size_t>(step.node);
     const model::Node& n = g.nodes[k];
     NodeFootprint& nf = est.nodes[k];
@@ -434,6 +482,10 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
       const auto m = row_map(g, n, i);
       auto& p = produced[static_cast<std::size_t>(t)];
       p = std::max(p, step.streamed && m ? m->end(step.row_end) : rows_of(t));
+      for (int s : val[static_cast<std::size_t>(t)].storages) {
+        auto& c = created_at[static_cast<std::size_t>(s)];
+        c = std::min(c, static_cast<std::int64_t>(i));
+      }
     }
     std::int64_t band_out = w.final_out, band_expand = w.expand, band_rest = w.copies + w.rest;
     if (step.streamed) {
@@ -456,18 +508,26 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
     }
     const std::int64_t working = capped_working(plan.nodes[k].kind, band_expand, band_rest, tile_bytes);
     const std::int64_t band = band_out + working;
-    const std::int64_t bytes = live_bytes(nullptr) + band;
+    const Live now = live_bytes(nullptr, i);
+    const std::int64_t bytes = now.total + band;
     nf.live_bytes = std::max(nf.live_bytes, bytes);
+    nf.hot_bytes = std::max(nf.hot_bytes, now.hot + band_out);
+    est.hot_peak_bytes = std::max(est.hot_peak_bytes, now.hot + band_out);
+    est.steps.push_back({now.hot + band_out, band_out});
     if (bytes > est.peak_bytes) {
       est.peak_bytes = bytes;
       est.peak_node = static_cast<std::int64_t>(k);
       est.peak_parts.clear();
-      live_bytes(&est.peak_parts);
+      live_bytes(&est.peak_parts, i);
       est.peak_parts.push_back({out, step.row_begin, step.row_end, band_out});
       est.peak_parts.push_back({-1, step.row_begin, step.row_end, working});
     }
     alive[static_cast<std::size_t>(out)] = true;
     produced[static_cast<std::size_t>(out)] = step.row_end;
+    for (int s : val[static_cast<std::size_t>(out)].storages) {
+      auto& c = created_at[static_cast<std::size_t>(s)];
+      c = std::min(c, static_cast<std::int64_t>(i));
+    }
     for (const auto& [t, r] : step.release) {
       auto& done = released[static_cast<std::size_t>(t)];
       done = std::max(done, r);
@@ -481,4 +541,4 @@ FootprintEstimate predict_footprint(const model::Graph& g, const EncryptedPlan& 
   return est;
 }
 
-}  // namespace heinfer::memory
+}  // namespace heinfer::plan

@@ -56,6 +56,8 @@ struct NodeFootprint {
   /// bands).
   std::int64_t live_bytes = 0;
   std::int64_t output_bytes = 0;     ///< bytes of the node's output ciphertexts
+  /// FootprintEstimate::hot_peak_bytes while the node runs (the most over its bands).
+  std::int64_t hot_bytes = 0;
 
   // ---- the work of the node (inputs of the time model, plan/cost_model.h) ----
   /// Multiply-accumulate terms (ciphertext × nonzero scalar) of the node, all outputs,
@@ -85,6 +87,19 @@ struct FootprintEstimate {
   /// The peak without streaming (whole nodes in graph order); equals peak_bytes unless
   /// the plan streams (ScheduleOptions::streaming).
   std::int64_t unstreamed_peak_bytes = 0;
+  /// What a tiered run needs in DRAM at once (streamed plans; peak_bytes otherwise): the
+  /// stored ciphertexts a step's segment reads again and created itself, plus the band's
+  /// outputs; not the rest, which Belady's rule (memory/ciphertext_store.h) demotes: what
+  /// is read only after the segment (a cut's crossing tensor: written to the tier once)
+  /// and a tensor computed whole before the segment (read band by band from the tier).
+  /// The working set beside it is not counted (tiles of ScheduleOptions::tile_bytes).
+  std::int64_t hot_peak_bytes = 0;
+  /// Per step of a streamed plan (EncryptedPlan::steps; empty otherwise): the hot bytes
+  /// (as hot_peak_bytes) and the bytes of the band's outputs.
+  struct StepBytes {
+    std::int64_t hot = 0, output = 0;
+  };
+  std::vector<StepBytes> steps;
   std::int64_t key_bytes = 0;        ///< relinearization + Galois (conjugation) keys
   std::int64_t weight_bytes = 0;     ///< the model's constants as float64
   std::vector<NodeFootprint> nodes;  ///< per node, in graph order

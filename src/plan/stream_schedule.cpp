@@ -100,15 +100,20 @@ std::vector<StreamStep> stream_schedule(const model::Graph& g, const std::vector
                                         const StreamOptions& options) {
   const std::size_t nodes = g.nodes.size();
   if (streamable.size() != nodes) throw std::invalid_argument("stream_schedule: one flag per node expected");
-  // Segments: maximal runs of at least two consecutive streamable nodes.
+  std::vector<bool> cut(nodes, false);
+  for (std::int64_t c : options.segment_starts) {
+    if (c < 0 || c >= static_cast<std::int64_t>(nodes)) throw std::invalid_argument("stream_schedule: segment start out of range");
+    cut[static_cast<std::size_t>(c)] = true;
+  }
+  // Segments: maximal runs of at least two consecutive streamable nodes, split at cuts.
   std::vector<std::int64_t> segment(nodes, -1);
   for (std::size_t k = 0; k < nodes;) {
     if (!streamable[k]) {
       ++k;
       continue;
     }
-    std::size_t e = k;
-    while (e < nodes && streamable[e]) ++e;
+    std::size_t e = k + 1;
+    while (e < nodes && streamable[e] && !cut[e]) ++e;
     if (e - k >= 2) {
       for (std::size_t j = k; j < e; ++j) segment[j] = static_cast<std::int64_t>(k);
     }
@@ -122,7 +127,8 @@ std::vector<StreamStep> stream_schedule(const model::Graph& g, const std::vector
   const auto last_reader = model::last_use(g);
   // A tensor is released row by row (internal) when all its readers are in one segment
   // and it is no graph output: produced in that segment, or whole before it (a graph
-  // input, the output of an earlier node: its rows go as the segment's readers pass).
+  // input, the output of an earlier node or segment, which completes before the next
+  // segment starts: its rows go as the segment's readers pass).
   auto reader_segment = [&](model::TensorId t) -> std::int64_t {
     const auto& rs = readers[static_cast<std::size_t>(t)];
     const model::Tensor& tensor = g.tensors[static_cast<std::size_t>(t)];
@@ -137,12 +143,7 @@ std::vector<StreamStep> stream_schedule(const model::Graph& g, const std::vector
     const std::int64_t p = producer[static_cast<std::size_t>(t)];
     return p >= 0 && segment[static_cast<std::size_t>(p)] >= 0;
   };
-  auto internal = [&](model::TensorId t) {
-    const std::int64_t s0 = reader_segment(t);
-    if (s0 < 0) return false;
-    const std::int64_t p = producer[static_cast<std::size_t>(t)];
-    return !produced_in_segment(t) || segment[static_cast<std::size_t>(p)] == s0;
-  };
+  auto internal = [&](model::TensorId t) { return reader_segment(t) >= 0; };
   auto rows_of = [&](std::size_t k) { return g.tensors[static_cast<std::size_t>(g.nodes[k].outputs[0])].shape[1]; };
   std::vector<std::int64_t> done(nodes, 0), released(g.tensors.size(), 0);
   std::vector<StreamStep> steps;
@@ -203,6 +204,7 @@ std::vector<StreamStep> stream_schedule(const model::Graph& g, const std::vector
     s.streamed = true;
     s.first = a == 0;
     s.last = b == h;
+    s.segment = segment[k];
     done[k] = b;
     // Release the rows of the inputs (and of the output: rows no reader needs) that are
     // produced and that no reader needs any more.
@@ -240,7 +242,7 @@ std::vector<StreamStep> stream_schedule(const model::Graph& g, const std::vector
     // nobody) to completion when their turn in the node order comes; at the segment's
     // end, complete every node (rows no reader needed included).
     const model::TensorId out = g.nodes[k].outputs[0];
-    if (!internal(out) || readers[static_cast<std::size_t>(out)].empty()) ensure(k, rows_of(k));
+    if (reader_segment(out) != segment[k] || readers[static_cast<std::size_t>(out)].empty()) ensure(k, rows_of(k));
     if (k + 1 == nodes || segment[k + 1] != segment[k]) {
       for (auto j = static_cast<std::size_t>(segment[k]); j <= k; ++j) ensure(j, rows_of(j));
     }

@@ -53,6 +53,8 @@ struct StreamStep {
   bool streamed = false;  ///< a band of a streamed node (else the node runs whole)
   bool first = true;      ///< the node's first step
   bool last = true;       ///< the node's last step
+  /// The first node of the streamed segment the step belongs to; -1 for a whole node.
+  std::int64_t segment = -1;
   std::vector<std::pair<model::TensorId, std::int64_t>> release;
 };
 
@@ -61,20 +63,27 @@ struct StreamOptions {
   /// Elements (ciphertexts) per band at least: a node's band is the smallest number of
   /// whole rows with C·W·rows ≥ band_elements (1 row when a row is that large already).
   std::int64_t band_elements = 1;
+  /// Cuts: node indices where a streamed segment begins even when the node before it is
+  /// streamable (ascending). The tensors produced before a cut and read after it are
+  /// computed whole first (a memory-tiered run writes them to its tier once, instead of
+  /// keeping the windows of every layer of a long segment alive at once:
+  /// plan/segment_cuts.h).
+  std::vector<std::int64_t> segment_starts;
 };
 
 /// The schedule of all nodes of g (in a dependency order). `streamable[k]`: the executor
 /// can run node k on bands of rows (and row_map(g, node k, i) is set for its
-/// non-constant inputs). Maximal runs of consecutive streamable nodes (at least two)
-/// form segments; a tensor produced in a segment and read after it (or a graph output)
-/// is a segment output: computed whole and never released here. Every other tensor of a
-/// segment is released row by row, never before its rows are produced; so is a tensor
-/// that exists whole before a segment (a graph input, an earlier node's output) when all
-/// its readers are in that segment and it is no graph output. The last band of
+/// non-constant inputs). Maximal runs of consecutive streamable nodes (at least two),
+/// split at options.segment_starts, form segments; a tensor produced in a segment and
+/// read after it (or a graph output) is a segment output: computed whole and never
+/// released here. Every other tensor of a segment is released row by row, never before
+/// its rows are produced; so is a tensor that exists whole before a segment (a graph
+/// input, an earlier node's or segment's output) when all its readers are in that
+/// segment and it is no graph output. The last band of
 /// a node runs after the producer and the other readers of every input it is the last
 /// reader of (graph order) are complete, so that freeing tensors after their last reader
 /// (model::activations_to_free) stays valid. Throws std::invalid_argument when
-/// streamable has the wrong size.
+/// streamable has the wrong size or segment_starts holds a node index out of range.
 std::vector<StreamStep> stream_schedule(const model::Graph& g, const std::vector<bool>& streamable,
                                         const StreamOptions& options = {});
 

@@ -76,10 +76,22 @@ std::string file_sha256(const fs::path& path) {
   return hex_digits(out, sizeof out);
 }
 
+std::string schedule_sha256(const std::vector<plan::StreamStep>& steps) {
+  crypto_hash_sha256_state st;
+  crypto_hash_sha256_init(&st);
+  for (const plan::StreamStep& s : steps) {
+    const std::int64_t fields[5] = {s.node, s.row_begin, s.row_end, s.segment, s.streamed ? 1 : 0};
+    crypto_hash_sha256_update(&st, reinterpret_cast<const unsigned char*>(fields), sizeof fields);
+  }
+  unsigned char out[crypto_hash_sha256_BYTES];
+  crypto_hash_sha256_final(&st, out);
+  return hex_digits(out, sizeof out);
+}
+
 nlohmann::json CheckpointIdentity::to_json() const {
   return {{"model_sha256", model_sha256}, {"input_sha256", input_sha256}, {"n", n},
           {"coeff_bits", coeff_bits},     {"special_bits", special_bits}, {"scale_bits", scale_bits},
-          {"batch", batch}};
+          {"batch", batch},               {"schedule_sha256", schedule_sha256}};
 }
 
 nlohmann::json RunProgress::to_json() const {
@@ -125,6 +137,7 @@ ResumePoint read_checkpoint(const fs::path& dir) {
     r.identity.special_bits = id.at("special_bits").get<std::vector<int>>();
     r.identity.scale_bits = id.at("scale_bits").get<int>();
     r.identity.batch = id.at("batch").get<std::int64_t>();
+    if (id.contains("schedule_sha256")) r.identity.schedule_sha256 = id.at("schedule_sha256").get<std::string>();
     r.fingerprint_hex = j.at("fingerprint").get<std::string>();
     r.steps_done = j.at("steps_done").get<std::size_t>();
     r.last_node = j.at("last_node").get<std::int64_t>();

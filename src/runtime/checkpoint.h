@@ -43,6 +43,7 @@
 
 #include "ckks/context.h"
 #include "ckks/keys.h"
+#include "plan/stream_schedule.h"
 #include "runtime/peers.h"
 
 namespace heinfer::runtime {
@@ -66,13 +67,22 @@ std::string hex_digits(const unsigned char* p, std::size_t n);
 /// be read.
 std::string file_sha256(const std::filesystem::path& path);
 
-/// What a resumed run must match: the model and input files, the parameters, the batch.
+/// SHA-256 (64 hex digits) of a plan's schedule: per step its node, output rows,
+/// segment and whether it streams. A budget, streaming option or build that schedules
+/// otherwise gives another digest.
+std::string schedule_sha256(const std::vector<plan::StreamStep>& steps);
+
+/// What a resumed run must match: the model and input files, the parameters, the batch,
+/// the schedule of steps.
 struct CheckpointIdentity {
   std::string model_sha256, input_sha256;
   std::size_t n = 0;
   std::vector<int> coeff_bits, special_bits;
   int scale_bits = 0;
   std::int64_t batch = 0;
+  /// schedule_sha256 of the run's plan; empty in checkpoints of versions that did not
+  /// record it (then only the step count and the last step's node are checked).
+  std::string schedule_sha256;
   nlohmann::json to_json() const;
 };
 
@@ -164,6 +174,8 @@ class CheckpointWriter {
   /// A distributed run's ranks (file comment; must outlive the writer): after_step is
   /// then collective. Null: one process.
   void set_peers(Peers* peers) { peers_ = peers; }
+  /// The schedule_sha256 of the run's plan, named in every checkpoint from now on.
+  void set_schedule(std::string sha256) { identity_.schedule_sha256 = std::move(sha256); }
   /// Test hook (crash safety): the process kills itself (SIGKILL) in its `k`-th
   /// checkpoint (1-based), after the state file is written and before the manifest
   /// names it; 0: never.

@@ -129,7 +129,14 @@ std::vector<PlainTensor> EncryptedExecutor::run(Client& client, EncryptedRunStat
   if (partition) dist.emplace(run, acts, *options_.peers);
   std::size_t resumed_steps = 0;
   std::int64_t batch = 0;
+  const std::string schedule = options_.checkpoint || options_.resume ? schedule_sha256(plan_.steps) : std::string();
+  if (options_.checkpoint) options_.checkpoint->set_schedule(schedule);
   if (options_.resume) {
+    const std::string& was = options_.resume->identity.schedule_sha256;
+    if (!was.empty() && was != schedule) {
+      throw std::runtime_error("--resume: the checkpoint follows another schedule of steps (another --dram-budget, "
+                               "--streaming or version); resume with the options it was started with");
+    }
     resumed_steps = options_.resume->steps_done;
     if (resumed_steps == 0 || resumed_steps >= plan_.steps.size() ||
         options_.resume->last_node != plan_.steps[resumed_steps - 1].node) {
@@ -209,6 +216,13 @@ EncryptedSession::EncryptedSession(const model::Graph& g, const plan::Parameters
   plan::ScheduleOptions so;
   so.streaming = options.streaming;
   if (options.store) so.tile_bytes = options.store->tile_bytes();  // else the private store's
+  const bool one_process = !options.peers || options.peers->size() <= 1;
+  if (so.streaming && options.cut_segments && options.store && options.store->tiered() && one_process) {
+    plan::FootprintOptions fo;
+    fo.limb_words = options.limb_words;
+    cuts = plan::choose_segment_cuts(g, parameters, so, options.store->options().dram_budget, fo);
+    so.segment_starts = cuts.segment_starts;
+  }
   executor = std::make_unique<EncryptedExecutor>(g, plan::make_plan(g, parameters, so), context,
                                                  client->evaluation_keys(), std::move(options));
 }

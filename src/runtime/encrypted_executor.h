@@ -42,6 +42,7 @@
 #include "runtime/local_client.h"
 #include "runtime/plain_tensor.h"
 #include "runtime/run_observer.h"
+#include "plan/segment_cuts.h"
 #include "runtime/peers.h"
 #include "runtime/run_stats.h"
 
@@ -65,6 +66,15 @@ struct EncryptedRunOptions {
   /// EncryptedSession only: plan with streaming across layers (plan::ScheduleOptions).
   /// Costs one client round per band of a client-aided node instead of one per chunk.
   bool streaming = false;
+  /// EncryptedSession only: words of stored limbs (64, or 32 when the store packs them),
+  /// for the byte counts that choose where a streamed schedule is cut under a tiered
+  /// store's DRAM budget (plan/segment_cuts.h; single-process runs only).
+  int limb_words = 64;
+  /// EncryptedSession only: cut streamed segments for a tiered store's DRAM budget
+  /// (plan/segment_cuts.h). Off by default: it pays where the windows exceed the budget
+  /// many times over (ResNet-50 at 224×224) and not yet where they exceed it a little
+  /// (docs/performance.md).
+  bool cut_segments = false;
   /// Called after every band and node, after the built-in ones (must outlive the runs).
   std::vector<RunObserver*> observers;
   /// Writes checkpoints at step boundaries (runtime/checkpoint.h; must outlive the runs).
@@ -133,6 +143,9 @@ struct EncryptedSession {
   ckks::ContextPtr context;
   std::unique_ptr<LocalClient> client;
   std::unique_ptr<EncryptedExecutor> executor;
+  /// Where the streamed schedule was cut for the store's DRAM budget (empty
+  /// segment_starts: not cut; see EncryptedRunOptions::limb_words).
+  plan::SegmentCuts cuts;
 
   /// Runs `count` samples stored batch-major (single-input, single-output graph) in
   /// chunks of min(chunk, capacity) samples; returns the outputs batch-major. Takes the

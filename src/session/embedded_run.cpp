@@ -64,7 +64,7 @@ std::string run_digest(const std::string& model_path, const std::vector<double>&
   return runtime::file_sha256(model_path) + " " + bytes_sha256(values) + " " + std::to_string(count) + " " + o.params +
          " " + o.packing + " " + o.round_masks + " " + o.privacy + " " + std::to_string(o.allow_unmasked_rounds) +
          std::to_string(o.check) + " " + std::to_string(o.scale_bits) + " " + std::to_string(o.batch) + " " +
-         std::to_string(o.dram_budget) + " " + o.streaming + " " + o.limb_words + " " + std::to_string(o.insecure_n) +
+         std::to_string(o.dram_budget) + " " + o.streaming + " " + std::to_string(o.segment_cuts) + " " + o.limb_words + " " + std::to_string(o.insecure_n) +
          " " + std::to_string(o.groups);
 }
 
@@ -236,6 +236,8 @@ EmbeddedRunResult run_embedded(const std::string& model_path, std::vector<double
   ro.store = &store;
   ro.monitor = &monitor;
   ro.streaming = streaming;
+  ro.limb_words = limb_words;
+  ro.cut_segments = o.segment_cuts;
 #ifdef HEINFER_TEST_HOOKS
   // Test hook (crash safety): HEINFER_KILL_AFTER_NODE=k kills the process after node k.
   if (const char* kill = std::getenv("HEINFER_KILL_AFTER_NODE")) ro.kill_after_node = std::atoi(kill);
@@ -284,6 +286,16 @@ EmbeddedRunResult run_embedded(const std::string& model_path, std::vector<double
   runtime::EncryptedSession session(g, plan, ro, secret ? &*secret : nullptr);
   secret.reset();
   say(o.log, "context: %s\n", session.context->describe().c_str());
+  if (!session.cuts.segment_starts.empty()) {
+    std::string at;
+    for (std::int64_t c : session.cuts.segment_starts) at += " " + g.nodes[static_cast<std::size_t>(c)].name;
+    say(o.log, "streaming: %zu cuts for the DRAM budget (hot peak %s -> %s; %s of crossing tensors written to the tier "
+                "once; predicted tier writes %s -> %s), segments start at%s\n",
+                session.cuts.segment_starts.size(), format_bytes(session.cuts.uncut_hot_peak_bytes).c_str(),
+                format_bytes(session.cuts.hot_peak_bytes).c_str(), format_bytes(session.cuts.crossing_bytes).c_str(),
+                format_bytes(session.cuts.uncut_tier_writes).c_str(), format_bytes(session.cuts.tier_writes).c_str(),
+                at.c_str());
+  }
   if (limb_words == 32) store.pack_words(session.context);
   const double setup_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_plan).count();
   const std::int64_t capacity = plan.capacity();

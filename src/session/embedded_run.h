@@ -33,6 +33,8 @@ struct EmbeddedRunOptions {
   std::int64_t batch = 0;                  ///< samples per encrypted batch; 0: one ciphertext's slots
   std::int64_t dram_budget = 0;            ///< bytes of ciphertexts kept in DRAM; 0: no budget
   std::string streaming = "auto";          ///< auto (under a budget) | on | off
+  /// Tiered streamed runs: cut segments for the DRAM budget (plan/segment_cuts.h).
+  bool segment_cuts = false;
   std::string pmem_dir;                    ///< directory of the secondary tier (needs dram_budget)
   std::int64_t pmem_max = 0;               ///< size limit of the tier in bytes; 0: the filesystem's
   std::string limb_words = "auto";         ///< 32 | 64 | auto (32 under a DRAM budget)

@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "memory/bytes.h"
+#include "memory/ciphertext_store.h"
 #include "memory/process_memory.h"
 #include "model/analysis.h"
 #include "model/error.h"
@@ -17,6 +18,7 @@
 #include "plan/encrypted_plan.h"
 #include "plan/footprint.h"
 #include "plan/refresh_rounds.h"
+#include "plan/segment_cuts.h"
 #include "ring/random.h"
 #include "runtime/calibration.h"
 #include "runtime/cost_calibration.h"
@@ -209,6 +211,12 @@ nlohmann::json predict_run(model::Graph& g, const model::LoadOptions& lo, const 
   const plan::FootprintEstimate f = plan::predict_footprint(g, ep, fo);
   plan::ScheduleOptions streaming;
   streaming.streaming = true;
+  plan::SegmentCuts cuts;
+  if (o.dram_budget > 0) {  // as a tiered `run --dram-budget` plans
+    streaming.tile_bytes = memory::tile_bytes_for_budget(o.dram_budget);
+    cuts = plan::choose_segment_cuts(g, plan, streaming, o.dram_budget, fo);
+    streaming.segment_starts = cuts.segment_starts;
+  }
   const plan::FootprintEstimate fs = plan::predict_footprint(g, plan::make_plan(g, plan, streaming), fo);
   plan::CostCalibration c;  // --no-time: all unit costs 0
   c.threads = omp_get_max_threads();
@@ -267,6 +275,19 @@ nlohmann::json predict_run(model::Graph& g, const model::LoadOptions& lo, const 
                                                            : std::string(part.tensor < 0 ? "" : " whole");
     say(o.out, "    %10s  %s%s\n", format_bytes(part.bytes).c_str(), what.c_str(), rows.c_str());
   }
+  if (o.dram_budget > 0) {
+    say(o.out, "  DRAM budget %s (tiles of <= %s): needed in DRAM at once %s (the hot peak; %s without cuts), "
+                "%zu segment cuts, %s of crossing tensors written to the tier once; predicted tier writes %s (%s "
+                "without cuts)\n",
+                format_bytes(o.dram_budget).c_str(), format_bytes(streaming.tile_bytes).c_str(),
+                format_bytes(fs.hot_peak_bytes).c_str(), format_bytes(cuts.uncut_hot_peak_bytes).c_str(),
+                cuts.segment_starts.size(), format_bytes(cuts.crossing_bytes).c_str(),
+                format_bytes(cuts.tier_writes).c_str(), format_bytes(cuts.uncut_tier_writes).c_str());
+    for (std::int64_t c : cuts.segment_starts) {
+      say(o.out, "    segment from node %lld (%s)\n", static_cast<long long>(c),
+                  g.nodes[static_cast<std::size_t>(c)].name.c_str());
+    }
+  }
   say(o.out, "  keys        %s, weights %s\n", format_bytes(f.key_bytes).c_str(),
               format_bytes(f.weight_bytes).c_str());
   say(o.out, "  total       %s (%lld bytes)\n", format_bytes(f.total_bytes()).c_str(),
@@ -315,6 +336,11 @@ nlohmann::json predict_run(model::Graph& g, const model::LoadOptions& lo, const 
         {"peak_streamed_bytes", fs.peak_bytes},
         {"peak_streamed_node", fs.peak_node},
         {"total_streamed_bytes", fs.total_bytes()},
+        {"hot_streamed_bytes", fs.hot_peak_bytes},
+        {"dram_budget", o.dram_budget},
+        {"segment_starts", cuts.segment_starts},
+        {"crossing_bytes", cuts.crossing_bytes},
+        {"predicted_tier_writes", cuts.tier_writes},
         {"tiers", {{"dram", f.total_bytes()}, {"pmem", 0}}}}},
       {"layers", layers}};
   auto parts = nlohmann::json::array();  // what the streamed peak holds, largest first

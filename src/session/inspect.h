@@ -33,6 +33,9 @@ struct InspectOptions {
   bool no_time = false;  ///< memory only: skip the time calibration
   int limb_words = 64;   ///< stored limbs (plan::FootprintOptions::limb_words)
   int max_prime_bits = 49;  ///< plan::ParameterOptions::max_prime_bits
+  /// > 0: the streamed prediction is that of a tiered run with this DRAM budget in bytes
+  /// (its tiles, and the segment cuts it makes: plan/segment_cuts.h).
+  std::int64_t dram_budget = 0;
   int ranks = 0;  ///< > 0: also predict a distributed run on 1, 2, 4, ..., `ranks` ranks (session/inspect_ranks.h)
   double link_bytes_per_second = 1.25e9;  ///< the link model of that prediction (plan::LinkModel)
   double link_latency_seconds = 50e-6;

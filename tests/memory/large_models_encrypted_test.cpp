@@ -15,7 +15,7 @@ INSTANTIATE_TEST_SUITE_P(LargeModels, LargeModelsEncrypted,
                          ::testing::Values(Case{"mobilenet_v2", "0.35", "2M", 2 << 20, 25, "", "64"},
                                            // Random-weight ResNet-50 activations reach ~2^7 (2^12 more
                                            // when masked): Δ = 2^28 keeps the base modulus at 58 bits.
-                                           Case{"resnet50", "1.0", "8M", 8 << 20, 30, "--scale-bits 28", "64"}),
+                                           Case{"resnet50", "1.0", "5M", 5 << 20, 30, "--scale-bits 28", "64"}),
                          [](const auto& info) { return info.param.arch; });
 
 }  // namespace

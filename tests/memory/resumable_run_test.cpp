@@ -174,6 +174,16 @@ TEST_F(ResumableRun, AMismatchedOrTamperedCheckpointIsRefused) {
   r = run("out.npy", "--resume '" + ck.string() + "'");
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.output.find("does not match this plan"), std::string::npos) << r.output;
+  // A checkpoint of another schedule (as another budget would cut and band it).
+  const auto digest = text.find("\"schedule_sha256\": \"");
+  ASSERT_NE(digest, std::string::npos) << text;
+  tampered = text;
+  char& d = tampered[digest + 20];
+  d = d == '0' ? '1' : '0';
+  std::ofstream(manifest, std::ios::trunc) << tampered;
+  r = run("out.npy", "--resume '" + ck.string() + "'");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("follows another schedule"), std::string::npos) << r.output;
   std::ofstream(manifest, std::ios::trunc) << text;
   // A state file cut short.
   std::string state;

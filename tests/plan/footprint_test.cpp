@@ -377,6 +377,44 @@ TEST(Footprint, StreamingLowersThePeakOfAConvChain) {
   EXPECT_EQ(one_band.peak_bytes, predict(g, plan, o).peak_bytes);
 }
 
+// What a tiered run needs in DRAM (hot_peak_bytes): all of the peak without streaming;
+// with streaming, at most the peak; with a cut, not the tensor crossing it (computed
+// whole, read only by the next segment), which the peak of live bytes still holds.
+TEST(Footprint, HotPeakLeavesTheTensorCrossingACutOut) {
+  const model::Graph g = conv_chain(32);
+  const auto plan = small_plan(g);
+  Options o;
+  o.tile_bytes = cts(8, 2);
+  const auto whole = predict(g, plan, o);
+  EXPECT_EQ(whole.hot_peak_bytes, whole.peak_bytes);
+  for (const auto& nf : whole.nodes) EXPECT_EQ(nf.hot_bytes, nf.live_bytes);
+  o.streaming = true;
+  const auto uncut = predict(g, plan, o);
+  EXPECT_GT(uncut.hot_peak_bytes, 0);
+  EXPECT_LE(uncut.hot_peak_bytes, uncut.peak_bytes);
+  // Nodes: c0 r0 c1 r1 c2 r2 c3 r3 gap flatten gemm; cut before c2: r1 crosses.
+  ASSERT_EQ(g.nodes[4].op, model::OpType::Conv);
+  ASSERT_EQ(g.nodes[3].op, model::OpType::Relu);
+  const std::int64_t crossing = uncut.nodes[3].output_bytes;
+  ASSERT_GT(crossing, 0);
+  o.segment_starts = {4};
+  const auto cut = predict(g, plan, o);
+  EXPECT_GE(cut.peak_bytes, crossing) << "the crossing tensor exists whole";
+  EXPECT_LT(cut.hot_peak_bytes, crossing) << "and is not counted as hot";
+  EXPECT_LE(cut.hot_peak_bytes, cut.peak_bytes);
+  std::int64_t hot_max = 0;
+  for (std::size_t k = 0; k < g.nodes.size(); ++k) {
+    EXPECT_LE(cut.nodes[k].hot_bytes, cut.nodes[k].live_bytes) << g.nodes[k].name;
+    hot_max = std::max(hot_max, cut.nodes[k].hot_bytes);
+  }
+  EXPECT_EQ(hot_max, cut.hot_peak_bytes);
+  std::printf("conv chain 32x32 streamed: peak %lld / hot %lld bytes uncut; cut before c2: peak %lld / hot %lld "
+              "(crossing tensor %lld)\n",
+              static_cast<long long>(uncut.peak_bytes), static_cast<long long>(uncut.hot_peak_bytes),
+              static_cast<long long>(cut.peak_bytes), static_cast<long long>(cut.hot_peak_bytes),
+              static_cast<long long>(crossing));
+}
+
 TEST(Footprint, StreamingChangesNothingWithoutStreamableNodes) {
   test::ModelBuilder b;  // x [32] -> Gemm -> Relu -> Gemm: no [C, H, W] activation
   b.input("x", {32}).output("y");

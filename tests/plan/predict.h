@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "plan/encrypted_plan.h"
 #include "plan/footprint.h"
@@ -12,6 +13,7 @@ namespace heinfer::test {
 struct Options : plan::FootprintOptions {
   std::int64_t tile_bytes = std::int64_t{1} << 30;
   bool streaming = false;
+  std::vector<std::int64_t> segment_starts;  ///< ScheduleOptions::segment_starts
 };
 
 /// A footprint with the plan it was predicted from (kinds, levels, round counts).
@@ -24,6 +26,7 @@ inline Predicted predict(const model::Graph& g, const plan::Parameters& paramete
   plan::ScheduleOptions so;
   so.tile_bytes = o.tile_bytes;
   so.streaming = o.streaming;
+  so.segment_starts = o.segment_starts;
   Predicted out;
   out.plan = plan::make_plan(g, parameters, so);
   static_cast<plan::FootprintEstimate&>(out) = plan::predict_footprint(g, out.plan, o);

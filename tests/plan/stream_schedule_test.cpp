@@ -237,12 +237,13 @@ struct Replay {
 };
 
 /// Segments restated from the spec: maximal runs of >= 2 consecutive streamable nodes.
-std::vector<std::int64_t> segments_of(const std::vector<bool>& streamable) {
+std::vector<std::int64_t> segments_of(const std::vector<bool>& streamable, const std::vector<std::int64_t>& cuts) {
   std::vector<std::int64_t> seg(streamable.size(), -1);
+  auto is_cut = [&](std::size_t e) { return std::find(cuts.begin(), cuts.end(), static_cast<std::int64_t>(e)) != cuts.end(); };
   std::size_t k = 0;
   while (k < streamable.size()) {
     std::size_t e = k;
-    while (e < streamable.size() && streamable[e]) ++e;
+    while (e < streamable.size() && streamable[e] && (e == k || !is_cut(e))) ++e;
     if (e - k >= 2) {
       for (std::size_t j = k; j < e; ++j) seg[j] = static_cast<std::int64_t>(k);
     }
@@ -257,15 +258,15 @@ std::vector<std::int64_t> segments_of(const std::vector<bool>& streamable) {
 /// measured after each step's output band exists and before its releases.
 ::testing::AssertionResult check_schedule(const Graph& g, const std::vector<bool>& streamable,
                                           const std::vector<StreamStep>& steps, std::int64_t band_elements,
-                                          Replay* replay = nullptr) {
+                                          Replay* replay = nullptr, const std::vector<std::int64_t>& cuts = {}) {
   auto fail = [](std::size_t i) { return ::testing::AssertionFailure() << "step " << i << ": "; };
   const std::size_t nodes = g.nodes.size();
-  const auto seg = segments_of(streamable);
+  const auto seg = segments_of(streamable, cuts);
   std::vector<std::int64_t> producer(g.tensors.size(), -1);
   for (std::size_t k = 0; k < nodes; ++k) producer[static_cast<std::size_t>(g.nodes[k].outputs[0])] = static_cast<std::int64_t>(k);
   const auto readers = model::consumers(g);
-  // Released row by row: all readers in one segment, no graph output, and produced in
-  // that segment or whole before it (a graph input, an earlier node's output).
+  // Released row by row: all readers in one segment, no graph output (produced in that
+  // segment, or whole before it: a graph input, an earlier node's or segment's output).
   auto internal = [&](TensorId t) {
     const auto& rs = readers[static_cast<std::size_t>(t)];
     if (rs.empty() || !is_data(g, t) || !chw(g, t) || model::is_graph_output(g, t)) return false;
@@ -274,12 +275,12 @@ std::vector<std::int64_t> segments_of(const std::vector<bool>& streamable) {
     for (int c : rs) {
       if (seg[static_cast<std::size_t>(c)] != s0) return false;
     }
-    const std::int64_t p = producer[static_cast<std::size_t>(t)];
-    return p < 0 || seg[static_cast<std::size_t>(p)] < 0 || seg[static_cast<std::size_t>(p)] == s0;
+    return true;
   };
   std::vector<std::int64_t> produced(g.tensors.size(), 0), released(g.tensors.size(), 0);
   std::vector<bool> complete(g.tensors.size(), false), alive(g.tensors.size(), false), freed(g.tensors.size(), false);
   std::vector<int> firsts(nodes, 0), lasts(nodes, 0);
+  std::vector<bool> started(nodes, false);
   const auto free_after = model::activations_to_free(g);
   std::int64_t live = 0, peak = 0, streamed_steps = 0;
   auto live_of = [&](TensorId t) {
@@ -306,6 +307,12 @@ std::vector<std::int64_t> segments_of(const std::vector<bool>& streamable) {
     if (lasts[k] > 0) return fail(i) << n.name << " runs after its last step";
     if (freed[oi]) return fail(i) << n.name << " computes rows of its output after it was freed";
     if (s.streamed != (seg[k] >= 0)) return fail(i) << n.name << " streamed = " << s.streamed << ", segment " << seg[k];
+    if (s.segment != seg[k]) return fail(i) << n.name << " in segment " << s.segment << ", expected " << seg[k];
+    // Segments run one after the other: none resumes once another step ran after it.
+    if (i > 0 && s.segment >= 0 && steps[i - 1].segment != s.segment && started[static_cast<std::size_t>(s.segment)]) {
+      return fail(i) << n.name << ": segment " << s.segment << " resumes after other steps";
+    }
+    if (s.segment >= 0) started[static_cast<std::size_t>(s.segment)] = true;
     // Inputs: which rows the step reads, and whether they are there.
     for (std::size_t j = 0; j < n.inputs.size(); ++j) {
       const TensorId t = n.inputs[j];
@@ -526,9 +533,10 @@ std::vector<runtime::PlainTensor> random_inputs(const Graph& g, std::int64_t bat
 /// The streamed plaintext run (poisoned with +inf, then NaN: Relu/MaxPool drop NaN,
 /// Clip drops +inf) equals run_plain.
 void expect_streamed_run_matches(const Graph& g, const std::vector<bool>& streamable, std::int64_t band_elements,
-                                 std::int64_t batch) {
+                                 std::int64_t batch, const std::vector<std::int64_t>& cuts = {}) {
   plan::StreamOptions o;
   o.band_elements = band_elements;
+  o.segment_starts = cuts;
   const auto steps = plan::stream_schedule(g, streamable, o);
   const auto inputs = random_inputs(g, batch, 17);
   const auto ref = runtime::run_plain(g, inputs);
@@ -692,6 +700,78 @@ TEST(StreamSchedule, SyntheticGraphsRunBandByBand) {
   }
 }
 
+/// Node indices c with c and c - 1 in one segment of `streamable` (where a cut splits one).
+std::vector<std::int64_t> inner_nodes(const std::vector<bool>& streamable) {
+  const auto seg = segments_of(streamable, {});
+  std::vector<std::int64_t> out;
+  for (std::size_t c = 1; c < seg.size(); ++c) {
+    if (seg[c] >= 0 && seg[c] == seg[c - 1]) out.push_back(static_cast<std::int64_t>(c));
+  }
+  return out;
+}
+
+/// Cut schedules (StreamOptions::segment_starts): every single cut, every other inner
+/// node and all of them, valid and equal to the plaintext run; a tensor crossing a cut is
+/// computed whole before the next segment reads it and released there row by row.
+void expect_cut_schedules_valid(const std::string& name, const Graph& g, const std::vector<bool>& streamable,
+                                bool run) {
+  const auto inner = inner_nodes(streamable);
+  ASSERT_FALSE(inner.empty()) << name;
+  std::vector<std::vector<std::int64_t>> cut_sets;
+  for (std::int64_t c : inner) cut_sets.push_back({c});
+  std::vector<std::int64_t> every_other;
+  for (std::size_t i = 0; i < inner.size(); i += 2) every_other.push_back(inner[i]);
+  cut_sets.push_back(every_other);
+  cut_sets.push_back(inner);
+  for (const auto& cuts : cut_sets) {
+    std::string text;
+    for (std::int64_t c : cuts) text.append(" ").append(std::to_string(c));
+    for (std::int64_t band : {std::int64_t{1}, std::int64_t{16}}) {
+      plan::StreamOptions o;
+      o.band_elements = band;
+      o.segment_starts = cuts;
+      const auto steps = plan::stream_schedule(g, streamable, o);
+      EXPECT_TRUE(check_schedule(g, streamable, steps, band, nullptr, cuts)) << name << ", cuts" << text;
+      // The tensor crossing a single cut whose readers all follow it goes row by row.
+      if (cuts.size() == 1 && band == 1) {
+        const auto c = static_cast<std::size_t>(cuts[0]);
+        const TensorId t = g.nodes[c - 1].outputs[0];
+        const auto readers = model::consumers(g)[static_cast<std::size_t>(t)];
+        const auto seg = segments_of(streamable, cuts);
+        const bool after = seg[c] >= 0 && !readers.empty() && std::all_of(readers.begin(), readers.end(), [&](int r) {
+          return seg[static_cast<std::size_t>(r)] == seg[c];
+        });
+        if (after && chw(g, t) && !model::is_graph_output(g, t)) {
+          std::size_t releases = 0;
+          for (const auto& st : steps) {
+            for (const auto& [rt, r] : st.release) {
+              if (rt != t) continue;
+              ++releases;
+              EXPECT_EQ(st.segment, seg[c]) << name << ": " << g.tensors[static_cast<std::size_t>(t)].name
+                                            << " released before the cut";
+            }
+          }
+          // Row by row where the reader's window moves on before the last band.
+          EXPECT_GE(releases, rows(g, t) >= 8 ? 2u : 1u) << name << ": " << g.tensors[static_cast<std::size_t>(t)].name
+                                                         << " crossing cut " << c << " is not released row by row";
+        }
+      }
+    }
+    if (run) expect_streamed_run_matches(g, streamable, 5, 2, cuts);
+  }
+  plan::StreamOptions bad;
+  bad.segment_starts = {static_cast<std::int64_t>(g.nodes.size())};
+  EXPECT_THROW(plan::stream_schedule(g, streamable, bad), std::invalid_argument);
+}
+
+TEST(StreamSchedule, CutsSplitSegments) {
+  for (const auto& [name, g] : std::vector<std::pair<std::string, Graph>>{
+           {"residual", residual_net()}, {"broken", broken_net()}, {"strided", strided_chain()}}) {
+    expect_cut_schedules_valid(name, g, all_mappable(g), true);
+    expect_cut_schedules_valid(name, g, plan::streamable_nodes(g), true);
+  }
+}
+
 // ---------------------------------------------------------------------------------
 // Real models
 // ---------------------------------------------------------------------------------
@@ -796,6 +876,25 @@ TEST_F(StreamLargeModels, SchedulesAreValidAndBoundMemory) {
     RecordProperty(c.arch + "_" + std::to_string(c.res) + "_streamed", std::to_string(streamed));
     EXPECT_LE(ratio, c.max_ratio) << c.arch << " " << c.res;
   }
+}
+
+TEST_F(StreamLargeModels, CutSchedulesOfResNet50AreValid) {
+  const Graph g = load("resnet50", "1.0", 32);
+  const auto enc = plan::streamable_nodes(g);
+  // Every block's first conv starts a segment (the cuts plan/segment_cuts.h chooses
+  // under a tight budget), and every single cut is valid too.
+  std::vector<std::int64_t> blocks;
+  for (std::size_t k = 1; k < g.nodes.size(); ++k) {
+    if (g.nodes[k].name.find("conv1/Conv") != std::string::npos && g.nodes[k].name.find("layer") != std::string::npos) {
+      blocks.push_back(static_cast<std::int64_t>(k));
+    }
+  }
+  ASSERT_EQ(blocks.size(), 16u);
+  plan::StreamOptions o;
+  o.band_elements = 45;
+  o.segment_starts = blocks;
+  EXPECT_TRUE(check_schedule(g, enc, plan::stream_schedule(g, enc, o), 45, nullptr, blocks));
+  expect_cut_schedules_valid("resnet50", g, enc, false);
 }
 
 TEST_F(StreamLargeModels, MobileNetV2RunsBandByBand) {

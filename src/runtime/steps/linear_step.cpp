@@ -82,7 +82,12 @@ void run_linear_step(RunState& run, StepIO& s) {
   // Several tiles, or the bands of a node whose windows overlap (a 3x3 conv reads each
   // input row in three bands), would each expand the compact inputs they read into
   // temporaries: expand them once, in the store (accounted, within the budget or in the
-  // tier), instead.
+  // tier), instead. Not for bands under a DRAM budget: a depth-first segment holds the
+  // windows of every layer at once, and expanded (c1 regenerated, 32-bit words unpacked:
+  // up to 4 times their stored bytes) they would overflow the budget and cycle through
+  // the tier; the band expands the rows it reads (ExpansionCache: once for all its tiles,
+  // an input row once per band that reads it) instead.
+  const bool band_under_budget = s.st.streamed && run.store.options().dram_budget > 0;
   bool overlap = false;
   if (s.st.streamed) {
     for (std::size_t i = 0; i < n.inputs.size(); ++i) {
@@ -91,7 +96,7 @@ void run_linear_step(RunState& run, StepIO& s) {
       overlap = overlap || (m && !m->all && m->extent > m->stride);
     }
   }
-  if (tiles.size() > 1 || overlap) run.store.expand(s.in_groups, run.ctx);
+  if ((tiles.size() > 1 || overlap) && !band_under_budget) run.store.expand(s.in_groups, run.ctx);
   for (const auto& tile : tiles) {
     be.tile = &tile;
     if (!square && be.rescale) {
