@@ -11,6 +11,7 @@
 # Environment: BUDGET_<name> overrides a case's --dram-budget (e.g. BUDGET_resnet50_64=6G),
 # THREADS (default 2), BATCH (default 2048), MASKS (--round-masks: per-window, the default,
 # or per-sample, which runs with real packing), LIMB_WORDS (--limb-words: auto, the default, 32 or 64),
+# SEGMENT_CUTS=on cuts streamed segments for the budget (`run --segment-cuts`, docs/memory.md),
 # CHECKPOINT (seconds between checkpoints; default 1800 for the 224x224 cases, 0 = none for
 # the others). With checkpoints a case is resumable: run the script again after a crash, a
 # reboot or the end of a session and it continues from WORK_DIR/<case>/ck; the JSON line
@@ -25,6 +26,7 @@ CASES=${3:-"mobilenet_v2_0.35_96 mobilenet_v2_1.0_96 resnet50_64"}
 THREADS=${THREADS:-2}
 BATCH=${BATCH:-2048}
 MASKS=${MASKS:-per-window}
+SEGMENT_CUTS=${SEGMENT_CUTS:-off}
 LIMB_WORDS=${LIMB_WORDS:-auto}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 HEINFER=$(cd "$BUILD" && pwd)/heinfer
@@ -61,7 +63,7 @@ for c in $CASES; do
   # shellcheck disable=SC2086 # $resume is several options
   OMP_NUM_THREADS=$THREADS "$HEINFER" run "$dir/model.onnx" --input "$dir/x.npy" --output "$dir/y.npy" \
     --threads "$THREADS" --dram-budget "$budget" --pmem-dir "$dir/tier" --profile "$dir/profile.json" \
-    --round-masks "$MASKS" --limb-words "$LIMB_WORDS" --check $resume \
+    --round-masks "$MASKS" --limb-words "$LIMB_WORDS" --segment-cuts "$SEGMENT_CUTS" --check $resume \
     >> "$dir/run.log" 2>&1 || { echo "{\"case\": \"$c\", \"error\": \"see $dir/run.log (with checkpoints: run again to resume)\"}"; continue; }
   /usr/bin/python3 - "$dir/profile.json" "$c" "$budget" "$BATCH" "$anchor" "$MASKS" "$dir/run.log" <<'PY'
 import json, re, sys
