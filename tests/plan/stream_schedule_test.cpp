@@ -6,7 +6,8 @@
 //    and ResNet-50 exported by tools/export_torchvision.py) replayed by an independent
 //    checker: reads only produced, unreleased, unfreed rows; every node completed once in
 //    contiguous bands; releases only produced rows; internal tensors end fully released;
-//    whole nodes in graph order after their inputs;
+//    whole nodes in graph order after their inputs; with cuts (segment_starts), segments
+//    one after the other and crossing tensors whole before their readers;
 //  - the replay's peak of live elements against model::peak_live_elements;
 //  - the plaintext model executed band by band following the schedule, released and
 //    unproduced rows poisoned, against runtime::run_plain.
