@@ -193,15 +193,36 @@ void EncryptedBackend::flush(Tensor& y, std::vector<Acc>& accs) const {
     if (!a.cts.empty()) size = std::max(size, a.cts[0]->size());
   }
   // Outputs reading the same input list (all outputs of a dense Gemm, the channels of a
-  // convolution at one position) are evaluated together (ring::detail::multi_dot).
-  std::vector<std::vector<std::size_t>> groups;
+  // convolution at one position) are evaluated together (ring::detail::multi_dot). A
+  // residual-fused convolution adds one term of its own to each output (ResNet's Add, the
+  // kernel's last term): outputs whose lists differ only there are grouped by the rest,
+  // and each member's own term joins its sums in the same kernel (multi_dot's `own`).
+  struct Group {
+    std::vector<std::size_t> members;
+    std::size_t shared = 0;  ///< leading terms read by every member
+  };
+  std::vector<Group> groups;
   {
-    std::map<std::vector<const ckks::Ciphertext*>, std::size_t> index;
+    std::map<std::vector<const ckks::Ciphertext*>, std::size_t> index, prefixes;
+    std::vector<std::vector<std::size_t>> whole;
     for (std::size_t j = 0; j < accs.size(); ++j) {
       if (accs[j].cts.empty()) continue;
-      auto [it, fresh] = index.try_emplace(accs[j].cts, groups.size());
-      if (fresh) groups.emplace_back();
-      groups[it->second].push_back(j);
+      auto [it, fresh] = index.try_emplace(accs[j].cts, whole.size());
+      if (fresh) whole.emplace_back();
+      whole[it->second].push_back(j);
+    }
+    for (auto& members : whole) {
+      const auto& cts = accs[members[0]].cts;
+      if (members.size() > 1 || cts.size() < 2) {
+        groups.push_back({std::move(members), cts.size()});
+        continue;
+      }
+      auto [it, fresh] = prefixes.try_emplace(std::vector(cts.begin(), cts.end() - 1), groups.size());
+      if (fresh) groups.push_back({{}, cts.size() - 1});
+      groups[it->second].members.push_back(members[0]);
+    }
+    for (auto& g : groups) {
+      if (g.members.size() == 1) g.shared = accs[g.members[0]].cts.size();
     }
   }
   constexpr std::size_t kTile = 64;
@@ -209,8 +230,9 @@ void EncryptedBackend::flush(Tensor& y, std::vector<Acc>& accs) const {
   const auto tasks = static_cast<std::int64_t>(size * lq * tiles);
 #pragma omp parallel
   {
-    std::vector<const std::uint64_t*> ptrs, scal;
+    std::vector<const std::uint64_t*> ptrs, scal, own;
     std::vector<std::uint64_t*> outp;
+    std::vector<std::uint64_t> own_scal;
 #pragma omp for schedule(dynamic, 1)
     for (std::int64_t t = 0; t < tasks; ++t) {
       const std::size_t tile = static_cast<std::size_t>(t) % tiles;
@@ -218,8 +240,10 @@ void EncryptedBackend::flush(Tensor& y, std::vector<Acc>& accs) const {
       const std::size_t i = pl % lq;
       const std::size_t offset = pl * n + tile * kTile;
       const std::size_t len = std::min(kTile, n - tile * kTile);
+      const ring::Modulus& q = ctx.modulus(i);
       for (std::size_t g = 0; g < groups.size(); ++g) {
-        const auto& members = groups[g];
+        const auto& members = groups[g].members;
+        const std::size_t shared = groups[g].shared;
         const Acc& a = accs[members[0]];
         if (pl / lq >= a.cts[0]->size()) continue;
         // The next group's input lines are fetched while this one computes: a
@@ -227,21 +251,37 @@ void EncryptedBackend::flush(Tensor& y, std::vector<Acc>& accs) const {
         // prefetchers and the kernel's own pass prefetch (conv of CryptoNets on Zen 3:
         // median 2.03 -> 1.82 s).
         if (g + 1 < groups.size()) {
-          for (const ckks::Ciphertext* c : accs[groups[g + 1][0]].cts) {
+          const Group& next = groups[g + 1];
+          for (const ckks::Ciphertext* c : accs[next.members[0]].cts) {
             if (pl / lq < c->size()) ring::detail::prefetch(c->limb(pl / lq, i) + tile * kTile, len);
           }
+          for (std::size_t m = 1; m < next.members.size(); ++m) {
+            const Acc& b = accs[next.members[m]];
+            if (b.cts.size() > next.shared) ring::detail::prefetch(b.cts[next.shared]->limb(pl / lq, i) + tile * kTile, len);
+          }
         }
-        const std::size_t count = a.cts.size();
-        ptrs.resize(count);
+        ptrs.resize(shared);
         // Inputs above the node's level are read through their first limbs.
-        for (std::size_t k = 0; k < count; ++k) ptrs[k] = a.cts[k]->limb(pl / lq, i) + tile * kTile;
+        for (std::size_t k = 0; k < shared; ++k) ptrs[k] = a.cts[k]->limb(pl / lq, i) + tile * kTile;
         scal.resize(members.size());
         outp.resize(members.size());
         for (std::size_t m = 0; m < members.size(); ++m) {
-          scal[m] = residues[members[m]].data() + i * count;
+          scal[m] = residues[members[m]].data() + i * accs[members[m]].cts.size();
           outp[m] = out[members[m]]->data().data() + offset;
         }
-        ring::detail::multi_dot(ptrs.data(), count, scal.data(), members.size(), outp.data(), len, ctx.modulus(i));
+        if (a.cts.size() == shared) {  // no member has a term of its own
+          ring::detail::multi_dot(ptrs.data(), shared, scal.data(), members.size(), outp.data(), len, q);
+          continue;
+        }
+        own.resize(members.size());
+        own_scal.resize(members.size());
+        for (std::size_t m = 0; m < members.size(); ++m) {
+          const Acc& b = accs[members[m]];
+          own[m] = b.cts[shared]->limb(pl / lq, i) + tile * kTile;  // every member has one
+          own_scal[m] = scal[m][shared];
+        }
+        ring::detail::multi_dot(ptrs.data(), shared, scal.data(), members.size(), outp.data(), len, q, own.data(),
+                                own_scal.data());
       }
     }
   }

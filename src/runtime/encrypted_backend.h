@@ -91,8 +91,9 @@ struct EncryptedBackend {
   /// Evaluates the deferred accumulators of a rescaling node into y. For every
   /// (polynomial, limb, tile of 64 coefficients) task, all outputs are accumulated from
   /// the inputs' tiles while those stay in L2, and outputs reading the same input list
-  /// (all outputs of a dense Gemm, the channels of a convolution at one position) share
-  /// each loaded input vector (detail::multi_dot, register-blocked over 4 outputs). The
+  /// (all outputs of a dense Gemm, the channels of a convolution at one position; with a
+  /// fused residual, all but each output's last term) share each loaded input vector
+  /// (detail::multi_dot, register-blocked over 4 outputs). The
   /// arithmetic is that of Evaluator::multiply_scalar_accumulate (one reduction per
   /// coefficient), with inputs read from memory once per node instead of once per
   /// output. Then the bias at the product scale and one rescale per output. Parallel
