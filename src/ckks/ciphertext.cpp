@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <string>
@@ -184,7 +185,11 @@ Ciphertext Ciphertext::from_form(const Form& f, std::span<const uint64_t> words,
   c.packed_ = f.packed;
   if (f.seeded) c.seed_ = f.seed;
   if (c.is_compact()) c.storage_id_ = next_storage_id.fetch_add(1, std::memory_order_relaxed);
-  c.data_ = Storage(words.begin(), words.end(), resource);
+  c.data_ = Storage(resource);
+  c.data_.resize(words.size());  // default-initialized: nothing written yet
+  // A resource may hand back the words' own memory (a resumed run's tier extent,
+  // FileTier::claim): copying them onto themselves would read and dirty every page.
+  if (c.data_.data() != words.data()) std::copy(words.begin(), words.end(), c.data_.begin());
   return c;
 }
 

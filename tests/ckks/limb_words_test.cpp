@@ -2,7 +2,11 @@
 // word, bit-exact round trips, and every reader either refuses or unpacks.
 #include <gtest/gtest.h>
 
+#include <sys/mman.h>
+
 #include <cmath>
+#include <cstring>
+#include <memory_resource>
 #include <sstream>
 
 #include "ckks/serialization.h"
@@ -100,6 +104,39 @@ TEST(LimbWords, SeededCiphertextDropsC1AndPacks) {
   EXPECT_EQ(b.decrypt_packed(a), b.decrypt_packed(c));
   a.expand(*b.ctx);
   EXPECT_EQ(a.data(), full);
+}
+
+// Hands out one read-only region (as FileTier::claim hands a resumed run's extent back):
+// rebuilding a ciphertext over its own words must neither copy nor write them (a write
+// faults).
+class ReadOnlyRegion : public std::pmr::memory_resource {
+ public:
+  explicit ReadOnlyRegion(std::span<const uint64_t> words) : bytes_(words.size_bytes()) {
+    at_ = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    std::memcpy(at_, words.data(), bytes_);
+    ::mprotect(at_, bytes_, PROT_READ);
+  }
+  ~ReadOnlyRegion() override { ::munmap(at_, bytes_); }
+  std::span<const uint64_t> words() const { return {static_cast<const uint64_t*>(at_), bytes_ / sizeof(uint64_t)}; }
+
+ private:
+  void* do_allocate(std::size_t bytes, std::size_t) override {
+    if (bytes != bytes_) throw std::bad_alloc();
+    return at_;
+  }
+  void do_deallocate(void*, std::size_t, std::size_t) override {}
+  bool do_is_equal(const std::pmr::memory_resource& o) const noexcept override { return this == &o; }
+  void* at_;
+  std::size_t bytes_;
+};
+
+TEST(LimbWords, AFormRebuiltOverItsOwnWordsIsNotCopied) {
+  const Bundle& b = mixed();
+  const Ciphertext c = product(b);
+  ReadOnlyRegion region(c.data());
+  const Ciphertext r = Ciphertext::from_form(c.form(), region.words(), *b.ctx, &region);
+  EXPECT_EQ(r.data().data(), region.words().data());
+  EXPECT_EQ(b.decrypt_packed(r), b.decrypt_packed(c));
 }
 
 TEST(LimbWords, AStoredFormIsRebuiltFromItsWordsAndChecked) {
