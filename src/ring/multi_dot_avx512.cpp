@@ -10,12 +10,14 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <optional>
 
 // GCC 12's AVX-512 headers build the unused pass-through operand of masked builtins from
 // _mm512_undefined_epi32(), which -Wmaybe-uninitialized reports inside the header (a
 // known false positive, GCC bug 105593; the other ring/*_avx512.cpp silence it the same way).
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 
 #include "ring/multi_dot.h"
@@ -124,12 +126,93 @@ void block16(const std::uint64_t* const* inputs, std::size_t count, const std::u
   }
 }
 
+/// Primes below 2^31: exact 64-bit products (vpmuludq: one instruction per 8 products,
+/// against two IFMA halves), summed `every` at a time in 64-bit lanes (every·(q-1)^2 <
+/// 2^64) and then split into 32-bit halves lo, hi (below (count + 1)·2^32 each); the
+/// value lo + 2^32·hi goes to the same reduction as the IFMA sums, written as
+/// (lo + 2^32·(hi mod 2^20)) + 2^52·(hi >> 20).
+template <int M>
+void int_block16(const std::uint64_t* const* inputs, std::size_t count, const std::uint64_t* const* scalars,
+                 std::uint64_t* const* out, std::size_t base, const Fold& f, std::size_t every,
+                 const std::uint64_t* const* own, const std::uint64_t* own_scalars) {
+  const __m512i mask32 = _mm512_set1_epi64(0xffffffffLL), mask20 = _mm512_set1_epi64((1LL << 20) - 1);
+  __m512i acc[M][2], lo[M][2], hi[M][2];
+  for (int m = 0; m < M; ++m) {
+    for (int v = 0; v < 2; ++v) acc[m][v] = lo[m][v] = hi[m][v] = _mm512_setzero_si512();
+  }
+  auto split = [&] {
+    for (int m = 0; m < M; ++m) {
+      for (int v = 0; v < 2; ++v) {
+        hi[m][v] = _mm512_add_epi64(hi[m][v], _mm512_srli_epi64(acc[m][v], 32));
+        lo[m][v] = _mm512_add_epi64(lo[m][v], _mm512_and_si512(acc[m][v], mask32));
+        acc[m][v] = _mm512_setzero_si512();
+      }
+    }
+  };
+  for (std::size_t k0 = 0; k0 < count; k0 += every) {
+    const std::size_t k1 = std::min(count, k0 + every);
+    for (std::size_t k = k0; k < k1; ++k) {
+      const std::uint64_t* p = inputs[k] + base;
+      const __m512i x0 = _mm512_loadu_si512(p);
+      const __m512i x1 = _mm512_loadu_si512(p + 8);
+#pragma GCC unroll 4
+      for (int m = 0; m < M; ++m) {
+        const __m512i s = _mm512_set1_epi64(static_cast<long long>(scalars[m][k]));
+        acc[m][0] = _mm512_add_epi64(acc[m][0], _mm512_mul_epu32(x0, s));
+        acc[m][1] = _mm512_add_epi64(acc[m][1], _mm512_mul_epu32(x1, s));
+      }
+    }
+    split();
+  }
+  if (own) {  // one more term per output, in a split of its own
+    for (int m = 0; m < M; ++m) {
+      if (!own[m]) continue;
+      const __m512i s = _mm512_set1_epi64(static_cast<long long>(own_scalars[m]));
+      acc[m][0] = _mm512_mul_epu32(_mm512_loadu_si512(own[m] + base), s);
+      acc[m][1] = _mm512_mul_epu32(_mm512_loadu_si512(own[m] + base + 8), s);
+    }
+    split();
+  }
+  for (int m = 0; m < M; ++m) {
+    std::uint64_t* o = out[m] + base;
+    for (int v = 0; v < 2; ++v) {
+      const __m512i l = _mm512_add_epi64(lo[m][v], _mm512_slli_epi64(_mm512_and_si512(hi[m][v], mask20), 32));
+      _mm512_storeu_si512(o + 8 * v, f.fold(l, _mm512_srli_epi64(hi[m][v], 20)));
+    }
+  }
+}
+
+/// The reduction constants of q, computed once per thread and prime (their 128-bit
+/// divisions would cost as much as a short sum).
+const Fold& fold_for(std::uint64_t q) {
+  thread_local std::optional<Fold> cached;
+  thread_local std::uint64_t cached_q = 0;
+  if (!cached || cached_q != q) {
+    cached.emplace(q);
+    cached_q = q;
+  }
+  return *cached;
+}
+
 }  // namespace
 
 void multi_dot_ifma(const std::uint64_t* const* inputs, std::size_t count, const std::uint64_t* const* scalars,
                     std::size_t outputs, std::uint64_t* const* out, std::size_t len, const Modulus& q,
                     const std::uint64_t* const* own, const std::uint64_t* own_scalars) {
-  const Fold f(q.value);
+  const Fold& f = fold_for(q.value);
+  if (q.value < (std::uint64_t{1} << 31)) {
+    const std::uint64_t r = q.value - 1;
+    const auto every = static_cast<std::size_t>(~std::uint64_t{0} / (r * r));
+    for (std::size_t base = 0; base < len; base += 16) {
+      switch (outputs) {
+        case 4: int_block16<4>(inputs, count, scalars, out, base, f, every, own, own_scalars); break;
+        case 3: int_block16<3>(inputs, count, scalars, out, base, f, every, own, own_scalars); break;
+        case 2: int_block16<2>(inputs, count, scalars, out, base, f, every, own, own_scalars); break;
+        default: int_block16<1>(inputs, count, scalars, out, base, f, every, own, own_scalars); break;
+      }
+    }
+    return;
+  }
   for (std::size_t base = 0; base < len; base += 16) {
     switch (outputs) {
       case 4: block16<4>(inputs, count, scalars, out, base, f, own, own_scalars); break;

@@ -130,6 +130,31 @@ TEST_P(MultiDotPaths, WorstCaseLowHalvesAtTheChunkBound) {
   }
 }
 
+// Primes below 2^31 (exact 64-bit products): every product at its largest, (q - 1)^2, so
+// the 64-bit sums reach their bound between splits (4 terms at 31 bits, 16 at 30).
+TEST_P(MultiDotPaths, LargestProductsOfNarrowPrimes) {
+  SimdGuard guard;
+  if (!select_path(GetParam())) GTEST_SKIP() << missing(GetParam());
+  for (int bits : {31, 30}) {
+    const Modulus q(generate_ntt_primes({bits}, 2048)[0]);
+    for (std::size_t count : {3u, 4u, 5u, 17u, 4097u}) {
+      std::vector<std::uint64_t> in(32, q.value - 1), sc(count, q.value - 1), own(32, q.value - 1);
+      std::vector<std::uint64_t> got(32), want(32);
+      std::vector<const std::uint64_t*> ptrs(count, in.data()), terms(count + 1, in.data());
+      const std::uint64_t* sptr = sc.data();
+      std::uint64_t* optr = got.data();
+      const std::uint64_t* own_ptr = own.data();
+      const std::uint64_t own_sc = q.value - 1;
+      detail::multi_dot(ptrs.data(), count, &sptr, 1, &optr, 32, q, &own_ptr, &own_sc);
+      sc.push_back(own_sc);
+      set_simd_path(SimdPath::Portable);
+      dot_scalar_poly(terms.data(), sc.data(), count + 1, want.data(), 32, q);
+      select_path(GetParam());
+      EXPECT_EQ(got, want) << "bits " << bits << " count " << count;
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Ring, MultiDotPaths, ::testing::ValuesIn(kAllPaths),
                          [](const auto& info) { return path_name(info.param); });
 
