@@ -16,7 +16,8 @@ namespace heinfer::ring::detail {
 /// same values as dot_scalar_poly per output. `own`, when given, adds one term of each
 /// output's own (own[m] null: none), as a residual-fused convolution's Add needs. Uses
 /// AVX-512 IFMA (4 outputs × 16 coefficients per register block; the own terms join the
-/// same sums) when use_ifma(q) and len % 16 == 0; AVX2 + FMA (4 outputs × 8
+/// same sums; for q < 2^31 exact 64-bit products, vpmuludq) when use_ifma(q) and
+/// len % 16 == 0; AVX2 + FMA (4 outputs × 8
 /// coefficients) when use_avx2(q) and len % 4 == 0; else dot_scalar_poly per output.
 void multi_dot(const std::uint64_t* const* inputs, std::size_t count, const std::uint64_t* const* scalars,
                std::size_t outputs, std::uint64_t* const* out, std::size_t len, const Modulus& q,
