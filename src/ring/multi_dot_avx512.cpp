@@ -75,6 +75,25 @@ struct Fold {
   }
 };
 
+/// The terms of M outputs over 16 coefficients from `base`, in runs of at most `run`
+/// terms: term(m, x0, x1, s) for every input k (x0, x1: its two vectors, s: scalars[m][k]
+/// broadcast), then after_run(last) once per run.
+template <int M, class Term, class AfterRun>
+inline void for_each_term(const std::uint64_t* const* inputs, std::size_t count, const std::uint64_t* const* scalars,
+                          std::size_t base, std::size_t run, Term term, AfterRun after_run) {
+  for (std::size_t k0 = 0; k0 < count; k0 += run) {
+    const std::size_t k1 = std::min(count, k0 + run);
+    for (std::size_t k = k0; k < k1; ++k) {
+      const std::uint64_t* p = inputs[k] + base;
+      const __m512i x0 = _mm512_loadu_si512(p);
+      const __m512i x1 = _mm512_loadu_si512(p + 8);
+#pragma GCC unroll 4
+      for (int m = 0; m < M; ++m) term(m, x0, x1, _mm512_set1_epi64(static_cast<long long>(scalars[m][k])));
+    }
+    after_run(k1 == count);
+  }
+}
+
 template <int M>
 void block16(const std::uint64_t* const* inputs, std::size_t count, const std::uint64_t* const* scalars,
              std::uint64_t* const* out, std::size_t base, const Fold& f, const std::uint64_t* const* own,
@@ -83,30 +102,23 @@ void block16(const std::uint64_t* const* inputs, std::size_t count, const std::u
   for (int m = 0; m < M; ++m) {
     for (int v = 0; v < 2; ++v) lo[m][v] = hi[m][v] = _mm512_setzero_si512();
   }
-  for (std::size_t k0 = 0; k0 < count; k0 += kChunk) {
-    if (k0 > 0) {  // carry the sums so far as residues below q
-      for (int m = 0; m < M; ++m) {
-        for (int v = 0; v < 2; ++v) {
-          lo[m][v] = f.fold(lo[m][v], hi[m][v]);
-          hi[m][v] = f.zero;
-        }
-      }
-    }
-    const std::size_t k1 = std::min(count, k0 + kChunk);
-    for (std::size_t k = k0; k < k1; ++k) {
-      const std::uint64_t* p = inputs[k] + base;
-      const __m512i x0 = _mm512_loadu_si512(p);
-      const __m512i x1 = _mm512_loadu_si512(p + 8);
-#pragma GCC unroll 4
-      for (int m = 0; m < M; ++m) {
-        const __m512i s = _mm512_set1_epi64(static_cast<long long>(scalars[m][k]));
+  for_each_term<M>(
+      inputs, count, scalars, base, kChunk,
+      [&](int m, __m512i x0, __m512i x1, __m512i s) {
         lo[m][0] = _mm512_madd52lo_epu64(lo[m][0], x0, s);
         hi[m][0] = _mm512_madd52hi_epu64(hi[m][0], x0, s);
         lo[m][1] = _mm512_madd52lo_epu64(lo[m][1], x1, s);
         hi[m][1] = _mm512_madd52hi_epu64(hi[m][1], x1, s);
-      }
-    }
-  }
+      },
+      [&](bool last) {
+        if (last) return;
+        for (int m = 0; m < M; ++m) {  // carry the sums so far as residues below q
+          for (int v = 0; v < 2; ++v) {
+            lo[m][v] = f.fold(lo[m][v], hi[m][v]);
+            hi[m][v] = f.zero;
+          }
+        }
+      });
   if (own) {  // one more term per output, within the last chunk's bound
     for (int m = 0; m < M; ++m) {
       if (!own[m]) continue;
@@ -149,21 +161,13 @@ void int_block16(const std::uint64_t* const* inputs, std::size_t count, const st
       }
     }
   };
-  for (std::size_t k0 = 0; k0 < count; k0 += every) {
-    const std::size_t k1 = std::min(count, k0 + every);
-    for (std::size_t k = k0; k < k1; ++k) {
-      const std::uint64_t* p = inputs[k] + base;
-      const __m512i x0 = _mm512_loadu_si512(p);
-      const __m512i x1 = _mm512_loadu_si512(p + 8);
-#pragma GCC unroll 4
-      for (int m = 0; m < M; ++m) {
-        const __m512i s = _mm512_set1_epi64(static_cast<long long>(scalars[m][k]));
+  for_each_term<M>(
+      inputs, count, scalars, base, every,
+      [&](int m, __m512i x0, __m512i x1, __m512i s) {
         acc[m][0] = _mm512_add_epi64(acc[m][0], _mm512_mul_epu32(x0, s));
         acc[m][1] = _mm512_add_epi64(acc[m][1], _mm512_mul_epu32(x1, s));
-      }
-    }
-    split();
-  }
+      },
+      [&](bool) { split(); });
   if (own) {  // one more term per output, in a split of its own
     for (int m = 0; m < M; ++m) {
       if (!own[m]) continue;
