@@ -25,7 +25,8 @@ void multi_dot(const std::uint64_t* const* inputs, std::size_t count, const std:
     for (std::size_t m = 0; m < outputs; ++m) dot_scalar_poly(inputs, scalars[m], count, out[m], len, q);
   }
   if (!own) return;
-  std::vector<std::uint64_t> product(len);
+  thread_local std::vector<std::uint64_t> product;
+  product.resize(len);
   for (std::size_t m = 0; m < outputs; ++m) {
     if (!own[m]) continue;
     multiply_scalar_poly(own[m], own_scalars[m], product.data(), len, q);

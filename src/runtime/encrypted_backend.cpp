@@ -257,7 +257,9 @@ void EncryptedBackend::flush(Tensor& y, std::vector<Acc>& accs) const {
           }
           for (std::size_t m = 1; m < next.members.size(); ++m) {
             const Acc& b = accs[next.members[m]];
-            if (b.cts.size() > next.shared) ring::detail::prefetch(b.cts[next.shared]->limb(pl / lq, i) + tile * kTile, len);
+            if (b.cts.size() > next.shared && pl / lq < b.cts[next.shared]->size()) {
+              ring::detail::prefetch(b.cts[next.shared]->limb(pl / lq, i) + tile * kTile, len);
+            }
           }
         }
         ptrs.resize(shared);
